@@ -1,0 +1,1 @@
+"""Episode collections on `datasets`: schema, writer, recorder, generation, captions, text corpus."""

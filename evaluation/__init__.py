@@ -1,0 +1,1 @@
+"""Acting and scoring: the agent, rollouts, expert-normalized scores, tables and plots."""

@@ -1,0 +1,1 @@
+"""One module per ``gato`` subcommand; see ``gato/cli.py``."""

@@ -1,0 +1,1 @@
+"""Tokens → logits and actions: GatoConfig and GatoForCausalLM."""

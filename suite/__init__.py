@@ -1,0 +1,1 @@
+"""The built-in task suite: environments, experts, specs and reference returns."""

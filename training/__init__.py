@@ -1,0 +1,1 @@
+"""The training loop: task mixture, Accelerate/DeepSpeed loop, checkpoints (see the training issue)."""
