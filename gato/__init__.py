@@ -12,6 +12,14 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-from . import processing  # noqa: E402  (after __version__ so submodules may read it)
+from transformers import AutoConfig  # noqa: E402
 
-__all__ = ["__version__", "processing"]
+from . import processing  # noqa: E402
+from .modeling_gato import GatoConfig  # noqa: E402
+
+# --- Auto-class registration (per process; transformers forgets it on exit) -----------------------------
+AutoConfig.register(GatoConfig.model_type, GatoConfig, exist_ok=True)
+# (model registration: the model issue adds GatoModel / GatoForCausalLM here)
+# (processor registration: the processor adds AutoProcessor / AutoImageProcessor / AutoTokenizer here)
+
+__all__ = ["__version__", "processing", "GatoConfig"]

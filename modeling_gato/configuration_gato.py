@@ -1,0 +1,126 @@
+"""Gato model configuration and the paper's size presets (GATO_SPEC.md sections 2 and 6)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from huggingface_hub.dataclasses import strict
+from transformers.configuration_utils import PreTrainedConfig
+
+from gato.processing import token_layout
+
+# GATO_SPEC.md section 6 (appendix C.1), plus a tiny shape for tests and CPU smoke runs.
+PRESETS: dict[str, dict[str, Any]] = {
+    "gato-79m": dict(num_hidden_layers=8, hidden_size=768, num_attention_heads=24, intermediate_size=3072),
+    "gato-364m": dict(num_hidden_layers=12, hidden_size=1536, num_attention_heads=12, intermediate_size=6144),
+    "gato-1.18b": dict(num_hidden_layers=24, hidden_size=2048, num_attention_heads=16, intermediate_size=8192),
+    "gato-tiny": dict(
+        num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=256, resnet_num_groups=8
+    ),
+}
+# The parameter counts the paper states for its sizes (appendix C.1), for comparison in tests and docs.
+PAPER_PARAMETER_COUNTS: dict[str, int] = {"gato-79m": 79_000_000, "gato-364m": 364_000_000, "gato-1.18b": 1_180_000_000}
+
+
+@strict
+class GatoConfig(PreTrainedConfig):
+    r"""Configuration of a Gato model: a decoder-only, pre-norm transformer over Gato's token stream.
+
+    Vocabulary layout and tokenization constants default to the values in
+    ``gato.processing.token_layout`` (the one place the processor keeps them).
+
+    Args:
+        hidden_size: model width (embedding and residual stream size).
+        num_hidden_layers: number of decoder blocks.
+        num_attention_heads: attention heads per block; must divide ``hidden_size``.
+        intermediate_size: hidden size of each block's feed-forward network.
+        hidden_act: activation of the feed-forward network (the paper's blocks use GELU).
+        max_position_embeddings: context length in tokens (the paper's 1024).
+        discrete_layout: where discrete values live in the vocabulary: ``"paper"`` shares ids
+            [0, 1024) with text, ``"shifted"`` gives them their own ids above the separator.
+        vocab_size: size of the token embedding table; derived from ``discrete_layout`` when left unset.
+        text_vocab_size: number of SentencePiece text ids, [0, text_vocab_size).
+        continuous_offset: first token id of continuous value bin 0.
+        continuous_bins: number of uniform bins for continuous values.
+        separator_token_id: id of the ``|`` token between a time step's observation and its action.
+        discrete_offset: first token id of discrete value 0; derived from ``discrete_layout`` when unset.
+        discrete_values: number of discrete values, [0, discrete_values).
+        num_channels: image channels of a patch.
+        patch_size: side of a square image patch in pixels.
+        position_bins: number of quantized bins for patch row / column positions.
+        max_local_positions: observation tokens per time step that get their own learned local
+            position embedding (later ones share the last index).
+        resnet_num_groups: GroupNorm groups in the patch-embedding ResNet v2 block.
+        layer_norm_eps: epsilon of the layer norms.
+        hidden_dropout: dropout on the residual branches and embeddings.
+        attention_dropout: dropout on attention probabilities.
+        initializer_range: standard deviation of the normal weight initialisation.
+        use_cache: return key/value caches from ``forward`` by default.
+        tie_word_embeddings: share the token embedding table with the output layer.
+        pad_token_id / bos_token_id / eos_token_id: the text tokenizer's special ids.
+    """
+
+    model_type = "gato"
+
+    hidden_size: int = 768
+    num_hidden_layers: int = 8
+    num_attention_heads: int = 24
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    max_position_embeddings: int = token_layout.MAX_LENGTH
+    discrete_layout: str = token_layout.DEFAULT_DISCRETE_LAYOUT
+    vocab_size: int | None = None
+    text_vocab_size: int = token_layout.TEXT_VOCAB_SIZE
+    continuous_offset: int = token_layout.CONTINUOUS_OFFSET
+    continuous_bins: int = token_layout.CONTINUOUS_BINS
+    separator_token_id: int = token_layout.SEPARATOR_TOKEN_ID
+    discrete_offset: int | None = None
+    discrete_values: int = token_layout.DISCRETE_VALUES
+    num_channels: int = 3
+    patch_size: int = token_layout.PATCH_SIZE
+    position_bins: int = token_layout.POSITION_BINS
+    max_local_positions: int = token_layout.MAX_LOCAL_POSITIONS
+    resnet_num_groups: int = 32
+    layer_norm_eps: float = 1e-5
+    hidden_dropout: float = 0.0
+    attention_dropout: float = 0.0
+    initializer_range: float = 0.02
+    use_cache: bool = True
+    tie_word_embeddings: bool = True
+    pad_token_id: int | None = token_layout.PAD_TOKEN_ID
+    bos_token_id: int | None = token_layout.BOS_TOKEN_ID
+    eos_token_id: int | list[int] | None = token_layout.EOS_TOKEN_ID
+
+    def __post_init__(self, **kwargs):
+        if self.discrete_offset is None:
+            self.discrete_offset = token_layout.discrete_offset(self.discrete_layout)
+        if self.vocab_size is None:
+            self.vocab_size = token_layout.vocab_size(self.discrete_layout)
+        super().__post_init__(**kwargs)
+
+    def validate_architecture(self):
+        """Checks run by ``@strict`` validation: errors name the field and what was expected."""
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})"
+            )
+        if self.discrete_layout not in token_layout.DISCRETE_LAYOUTS:
+            raise ValueError(f"discrete_layout must be one of {token_layout.DISCRETE_LAYOUTS}, got {self.discrete_layout!r}")
+        needed = max(self.separator_token_id + 1, self.discrete_offset + self.discrete_values)
+        if self.vocab_size < needed:
+            raise ValueError(f"vocab_size ({self.vocab_size}) must be ≥ {needed} for discrete_layout={self.discrete_layout!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "GatoConfig":
+        """A config for a named size (``gato-79m``, ``gato-364m``, ``gato-1.18b``, ``gato-tiny``); keywords override fields."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
+        return cls(**{**copy.deepcopy(PRESETS[name]), **overrides})
+
+
+__all__ = ["GatoConfig", "PRESETS", "PAPER_PARAMETER_COUNTS"]
