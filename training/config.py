@@ -1,0 +1,165 @@
+"""The training run's configuration: a typed dataclass, loadable from YAML and overridable by CLI flags.
+
+Defaults follow GATO_SPEC.md section 7 (AdamW β=(0.9, 0.95), weight decay 0.1, warm-up then cosine
+decay by 10×, clipping 1.0, 25% prompted sequences); sizes and step counts default to something a CPU
+finishes, and the paper's full recipe is a YAML file away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gato.processing import token_layout
+
+
+@dataclass
+class TrainingConfig:
+    """Every knob of a ``gato train`` run.
+
+    Args:
+        preset: model size preset (``GatoConfig.from_preset``), e.g. ``gato-tiny``, ``gato-79m``.
+        model_overrides: ``GatoConfig`` fields that override the preset (e.g. ``{"hidden_size": 128}``).
+        data: folder written by ``gato data generate`` (``datasets.load_from_disk`` gives a ``DatasetDict``).
+        task_weights: sampling weight per dataset name (task, ``captions``, ``text``); datasets not named
+            get ``default_weight``. The paper samples its mixture by weight.
+        default_weight: weight of datasets absent from ``task_weights``.
+        validation_fraction: fraction of each dataset's episodes held out for per-modality validation loss.
+        output_dir: where checkpoints, logs and the final Hub-ready folder go.
+        max_steps: optimizer steps.
+        batch_size: sequences per process per micro-step.
+        gradient_accumulation_steps: micro-steps per optimizer step.
+        max_length: tokens per sequence (the paper's 1024).
+        learning_rate: peak learning rate after warm-up.
+        min_lr_ratio: the cosine decays to ``learning_rate * min_lr_ratio`` (the paper decays by 10×).
+        warmup_steps: linear warm-up steps.
+        weight_decay / adam_beta1 / adam_beta2 / adam_epsilon: AdamW; no decay on norms, biases, embeddings.
+        max_grad_norm: gradient-norm clipping.
+        prompt_probability: fraction of sequences prefixed with a same-task demonstration.
+        prompt_end_probability: of those, the fraction whose demonstration comes from an episode's end.
+        prompt_fraction: the prompt takes at most this fraction of ``max_length``.
+        mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"``; ``"auto"`` picks bf16 where the hardware has it.
+        gradient_checkpointing: recompute activations in the backward pass to save memory.
+        seed: seeds the model initialisation and the data order (the run is a function of it).
+        num_workers: DataLoader worker processes tokenizing in the background.
+        logging_steps / eval_steps / save_steps: every how many optimizer steps to log, validate, checkpoint.
+        eval_batches: validation batches per dataset at each evaluation.
+        save_total_limit: checkpoints kept on disk (older ones are deleted).
+        report_to: Accelerate tracker (``"tensorboard"``, ``"none"``, …).
+        resume: continue from the last checkpoint in ``output_dir``.
+    """
+
+    preset: str = "gato-tiny"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    data: str = ""
+    task_weights: dict[str, float] = field(default_factory=dict)
+    default_weight: float = 1.0
+    validation_fraction: float = 0.05
+    output_dir: str = "runs/gato"
+    max_steps: int = 1000
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    max_length: int = token_layout.MAX_LENGTH
+    learning_rate: float = 1e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0
+    prompt_probability: float = token_layout.PROMPT_PROBABILITY
+    prompt_end_probability: float = token_layout.PROMPT_END_PROBABILITY
+    prompt_fraction: float = 0.25
+    mixed_precision: str = "auto"
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    num_workers: int = 0
+    logging_steps: int = 10
+    eval_steps: int = 200
+    save_steps: int = 200
+    eval_batches: int = 4
+    save_total_limit: int = 2
+    report_to: str = "tensorboard"
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse values that cannot work, naming the field and what is expected."""
+        positive = ["max_steps", "batch_size", "gradient_accumulation_steps", "max_length", "logging_steps", "eval_steps", "save_steps"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        for name in ["warmup_steps", "num_workers", "eval_batches", "save_total_limit", "seed"]:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        for name in ["prompt_probability", "prompt_end_probability", "min_lr_ratio", "weight_decay"]:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ["validation_fraction", "prompt_fraction"]:
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
+            raise ValueError(f"learning_rate must be a positive finite number, got {self.learning_rate}")
+        if self.max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        for name in ["adam_beta1", "adam_beta2"]:
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be one of auto, no, bf16, fp16; got {self.mixed_precision!r}")
+        if self.default_weight < 0 or any(w < 0 or not math.isfinite(w) for w in self.task_weights.values()):
+            raise ValueError(f"task_weights / default_weight must be finite and ≥ 0, got {self.task_weights}, {self.default_weight}")
+
+    # --- YAML -------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainingConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training config field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**{name: _coerce(cls, name, value) for name, value in data.items()})
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainingConfig":
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of training config fields, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+    def with_overrides(self, **overrides: Any) -> "TrainingConfig":
+        """A copy with the given fields replaced (None values are ignored: the CLI's unset flags)."""
+        data = self.to_dict()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return self.from_dict(data)
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    """Check a YAML / CLI value against the field's annotation, so ``max_steps: "ten"`` names the field."""
+    annotation = typing.get_type_hints(cls)[name]
+    origin = typing.get_origin(annotation) or annotation
+    if origin in (int, float, str, bool):
+        if origin is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if origin is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not isinstance(value, origin) or (origin is int and isinstance(value, bool)):
+            raise ValueError(f"{name} must be {origin.__name__}, got {value!r}")
+    elif origin in (dict, types.MappingProxyType) and not isinstance(value, dict):
+        raise ValueError(f"{name} must be a mapping, got {value!r}")
+    return value
