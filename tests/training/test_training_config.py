@@ -1,0 +1,38 @@
+"""TrainingConfig: YAML round trip, overrides, and refusals that name the field."""
+
+import pytest
+
+from gato.training.config import TrainingConfig
+
+
+def test_yaml_round_trip_keeps_every_field(tmp_path):
+    config = TrainingConfig(preset="gato-79m", max_steps=7, task_weights={"cartpole": 2.0}, model_overrides={"hidden_size": 96})
+    path = tmp_path / "run.yaml"
+    config.to_yaml(path)
+    assert TrainingConfig.from_yaml(path) == config
+
+
+def test_overrides_replace_only_given_fields():
+    config = TrainingConfig(max_steps=10, batch_size=4).with_overrides(max_steps=20, batch_size=None)
+    assert (config.max_steps, config.batch_size) == (20, 4)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_steps", 0), ("batch_size", -1), ("prompt_probability", 1.5), ("learning_rate", 0.0), ("mixed_precision", "fp8"), ("adam_beta2", 1.0)],
+)
+def test_bad_value_is_refused_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainingConfig(**{field: value})
+
+
+def test_wrong_type_from_yaml_names_the_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("max_steps: ten\n")
+    with pytest.raises(ValueError, match="max_steps"):
+        TrainingConfig.from_yaml(path)
+
+
+def test_unknown_field_is_refused_and_known_ones_listed():
+    with pytest.raises(ValueError, match="unknown training config field.*max_stepz"):
+        TrainingConfig.from_dict({"max_stepz": 3})
