@@ -74,7 +74,7 @@ def train(
     collate_fn: Callable[[list[Any]], Mapping[str, torch.Tensor]],
     validation_datasets: Mapping[str, Dataset] | None = None,
     accelerator: Accelerator | None = None,
-    on_finish: Callable[[torch.nn.Module, Accelerator], None] | None = None,
+    on_finish: Callable[[torch.nn.Module, dict[str, torch.Tensor]], None] | None = None,
     stop_after_steps: int | None = None,
 ) -> TrainingResult:
     """Train ``model`` on ``train_dataset`` for ``config.max_steps`` optimizer steps.
@@ -85,7 +85,8 @@ def train(
         collate_fn: sequences → a batch of model inputs (the processor's ``collate``).
         validation_datasets: name (a modality: ``text``, ``captions``, a control domain) → dataset; the
             mean loss over ``config.eval_batches`` batches of each is logged as ``val/<name>``.
-        on_finish: called on the main process with the unwrapped model at the end (writes the Hub folder).
+        on_finish: called on the main process at the end with the unwrapped model and its full state dict
+            (gathered across processes under ZeRO-3); it writes the Hub-ready folder.
         stop_after_steps: stop (as if killed) after this many optimizer steps of *this* invocation, for
             tests of resume; the last checkpoint is whatever ``save_steps`` produced.
     """
@@ -192,8 +193,10 @@ def train(
     progress.close()
     if step >= config.max_steps and on_finish is not None:
         accelerator.wait_for_everyone()
+        # Gathering the weights is collective under ZeRO-3: every process takes part, the main one writes.
+        state_dict = accelerator.get_state_dict(model)
         if accelerator.is_main_process:
-            on_finish(accelerator.unwrap_model(model), accelerator)
+            on_finish(accelerator.unwrap_model(model), state_dict)
     accelerator.end_training()
     return result
 
