@@ -23,3 +23,8 @@ __all__ = [
 from .task_spec import ActionSpec, ObservationField, TaskSpec  # noqa: E402
 
 __all__ += ["ActionSpec", "ObservationField", "TaskSpec"]
+
+from .episode_layout import chunk_boundaries, layout_episode, make_prompt  # noqa: E402
+from .processing_gato import GatoProcessor  # noqa: E402
+
+__all__ += ["GatoProcessor", "layout_episode", "chunk_boundaries", "make_prompt"]

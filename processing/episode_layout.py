@@ -238,7 +238,10 @@ def layout_episode(
         elif field.kind == "image":
             if encode_images is None:
                 raise ValueError(f"{name}: an image field needs an image processor (encode_images)")
-            field_pixels, field_rows, field_cols = encode_images(np.asarray(values), name)
+            values = np.asarray(values)
+            if values.ndim == 3:  # (T, H, W) greyscale frames: the image processor reads a 3-D array as one image
+                values = values[..., None]
+            field_pixels, field_rows, field_cols = encode_images(values, name)
             num_patches = field_pixels.shape[1]
             pixels.append(field_pixels)
             rows.append(field_rows)

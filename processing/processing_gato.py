@@ -1,0 +1,415 @@
+"""GatoProcessor: text, captions and control episodes → one batch of Gato's token stream, and back for acting.
+
+The processor owns the tokenizer (SentencePiece text, ``tokenization_gato.py``) and the image processor
+(16×16 patches, ``image_processing_gato.py``); the episode layout itself lives in
+``episode_layout.py``. Every method returns the unpadded per-sequence dict of
+:data:`~gato.processing.episode_layout.SEQUENCE_KEYS` (numpy), and :meth:`GatoProcessor.collate` pads a
+list of them into the batch contract of ``token_layout.py``.
+
+Loss masks (GATO_SPEC.md section 3, "text and action tokens"):
+
+- episodes: 1 exactly on action tokens. Text observations (e.g. a BabyAI mission) are observations and get
+  no loss unless ``observation_text_loss=True``;
+- prompts: no loss unless ``prompt_loss=True``. The paper does not say; we follow the common choice
+  (JAT and other reimplementations) because a prompt is conditioning, not a target: its steps come from
+  another episode and are trained on when that episode is itself sampled, and a loss on them would
+  over-weight prompted episodes' ends (goal conditioning takes them from the end);
+- plain text: every token after the first (the first has no predecessor to be predicted from);
+- captions ``[patches][bos caption eos]``: the caption tokens and ``eos`` (so the model learns where a
+  caption stops); not ``bos``, which follows the patches unconditionally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+from . import episode_layout
+from .episode_layout import SEQUENCE_KEYS, EpisodeTokens, concatenate_sequences
+from .task_spec import TaskSpec
+from .token_layout import (
+    BOS_TOKEN_ID,
+    CONTINUOUS_BINS,
+    CONTINUOUS_OFFSET,
+    EOS_TOKEN_ID,
+    IGNORE_INDEX,
+    LOCAL_POSITION_NONE,
+    MAX_LENGTH,
+    PAD_TOKEN_ID,
+    PATCH_PLACEHOLDER_ID,
+    PATCH_SIZE,
+    discrete_offset,
+)
+from .tokenize_values import detokenize_continuous, detokenize_discrete
+
+PADDING_STRATEGIES: tuple[str, ...] = ("longest", "max_length")
+
+
+def _as_spec(spec: TaskSpec | Mapping[str, Any]) -> TaskSpec:
+    if isinstance(spec, TaskSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        return TaskSpec.from_dict(dict(spec))
+    if isinstance(spec, str):
+        return TaskSpec.from_json(spec)
+    raise ValueError(f"spec: expected a TaskSpec, a dict or a JSON string, got {type(spec).__name__}")
+
+
+class GatoProcessor(ProcessorMixin):
+    r"""Turns text, image–caption pairs and control episodes into Gato's token stream (GATO_SPEC.md §1, §3, §4).
+
+    Args:
+        tokenizer: the SentencePiece text tokenizer (32000 ids; ``tokenization_gato.load_default_tokenizer()``).
+        image_processor: a :class:`~gato.processing.image_processing_gato.GatoImageProcessor`.
+        discrete_layout: ``"paper"`` (discrete values share ids [0, 1024) with text) or ``"shifted"``
+            (ids above the separator); must match the model config's ``discrete_layout``.
+        max_length: tokens per sequence (the paper's 1024); episodes are cut into sequences of at most
+            this many tokens on time-step boundaries.
+        observation_text_loss: also put loss on text observation tokens inside episodes (default False).
+        prompt_loss: also put loss on the prompt's action tokens (default False; see the module docstring).
+
+    All five settings are saved by ``save_pretrained`` and restored by ``from_pretrained`` /
+    ``AutoProcessor.from_pretrained`` (after ``import gato``).
+    """
+
+    def __init__(
+        self,
+        tokenizer=None,
+        image_processor=None,
+        discrete_layout: str = "paper",
+        max_length: int = MAX_LENGTH,
+        observation_text_loss: bool = False,
+        prompt_loss: bool = False,
+        **kwargs,
+    ) -> None:
+        discrete_offset(discrete_layout)  # validates the name
+        if int(max_length) != max_length or max_length < 2:
+            raise ValueError(f"max_length: expected an integer ≥ 2, got {max_length!r}")
+        self.discrete_layout = discrete_layout
+        self.max_length = int(max_length)
+        self.observation_text_loss = bool(observation_text_loss)
+        self.prompt_loss = bool(prompt_loss)
+        super().__init__(tokenizer, image_processor, **kwargs)
+
+    # --- encoders handed to the episode layout ------------------------------------------------------------
+
+    def _encode_text(self, texts: list[str]) -> list[list[int]]:
+        """Strings → SentencePiece ids without special tokens (one list per string)."""
+        if not texts:
+            return []
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+    def _encode_images(self, images: Any, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Images → ``(pixels (N, P, 3, 16, 16), rows (N, P, 2), cols (N, P, 2))``; errors name ``field``."""
+        try:
+            features = self.image_processor(images, return_tensors="np")
+        except ValueError as error:
+            message = str(error)
+            message = message[len("images: ") :] if message.startswith("images: ") else message
+            raise ValueError(f"{field}: {message}") from error
+        return features["patch_pixels"], features["patch_rows"], features["patch_cols"]
+
+    def _layout(self, episode: Mapping[str, Any], spec: TaskSpec, include_actions: bool = True) -> EpisodeTokens:
+        return episode_layout.layout_episode(
+            episode,
+            spec,
+            encode_text=self._encode_text,
+            encode_images=self._encode_images,
+            discrete_layout=self.discrete_layout,
+            observation_text_loss=self.observation_text_loss,
+            include_actions=include_actions,
+        )
+
+    # --- episodes ----------------------------------------------------------------------------------------------
+
+    def tokenize_episode(
+        self,
+        episode: Mapping[str, Any],
+        spec: TaskSpec | Mapping[str, Any],
+        prompt: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, np.ndarray]]:
+        """An episode → sequences of at most ``max_length`` tokens, cut on time-step boundaries.
+
+        Args:
+            episode: ``{"task", "observations": {name: (T, ...)}, "actions": (T, action_size)}`` (``task_spec.py``).
+            spec: the task's :class:`TaskSpec` (or its dict / JSON form).
+            prompt: an optional demonstration of the same task (an episode dict, e.g. from
+                :meth:`make_prompt`); every returned sequence is then ``[prompt steps][episode steps]``.
+
+        Returns:
+            Unpadded dicts with ``input_ids / loss_mask / local_positions / patch_mask`` ``(L,)`` and
+            ``patch_pixels (P, 3, 16, 16)``, ``patch_rows / patch_cols (P, 2)``; ``L ≤ max_length``.
+
+        Raises:
+            ValueError: naming the field, for malformed episodes; naming ``max_length`` when one time step
+            (plus the prompt) cannot fit; naming ``prompt`` when the prompt is of another task.
+        """
+        spec = _as_spec(spec)
+        tokens = self._layout(episode, spec)
+        prefix: dict[str, np.ndarray] | None = None
+        budget = self.max_length
+        if prompt is not None:
+            if prompt.get("task") != spec.name:
+                raise ValueError(
+                    f"prompt: a prompt must be a demonstration of the same task {spec.name!r}, got one of task {prompt.get('task')!r}"
+                )
+            prefix = self._layout(prompt, spec).to_dict()
+            if not self.prompt_loss:
+                prefix["loss_mask"] = np.zeros_like(prefix["loss_mask"])
+            budget = self.max_length - len(prefix["input_ids"])
+            if budget < 1:
+                raise ValueError(
+                    f"max_length: the prompt has {len(prefix['input_ids'])} tokens and leaves no room in max_length={self.max_length}"
+                )
+        what = f"max_length={self.max_length}" + (f" (minus a {self.max_length - budget}-token prompt)" if prefix else "")
+        sequences = []
+        for start, end in episode_layout.chunk_boundaries(tokens.step_lengths, budget, what=what):
+            chunk = tokens.steps(start, end).to_dict()
+            sequences.append(concatenate_sequences([prefix, chunk]) if prefix is not None else chunk)
+        return sequences
+
+    def episode_step_lengths(self, episode: Mapping[str, Any], spec: TaskSpec | Mapping[str, Any]) -> np.ndarray:
+        """``(T,)`` number of tokens of each time step of ``episode`` (observation + separator + action)."""
+        return self._layout(episode, _as_spec(spec)).step_lengths
+
+    def make_prompt(
+        self,
+        episode: Mapping[str, Any],
+        spec: TaskSpec | Mapping[str, Any],
+        num_tokens: int,
+        mode: str = "end",
+        rng: np.random.Generator | None = None,
+    ) -> dict[str, Any]:
+        """A demonstration of at most ``num_tokens`` tokens (whole time steps) from ``episode``, which must be
+        of the task ``spec`` describes; ``mode="end"`` (goal conditioning) or ``"uniform"``. See
+        :func:`gato.processing.episode_layout.make_prompt`."""
+        spec = _as_spec(spec)
+        if episode.get("task") != spec.name:
+            raise ValueError(
+                f"prompt: a prompt must come from an episode of the same task {spec.name!r}, got one of task {episode.get('task')!r}"
+            )
+        lengths = self.episode_step_lengths(episode, spec)
+        return episode_layout.make_prompt(episode, spec, num_tokens, mode=mode, rng=rng, step_lengths=lengths)
+
+    # --- text and captions --------------------------------------------------------------------------------
+
+    def _text_sequence(self, ids: np.ndarray, loss_from: int) -> dict[str, np.ndarray]:
+        loss_mask = np.zeros(len(ids), dtype=np.int64)
+        loss_mask[loss_from:] = 1
+        return {
+            "input_ids": ids.astype(np.int64, copy=False),
+            "loss_mask": loss_mask,
+            "local_positions": np.full(len(ids), LOCAL_POSITION_NONE, dtype=np.int64),
+            "patch_mask": np.zeros(len(ids), dtype=bool),
+            "patch_pixels": np.zeros((0, 3, PATCH_SIZE, PATCH_SIZE), dtype=np.float32),
+            "patch_rows": np.zeros((0, 2), dtype=np.int64),
+            "patch_cols": np.zeros((0, 2), dtype=np.int64),
+        }
+
+    def _text_ids(self, text: str) -> np.ndarray:
+        if not isinstance(text, str):
+            raise ValueError(f"text: expected a string, got {type(text).__name__}")
+        return np.asarray([BOS_TOKEN_ID, *self._encode_text([text])[0], EOS_TOKEN_ID], dtype=np.int64)
+
+    def tokenize_text(self, text: str) -> dict[str, np.ndarray]:
+        """Plain text → ``[bos] pieces [eos]``, truncated to ``max_length``; loss on every token after the first.
+
+        Use :meth:`tokenize_text_chunks` to keep all of a long text.
+        """
+        return self._text_sequence(self._text_ids(text)[: self.max_length], loss_from=1)
+
+    def tokenize_text_chunks(self, text: str) -> list[dict[str, np.ndarray]]:
+        """Plain text → consecutive sequences of at most ``max_length`` tokens covering all of it.
+
+        The first token of each chunk has no predecessor inside it, so it carries no loss.
+        """
+        ids = self._text_ids(text)
+        return [self._text_sequence(ids[start : start + self.max_length], 1) for start in range(0, len(ids), self.max_length)]
+
+    def tokenize_caption(self, image: Any, caption: str) -> dict[str, np.ndarray]:
+        """Image(s) + caption → ``[patches][bos caption eos]``; loss on the caption tokens and ``eos``.
+
+        ``image`` is one image or a list of images (each one accepted by the image processor); their
+        patches come first, in order. A caption too long for ``max_length`` is truncated; images that
+        alone leave no room raise ``ValueError`` naming ``max_length``.
+        """
+        pixels, rows, cols = self._encode_images(image, "image")
+        pixels, rows, cols = pixels.reshape(-1, *pixels.shape[2:]), rows.reshape(-1, 2), cols.reshape(-1, 2)
+        num_patches = len(pixels)
+        room = self.max_length - num_patches
+        if room < 2:
+            raise ValueError(
+                f"max_length: the image(s) take {num_patches} patches and leave no room for a caption in max_length={self.max_length}"
+            )
+        caption_ids = self._text_ids(caption)[:room]
+        ids = np.concatenate([np.full(num_patches, PATCH_PLACEHOLDER_ID, dtype=np.int64), caption_ids])
+        sequence = self._text_sequence(ids, loss_from=num_patches + 1)  # bos carries no loss
+        sequence["patch_mask"][:num_patches] = True
+        sequence["patch_pixels"] = pixels.astype(np.float32, copy=False)
+        sequence["patch_rows"] = rows.astype(np.int64, copy=False)
+        sequence["patch_cols"] = cols.astype(np.int64, copy=False)
+        return sequence
+
+    # --- batching --------------------------------------------------------------------------------------------
+
+    def collate(
+        self,
+        sequences: Sequence[Mapping[str, np.ndarray]],
+        padding: str = "longest",
+        return_tensors: str | None = "pt",
+    ) -> BatchFeature:
+        """Right-pads unpadded sequence dicts into one batch (the contract of ``token_layout.py``).
+
+        Args:
+            sequences: dicts from :meth:`tokenize_episode` / :meth:`tokenize_text` / :meth:`tokenize_caption`.
+            padding: ``"longest"`` pads to the longest sequence, ``"max_length"`` to ``max_length``.
+            return_tensors: ``"pt"`` (torch) or ``"np"``/None (numpy).
+
+        Returns:
+            ``input_ids, attention_mask, loss_mask, labels, local_positions`` ``(B, L)``; when any sequence
+            has image patches also ``patch_mask (B, L)``, ``patch_pixels (B, P, 3, 16, 16)``,
+            ``patch_rows / patch_cols (B, P, 2)`` and ``patch_valid (B, P)``, padded on ``P`` to the most
+            patches of any sequence.
+        """
+        if padding not in PADDING_STRATEGIES:
+            raise ValueError(f"padding: expected one of {PADDING_STRATEGIES}, got {padding!r}")
+        if len(sequences) == 0:
+            raise ValueError("sequences: expected at least one sequence to collate, got none")
+        for index, sequence in enumerate(sequences):
+            missing = [key for key in SEQUENCE_KEYS if key not in sequence]
+            if missing:
+                raise ValueError(f"sequences[{index}]: missing keys {missing}; expected {list(SEQUENCE_KEYS)}")
+        lengths = np.array([len(sequence["input_ids"]) for sequence in sequences])
+        longest = int(lengths.max())
+        if padding == "max_length":
+            if longest > self.max_length:
+                raise ValueError(f"max_length: a sequence has {longest} tokens, more than max_length={self.max_length}")
+            longest = self.max_length
+        batch = len(sequences)
+        # (B, L) positions that hold real tokens; each sequence is written into its row with one slice.
+        valid = np.arange(longest)[None, :] < lengths[:, None]
+        input_ids = np.full((batch, longest), PAD_TOKEN_ID, dtype=np.int64)
+        loss_mask = np.zeros((batch, longest), dtype=np.int64)
+        local_positions = np.full((batch, longest), LOCAL_POSITION_NONE, dtype=np.int64)
+        patch_mask = np.zeros((batch, longest), dtype=bool)
+        input_ids[valid] = np.concatenate([s["input_ids"] for s in sequences])
+        loss_mask[valid] = np.concatenate([s["loss_mask"] for s in sequences])
+        local_positions[valid] = np.concatenate([s["local_positions"] for s in sequences])
+        patch_mask[valid] = np.concatenate([s["patch_mask"] for s in sequences])
+        data: dict[str, np.ndarray] = {
+            "input_ids": input_ids,
+            "attention_mask": valid.astype(np.int64),
+            "loss_mask": loss_mask,
+            "labels": np.where(loss_mask.astype(bool), input_ids, IGNORE_INDEX),
+            "local_positions": local_positions,
+        }
+        num_patches = np.array([len(s["patch_pixels"]) for s in sequences])
+        if num_patches.any():
+            most = int(num_patches.max())
+            patch_valid = np.arange(most)[None, :] < num_patches[:, None]
+            pixels = np.zeros((batch, most, 3, PATCH_SIZE, PATCH_SIZE), dtype=np.float32)
+            rows = np.zeros((batch, most, 2), dtype=np.int64)
+            cols = np.zeros((batch, most, 2), dtype=np.int64)
+            pixels[patch_valid] = np.concatenate([s["patch_pixels"] for s in sequences])
+            rows[patch_valid] = np.concatenate([s["patch_rows"] for s in sequences])
+            cols[patch_valid] = np.concatenate([s["patch_cols"] for s in sequences])
+            data.update(patch_mask=patch_mask, patch_pixels=pixels, patch_rows=rows, patch_cols=cols, patch_valid=patch_valid)
+        tensor_type = None if return_tensors == "np" else return_tensors
+        return BatchFeature(data=data, tensor_type=tensor_type)
+
+    def __call__(
+        self,
+        text: str | Sequence[str] | None = None,
+        images: Any = None,
+        episodes: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        specs: TaskSpec | Sequence[TaskSpec] | None = None,
+        return_tensors: str | None = "pt",
+        padding: str = "longest",
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """One call for any mix of inputs, collated into one batch.
+
+        - ``text`` alone: plain text (a string or a list of strings), one sequence each;
+        - ``images`` with ``text``: captions, ``images[i]`` (one image or a list) with ``text[i]``;
+        - ``episodes`` with ``specs``: an episode or a list (``specs`` one spec for all, or one per
+          episode); each episode contributes all its ``max_length`` chunks.
+        """
+        if kwargs:
+            raise ValueError(f"unexpected arguments {sorted(kwargs)}; GatoProcessor takes text, images, episodes, specs")
+        sequences: list[dict[str, np.ndarray]] = []
+        texts = [text] if isinstance(text, str) else (list(text) if text is not None else [])
+        if images is not None:
+            image_list = images if isinstance(images, (list, tuple)) else [images]
+            if len(image_list) != len(texts):
+                raise ValueError(f"images: got {len(image_list)} images (or image lists) for {len(texts)} captions in text")
+            sequences += [self.tokenize_caption(image, caption) for image, caption in zip(image_list, texts)]
+        else:
+            sequences += [self.tokenize_text(piece) for piece in texts]
+        if episodes is not None:
+            episode_list = [episodes] if isinstance(episodes, Mapping) else list(episodes)
+            if specs is None:
+                raise ValueError("specs: episodes need their task specs (one spec, or one per episode)")
+            spec_list = [specs] * len(episode_list) if isinstance(specs, (TaskSpec, Mapping)) else list(specs)
+            if len(spec_list) != len(episode_list):
+                raise ValueError(f"specs: got {len(spec_list)} specs for {len(episode_list)} episodes")
+            for episode, spec in zip(episode_list, spec_list):
+                sequences += self.tokenize_episode(episode, spec)
+        if not sequences:
+            raise ValueError("text, images, episodes: nothing to process, pass at least one of them")
+        return self.collate(sequences, padding=padding, return_tensors=return_tensors)
+
+    # --- acting ------------------------------------------------------------------------------------------------
+
+    def tokenize_observation(self, step_observation: Mapping[str, Any], spec: TaskSpec | Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """One time step's observation (``{field: value}`` without a time axis) → its tokens and the separator.
+
+        Same unpadded dict format as :meth:`tokenize_episode`; loss mask all 0 (the agent appends the
+        action tokens it samples).
+        """
+        spec = _as_spec(spec)
+        if not isinstance(step_observation, Mapping):
+            raise ValueError("step_observation: expected a mapping {field_name: value} for one time step")
+        observations = {}
+        for field in spec.observations:
+            if field.name not in step_observation:
+                raise ValueError(f"observations[{field.name!r}]: missing from the step observation of task {spec.name!r}")
+            value = step_observation[field.name]
+            observations[field.name] = [value] if field.kind == "text" else np.asarray(value)[None]
+        tokens = self._layout({"task": spec.name, "observations": observations}, spec, include_actions=False)
+        return tokens.to_dict()
+
+    def action_token_ranges(self, spec: TaskSpec | Mapping[str, Any]) -> np.ndarray:
+        """``(action_size, 2)`` legal token ids ``[lo, hi)`` per action dimension (sampling is restricted to them)."""
+        action = _as_spec(spec).action
+        if action.kind == "discrete":
+            low = discrete_offset(self.discrete_layout)
+            bounds = (low, low + action.num_values)
+        else:
+            bounds = (CONTINUOUS_OFFSET, CONTINUOUS_OFFSET + CONTINUOUS_BINS)
+        return np.tile(np.asarray(bounds, dtype=np.int64), (action.size, 1))
+
+    def tokenize_action(self, action: Any, spec: TaskSpec | Mapping[str, Any]) -> np.ndarray:
+        """Action ``(..., action_size)`` → token ids, same shape (discrete index or continuous value)."""
+        return episode_layout.tokenize_action(action, _as_spec(spec), self.discrete_layout)
+
+    def decode_action(self, token_ids: Any, spec: TaskSpec | Mapping[str, Any]) -> np.ndarray:
+        """Action token ids ``(..., action_size)`` → actions: discrete indices (int64), or continuous values
+        (bin centre, inverse μ-law when the spec's action uses it) clipped to ``[low, high]``."""
+        action = _as_spec(spec).action
+        if isinstance(token_ids, torch.Tensor):
+            token_ids = token_ids.detach().cpu().numpy()
+        ids = np.asarray(token_ids, dtype=np.int64)
+        if ids.shape[-1:] != (action.size,):
+            raise ValueError(f"token_ids: expected shape (..., {action.size}) for the action, got {ids.shape}")
+        if action.kind == "discrete":
+            return detokenize_discrete(ids, self.discrete_layout, action.num_values, field="action token ids")
+        values = detokenize_continuous(ids, mu_law=action.mu_law, field="action token ids")
+        return np.clip(values, action.low, action.high)
+
+
+__all__ = ["GatoProcessor"]
