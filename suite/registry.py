@@ -3,19 +3,66 @@
 Domain modules (``suite/classic_control.py``, ``suite/babyai.py``, …) call :func:`register_task` at
 import time; :func:`load_builtin_tasks` imports them. Everything that needs "the tasks" (``gato data``,
 generation, evaluation) goes through :func:`get_task`, :func:`list_tasks` and :func:`resolve_tasks`.
+
+Registering a task needs no environment package: the packages of the ``envs`` extra (gymnasium,
+minigrid, metaworld, ale-py, box2d) are imported when an environment or expert is built, and a
+missing one raises :class:`MissingEnvPackageError` that names the extra (see :func:`require`).
+
+Conventions every task follows:
+
+- ``make_env(seed)`` builds the environment (a ``gymnasium.Env``, horizon already applied as a
+  ``TimeLimit`` of ``max_episode_steps``) and seeds its action space; episodes are then started with
+  ``env.reset(seed=episode_seed)``, which fixes the episode (start state, mission, goal).
+- ``make_expert(env)`` is called once per episode, before or after ``reset``.
+- Environments whose tasks have a notion of success (BabyAI, Meta-World) put ``info["success"]``
+  (bool) into every ``step``'s info; ``task.extra["has_success"]`` says so.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from gato.processing.task_spec import TaskSpec
 
 # A policy maps one observation (the environment's own format) to one action (the environment's own format).
 Policy = Callable[[Any], Any]
+
+# Measured expert / random returns, written by ``scripts/measure_returns.py`` (docs/SUITE.md has the table).
+REFERENCE_RETURNS_PATH = Path(__file__).with_name("reference_returns.json")
+
+ENVS_EXTRA_HINT = "pip install 'gato[envs]'"
+
+
+class MissingEnvPackageError(ImportError):
+    """An environment package of the ``envs`` extra is not installed."""
+
+
+def require(module: str, *, task: str = "", pip_name: str | None = None) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingEnvPackageError` naming the ``envs`` extra.
+
+    Domain modules call this inside ``make_env`` / ``make_expert`` so that listing tasks works without
+    the environment packages and building one without them fails with an actionable message.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        top_level = module.split(".")[0]
+        if error.name is None or error.name.split(".")[0] != top_level:
+            raise  # the package is there but one of *its* imports failed: show that error as it is
+        who = f"task {task!r} needs" if task else "this needs"
+        raise MissingEnvPackageError(
+            f"{who} the {pip_name or top_level!r} package, which is not installed; "
+            f"install the environment extra: {ENVS_EXTRA_HINT}"
+        ) from error
 
 
 @dataclass
@@ -28,12 +75,14 @@ class Task:
         make_expert: ``make_expert(env) -> policy``; the policy may keep state for one episode and is
             rebuilt for every episode.
         to_episode_step: ``to_episode_step(observation) -> {field_name: value}`` turns the
-            environment's observation into the spec's observation fields; ``to_env_action(action)``
-            turns a spec action (array of shape ``(spec.action.size,)``) into the environment's action,
-            and ``from_env_action`` does the reverse.
-        expert_return / random_return: measured mean episode returns (the table in the docs says how
-            many episodes) used for expert-normalized scores.
+            environment's observation into the spec's observation fields (numpy arrays of the field's
+            shape, ``str`` for text); ``to_env_action(action)`` turns a spec action (array of shape
+            ``(spec.action.size,)``) into the environment's action, and ``from_env_action`` does the
+            reverse.
+        expert_return / random_return: measured mean episode returns (docs/SUITE.md says how many
+            episodes) used for expert-normalized scores; NaN when not measured yet.
         max_episode_steps: the horizon used when generating and evaluating.
+        extra: free-form metadata (``has_success``, the environment id, …).
     """
 
     spec: TaskSpec
@@ -55,15 +104,64 @@ class Task:
     def domain(self) -> str:
         return self.spec.domain
 
-    def normalized_score(self, episode_return: float) -> float:
-        """(return − random) / (expert − random), GATO_SPEC.md section 8."""
-        return (episode_return - self.random_return) / (self.expert_return - self.random_return)
+    def normalized_score(self, episode_return: float | np.ndarray) -> float | np.ndarray:
+        """(return − random) / (expert − random), GATO_SPEC.md section 8; elementwise on arrays."""
+        return normalized_score(episode_return, self.expert_return, self.random_return, task=self.name)
 
 
+def normalized_score(
+    episode_return: float | np.ndarray, expert_return: float, random_return: float, task: str = ""
+) -> float | np.ndarray:
+    """Expert-normalized score: 0 at the random policy's mean return, 1 at the expert's.
+
+    Raises ``ValueError`` when the reference returns are missing (NaN) or equal, where the score is
+    undefined.
+    """
+    if not (math.isfinite(expert_return) and math.isfinite(random_return)) or expert_return == random_return:
+        raise ValueError(
+            f"task {task!r}: normalized score needs finite, distinct expert and random returns, "
+            f"got expert_return={expert_return}, random_return={random_return}"
+        )
+    scale = expert_return - random_return
+    if isinstance(episode_return, np.ndarray):
+        return (episode_return - random_return) / scale
+    return (float(episode_return) - random_return) / scale
+
+
+def load_reference_returns(path: Path = REFERENCE_RETURNS_PATH) -> dict[str, dict[str, Any]]:
+    """``{task name: {"expert_return", "random_return", "episodes", ...}}`` from the measured JSON."""
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())
+
+
+def reference_returns(name: str) -> tuple[float, float]:
+    """The measured (expert, random) mean returns of a task; (NaN, NaN) when not measured yet."""
+    entry = _REFERENCE_RETURNS.get(name, {})
+    return float(entry.get("expert_return", math.nan)), float(entry.get("random_return", math.nan))
+
+
+_REFERENCE_RETURNS: dict[str, dict[str, Any]] = load_reference_returns()
 _TASKS: dict[str, Task] = {}
-# Named groups of tasks, e.g. "default" (the CPU main job's small suite) and "full".
+# Named groups of tasks: "default" (the CPU main job's small suite) and "full" (every task).
 _SUITES: dict[str, list[str]] = {}
-_DOMAIN_MODULES: tuple[str, ...] = ()  # filled in as domain modules are added, e.g. "gato.suite.classic_control"
+_DOMAIN_MODULES: tuple[str, ...] = (
+    "gato.suite.classic_control",
+    "gato.suite.babyai",
+    "gato.suite.metaworld",
+    "gato.suite.atari",
+)
+# The CPU main job's suite: a few episodes of each generate in seconds.
+DEFAULT_SUITE: tuple[str, ...] = (
+    "cartpole",
+    "acrobot",
+    "mountain_car",
+    "pendulum",
+    "babyai_goto_red_ball",
+    "babyai_pickup_loc",
+    "metaworld_reach",
+    "atari_breakout",
+)
 
 
 def register_task(task: Task) -> Task:
@@ -77,9 +175,19 @@ def register_suite(name: str, task_names: list[str]) -> None:
     _SUITES[name] = list(task_names)
 
 
+def list_suites() -> dict[str, list[str]]:
+    """Suite name → task names (builtin suites included)."""
+    load_builtin_tasks()
+    return {name: list(names) for name, names in _SUITES.items()}
+
+
 def load_builtin_tasks() -> None:
+    """Import the domain modules (each registers its tasks once) and register the builtin suites."""
     for module in _DOMAIN_MODULES:
         importlib.import_module(module)
+    if "full" not in _SUITES:
+        register_suite("default", list(DEFAULT_SUITE))
+        register_suite("full", sorted(_TASKS))
 
 
 def get_task(name: str) -> Task:
@@ -95,11 +203,30 @@ def list_tasks() -> list[Task]:
 
 
 def resolve_tasks(names_or_suite: str) -> list[Task]:
-    """``"default"`` / ``"full"`` (a suite name), a domain name, or comma-separated task names → tasks."""
+    """Suite names (``"default"``, ``"full"``), domain names or task names, comma-separated → tasks.
+
+    Each comma-separated item may be any of the three; the result keeps the order given and has no
+    duplicates. An unknown item raises ``KeyError`` listing the known suites, domains and tasks.
+    """
     load_builtin_tasks()
-    if names_or_suite in _SUITES:
-        return [get_task(name) for name in _SUITES[names_or_suite]]
-    domain_tasks = [task for task in list_tasks() if task.domain == names_or_suite]
-    if domain_tasks:
-        return domain_tasks
-    return [get_task(name.strip()) for name in names_or_suite.split(",") if name.strip()]
+    domains: dict[str, list[str]] = {}
+    for task in list_tasks():
+        domains.setdefault(task.domain, []).append(task.name)
+    names: list[str] = []
+    for item in (part.strip() for part in names_or_suite.split(",")):
+        if not item:
+            continue
+        if item in _SUITES:
+            names.extend(_SUITES[item])
+        elif item in domains:
+            names.extend(domains[item])
+        elif item in _TASKS:
+            names.append(item)
+        else:
+            raise KeyError(
+                f"unknown task, domain or suite {item!r}; suites: {', '.join(sorted(_SUITES))}; "
+                f"domains: {', '.join(sorted(domains))}; tasks: {', '.join(sorted(_TASKS))}"
+            )
+    if not names:
+        raise KeyError(f"no tasks named in {names_or_suite!r}")
+    return [_TASKS[name] for name in dict.fromkeys(names)]

@@ -1,0 +1,145 @@
+"""BabyAI levels (minigrid) with the BabyAI bot as the expert.
+
+Observation fields, in layout order:
+
+- ``mission`` (text): the instruction, e.g. ``"go to the red ball"``.
+- ``grid`` (discrete, ``(7, 7, 3)``): the agent's egocentric view; per cell (object type, colour,
+  state) — minigrid's ``OBJECT_TO_IDX`` (11 values), ``COLOR_TO_IDX`` (6), ``STATE_TO_IDX`` (3); all
+  below :data:`GRID_VALUES`.
+- ``direction`` (discrete, scalar): the agent's heading in [0, 4).
+
+Action: one discrete token in [0, 7) (left, right, forward, pickup, drop, toggle, done).
+
+The levels were chosen so that the bot solves them every time and an expert episode is short (mean
+4–20 steps, docs/SUITE.md): each episode of a level is cheap to generate and fits in a few
+1024-token sequences. The horizon is the level's own ``max_steps`` (the env truncates itself), so
+rewards keep the BabyAI definition ``1 − 0.9·steps/max_steps`` on success.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gato.processing.task_spec import ObservationField, TaskSpec
+
+from .common import discrete_action_codec, seeded_env
+from .registry import Policy, Task, reference_returns, register_task, require
+
+DOMAIN = "babyai"
+GRID_SHAPE = (7, 7, 3)
+# len(minigrid.core.constants.OBJECT_TO_IDX): the largest of the three per-cell vocabularies (a test
+# checks it against the installed minigrid, which is not imported here so that listing tasks needs no env).
+GRID_VALUES = 11
+NUM_DIRECTIONS = 4
+NUM_ACTIONS = 7
+
+# task name → (BabyAI level id, max_episode_steps = the level's own max_steps)
+LEVELS: dict[str, tuple[str, int]] = {
+    "babyai_goto_red_ball_grey": ("BabyAI-GoToRedBallGrey-v0", 64),
+    "babyai_goto_red_ball": ("BabyAI-GoToRedBall-v0", 64),
+    "babyai_goto_obj": ("BabyAI-GoToObj-v0", 64),
+    "babyai_goto_local": ("BabyAI-GoToLocal-v0", 64),
+    "babyai_open_door": ("BabyAI-OpenDoor-v0", 576),
+    "babyai_open_two_doors": ("BabyAI-OpenTwoDoors-v0", 720),
+    "babyai_pickup_loc": ("BabyAI-PickupLoc-v0", 64),
+    "babyai_put_next_local": ("BabyAI-PutNextLocal-v0", 128),
+    "babyai_unlock_local": ("BabyAI-UnlockLocal-v0", 576),
+    "babyai_key_corridor_s3r1": ("BabyAI-KeyCorridorS3R1-v0", 270),
+}
+
+
+@functools.cache
+def _quiet_reset_wrapper(gym: Any) -> type:
+    class QuietBabyAI(gym.Wrapper):
+        """Silences level generation (it prints "Sampling rejected: …" to stdout) and reports success.
+
+        ``info["success"]`` is True on the step that completes the mission (positive reward on
+        termination); BabyAI never terminates otherwise except by the ``done`` action's failure.
+        """
+
+        def reset(self, **kwargs: Any) -> tuple[Any, dict]:
+            with contextlib.redirect_stdout(io.StringIO()):
+                return self.env.reset(**kwargs)
+
+        def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+            observation, reward, terminated, truncated, info = self.env.step(action)
+            info = {**info, "success": bool(terminated and reward > 0)}
+            return observation, reward, terminated, truncated, info
+
+    return QuietBabyAI
+
+
+def _make_env_factory(name: str, level: str, max_episode_steps: int) -> Callable[[int], Any]:
+    def make_env(seed: int) -> Any:
+        gym = require("gymnasium", task=name)
+        require("minigrid", task=name)  # importing minigrid registers the BabyAI ids
+        env = gym.make(level, max_episode_steps=max_episode_steps)
+        return seeded_env(_quiet_reset_wrapper(gym)(env), seed)
+
+    return make_env
+
+
+def babyai_expert(env: Any) -> Policy:
+    """The BabyAI bot (``minigrid.utils.baby_ai_bot.BabyAIBot``), rebuilt at each episode's first step.
+
+    The bot plans from the environment's internal state (the mission's instruction tree and the grid),
+    not from the observation; it must be built after ``reset``, so it is built lazily on the first
+    call of an episode (``step_count == 0``), which also makes one policy reusable across episodes.
+    """
+    bot_module = require("minigrid.utils.baby_ai_bot", task="babyai")
+    level = env.unwrapped
+    state: dict[str, Any] = {"bot": None}
+
+    def policy(observation: Any) -> int:
+        if state["bot"] is None or level.step_count == 0:
+            state["bot"] = bot_module.BabyAIBot(env)
+        return int(state["bot"].replan())
+
+    return policy
+
+
+def to_episode_step(observation: dict[str, Any]) -> dict[str, Any]:
+    """minigrid's dict observation → ``{"mission": str, "grid": int64 (7, 7, 3), "direction": int64 ()}``."""
+    return {
+        "mission": str(observation["mission"]),
+        "grid": np.asarray(observation["image"], dtype=np.int64),
+        "direction": np.asarray(observation["direction"], dtype=np.int64),
+    }
+
+
+def _register(name: str, level: str, max_episode_steps: int) -> None:
+    action_spec, to_env_action, from_env_action = discrete_action_codec(NUM_ACTIONS)
+    expert_return, random_return = reference_returns(name)
+    register_task(
+        Task(
+            spec=TaskSpec(
+                name=name,
+                observations=(
+                    ObservationField("mission", "text"),
+                    ObservationField("grid", "discrete", shape=GRID_SHAPE, num_values=GRID_VALUES),
+                    ObservationField("direction", "discrete", shape=(), num_values=NUM_DIRECTIONS),
+                ),
+                action=action_spec,
+                domain=DOMAIN,
+            ),
+            make_env=_make_env_factory(name, level, max_episode_steps),
+            make_expert=babyai_expert,
+            to_episode_step=to_episode_step,
+            to_env_action=to_env_action,
+            from_env_action=from_env_action,
+            expert_return=expert_return,
+            random_return=random_return,
+            max_episode_steps=max_episode_steps,
+            extra={"env_id": level, "has_success": True},
+        )
+    )
+
+
+for _name, (_level, _steps) in LEVELS.items():
+    _register(_name, _level, _steps)
