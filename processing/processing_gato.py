@@ -48,6 +48,19 @@ from .token_layout import (
 from .tokenize_values import detokenize_continuous, detokenize_discrete
 
 PADDING_STRATEGIES: tuple[str, ...] = ("longest", "max_length")
+# The batch keys of the processor → model contract (token_layout.py); the patch keys only when images are present.
+MODEL_INPUT_NAMES: tuple[str, ...] = (
+    "input_ids",
+    "attention_mask",
+    "loss_mask",
+    "labels",
+    "local_positions",
+    "patch_mask",
+    "patch_pixels",
+    "patch_rows",
+    "patch_cols",
+    "patch_valid",
+)
 
 
 def _as_spec(spec: TaskSpec | Mapping[str, Any]) -> TaskSpec:
@@ -95,6 +108,11 @@ class GatoProcessor(ProcessorMixin):
         self.observation_text_loss = bool(observation_text_loss)
         self.prompt_loss = bool(prompt_loss)
         super().__init__(tokenizer, image_processor, **kwargs)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        """Every key :meth:`collate` can return (the contract of ``token_layout.py``)."""
+        return list(MODEL_INPUT_NAMES)
 
     # --- encoders handed to the episode layout ------------------------------------------------------------
 
