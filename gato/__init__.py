@@ -12,17 +12,18 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-from transformers import AutoConfig, AutoImageProcessor, AutoProcessor  # noqa: E402
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForCausalLM, AutoProcessor  # noqa: E402
 
 from . import processing  # noqa: E402
-from .modeling_gato import GatoConfig  # noqa: E402
+from .modeling_gato import GatoConfig, GatoForCausalLM, GatoModel  # noqa: E402
 from .processing import GatoProcessor  # noqa: E402
 from .processing.image_processing_gato import GatoImageProcessor  # noqa: E402
 
 # --- Auto-class registration (per process; transformers forgets it on exit) -----------------------------
 AutoConfig.register(GatoConfig.model_type, GatoConfig, exist_ok=True)
-# (model registration: the model issue adds GatoModel / GatoForCausalLM here)
+AutoModel.register(GatoConfig, GatoModel, exist_ok=True)
+AutoModelForCausalLM.register(GatoConfig, GatoForCausalLM, exist_ok=True)
 AutoImageProcessor.register(GatoConfig, image_processor_classes={"pil": GatoImageProcessor}, exist_ok=True)
 AutoProcessor.register(GatoConfig, GatoProcessor, exist_ok=True)
 
-__all__ = ["__version__", "processing", "GatoConfig", "GatoProcessor"]
+__all__ = ["__version__", "processing", "GatoConfig", "GatoModel", "GatoForCausalLM", "GatoProcessor"]

@@ -1,5 +1,16 @@
-"""Tokens → logits and actions: GatoConfig and GatoForCausalLM."""
+"""Tokens → logits and actions: GatoConfig, GatoModel, GatoForCausalLM and the action API."""
 
-from .configuration_gato import PRESETS, GatoConfig
+from .acting import GatoActingContext, GatoActionOutput
+from .configuration_gato import PAPER_PARAMETER_COUNTS, PRESETS, GatoConfig
+from .modeling_gato import GatoForCausalLM, GatoModel, GatoPreTrainedModel
 
-__all__ = ["GatoConfig", "PRESETS"]
+__all__ = [
+    "GatoConfig",
+    "PRESETS",
+    "PAPER_PARAMETER_COUNTS",
+    "GatoPreTrainedModel",
+    "GatoModel",
+    "GatoForCausalLM",
+    "GatoActingContext",
+    "GatoActionOutput",
+]

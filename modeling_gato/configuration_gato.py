@@ -8,7 +8,27 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 from transformers.configuration_utils import PreTrainedConfig
 
-from gato.processing import token_layout
+# `save_pretrained` writes a remote-code copy of this file beside the weights and rewrites this one import to
+# `from .token_layout import (...)` (a copy of the constants module saved with it), so that the folder loads
+# with `trust_remote_code=True` where `gato` is not installed. Keep it a single `from gato.processing...` import.
+from gato.processing.token_layout import (
+    BOS_TOKEN_ID,
+    CONTINUOUS_BINS,
+    CONTINUOUS_OFFSET,
+    DEFAULT_DISCRETE_LAYOUT,
+    DISCRETE_LAYOUTS,
+    DISCRETE_VALUES,
+    EOS_TOKEN_ID,
+    MAX_LENGTH,
+    MAX_LOCAL_POSITIONS,
+    PAD_TOKEN_ID,
+    PATCH_SIZE,
+    POSITION_BINS,
+    SEPARATOR_TOKEN_ID,
+    TEXT_VOCAB_SIZE,
+)
+from gato.processing.token_layout import discrete_offset as layout_discrete_offset
+from gato.processing.token_layout import vocab_size as layout_vocab_size
 
 # GATO_SPEC.md section 6 (appendix C.1), plus a tiny shape for tests and CPU smoke runs.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -16,11 +36,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gato-364m": dict(num_hidden_layers=12, hidden_size=1536, num_attention_heads=12, intermediate_size=6144),
     "gato-1.18b": dict(num_hidden_layers=24, hidden_size=2048, num_attention_heads=16, intermediate_size=8192),
     "gato-tiny": dict(
-        num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=256, resnet_num_groups=8
+        num_hidden_layers=2,
+        hidden_size=64,
+        num_attention_heads=4,
+        intermediate_size=256,
+        resnet_num_groups=8,
+        resnet_channels=16,
     ),
 }
 # The parameter counts the paper states for its sizes (appendix C.1), for comparison in tests and docs.
 PAPER_PARAMETER_COUNTS: dict[str, int] = {"gato-79m": 79_000_000, "gato-364m": 364_000_000, "gato-1.18b": 1_180_000_000}
+
+POSITION_EMBEDDING_TYPES: tuple[str, ...] = ("rope", "learned")
 
 
 @strict
@@ -37,6 +64,12 @@ class GatoConfig(PreTrainedConfig):
         intermediate_size: hidden size of each block's feed-forward network.
         hidden_act: activation of the feed-forward network (the paper's blocks use GELU).
         max_position_embeddings: context length in tokens (the paper's 1024).
+        position_embedding_type: how the transformer sees *global* positions, which the paper leaves open
+            (GATO_SPEC.md section 2): ``"rope"`` (default) rotates queries and keys by their position, a
+            relative encoding like the Transformer-XL scheme of the Gopher family Gato was built from, so a
+            time step looks the same wherever it falls in the window; ``"learned"`` adds a learned absolute
+            table of ``max_position_embeddings`` rows to the input embeddings (GPT-2 style).
+        rope_theta: base period of the rotary embedding (``position_embedding_type="rope"`` only).
         discrete_layout: where discrete values live in the vocabulary: ``"paper"`` shares ids
             [0, 1024) with text, ``"shifted"`` gives them their own ids above the separator.
         vocab_size: size of the token embedding table; derived from ``discrete_layout`` when left unset.
@@ -51,7 +84,9 @@ class GatoConfig(PreTrainedConfig):
         position_bins: number of quantized bins for patch row / column positions.
         max_local_positions: observation tokens per time step that get their own learned local
             position embedding (later ones share the last index).
-        resnet_num_groups: GroupNorm groups in the patch-embedding ResNet v2 block.
+        resnet_num_groups: GroupNorm groups in the patch-embedding ResNet v2 block (on its hidden channels).
+        resnet_channels: hidden channels of the patch-embedding ResNet v2 block (must be a multiple of
+            ``resnet_num_groups``).
         layer_norm_eps: epsilon of the layer norms.
         hidden_dropout: dropout on the residual branches and embeddings.
         attention_dropout: dropout on attention probabilities.
@@ -68,35 +103,38 @@ class GatoConfig(PreTrainedConfig):
     num_attention_heads: int = 24
     intermediate_size: int = 3072
     hidden_act: str = "gelu"
-    max_position_embeddings: int = token_layout.MAX_LENGTH
-    discrete_layout: str = token_layout.DEFAULT_DISCRETE_LAYOUT
+    max_position_embeddings: int = MAX_LENGTH
+    position_embedding_type: str = "rope"
+    rope_theta: float = 10000.0
+    discrete_layout: str = DEFAULT_DISCRETE_LAYOUT
     vocab_size: int | None = None
-    text_vocab_size: int = token_layout.TEXT_VOCAB_SIZE
-    continuous_offset: int = token_layout.CONTINUOUS_OFFSET
-    continuous_bins: int = token_layout.CONTINUOUS_BINS
-    separator_token_id: int = token_layout.SEPARATOR_TOKEN_ID
+    text_vocab_size: int = TEXT_VOCAB_SIZE
+    continuous_offset: int = CONTINUOUS_OFFSET
+    continuous_bins: int = CONTINUOUS_BINS
+    separator_token_id: int = SEPARATOR_TOKEN_ID
     discrete_offset: int | None = None
-    discrete_values: int = token_layout.DISCRETE_VALUES
+    discrete_values: int = DISCRETE_VALUES
     num_channels: int = 3
-    patch_size: int = token_layout.PATCH_SIZE
-    position_bins: int = token_layout.POSITION_BINS
-    max_local_positions: int = token_layout.MAX_LOCAL_POSITIONS
+    patch_size: int = PATCH_SIZE
+    position_bins: int = POSITION_BINS
+    max_local_positions: int = MAX_LOCAL_POSITIONS
     resnet_num_groups: int = 32
+    resnet_channels: int = 128
     layer_norm_eps: float = 1e-5
     hidden_dropout: float = 0.0
     attention_dropout: float = 0.0
     initializer_range: float = 0.02
     use_cache: bool = True
     tie_word_embeddings: bool = True
-    pad_token_id: int | None = token_layout.PAD_TOKEN_ID
-    bos_token_id: int | None = token_layout.BOS_TOKEN_ID
-    eos_token_id: int | list[int] | None = token_layout.EOS_TOKEN_ID
+    pad_token_id: int | None = PAD_TOKEN_ID
+    bos_token_id: int | None = BOS_TOKEN_ID
+    eos_token_id: int | list[int] | None = EOS_TOKEN_ID
 
     def __post_init__(self, **kwargs):
         if self.discrete_offset is None:
-            self.discrete_offset = token_layout.discrete_offset(self.discrete_layout)
+            self.discrete_offset = layout_discrete_offset(self.discrete_layout)
         if self.vocab_size is None:
-            self.vocab_size = token_layout.vocab_size(self.discrete_layout)
+            self.vocab_size = layout_vocab_size(self.discrete_layout)
         super().__post_init__(**kwargs)
 
     def validate_architecture(self):
@@ -105,8 +143,16 @@ class GatoConfig(PreTrainedConfig):
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})"
             )
-        if self.discrete_layout not in token_layout.DISCRETE_LAYOUTS:
-            raise ValueError(f"discrete_layout must be one of {token_layout.DISCRETE_LAYOUTS}, got {self.discrete_layout!r}")
+        if self.discrete_layout not in DISCRETE_LAYOUTS:
+            raise ValueError(f"discrete_layout must be one of {DISCRETE_LAYOUTS}, got {self.discrete_layout!r}")
+        if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
+            raise ValueError(
+                f"position_embedding_type must be one of {POSITION_EMBEDDING_TYPES}, got {self.position_embedding_type!r}"
+            )
+        if self.resnet_channels % self.resnet_num_groups != 0:
+            raise ValueError(
+                f"resnet_channels ({self.resnet_channels}) must be a multiple of resnet_num_groups ({self.resnet_num_groups})"
+            )
         needed = max(self.separator_token_id + 1, self.discrete_offset + self.discrete_values)
         if self.vocab_size < needed:
             raise ValueError(f"vocab_size ({self.vocab_size}) must be ≥ {needed} for discrete_layout={self.discrete_layout!r}")
@@ -123,4 +169,4 @@ class GatoConfig(PreTrainedConfig):
         return cls(**{**copy.deepcopy(PRESETS[name]), **overrides})
 
 
-__all__ = ["GatoConfig", "PRESETS", "PAPER_PARAMETER_COUNTS"]
+__all__ = ["GatoConfig", "PRESETS", "PAPER_PARAMETER_COUNTS", "POSITION_EMBEDDING_TYPES"]

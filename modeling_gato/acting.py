@@ -1,0 +1,310 @@
+"""The action API: Gato acting in a batch of environments, one time step per call, with a KV cache.
+
+GATO_SPEC.md section 5: the prompt demonstration and the episode so far are the context; each new
+observation (its tokens and the separator, from ``processor.tokenize_observation``) is appended, then one
+token per action dimension is chosen — restricted to that dimension's legal ``[lo, hi)`` token range
+(``processor.action_token_ranges(spec)``) — and fed back with the shared action local position. The model
+returns token ids; ``processor.decode_action`` turns them into environment actions.
+
+Context beyond ``max_position_embeddings``: **re-prefill** on time-step boundaries. When the prompt, the
+kept past steps and the new step (observation + action tokens) no longer fit, the oldest past steps are
+dropped (the prompt last, only when the new step does not fit beside it), the cache is discarded and the
+remaining window is run through the model again from position 0. Every window the model sees is
+therefore ``[prompt] + whole time steps``, the shape of its training sequences, and the cached result
+equals a full recompute over that window. (A sliding window over the cache would keep keys computed from
+tokens that left the window.)
+
+This module holds no model code: :class:`GatoActingMixin` is mixed into ``GatoForCausalLM`` and uses its
+``model``, ``lm_head`` and ``config``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.utils import ModelOutput
+
+from gato.processing.token_layout import LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
+
+# The keys of one context segment (all batch-first; ``n`` tokens, ``p`` patches).
+SEGMENT_KEYS = ("input_ids", "local_positions", "patch_mask", "patch_pixels", "patch_rows", "patch_cols")
+
+
+@dataclass
+class GatoActingContext:
+    """The running context of a batch of environments between calls to :meth:`GatoActingMixin.act`.
+
+    Each segment is a dict of batched tensors: ``input_ids``/``local_positions`` ``(B, n)`` long,
+    ``patch_mask`` ``(B, n)`` bool, ``patch_pixels`` ``(B, p, C, ps, ps)``, ``patch_rows``/``patch_cols``
+    ``(B, p, 2)`` (``p`` may be 0).
+
+    Attributes:
+        batch_size: number of environments.
+        prompt: the prompt demonstration segment, or ``None``.
+        steps: one segment per past time step still in the window (observation, separator, action tokens).
+        uncached: the tail of the window not yet run through the model (the last action token, or the whole
+            window after a re-prefill); it is fed together with the next observation.
+        cache: the key/value cache over the window minus ``uncached``.
+        num_reprefills: how many times the window overflowed and was re-run from scratch.
+    """
+
+    batch_size: int
+    prompt: dict[str, torch.Tensor] | None = None
+    steps: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    uncached: dict[str, torch.Tensor] | None = None
+    cache: Cache | None = None
+    num_reprefills: int = 0
+
+    def length(self) -> int:
+        """Tokens in the window (prompt + kept steps), cached or not."""
+        segments = ([self.prompt] if self.prompt is not None else []) + self.steps
+        return sum(segment["input_ids"].shape[1] for segment in segments)
+
+    def window(self) -> dict[str, torch.Tensor] | None:
+        """The whole window as one segment (prompt + kept steps), or ``None`` if empty."""
+        segments = ([self.prompt] if self.prompt is not None else []) + self.steps
+        return concat_segments(segments) if segments else None
+
+
+@dataclass
+class GatoActionOutput(ModelOutput):
+    """What :meth:`GatoActingMixin.act` returns.
+
+    Attributes:
+        action_tokens: ``(batch, action_size)`` long — the chosen token ids, each inside its legal range.
+        context: the updated :class:`GatoActingContext`; pass it to the next call.
+    """
+
+    action_tokens: torch.LongTensor | None = None
+    context: GatoActingContext | None = None
+
+
+def concat_segments(segments: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Concatenate segments along the token (and patch) axis."""
+    return {key: torch.cat([segment[key] for segment in segments], dim=1) for key in SEGMENT_KEYS}
+
+
+def as_segment(tokens: Any, config, device: torch.device) -> dict[str, torch.Tensor]:
+    """The processor's token dict(s) → one batched segment on ``device``.
+
+    ``tokens`` is a mapping with unbatched arrays (``input_ids`` ``(n,)`` → batch of 1) or batched ones
+    (``(B, n)``), or a sequence of unbatched mappings (one per environment; equal lengths required). Missing
+    ``local_positions`` means ``LOCAL_POSITION_NONE``; missing patch keys mean no patches.
+    """
+    if isinstance(tokens, Sequence) and not isinstance(tokens, (str, bytes)):
+        if not tokens:
+            raise ValueError("observation/prompt: got an empty sequence of token dicts")
+        per_env = [as_segment(item, config, device) for item in tokens]
+        shapes = {tuple(segment["input_ids"].shape) for segment in per_env}
+        if len(shapes) != 1:
+            raise ValueError(f"observation/prompt: every environment needs the same number of tokens, got {sorted(shapes)}")
+        return {key: torch.cat([segment[key] for segment in per_env], dim=0) for key in SEGMENT_KEYS}
+    if not isinstance(tokens, Mapping) or "input_ids" not in tokens:
+        raise ValueError("observation/prompt must be a token dict with 'input_ids' (or a list of them)")
+
+    def tensor(name: str, dtype: torch.dtype) -> torch.Tensor | None:
+        value = tokens.get(name)
+        if value is None:
+            return None
+        value = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
+        return value.to(device=device, dtype=dtype)
+
+    input_ids = tensor("input_ids", torch.long)
+    batched = input_ids.ndim == 2
+    if not batched:
+        if input_ids.ndim != 1:
+            raise ValueError(f"input_ids must be (n,) or (batch, n), got {tuple(input_ids.shape)}")
+        input_ids = input_ids[None]
+    batch, length = input_ids.shape
+
+    def with_batch(value: torch.Tensor | None, name: str, tail: tuple[int, ...]) -> torch.Tensor | None:
+        if value is None:
+            return None
+        value = value if batched else value[None]
+        if value.shape[0] != batch or tuple(value.shape[2:]) != tail:
+            raise ValueError(f"{name} must be (batch, n{''.join(', ' + str(d) for d in tail)}), got {tuple(value.shape)}")
+        return value
+
+    patch_shape = (config.num_channels, config.patch_size, config.patch_size)
+    local_positions = with_batch(tensor("local_positions", torch.long), "local_positions", ())
+    patch_mask = with_batch(tensor("patch_mask", torch.bool), "patch_mask", ())
+    patch_pixels = with_batch(tensor("patch_pixels", torch.float32), "patch_pixels", patch_shape)
+    patch_rows = with_batch(tensor("patch_rows", torch.long), "patch_rows", (2,))
+    patch_cols = with_batch(tensor("patch_cols", torch.long), "patch_cols", (2,))
+    if local_positions is None:
+        local_positions = torch.full_like(input_ids, LOCAL_POSITION_NONE)
+    if patch_mask is None:
+        patch_mask = torch.zeros_like(input_ids, dtype=torch.bool)
+    if patch_pixels is None:
+        patch_pixels = torch.zeros((batch, 0, *patch_shape), device=device)
+        patch_rows = torch.zeros((batch, 0, 2), dtype=torch.long, device=device)
+        patch_cols = torch.zeros((batch, 0, 2), dtype=torch.long, device=device)
+    for name, value in (("local_positions", local_positions), ("patch_mask", patch_mask)):
+        if value.shape != (batch, length):
+            raise ValueError(f"{name} must have the shape of input_ids {(batch, length)}, got {tuple(value.shape)}")
+    return {
+        "input_ids": input_ids,
+        "local_positions": local_positions,
+        "patch_mask": patch_mask,
+        "patch_pixels": patch_pixels,
+        "patch_rows": patch_rows,
+        "patch_cols": patch_cols,
+    }
+
+
+def segment_model_inputs(segment: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A segment → keyword inputs of ``GatoModel.forward`` (patch inputs only when there are patches)."""
+    inputs = {"input_ids": segment["input_ids"], "local_positions": segment["local_positions"]}
+    if segment["patch_pixels"].shape[1] > 0:
+        inputs.update({key: segment[key] for key in ("patch_mask", "patch_pixels", "patch_rows", "patch_cols")})
+    return inputs
+
+
+def action_segment(action_tokens: torch.Tensor, config) -> dict[str, torch.Tensor]:
+    """Action token ids ``(B, k)`` → a segment (action local position, no patches)."""
+    batch = action_tokens.shape[0]
+    device = action_tokens.device
+    return {
+        "input_ids": action_tokens,
+        "local_positions": torch.full_like(action_tokens, LOCAL_POSITION_ACTION),
+        "patch_mask": torch.zeros_like(action_tokens, dtype=torch.bool),
+        "patch_pixels": torch.zeros((batch, 0, config.num_channels, config.patch_size, config.patch_size), device=device),
+        "patch_rows": torch.zeros((batch, 0, 2), dtype=torch.long, device=device),
+        "patch_cols": torch.zeros((batch, 0, 2), dtype=torch.long, device=device),
+    }
+
+
+def as_action_ranges(action_ranges: Any, batch_size: int, vocab_size: int) -> torch.Tensor:
+    """``(A, 2)`` or ``(B, A, 2)`` legal ``[lo, hi)`` token ranges → ``(B, A, 2)`` long on the CPU, validated."""
+    ranges = torch.as_tensor(np.asarray(action_ranges) if not torch.is_tensor(action_ranges) else action_ranges)
+    ranges = ranges.to(device="cpu", dtype=torch.long)
+    if ranges.ndim == 2:
+        ranges = ranges[None].expand(batch_size, -1, -1)
+    if ranges.ndim != 3 or ranges.shape[0] != batch_size or ranges.shape[2] != 2 or ranges.shape[1] < 1:
+        raise ValueError(f"action_ranges must be (action_size, 2) or ({batch_size}, action_size, 2), got {tuple(ranges.shape)}")
+    lo, hi = ranges[..., 0], ranges[..., 1]
+    if bool((lo < 0).any() or (hi > vocab_size).any() or (lo >= hi).any()):
+        raise ValueError(f"action_ranges must hold non-empty [lo, hi) ranges inside [0, {vocab_size}), got {ranges.tolist()}")
+    return ranges
+
+
+class GatoActingMixin:
+    """Adds :meth:`act` to ``GatoForCausalLM`` (uses ``self.model``, ``self.lm_head``, ``self.config``)."""
+
+    def action_logits(self, hidden: torch.Tensor, ranges: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Output-layer logits for one action dimension, restricted to each environment's legal range.
+
+        Args:
+            hidden: ``(B, hidden_size)`` final hidden states at the position that predicts the action token.
+            ranges: ``(B, 2)`` long ``[lo, hi)`` per environment (CPU).
+
+        Returns:
+            ``(logits (B, hi_max - lo_min), lo_min)``: only the rows ``[lo_min, hi_max)`` of the output layer
+            are computed; ids outside an environment's own range get ``-inf``.
+        """
+        lo_min, hi_max = int(ranges[:, 0].min()), int(ranges[:, 1].max())
+        weight = self.lm_head.weight[lo_min:hi_max]
+        logits = (hidden.to(weight.dtype) @ weight.T).float()
+        ids = torch.arange(lo_min, hi_max, device=logits.device)
+        ranges = ranges.to(logits.device)
+        legal = (ids[None] >= ranges[:, :1]) & (ids[None] < ranges[:, 1:])
+        return logits.masked_fill(~legal, float("-inf")), lo_min
+
+    @torch.no_grad()
+    def act(
+        self,
+        observation: Any,
+        action_ranges: Any,
+        context: GatoActingContext | None = None,
+        prompt: Any = None,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> GatoActionOutput:
+        """Append one time step's observation to the context and choose its action tokens.
+
+        Call ``model.eval()`` first (patch positions are sampled at random in training mode).
+
+        Args:
+            observation: the new observation's tokens followed by the separator, as
+                ``processor.tokenize_observation`` returns them: one dict per environment (a list), or one
+                dict with batched ``(B, n)`` arrays. All environments must have the same number of tokens.
+            action_ranges: legal ``[lo, hi)`` token ids per action dimension, ``(A, 2)`` shared by the batch
+                or ``(B, A, 2)`` per environment (``processor.action_token_ranges(spec)``).
+            context: the context returned by the previous call; ``None`` starts an episode.
+            prompt: first call only — the prompt demonstration's tokens (same formats as ``observation``,
+                equal lengths across the batch), put before the episode.
+            do_sample: sample from the softmax of the restricted logits / ``temperature``; else greedy.
+            temperature: softmax temperature when sampling (> 0).
+            generator: a ``torch.Generator`` on the model's device, for reproducible sampling.
+
+        Returns:
+            :class:`GatoActionOutput` with ``action_tokens`` ``(B, A)`` and the updated ``context``.
+        """
+        if do_sample and not temperature > 0:
+            raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+        config = self.config
+        device = self.lm_head.weight.device
+        obs = as_segment(observation, config, device)
+        batch_size, obs_length = obs["input_ids"].shape
+        ranges = as_action_ranges(action_ranges, batch_size, config.vocab_size)
+        action_size = ranges.shape[1]
+
+        if context is None:
+            prompt_segment = as_segment(prompt, config, device) if prompt is not None else None
+            if prompt_segment is not None and prompt_segment["input_ids"].shape[0] != batch_size:
+                raise ValueError(f"prompt has batch {prompt_segment['input_ids'].shape[0]}, observation has {batch_size}")
+            context = GatoActingContext(batch_size=batch_size, prompt=prompt_segment, uncached=prompt_segment)
+        elif prompt is not None:
+            raise ValueError("prompt is only taken on the first call (context=None)")
+        if context.batch_size != batch_size:
+            raise ValueError(f"observation has batch {batch_size}, the context was started with {context.batch_size}")
+
+        step_length = obs_length + action_size
+        max_length = config.max_position_embeddings
+        if step_length > max_length:
+            raise ValueError(
+                f"one time step ({obs_length} observation + {action_size} action tokens) exceeds "
+                f"max_position_embeddings ({max_length})"
+            )
+        if context.length() + step_length > max_length:
+            # Re-prefill from the last time-step-aligned window that fits (see the module docstring).
+            while context.steps and context.length() + step_length > max_length:
+                context.steps.pop(0)
+            if context.prompt is not None and context.length() + step_length > max_length:
+                context.prompt = None
+            context.uncached, context.cache = context.window(), None
+            context.num_reprefills += 1
+
+        feed = concat_segments([context.uncached, obs]) if context.uncached is not None else obs
+        if context.cache is None:
+            context.cache = DynamicCache(config=config)
+        hidden = self.model(**segment_model_inputs(feed), cache=context.cache, use_cache=True).last_hidden_state[:, -1]
+
+        tokens: list[torch.Tensor] = []
+        for dim in range(action_size):  # autoregressive over action dimensions: each token conditions the next
+            if dim > 0:
+                previous = action_segment(tokens[-1][:, None], config)
+                hidden = self.model(**segment_model_inputs(previous), cache=context.cache, use_cache=True)
+                hidden = hidden.last_hidden_state[:, -1]
+            logits, offset = self.action_logits(hidden, ranges[:, dim])
+            if do_sample:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                choice = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            else:
+                choice = logits.argmax(dim=-1)
+            tokens.append(choice + offset)
+        action_tokens = torch.stack(tokens, dim=1)
+
+        context.steps.append(concat_segments([obs, action_segment(action_tokens, config)]))
+        # The last action token has not been run yet: it goes in with the next observation.
+        context.uncached = action_segment(action_tokens[:, -1:], config)
+        return GatoActionOutput(action_tokens=action_tokens, context=context)
+
+
+__all__ = ["GatoActingMixin", "GatoActingContext", "GatoActionOutput", "as_segment", "concat_segments"]

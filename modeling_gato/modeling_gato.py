@@ -1,0 +1,645 @@
+"""Gato: a decoder-only, pre-norm transformer over one token stream of text, image patches and values.
+
+Reads top to bottom like transformers' ``models/llama/modeling_llama.py``: patch embedding, rotary
+positions, MLP, attention, decoder layer, pretrained base, model, causal-LM head. GATO_SPEC.md sections
+2 (embeddings), 3 (loss) and 5 (deployment) are what this file implements; the action API itself lives in
+``acting.py``.
+
+Inputs are the processor's tensors (see ``gato.processing.token_layout``): ``input_ids``,
+``attention_mask``, ``local_positions`` and, when there are images, ``patch_mask``, ``patch_pixels``,
+``patch_rows``, ``patch_cols``, ``patch_valid``; for training also ``labels`` and ``loss_mask``.
+
+Remote code: ``save_pretrained`` writes this file, ``configuration_gato.py``, ``acting.py`` and a copy of
+``token_layout.py`` beside the weights, with every ``from gato.processing.token_layout import`` rewritten to
+``from .token_layout import``, so ``trust_remote_code=True`` loads the folder where ``gato`` is not installed.
+Keep every import of the constants in that one form.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.generation import GenerationMixin
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel, slice_logits_to_keep
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs, can_return_tuple, logging
+from transformers.utils.deprecation import deprecate_kwarg
+from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.output_capturing import capture_outputs
+
+from gato.processing.token_layout import IGNORE_INDEX, LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
+
+from .acting import GatoActingMixin
+from .configuration_gato import GatoConfig
+
+logger = logging.get_logger(__name__)
+
+# Inputs that only describe the prompt (image patches, local positions): `generate` passes them to the prefill
+# step only; the tokens it generates afterwards are plain text (no patches, no local position).
+PREFILL_ONLY_INPUTS = ("patch_mask", "patch_pixels", "patch_rows", "patch_cols", "patch_valid", "local_positions")
+
+
+class GatoPatchResidualBlock(nn.Module):
+    """The single ResNet v2 (pre-activation) block every 16×16 image patch goes through (GATO_SPEC.md §2).
+
+    ``x + conv(GELU(GroupNorm(conv(GELU(GroupNorm(x))))))``: a 3×3 convolution widens the patch's
+    ``num_channels`` to ``resnet_channels`` and a second one brings it back, so the residual adds in pixel
+    space. The paper asks for GroupNorm with 32 groups; the hidden channels get ``resnet_num_groups``
+    groups, while the 3-channel input can only be split into ``gcd(resnet_num_groups, 3) = 1`` group.
+    """
+
+    def __init__(self, config: GatoConfig):
+        super().__init__()
+        in_channels, channels = config.num_channels, config.resnet_channels
+        input_groups = max(1, _gcd(config.resnet_num_groups, in_channels))
+        self.norm1 = nn.GroupNorm(input_groups, in_channels, eps=config.layer_norm_eps)
+        self.conv1 = nn.Conv2d(in_channels, channels, kernel_size=3, padding=1)
+        self.norm2 = nn.GroupNorm(config.resnet_num_groups, channels, eps=config.layer_norm_eps)
+        self.conv2 = nn.Conv2d(channels, in_channels, kernel_size=3, padding=1)
+        self.act = nn.GELU()
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``pixels`` ``(num_patches, channels, patch_size, patch_size)`` → the same shape."""
+        hidden = self.conv1(self.act(self.norm1(pixels)))
+        hidden = self.conv2(self.act(self.norm2(hidden)))
+        return pixels + hidden
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+class GatoPatchEmbedding(nn.Module):
+    """Image patches → width-sized embeddings with their row/column position encodings (GATO_SPEC.md §2).
+
+    The ResNet block's output ``(channels, 16, 16)`` is flattened (channel-major, 768 values for RGB) and
+    projected linearly to ``hidden_size``. Row and column encodings come from two learned tables of
+    ``position_bins`` rows: each patch carries its quantized ``[lo, hi)`` row and column intervals; in
+    ``train()`` mode an index is drawn uniformly inside each interval, in ``eval()`` mode the middle
+    ``(lo + hi) // 2`` is used.
+    """
+
+    def __init__(self, config: GatoConfig):
+        super().__init__()
+        self.position_bins = config.position_bins
+        self.residual_block = GatoPatchResidualBlock(config)
+        self.projection = nn.Linear(config.num_channels * config.patch_size**2, config.hidden_size)
+        self.row_embeddings = nn.Embedding(config.position_bins, config.hidden_size)
+        self.col_embeddings = nn.Embedding(config.position_bins, config.hidden_size)
+
+    def position_index(self, intervals: torch.Tensor) -> torch.Tensor:
+        """``intervals`` ``(..., 2)`` long ``[lo, hi)`` bins → ``(...)`` long bin indices (random in train, middle in eval)."""
+        lo, hi = intervals[..., 0], intervals[..., 1]
+        # An empty interval (a patch thinner than one bin) still names the bin it starts in.
+        hi = torch.maximum(hi, lo + 1)
+        if self.training:
+            index = lo + (torch.rand(lo.shape, device=lo.device) * (hi - lo)).long()
+        else:
+            index = torch.div(lo + hi, 2, rounding_mode="floor")
+        return index.clamp(0, self.position_bins - 1)
+
+    def forward(self, pixels: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """``pixels`` ``(N, C, ps, ps)`` float, ``rows``/``cols`` ``(N, 2)`` long → ``(N, hidden_size)``."""
+        patches = self.residual_block(pixels).flatten(1)
+        embeddings = self.projection(patches)
+        embeddings = embeddings + self.row_embeddings(self.position_index(rows))
+        return embeddings + self.col_embeddings(self.position_index(cols))
+
+
+class GatoRotaryEmbedding(nn.Module):
+    """Rotary position embedding (the default, ``position_embedding_type="rope"``), as llama's."""
+
+    def __init__(self, config: GatoConfig):
+        super().__init__()
+        self.config = config
+        self.rope_type = "default"
+        self.max_seq_len_cached = config.max_position_embeddings
+        inv_freq, self.attention_scaling = self.compute_default_rope_parameters(config)
+        self.inv_freq = nn.Buffer(inv_freq, persistent=False)
+        self.original_inv_freq = nn.Buffer(inv_freq.clone(), persistent=False)
+
+    @staticmethod
+    def compute_default_rope_parameters(config: GatoConfig, **kwargs) -> tuple[torch.Tensor, float]:
+        """Inverse frequencies ``(head_dim // 2,)`` of the original RoPE, and its (unused) scaling 1.0."""
+        dim = config.hidden_size // config.num_attention_heads
+        inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
+        return inv_freq, 1.0
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``position_ids`` ``(batch, seq)`` → ``cos``, ``sin`` ``(batch, seq, head_dim)`` in ``x``'s dtype."""
+        freqs = position_ids[..., None].float() * self.inv_freq.to(device=x.device, dtype=torch.float)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return (emb.cos() * self.attention_scaling).to(x.dtype), (emb.sin() * self.attention_scaling).to(x.dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """Rotates half the hidden dims of the input."""
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2 :]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim: int = 1):
+    """Rotates ``q``, ``k`` ``(batch, heads, seq, head_dim)`` by ``cos``, ``sin`` ``(batch, seq, head_dim)``."""
+    cos = cos.unsqueeze(unsqueeze_dim)
+    sin = sin.unsqueeze(unsqueeze_dim)
+    return (q * cos) + (rotate_half(q) * sin), (k * cos) + (rotate_half(k) * sin)
+
+
+class GatoMLP(nn.Module):
+    """The paper's feed-forward block: Linear → GELU → Linear."""
+
+    def __init__(self, config: GatoConfig):
+        super().__init__()
+        self.fc_in = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.fc_out = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.act_fn = ACT2FN[config.hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc_out(self.act_fn(self.fc_in(x)))
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Unpack[TransformersKwargs],
+):
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+class GatoAttention(nn.Module):
+    """Multi-head causal self-attention through transformers' attention interface (SDPA by default)."""
+
+    def __init__(self, config: GatoConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.num_key_value_groups = 1
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_dropout
+        self.is_causal = True
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        input_shape = hidden_states.shape[:-1]
+        hidden_shape = (*input_shape, -1, self.head_dim)
+
+        query_states = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        key_states = self.k_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        value_states = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+
+        if position_embeddings is not None:  # None with learned absolute positions
+            cos, sin = position_embeddings
+            query_states, key_states = apply_rotary_pos_emb(query_states, key_states, cos, sin)
+
+        if cache is not None:
+            key_states, value_states = cache.update(key_states, value_states, self.layer_idx, kwargs=kwargs)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query_states,
+            key_states,
+            value_states,
+            attention_mask,
+            dropout=0.0 if not self.training else self.attention_dropout,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(*input_shape, -1).contiguous()
+        return self.o_proj(attn_output), attn_weights
+
+
+class GatoDecoderLayer(GradientCheckpointingLayer):
+    """Pre-norm block: ``x + Attn(LN(x))``, then ``x + MLP(LN(x))`` (dropout on both branches)."""
+
+    def __init__(self, config: GatoConfig, layer_idx: int):
+        super().__init__()
+        self.hidden_size = config.hidden_size
+        self.self_attn = GatoAttention(config=config, layer_idx=layer_idx)
+        self.mlp = GatoMLP(config)
+        self.input_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_attention_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        use_cache: bool | None = False,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        residual = hidden_states
+        hidden_states = self.input_layernorm(hidden_states)
+        hidden_states, _ = self.self_attn(
+            hidden_states=hidden_states,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=use_cache,
+            position_embeddings=position_embeddings,
+            **kwargs,
+        )
+        hidden_states = residual + self.dropout(hidden_states)
+
+        residual = hidden_states
+        hidden_states = self.mlp(self.post_attention_layernorm(hidden_states))
+        return residual + self.dropout(hidden_states)
+
+
+class GatoPreTrainedModel(PreTrainedModel):
+    config: GatoConfig
+    config_class = GatoConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["GatoDecoderLayer"]
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    # The patch scatter and the loss gather have data-dependent shapes: compiling works with graph breaks.
+    _can_compile_fullgraph = False
+    _supports_attention_backend = True
+    _can_record_outputs = {
+        "hidden_states": GatoDecoderLayer,
+        "attentions": GatoAttention,
+    }
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """``PreTrainedModel.save_pretrained`` (safetensors), plus the code ``trust_remote_code=True`` needs.
+
+        Writes ``configuration_gato.py``, ``modeling_gato.py``, ``acting.py`` and ``token_layout.py`` beside
+        the weights and an ``auto_map`` in ``config.json``; with ``gato`` installed the Auto classes still
+        pick the registered local classes (no ``trust_remote_code`` needed).
+        """
+        if kwargs.get("safe_serialization") is False:
+            raise ValueError("safe_serialization=False is not supported: gato folders hold safetensors only")
+        self.config.auto_map = dict(REMOTE_AUTO_MAP)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_remote_code(save_directory)
+
+
+REMOTE_AUTO_MAP = {
+    "AutoConfig": "configuration_gato.GatoConfig",
+    "AutoModel": "modeling_gato.GatoModel",
+    "AutoModelForCausalLM": "modeling_gato.GatoForCausalLM",
+}
+_CONSTANTS_IMPORT = re.compile(r"^from\s+[\w.]*token_layout\s+import\b", flags=re.MULTILINE)
+
+
+def write_remote_code(save_directory: str | os.PathLike) -> list[Path]:
+    """Write the model's source files into ``save_directory`` so the folder loads with ``trust_remote_code``.
+
+    The files are copied from wherever the classes were loaded (the installed package, or an earlier remote
+    copy), with the constants import rewritten to the relative ``from .token_layout import``.
+    """
+    from . import acting, configuration_gato
+
+    constants_file = Path(inspect.getfile(configuration_gato.layout_vocab_size))
+    folder = Path(save_directory)
+    written = []
+    for module in (configuration_gato, sys.modules[__name__], acting):
+        source = Path(inspect.getfile(module)).read_text(encoding="utf-8")
+        target = folder / f"{module.__name__.rsplit('.', 1)[-1]}.py"
+        target.write_text(_CONSTANTS_IMPORT.sub("from .token_layout import", source), encoding="utf-8")
+        written.append(target)
+    target = folder / "token_layout.py"
+    target.write_text(constants_file.read_text(encoding="utf-8"), encoding="utf-8")
+    written.append(target)
+    # The config written by `save_pretrained` already has the auto_map; make sure of it if it was saved before.
+    config_file = folder / "config.json"
+    if config_file.exists():
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        if config.get("auto_map") != REMOTE_AUTO_MAP:
+            config["auto_map"] = dict(REMOTE_AUTO_MAP)
+            config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return written
+
+
+class GatoModel(GatoPreTrainedModel):
+    """The Gato decoder: processor tensors → final hidden states ``(batch, seq, hidden_size)``."""
+
+    def __init__(self, config: GatoConfig):
+        super().__init__(config)
+        self.vocab_size = config.vocab_size
+        # No padding_idx: id 0 is the pad id *and* discrete value 0 in the paper's layout, so it must train.
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.embed_patches = GatoPatchEmbedding(config)
+        # Rows [0, max_local_positions) are observation indices; the last row is the one shared action embedding.
+        self.embed_local_positions = nn.Embedding(config.max_local_positions + 1, config.hidden_size)
+        if config.position_embedding_type == "learned":
+            self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+            self.rotary_emb = None
+        else:
+            self.embed_positions = None
+            self.rotary_emb = GatoRotaryEmbedding(config=config)
+        self.embed_dropout = nn.Dropout(config.hidden_dropout)
+        self.layers = nn.ModuleList(
+            [GatoDecoderLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers)]
+        )
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    def embed_local_positions_of(self, local_positions: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``local_positions`` ``(batch, seq)`` → ``(batch, seq, hidden_size)``; zeros where it is ``LOCAL_POSITION_NONE``."""
+        max_local = self.config.max_local_positions
+        index = torch.where(
+            local_positions == LOCAL_POSITION_ACTION,
+            torch.full_like(local_positions, max_local),
+            local_positions.clamp(0, max_local - 1),  # later observation tokens share the last index
+        )
+        has_embedding = (local_positions != LOCAL_POSITION_NONE).unsqueeze(-1)
+        return self.embed_local_positions(index).to(dtype) * has_embedding.to(dtype)
+
+    def place_patches(
+        self,
+        inputs_embeds: torch.Tensor,
+        patch_mask: torch.Tensor,
+        patch_pixels: torch.Tensor,
+        patch_rows: torch.Tensor,
+        patch_cols: torch.Tensor,
+        patch_valid: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Replace the embeddings at ``patch_mask`` positions ``(batch, seq)`` by the embeddings of the valid patches.
+
+        One masked scatter: the k-th True of ``patch_mask[b]`` takes the k-th valid patch of ``patch_pixels[b]``
+        ``(batch, patches, C, ps, ps)``; only valid patches go through the ResNet block.
+        """
+        if patch_pixels.ndim != 5 or patch_pixels.shape[:2] != patch_rows.shape[:2]:
+            raise ValueError(
+                "patch_pixels must be (batch, patches, channels, patch_size, patch_size) and patch_rows/patch_cols "
+                f"(batch, patches, 2); got {tuple(patch_pixels.shape)} and {tuple(patch_rows.shape)}"
+            )
+        if patch_mask.shape != inputs_embeds.shape[:2]:
+            raise ValueError(f"patch_mask must be (batch, seq) = {tuple(inputs_embeds.shape[:2])}, got {tuple(patch_mask.shape)}")
+        patch_mask = patch_mask.bool()
+        if patch_valid is None:
+            patch_valid = torch.ones(patch_pixels.shape[:2], dtype=torch.bool, device=patch_pixels.device)
+        patch_valid = patch_valid.bool()
+        if not torch.compiler.is_compiling() and not torch.equal(patch_mask.sum(1), patch_valid.sum(1)):
+            raise ValueError(
+                "patch_mask and patch_valid must count the same patches per row, got "
+                f"{patch_mask.sum(1).tolist()} and {patch_valid.sum(1).tolist()}"
+            )
+        patch_embeds = self.embed_patches(
+            patch_pixels[patch_valid].to(inputs_embeds.dtype), patch_rows[patch_valid], patch_cols[patch_valid]
+        )
+        return inputs_embeds.masked_scatter(patch_mask.unsqueeze(-1), patch_embeds.to(inputs_embeds.dtype))
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    @merge_with_config_defaults
+    @capture_outputs
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        local_positions: torch.LongTensor | None = None,
+        patch_mask: torch.Tensor | None = None,
+        patch_pixels: torch.Tensor | None = None,
+        patch_rows: torch.LongTensor | None = None,
+        patch_cols: torch.LongTensor | None = None,
+        patch_valid: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutputWithPast:
+        r"""Run the decoder over a (chunk of a) token stream.
+
+        Args:
+            input_ids: ``(batch, seq)`` token ids (``PATCH_PLACEHOLDER_ID`` at image-patch positions).
+            attention_mask: ``(batch, seq_so_far)`` 1 on real tokens, 0 on padding (or a prepared 4D mask).
+            position_ids: ``(batch, seq)`` global positions; default ``arange`` after the cached length.
+            cache: past keys/values (a ``Cache``); created as a ``DynamicCache`` when ``use_cache`` and none given.
+            inputs_embeds: ``(batch, seq, hidden_size)`` instead of ``input_ids`` (token embeddings; patch and
+                local-position embeddings are still added).
+            local_positions: ``(batch, seq)`` observation index within the time step, ``LOCAL_POSITION_ACTION``
+                on action tokens, ``LOCAL_POSITION_NONE`` (no embedding) elsewhere; ``None`` = all NONE.
+            patch_mask: ``(batch, seq)`` bool, True at image-patch positions.
+            patch_pixels: ``(batch, patches, channels, patch_size, patch_size)`` float, pixels in [-1, 1] / 4.
+            patch_rows / patch_cols: ``(batch, patches, 2)`` long ``[lo, hi)`` position-bin intervals.
+            patch_valid: ``(batch, patches)`` bool, True on real (non-padding) patches; ``None`` = all real.
+        """
+        if (input_ids is None) ^ (inputs_embeds is not None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+
+        if patch_pixels is not None or patch_mask is not None:
+            if patch_pixels is None or patch_mask is None or patch_rows is None or patch_cols is None:
+                raise ValueError("image inputs need all of patch_mask, patch_pixels, patch_rows and patch_cols")
+            inputs_embeds = self.place_patches(inputs_embeds, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid)
+        if local_positions is not None:
+            if local_positions.shape != inputs_embeds.shape[:2]:
+                raise ValueError(
+                    f"local_positions must be (batch, seq) = {tuple(inputs_embeds.shape[:2])}, got {tuple(local_positions.shape)}"
+                )
+            inputs_embeds = inputs_embeds + self.embed_local_positions_of(local_positions, inputs_embeds.dtype)
+
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+
+        if position_ids is None:
+            past_seen_tokens = cache.get_seq_length() if cache is not None else 0
+            position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past_seen_tokens
+            position_ids = position_ids.unsqueeze(0)
+
+        causal_mask = create_causal_mask(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            cache=cache,
+            position_ids=position_ids,
+        )
+
+        if self.embed_positions is not None:
+            inputs_embeds = inputs_embeds + self.embed_positions(position_ids)
+            position_embeddings = None
+        else:
+            position_embeddings = self.rotary_emb(inputs_embeds, position_ids=position_ids)
+        hidden_states = self.embed_dropout(inputs_embeds)
+
+        for decoder_layer in self.layers[: self.config.num_hidden_layers]:
+            hidden_states = decoder_layer(
+                hidden_states,
+                attention_mask=causal_mask,
+                position_embeddings=position_embeddings,
+                position_ids=position_ids,
+                cache=cache,
+                use_cache=use_cache,
+                **kwargs,
+            )
+
+        hidden_states = self.norm(hidden_states)
+        return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache)
+
+
+class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
+    """Gato with its output layer: next-token logits, the masked training loss, ``generate()`` and ``act()``."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: GatoConfig):
+        super().__init__(config)
+        self.model = GatoModel(config)
+        self.vocab_size = config.vocab_size
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        loss_mask: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        local_positions: torch.LongTensor | None = None,
+        patch_mask: torch.Tensor | None = None,
+        patch_pixels: torch.Tensor | None = None,
+        patch_rows: torch.LongTensor | None = None,
+        patch_cols: torch.LongTensor | None = None,
+        patch_valid: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> CausalLMOutputWithPast:
+        r"""Logits and, given ``labels`` or ``loss_mask``, the masked next-token cross-entropy (GATO_SPEC.md §3).
+
+        Takes the processor's batch as keywords (``model(**batch)``); see :meth:`GatoModel.forward` for the inputs.
+
+        Args:
+            labels: ``(batch, seq)`` targets in transformers' convention (the model shifts: position ``l - 1``
+                predicts ``labels[:, l]``); ``IGNORE_INDEX`` where nothing is predicted. Defaults to
+                ``input_ids`` when only ``loss_mask`` is given.
+            loss_mask: ``(batch, seq)`` 1 where the token at that position is a target (text and action
+                tokens). Targets are where ``loss_mask`` is 1 *and* the label is not ``IGNORE_INDEX`` *and*
+                (if given) the 2D ``attention_mask`` is 1, so observation tokens never count, whatever their label.
+            logits_to_keep: without a loss, keep logits for the last ``n`` positions only (0 = all), as llama.
+            num_items_in_batch (keyword): if given (Trainer, gradient accumulation), the loss is the sum over
+                targets divided by it instead of the mean over this batch's targets.
+
+        Returns:
+            ``CausalLMOutputWithPast``. Without a loss, ``logits`` is ``(batch, kept_positions, vocab)``. With a
+            loss, the output layer runs only at the ``N`` predicting positions and ``logits`` is ``(N, vocab)``:
+            row ``i`` is the prediction for the ``i``-th target in row-major (batch, position) order.
+        """
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        outputs: BaseModelOutputWithPast = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            local_positions=local_positions,
+            patch_mask=patch_mask,
+            patch_pixels=patch_pixels,
+            patch_rows=patch_rows,
+            patch_cols=patch_cols,
+            patch_valid=patch_valid,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+
+        loss = None
+        if labels is not None or loss_mask is not None:
+            if labels is None:
+                if input_ids is None:
+                    raise ValueError("loss_mask without labels needs input_ids (the targets)")
+                labels = input_ids
+            targets = labels[:, 1:]
+            is_target = targets != IGNORE_INDEX
+            if loss_mask is not None:
+                is_target = is_target & loss_mask[:, 1:].bool()
+            if attention_mask is not None and attention_mask.ndim == 2:
+                # The mask covers cached positions too; its last seq - 1 columns belong to the targets.
+                is_target = is_target & attention_mask[:, attention_mask.shape[1] - targets.shape[1] :].bool()
+            # Gather first, then project: the vocab-sized output layer runs only where there is a target.
+            logits = self.lm_head(hidden_states[:, :-1][is_target])
+            token_losses = F.cross_entropy(logits.float(), targets[is_target], reduction="sum")
+            denominator = num_items_in_batch if num_items_in_batch is not None else is_target.sum().clamp(min=1)
+            if torch.is_tensor(denominator):
+                denominator = denominator.to(token_losses.device)
+            loss = token_losses / denominator
+        else:
+            logits = self.lm_head(slice_logits_to_keep(hidden_states, logits_to_keep))
+
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, *args, is_first_iteration: bool | None = False, **kwargs):
+        """As ``GenerationMixin``'s, but image-patch inputs and local positions go to the prefill step only.
+
+        They describe the prompt (e.g. the image of a caption prompt); the tokens generated after it are text.
+        """
+        model_inputs = super().prepare_inputs_for_generation(input_ids, *args, is_first_iteration=is_first_iteration, **kwargs)
+        if not is_first_iteration and model_inputs.get("cache") is not None:
+            for name in PREFILL_ONLY_INPUTS:
+                model_inputs.pop(name, None)
+        return model_inputs
+
+
+__all__ = ["GatoPreTrainedModel", "GatoModel", "GatoForCausalLM", "write_remote_code"]
