@@ -1,0 +1,185 @@
+"""Record episodes of this package's schema from any gymnasium environment and any policy.
+
+A policy is a callable ``observation -> action`` in the environment's own formats. Two adapters turn
+those into the spec's formats: ``to_episode_step(observation) -> {field_name: value}`` and
+``from_env_action(action) -> array (action_size,)``. Built-in tasks bring their own (``Task``); for a
+user's environment the defaults cover the common cases (a dict observation whose keys are the spec's
+field names, or an array observation when the spec has exactly one field).
+
+Recording your own task::
+
+    import gymnasium as gym
+    from gato.episodes import record_episodes
+    from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
+
+    spec = TaskSpec("my-cartpole", (ObservationField("state", "continuous", (4,)),),
+                    ActionSpec("discrete", size=1, num_values=2))
+    env = gym.make("CartPole-v1")
+    dataset = record_episodes(env, lambda obs: int(obs[2] + obs[3] > 0), spec,
+                              num_episodes=10, seed=0, out="data/my-cartpole")
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from datasets import Dataset
+
+from gato.processing.task_spec import TaskSpec
+
+from .writer import EpisodeWriter, episodes_to_dataset
+
+if TYPE_CHECKING:  # the suite is optional at import time; only its Task type is used
+    from gato.suite.registry import Task
+
+Policy = Callable[[Any], Any]
+
+
+def episode_seed(seed: int, task_name: str, index: int) -> int:
+    """The ``env.reset`` seed of episode ``index`` of ``task_name`` in a collection generated with ``seed``.
+
+    Derived with :class:`numpy.random.SeedSequence` from (seed, crc32(task name), index): stable across
+    processes and Python versions (unlike ``hash``), independent between tasks and episodes.
+    """
+    entropy = [int(seed), zlib.crc32(task_name.encode("utf-8")), int(index)]
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint32)[0])
+
+
+def default_to_episode_step(spec: TaskSpec) -> Callable[[Any], dict[str, Any]]:
+    """Observation → spec fields: dict observations by key, a bare observation for a one-field spec."""
+    names = [field.name for field in spec.observations]
+
+    def to_episode_step(observation: Any) -> dict[str, Any]:
+        if isinstance(observation, Mapping):
+            missing = [name for name in names if name not in observation]
+            if missing:
+                raise ValueError(f"task {spec.name!r}: observation has no key(s) {missing}; keys are {sorted(observation)}. "
+                                 "Pass to_episode_step= to map the observation to the spec's fields")
+            return {name: observation[name] for name in names}
+        if len(names) != 1:
+            raise ValueError(f"task {spec.name!r}: a non-dict observation fits a one-field spec only, the spec has {names}; "
+                             "pass to_episode_step=")
+        return {names[0]: observation}
+
+    return to_episode_step
+
+
+def default_from_env_action(spec: TaskSpec) -> Callable[[Any], np.ndarray]:
+    """Environment action → ``(action_size,)`` array (scalars and arrays are flattened)."""
+
+    def from_env_action(action: Any) -> np.ndarray:
+        return np.asarray(action).reshape(spec.action.size)
+
+    return from_env_action
+
+
+def record_episode(
+    env: Any,
+    policy: Policy | None,
+    spec: TaskSpec,
+    *,
+    seed: int | None = None,
+    make_policy: Callable[[Any], Policy] | None = None,
+    to_episode_step: Callable[[Any], dict[str, Any]] | None = None,
+    from_env_action: Callable[[Any], Any] | None = None,
+    max_steps: int | None = None,
+) -> dict[str, Any]:
+    """Run one episode and return it as an episode dict (unvalidated; the writer validates).
+
+    Args:
+        env: a gymnasium environment (``reset(seed=)`` / ``step``).
+        policy: ``observation -> action``; or None with ``make_policy(env) -> policy``, built after
+            ``reset`` (experts that read the environment's state, such as BabyAI's bot, need that).
+            A policy with a ``reset()`` method has it called before the episode.
+        seed: the ``env.reset`` seed (also seeds ``env.action_space`` for random policies).
+        max_steps: cut the episode after this many actions (``terminated`` is then False).
+
+    Returns:
+        ``{"task", "seed", "observations": {name: (T, *shape)}, "actions": (T, size), "rewards": (T,),
+        "terminated": bool}``: observation ``t`` is the one action ``t`` was chosen from, and
+        ``rewards[t]`` is what the environment returned for it.
+    """
+    to_episode_step = to_episode_step or default_to_episode_step(spec)
+    from_env_action = from_env_action or default_from_env_action(spec)
+    observation, _ = env.reset(seed=seed)
+    if seed is not None and hasattr(env, "action_space"):
+        env.action_space.seed(seed)
+    if policy is None:
+        if make_policy is None:
+            raise ValueError("record_episode: pass a policy or make_policy")
+        policy = make_policy(env)
+    elif callable(getattr(policy, "reset", None)):
+        policy.reset()
+    steps: list[dict[str, Any]] = []
+    actions, rewards = [], []
+    terminated = False
+    while max_steps is None or len(actions) < max_steps:
+        steps.append(to_episode_step(observation))
+        env_action = policy(observation)
+        actions.append(np.asarray(from_env_action(env_action)).reshape(spec.action.size))
+        observation, reward, terminated, truncated, _ = env.step(env_action)
+        rewards.append(float(reward))
+        if terminated or truncated:
+            break
+    observations = {}
+    for field in spec.observations:
+        values = [step[field.name] for step in steps]
+        observations[field.name] = [str(value) for value in values] if field.kind == "text" else np.stack([np.asarray(v) for v in values])
+    return {
+        "task": spec.name,
+        "seed": -1 if seed is None else int(seed),
+        "observations": observations,
+        "actions": np.stack(actions),
+        "rewards": np.asarray(rewards, dtype=np.float64),
+        "terminated": bool(terminated),
+    }
+
+
+def record_task_episode(task: "Task", seed: int, env: Any | None = None) -> dict[str, Any]:
+    """One expert episode of a built-in :class:`~gato.suite.registry.Task` (builds ``env`` if not given)."""
+    own_env = env is None
+    env = task.make_env(seed) if own_env else env
+    try:
+        return record_episode(
+            env, None, task.spec, seed=seed, make_policy=task.make_expert, to_episode_step=task.to_episode_step,
+            from_env_action=task.from_env_action, max_steps=task.max_episode_steps,
+        )
+    finally:
+        if own_env:
+            env.close()
+
+
+def record_episodes(
+    env: Any,
+    policy: Policy | None,
+    spec: TaskSpec,
+    num_episodes: int,
+    *,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    make_policy: Callable[[Any], Policy] | None = None,
+    to_episode_step: Callable[[Any], dict[str, Any]] | None = None,
+    from_env_action: Callable[[Any], Any] | None = None,
+    max_steps: int | None = None,
+    overwrite: bool = False,
+) -> Dataset:
+    """Record ``num_episodes`` episodes into a :class:`Dataset` of the schema.
+
+    Episode ``i`` is reset with :func:`episode_seed` ``(seed, spec.name, i)``. With ``out`` the
+    episodes go through :class:`~gato.episodes.writer.EpisodeWriter` (validated, sharded, resumable)
+    and the returned dataset is memory-mapped from ``out``; without it, the dataset is in memory.
+    """
+    def episode(index: int) -> dict[str, Any]:
+        return record_episode(env, policy, spec, seed=episode_seed(seed, spec.name, index), make_policy=make_policy,
+                              to_episode_step=to_episode_step, from_env_action=from_env_action, max_steps=max_steps)
+
+    if out is None:
+        return episodes_to_dataset((episode(index) for index in range(num_episodes)), spec)
+    with EpisodeWriter(out, spec, overwrite=overwrite) as writer:
+        for index in range(writer.num_episodes, num_episodes):  # resumes after episodes already in shards
+            writer.add(episode(index))
+    return writer.dataset
