@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset, IterableDataset, concatenate_datasets, load_from_disk
-from datasets.utils import tqdm as datasets_tqdm
+from datasets import utils as datasets_utils
 
 from gato.processing.task_spec import TaskSpec
 
@@ -165,13 +165,13 @@ def _save_atomically(dataset: Dataset, path: Path) -> None:
     """``save_to_disk`` to ``path`` through a temporary sibling and one rename (all or nothing)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    were_disabled = datasets_tqdm.are_progress_bars_disabled()
-    datasets_tqdm.disable_progress_bars()  # one bar per shard would bury the generation's own progress
+    were_disabled = datasets_utils.are_progress_bars_disabled()
+    datasets_utils.disable_progress_bars()  # one bar per shard would bury the generation's own progress
     try:
         dataset.save_to_disk(str(tmp))
     finally:
         if not were_disabled:
-            datasets_tqdm.enable_progress_bars()
+            datasets_utils.enable_progress_bars()
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
