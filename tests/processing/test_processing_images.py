@@ -90,6 +90,26 @@ def test_images_are_resized_to_size():
     np.testing.assert_array_equal(to_uint8(out["patch_pixels"][0]), 200)
 
 
+@pytest.mark.parametrize("source", [(210, 160), (7, 7), (50, 70)])
+def test_bilinear_resize_matches_pil_within_one_grey_level(source):
+    processor = GatoImageProcessor(size={"height": 32, "width": 64})
+    frames = np.random.default_rng(4).integers(0, 256, (2, *source, 3)).astype(np.uint8)
+    frames.setflags(write=False)  # read-only input (e.g. a memory-mapped dataset column) must work too
+    got = to_uint8(processor(frames, return_tensors="np")["patch_pixels"])
+    for frame, patches in zip(frames, got):
+        reference = np.asarray(PIL.Image.fromarray(frame).resize((64, 32), PIL.Image.BILINEAR))
+        expected = reference.reshape(2, P, 4, P, 3).transpose(0, 2, 4, 1, 3).reshape(8, 3, P, P)
+        assert np.abs(patches - expected).max() <= 1
+
+
+def test_other_filters_resize_with_pil_exactly():
+    processor = GatoImageProcessor(resample=PIL.Image.NEAREST)
+    frame = np.random.default_rng(5).integers(0, 256, (50, 70, 3)).astype(np.uint8)
+    reference = np.asarray(PIL.Image.fromarray(frame).resize((64, 64), PIL.Image.NEAREST))
+    expected = reference.reshape(4, P, 4, P, 3).transpose(0, 2, 4, 1, 3).reshape(16, 3, P, P)
+    np.testing.assert_array_equal(to_uint8(processor(frame, return_tensors="np")["patch_pixels"][0]), expected)
+
+
 def test_spec_interval_example():
     # GATO_SPEC.md section 2: a 5-column grid's column 2 spans [0.4, 0.6] → bins [51, 77), middle 64;
     # a 4-row grid's row 1 spans [0.25, 0.5] → bins [32, 64), middle 48.
