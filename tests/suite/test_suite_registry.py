@@ -1,0 +1,127 @@
+"""The registry: suites, domains, names, unknown names, normalized scores, missing env packages."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from gato.processing.task_spec import TaskSpec
+from gato.suite import registry
+from gato.suite.registry import (
+    DEFAULT_SUITE,
+    MissingEnvPackageError,
+    get_task,
+    list_suites,
+    list_tasks,
+    normalized_score,
+    resolve_tasks,
+)
+
+
+def test_full_suite_has_every_task_in_at_least_four_domains():
+    tasks = list_tasks()
+    assert len(tasks) >= 20
+    assert {task.domain for task in tasks} >= {"classic_control", "babyai", "metaworld", "atari"}
+    assert [task.name for task in resolve_tasks("full")] == sorted(task.name for task in tasks)
+
+
+def test_default_suite_is_small_and_spans_the_domains():
+    tasks = resolve_tasks("default")
+    assert [task.name for task in tasks] == list(DEFAULT_SUITE)
+    assert len(tasks) <= 10
+    assert {task.domain for task in tasks} == {"classic_control", "babyai", "metaworld", "atari"}
+    assert set(list_suites()) >= {"default", "full"}
+
+
+def test_domain_name_resolves_to_all_of_its_tasks():
+    babyai = resolve_tasks("babyai")
+    assert len(babyai) >= 2
+    assert all(task.domain == "babyai" for task in babyai)
+    assert {task.name for task in babyai} == {task.name for task in list_tasks() if task.domain == "babyai"}
+
+
+def test_comma_separated_mix_keeps_order_and_drops_duplicates():
+    tasks = resolve_tasks(" metaworld_reach, cartpole ,atari,cartpole")
+    names = [task.name for task in tasks]
+    assert names[:2] == ["metaworld_reach", "cartpole"]
+    assert set(names[2:]) == {task.name for task in resolve_tasks("atari")}
+    assert len(names) == len(set(names))
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(KeyError) as error:
+        resolve_tasks("cartpole,no_such_task")
+    message = str(error.value)
+    assert "no_such_task" in message and "cartpole" in message and "default" in message and "babyai" in message
+    with pytest.raises(KeyError, match="metaworld_reach"):
+        get_task("no_such_task")
+
+
+def test_registering_a_name_twice_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_task(get_task("cartpole"))
+
+
+def test_specs_survive_a_json_round_trip():
+    for task in list_tasks():
+        assert TaskSpec.from_json(task.spec.to_json()) == task.spec, task.name
+
+
+@pytest.mark.parametrize(
+    ("episode_return", "expected"), [(100.0, 1.0), (-50.0, 0.0), (25.0, 0.5), (175.0, 1.5), (-125.0, -0.5)]
+)
+def test_normalized_score_arithmetic(episode_return, expected):
+    assert normalized_score(episode_return, expert_return=100.0, random_return=-50.0) == pytest.approx(expected)
+
+
+def test_normalized_score_is_elementwise_on_arrays_and_matches_the_task_method():
+    task = get_task("cartpole")
+    returns = np.array([task.random_return, task.expert_return, (task.random_return + task.expert_return) / 2])
+    np.testing.assert_allclose(task.normalized_score(returns), [0.0, 1.0, 0.5])
+
+
+@pytest.mark.parametrize(("expert", "random"), [(math.nan, 0.0), (1.0, math.nan), (3.0, 3.0)])
+def test_normalized_score_refuses_missing_or_equal_references(expert, random):
+    with pytest.raises(ValueError, match="expert_return"):
+        normalized_score(1.0, expert, random, task="t")
+
+
+def test_every_task_has_measured_references_with_the_expert_clearly_ahead():
+    """The stored table (scripts/measure_returns.py): expert beats random on every task, by a margin."""
+    stored = registry.load_reference_returns()
+    for task in list_tasks():
+        assert task.name in stored, f"{task.name}: not measured"
+        assert math.isfinite(task.expert_return) and math.isfinite(task.random_return), task.name
+        entry = stored[task.name]
+        gap = task.expert_return - task.random_return
+        # "clearly": the difference of the means is over 3 standard errors
+        standard_error = math.sqrt((entry["expert_return_std"] ** 2 + entry["random_return_std"] ** 2) / entry["episodes"])
+        assert gap > 3 * standard_error, task.name
+        if task.extra.get("has_success"):
+            assert entry["expert_success_rate"] >= 0.9, task.name
+
+
+def test_missing_env_package_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "minigrid", None)  # makes `import minigrid` fail like an absent package
+    with pytest.raises(MissingEnvPackageError, match=r"minigrid.*gato\[envs\]"):
+        get_task("babyai_goto_red_ball").make_env(0)
+    with pytest.raises(MissingEnvPackageError, match="babyai_goto_red_ball"):
+        registry.require("minigrid", task="babyai_goto_red_ball")
+
+
+def test_listing_tasks_imports_no_environment_package():
+    """Listing tasks (``gato data list``) works without the envs extra: checked in a fresh process."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "for name in ('gymnasium', 'minigrid', 'metaworld', 'ale_py'): sys.modules[name] = None\n"
+        "from gato.suite.registry import list_tasks\n"
+        "print(len(list_tasks()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) >= 20
