@@ -289,4 +289,8 @@ def load_episodes(path: str | os.PathLike, streaming: bool = False, num_shards: 
     dataset = load_from_disk(str(path))
     if not isinstance(dataset, Dataset):
         raise ValueError(f"{path}: expected one episode dataset, found a DatasetDict; open one task's folder")
-    return dataset.to_iterable_dataset(num_shards=num_shards) if streaming else dataset
+    if not streaming:
+        return dataset
+    streamed = dataset.to_iterable_dataset(num_shards=num_shards)
+    streamed.info.description = dataset.info.description  # to_iterable_dataset keeps only the features
+    return streamed
