@@ -7,7 +7,8 @@ Three episode kinds, each tokenized by
   checked to give the same tokens;
 - the vectorized pieces alone (``tokenize_continuous`` / ``GatoImageProcessor``) where that is
   informative;
-- ``GatoProcessor.tokenize_episode`` (layout + chunking into 1024-token sequences, unpadded).
+- ``GatoProcessor.tokenize_episode`` (layout + chunking into 1024-token sequences, unpadded);
+- ``GatoProcessor(episodes=..., specs=...)``: the same, collated into one padded torch batch.
 
 Cases (sizes via flags):
 
@@ -20,7 +21,7 @@ action value. Timing: ``torch.set_num_threads(1)`` and ``OMP/MKL/OPENBLAS_NUM_TH
 numpy and torch are imported) pin the work to one core; each measurement is repeated and the table
 shows the best repeat (the least-disturbed one on a shared machine) and the median.
 
-    python benchmarks/processor_throughput.py            # full run, ~1 minute
+    python benchmarks/processor_throughput.py            # full run, ~30 s
     python benchmarks/processor_throughput.py --quick    # fewer repeats
     python benchmarks/processor_throughput.py --profile  # also cProfile tokenize_episode on case (a)
 """
@@ -265,6 +266,7 @@ def main() -> None:
     run(case, "naive per-value Python", tokens, lambda: naive_continuous_episode(episode, spec))
     run(case, "tokenize_continuous only", tokens, lambda: (tokenize_continuous(state), tokenize_continuous(actions, mu_law=False)))
     run(case, "GatoProcessor.tokenize_episode", tokens, lambda: processor.tokenize_episode(episode, spec))
+    run(case, "… + collate to padded torch batch", tokens, lambda: processor(episodes=episode, specs=spec, return_tensors="pt"))
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
@@ -286,6 +288,7 @@ def main() -> None:
         run(case, "naive per-patch Python", tokens, lambda: naive_image_episode(episode, spec, size))
         run(case, "GatoImageProcessor only", tokens, lambda: image_processor(frames, return_tensors="np"))
         run(case, "GatoProcessor.tokenize_episode", tokens, lambda: processor.tokenize_episode(episode, spec))
+        run(case, "… + collate to padded torch batch", tokens, lambda: processor(episodes=episode, specs=spec, return_tensors="pt"))
 
     print(
         f"\nProcessor throughput, one core ({cpu_name()}, {os.cpu_count()} logical CPUs, shared); "
