@@ -1,12 +1,18 @@
-"""BabyAI levels (minigrid) with the BabyAI bot as the expert.
+"""BabyAI levels (minigrid) with the BabyAI bot as the expert, as symbols and as rendered images.
 
-Observation fields, in layout order:
+Two domains share this file (same levels, same bot, same actions; only the view differs):
+
+``babyai`` — the symbolic view. Observation fields, in layout order:
 
 - ``mission`` (text): the instruction, e.g. ``"go to the red ball"``.
 - ``grid`` (discrete, ``(7, 7, 3)``): the agent's egocentric view; per cell (object type, colour,
   state) — minigrid's ``OBJECT_TO_IDX`` (11 values), ``COLOR_TO_IDX`` (6), ``STATE_TO_IDX`` (3); all
   below :data:`GRID_VALUES`.
 - ``direction`` (discrete, scalar): the agent's heading in [0, 4).
+
+``babyai_rgb`` — the same egocentric 7×7 view rendered as an RGB image (minigrid's
+``RGBImgPartialObsWrapper``) at :data:`TILE_SIZE` = 16 pixels per cell: ``mission`` (text), ``frame``
+(image, 112×112×3, so each 16×16 patch is exactly one grid cell), ``direction`` (discrete).
 
 Action: one discrete token in [0, 7) (left, right, forward, pickup, drop, toggle, done).
 
@@ -32,12 +38,15 @@ from .common import discrete_action_codec, seeded_env
 from .registry import Policy, Task, reference_returns, register_task, require
 
 DOMAIN = "babyai"
+RGB_DOMAIN = "babyai_rgb"
 GRID_SHAPE = (7, 7, 3)
 # len(minigrid.core.constants.OBJECT_TO_IDX): the largest of the three per-cell vocabularies (a test
 # checks it against the installed minigrid, which is not imported here so that listing tasks needs no env).
 GRID_VALUES = 11
 NUM_DIRECTIONS = 4
 NUM_ACTIONS = 7
+TILE_SIZE = 16  # gato.processing.token_layout.PATCH_SIZE: one patch per rendered cell
+FRAME_SHAPE = (GRID_SHAPE[0] * TILE_SIZE, GRID_SHAPE[1] * TILE_SIZE, 3)
 
 # task name → (BabyAI level id, max_episode_steps = the level's own max_steps)
 LEVELS: dict[str, tuple[str, int]] = {
@@ -52,6 +61,14 @@ LEVELS: dict[str, tuple[str, int]] = {
     "babyai_unlock_local": ("BabyAI-UnlockLocal-v0", 576),
     "babyai_key_corridor_s3r1": ("BabyAI-KeyCorridorS3R1-v0", 270),
 }
+# The levels also offered with rendered observations (domain "babyai_rgb"), named babyai_rgb_<level>.
+RGB_LEVELS: tuple[str, ...] = (
+    "babyai_goto_red_ball",
+    "babyai_goto_local",
+    "babyai_open_door",
+    "babyai_pickup_loc",
+    "babyai_put_next_local",
+)
 
 
 @functools.cache
@@ -75,11 +92,13 @@ def _quiet_reset_wrapper(gym: Any) -> type:
     return QuietBabyAI
 
 
-def _make_env_factory(name: str, level: str, max_episode_steps: int) -> Callable[[int], Any]:
+def _make_env_factory(name: str, level: str, max_episode_steps: int, rgb: bool) -> Callable[[int], Any]:
     def make_env(seed: int) -> Any:
         gym = require("gymnasium", task=name)
         require("minigrid", task=name)  # importing minigrid registers the BabyAI ids
         env = gym.make(level, max_episode_steps=max_episode_steps)
+        if rgb:  # replaces observation["image"] by the rendered view; the bot reads the env, not the view
+            env = require("minigrid.wrappers", task=name).RGBImgPartialObsWrapper(env, tile_size=TILE_SIZE)
         return seeded_env(_quiet_reset_wrapper(gym)(env), seed)
 
     return make_env
@@ -113,24 +132,38 @@ def to_episode_step(observation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _register(name: str, level: str, max_episode_steps: int) -> None:
+def to_episode_step_rgb(observation: dict[str, Any]) -> dict[str, Any]:
+    """The rendered view → ``{"mission": str, "frame": uint8 (112, 112, 3), "direction": int64 ()}``."""
+    return {
+        "mission": str(observation["mission"]),
+        "frame": np.asarray(observation["image"], dtype=np.uint8),
+        "direction": np.asarray(observation["direction"], dtype=np.int64),
+    }
+
+
+def _register(name: str, level: str, max_episode_steps: int, rgb: bool = False) -> None:
     action_spec, to_env_action, from_env_action = discrete_action_codec(NUM_ACTIONS)
     expert_return, random_return = reference_returns(name)
+    view = (
+        ObservationField("frame", "image", shape=FRAME_SHAPE)
+        if rgb
+        else ObservationField("grid", "discrete", shape=GRID_SHAPE, num_values=GRID_VALUES)
+    )
     register_task(
         Task(
             spec=TaskSpec(
                 name=name,
                 observations=(
                     ObservationField("mission", "text"),
-                    ObservationField("grid", "discrete", shape=GRID_SHAPE, num_values=GRID_VALUES),
+                    view,
                     ObservationField("direction", "discrete", shape=(), num_values=NUM_DIRECTIONS),
                 ),
                 action=action_spec,
-                domain=DOMAIN,
+                domain=RGB_DOMAIN if rgb else DOMAIN,
             ),
-            make_env=_make_env_factory(name, level, max_episode_steps),
+            make_env=_make_env_factory(name, level, max_episode_steps, rgb),
             make_expert=babyai_expert,
-            to_episode_step=to_episode_step,
+            to_episode_step=to_episode_step_rgb if rgb else to_episode_step,
             to_env_action=to_env_action,
             from_env_action=from_env_action,
             expert_return=expert_return,
@@ -143,3 +176,5 @@ def _register(name: str, level: str, max_episode_steps: int) -> None:
 
 for _name, (_level, _steps) in LEVELS.items():
     _register(_name, _level, _steps)
+for _name in RGB_LEVELS:
+    _register(_name.replace("babyai_", "babyai_rgb_", 1), *LEVELS[_name], rgb=True)
