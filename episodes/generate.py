@@ -1,0 +1,323 @@
+"""Generate expert episode collections for built-in tasks: parallel, deterministic, resumable.
+
+``generate(tasks, episodes_per_task, out)`` writes ``out`` so that ``datasets.load_from_disk(out)``
+returns a ``DatasetDict`` keyed by task name (plus ``captions`` / ``captions_validation`` and ``text`` /
+``text_validation`` when asked for)::
+
+    out/
+      dataset_dict.json          # the DatasetDict index, rebuilt from the finished folders every run
+      README.md                  # card of the whole collection
+      cartpole/                  # one finished task: a save_to_disk folder + its README.md card
+      .partial/cartpole-s0-c8/chunk-000000-000008/   # finished chunks of an unfinished task
+
+Work is cut into chunks of ``chunk_episodes`` episodes of one task. A chunk builds its environment
+once and records episodes ``start … stop-1``; episode ``i`` of task ``t`` is reset with
+``episode_seed(seed, t, i)``, so the data depend only on ``seed`` (never on ``workers`` or on where a
+previous run stopped). A chunk is written to a temporary folder and renamed into place; when all the
+chunks of a task are there they are concatenated into ``out/<task>`` (again through one rename) and
+the chunks are removed. A killed run therefore leaves only whole chunks and whole tasks behind, and
+the next run skips finished tasks (checked against the stored episode seeds) and finished chunks:
+nothing is duplicated and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import Dataset, DatasetDict, load_from_disk
+from tqdm.auto import tqdm
+
+from gato.suite.registry import Task, get_task, resolve_tasks
+
+from .cards import CAPTION_TASK_CATEGORIES, EPISODE_TASK_CATEGORIES, TEXT_TASK_CATEGORIES, build_card, write_card
+from .captions import HELD_OUT_PAIRS, build_captions_dataset
+from .recorder import episode_seed, record_task_episode
+from .writer import _save_atomically, consolidate_shards, write_shard
+
+DEFAULT_CHUNK_EPISODES = 8
+PARTIAL_DIR = ".partial"
+CAPTIONS_SPLITS = ("captions", "captions_validation")
+TEXT_SPLITS = ("text", "text_validation")
+
+# Tasks handed to worker processes: forked workers inherit this mapping, so tasks that are not in the
+# registry (a user's own, or a test's) work too; spawned workers fall back to the registry by name.
+_WORKER_TASKS: dict[str, Task] = {}
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    task: str
+    seed: int
+    start: int
+    stop: int
+    path: str
+
+
+@dataclass
+class TaskSummary:
+    """One row of the generation table."""
+
+    task: str
+    domain: str
+    episodes: int
+    steps: int
+    mean_return: float
+    expert_return: float
+    random_return: float
+    status: str  # "generated", "resumed" (some chunks were already there) or "skipped" (finished before)
+
+
+def expected_seeds(task_name: str, seed: int, episodes: int) -> list[int]:
+    """The ``env.reset`` seeds of episodes ``0 … episodes-1`` (what a finished task's ``seed`` column holds)."""
+    return [episode_seed(seed, task_name, index) for index in range(episodes)]
+
+
+def _record_chunk(chunk: _Chunk) -> tuple[str, int]:
+    """Worker: record one chunk and write it as a shard; returns (task, episodes written)."""
+    task = _WORKER_TASKS.get(chunk.task) or get_task(chunk.task)
+    env = task.make_env(episode_seed(chunk.seed, f"{task.name}/env", chunk.start))
+    try:
+        episodes = [record_task_episode(task, episode_seed(chunk.seed, task.name, index), env=env)
+                    for index in range(chunk.start, chunk.stop)]
+    finally:
+        env.close()
+    write_shard(episodes, task.spec, chunk.path, start_index=chunk.start)
+    return chunk.task, chunk.stop - chunk.start
+
+
+def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: bool) -> bool:
+    """True when ``path`` holds exactly this generation of ``task``; False when it is absent."""
+    if not (path / "state.json").exists():
+        return False
+    stored = load_from_disk(str(path))
+    if stored["seed"] == expected_seeds(task.name, seed, episodes):
+        return True
+    if overwrite:
+        shutil.rmtree(path)
+        return False
+    raise ValueError(
+        f"{path}: holds {len(stored)} episodes of {task.name!r} from another generation (seed or episode count "
+        f"differ from seed={seed}, episodes_per_task={episodes}); choose another --out or pass overwrite"
+    )
+
+
+def _summary(task: Task, dataset: Dataset, status: str) -> TaskSummary:
+    returns = np.asarray(dataset["episode_return"], dtype=np.float64)
+    return TaskSummary(task.name, task.domain, len(dataset), int(np.sum(dataset["num_steps"])),
+                       float(returns.mean()) if len(returns) else math.nan, task.expert_return, task.random_return, status)
+
+
+def _task_card(task: Task, dataset: Dataset, seed: int, command: str) -> None:
+    summary = _summary(task, dataset, "")
+    details = (
+        f"Expert episodes of the built-in task `{task.name}` (domain `{task.domain}`), recorded with the suite's "
+        f"expert policy: {summary.episodes} episodes, {summary.steps} steps, mean return {summary.mean_return:.2f} "
+        f"(expert reference {task.expert_return:.2f}, random {task.random_return:.2f}). Episode `i` is reset with "
+        f"`gato.episodes.episode_seed({seed}, {task.name!r}, i)`; horizon {task.max_episode_steps} steps. "
+        "The task's spec (observation fields and action) is stored as JSON in `info.description` and read back "
+        "with `gato.episodes.spec_from_dataset`."
+    )
+    atari = "\n\nFrames are rendered from Atari 2600 ROMs shipped with `ale-py`; see their license." if task.domain == "atari" else ""
+    write_card(dataset.cache_files[0]["filename"].rsplit(os.sep, 1)[0], build_card(
+        pretty_name=f"gato episodes: {task.name}",
+        summary="One row per episode; per-step observations, actions and rewards (docs/DATA.md).",
+        features=dataset.features, command=command, task_categories=EPISODE_TASK_CATEGORIES,
+        tags=("gato", "generalist-agent", "imitation-learning", task.domain), details=details + atari,
+        size_rows=len(dataset),
+    ))
+
+
+def _write_index(out: Path) -> DatasetDict:
+    """Rebuild ``dataset_dict.json`` from the finished dataset folders in ``out`` (atomically)."""
+    splits = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "state.json").exists())
+    tmp = out / ".dataset_dict.json.tmp"
+    tmp.write_text(json.dumps({"splits": splits}))
+    os.replace(tmp, out / "dataset_dict.json")
+    return load_from_disk(str(out))
+
+
+def _generate_captions(out: Path, count: int, seed: int, command: str) -> None:
+    paths = [out / name for name in CAPTIONS_SPLITS]
+    expected = (count, max(1, count // 10))
+    if all((p / "state.json").exists() for p in paths) and tuple(len(load_from_disk(str(p))) for p in paths) == expected:
+        return
+    splits = build_captions_dataset(num_train=expected[0], num_validation=expected[1], seed=seed)
+    held_out = ", ".join(f"{colour} {shape}" for colour, shape in HELD_OUT_PAIRS)
+    for path, split in zip(paths, ("train", "validation")):
+        _save_atomically(splits[split], path)
+        write_card(path, build_card(
+            pretty_name=f"gato captions ({split})",
+            summary="Rendered 64×64 scenes of 1–3 coloured shapes with truthful captions and the structured scene.",
+            features=splits[split].features, command=command, task_categories=CAPTION_TASK_CATEGORIES,
+            details=(f"Generated by `gato.episodes.captions.build_captions_dataset` with seed {seed}. Objects sit in "
+                     f"distinct cells of a 3×3 grid. The colour×shape pairs {held_out} never occur in `captions` "
+                     "(train); every `captions_validation` scene contains one."),
+            size_rows=len(splits[split]),
+        ))
+
+
+def _generate_text(out: Path, command: str, text_sources: Any = None) -> None:
+    paths = [out / name for name in TEXT_SPLITS]
+    if all((p / "state.json").exists() for p in paths):
+        return
+    try:
+        from .text_corpus import DEFAULT_SOURCES, build_text_dataset, split_text_dataset
+    except ImportError as error:  # the corpus module is optional for everything else
+        raise ValueError(f"--text: the text corpus (gato.episodes.text_corpus) is not available: {error}") from error
+    splits = split_text_dataset(build_text_dataset(text_sources if text_sources is not None else DEFAULT_SOURCES))
+    for path, split in zip(paths, ("train", "validation")):
+        _save_atomically(splits[split], path)
+        write_card(path, build_card(
+            pretty_name=f"gato text corpus ({split})",
+            summary="English prose that ships inside installed packages (docstrings, READMEs) plus the project's vocabulary.",
+            features=splits[split].features, command=command, task_categories=TEXT_TASK_CATEGORIES, license="other",
+            details=("Built offline by `gato.episodes.text_corpus.build_text_dataset`; each document keeps its "
+                     "`source`. The text comes under the licenses of the packages it was read from (PSF, BSD, "
+                     "Apache-2.0, MIT, …); documents are split by a hash of their text."),
+            size_rows=len(splits[split]),
+        ))
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    # fork keeps tasks registered at run time (users', tests') visible to the workers.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+
+
+def generate(
+    tasks: str | Sequence[Task],
+    episodes_per_task: int,
+    out: str | os.PathLike,
+    *,
+    seed: int = 0,
+    workers: int = 1,
+    captions: int = 0,
+    text: bool = False,
+    chunk_episodes: int = DEFAULT_CHUNK_EPISODES,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+    text_sources: Any = None,
+) -> tuple[DatasetDict, list[TaskSummary]]:
+    """Generate (or resume) expert episodes of ``tasks`` into ``out``; see the module docstring.
+
+    Args:
+        tasks: a suite (``"default"``, ``"full"``), domain or comma-separated task names, or Task objects.
+        episodes_per_task: episodes recorded per task.
+        seed: the collection's seed; episode ``i`` of task ``t`` uses ``episode_seed(seed, t, i)``.
+        workers: processes recording chunks in parallel (1: in this process).
+        captions: also write ``captions`` (this many scenes) and ``captions_validation`` (a tenth).
+        text: also write ``text`` / ``text_validation`` from the offline corpus.
+        overwrite: regenerate tasks whose folder holds another generation (else that is an error).
+
+    Returns:
+        The ``DatasetDict`` of every finished folder in ``out`` and one :class:`TaskSummary` per task.
+    """
+    if episodes_per_task < 1:
+        raise ValueError(f"episodes_per_task: expected ≥ 1, got {episodes_per_task}")
+    if workers < 1 or chunk_episodes < 1:
+        raise ValueError(f"workers and chunk_episodes: expected ≥ 1, got {workers} and {chunk_episodes}")
+    task_list = resolve_tasks(tasks) if isinstance(tasks, str) else list(tasks)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = command or f"gato data generate --tasks {','.join(t.name for t in task_list)} --episodes-per-task {episodes_per_task} --out {out} --seed {seed}"
+
+    status: dict[str, str] = {}
+    pending: dict[str, list[_Chunk]] = {}
+    for task in task_list:
+        _WORKER_TASKS[task.name] = task
+        if _finished_task(out / task.name, task, seed, episodes_per_task, overwrite):
+            status[task.name] = "skipped"
+            continue
+        partial = out / PARTIAL_DIR / f"{task.name}-s{seed}-c{chunk_episodes}"
+        chunks = [_Chunk(task.name, seed, start, min(start + chunk_episodes, episodes_per_task),
+                         str(partial / f"chunk-{start:06d}-{min(start + chunk_episodes, episodes_per_task):06d}"))
+                  for start in range(0, episodes_per_task, chunk_episodes)]
+        pending[task.name] = chunks
+        done_before = [c for c in chunks if (Path(c.path) / "state.json").exists()]
+        status[task.name] = "resumed" if done_before else "generated"
+
+    todo = [c for chunks in pending.values() for c in chunks if not (Path(c.path) / "state.json").exists()]
+    remaining = {name: sum(1 for c in todo if c.task == name) for name in pending}
+    by_name = {task.name: task for task in task_list}
+    bar = tqdm(total=sum(c.stop - c.start for c in todo), desc="episodes", unit="ep", disable=not progress, file=sys.stderr)
+
+    def chunk_done(name: str, count: int) -> None:
+        bar.update(count)
+        remaining[name] -= 1
+        if remaining[name] == 0:
+            _finish_task(by_name[name], pending[name], out, seed, command)
+
+    for name in [n for n, left in remaining.items() if left == 0]:  # all chunks were already on disk
+        _finish_task(by_name[name], pending[name], out, seed, command)
+    try:
+        if workers == 1:
+            for chunk in todo:
+                chunk_done(*_record_chunk(chunk))
+        elif todo:
+            with _pool(workers) as pool:
+                futures: set[Future] = {pool.submit(_record_chunk, chunk) for chunk in todo}
+                while futures:
+                    finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        chunk_done(*future.result())
+    finally:
+        bar.close()
+
+    if captions:
+        _generate_captions(out, captions, seed, command)
+    if text:
+        _generate_text(out, command, text_sources)
+    dataset_dict = _write_index(out)
+    summaries = [_summary(task, dataset_dict[task.name], status[task.name]) for task in task_list]
+    _collection_card(out, dataset_dict, summaries, command)
+    return dataset_dict, summaries
+
+
+def _finish_task(task: Task, chunks: list[_Chunk], out: Path, seed: int, command: str) -> None:
+    dataset = consolidate_shards([chunk.path for chunk in chunks], out / task.name)
+    _task_card(task, dataset, seed, command)
+    shutil.rmtree(Path(chunks[0].path).parent, ignore_errors=True)
+    partial_root = out / PARTIAL_DIR
+    if partial_root.exists() and not any(partial_root.iterdir()):
+        partial_root.rmdir()
+
+
+def summary_table(summaries: Sequence[TaskSummary]) -> str:
+    """The generation table as aligned text: task, domain, episodes, steps, mean returns, status."""
+    header = ("task", "domain", "episodes", "steps", "data return", "expert", "random", "status")
+    rows = [(s.task, s.domain, str(s.episodes), str(s.steps), f"{s.mean_return:.2f}", f"{s.expert_return:.2f}",
+             f"{s.random_return:.2f}", s.status) for s in summaries]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    numeric = {2, 3, 4, 5, 6}
+    lines = ["  ".join(cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+             for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _collection_card(out: Path, dataset_dict: DatasetDict, summaries: Sequence[TaskSummary], command: str) -> None:
+    from datasets import Features, Value
+
+    splits = "\n".join(f"- `{name}`: {len(dataset)} rows" for name, dataset in dataset_dict.items())
+    card = build_card(
+        pretty_name="gato training data",
+        summary=("A `DatasetDict` keyed by task name (one row per expert episode), plus the captioning set and the "
+                 "text corpus when generated. Each task's folder has its own card with its schema.\n\n" + splits),
+        features=Features({"<task>": Value("string")}) if not summaries else dataset_dict[summaries[0].task].features,
+        command=command, task_categories=EPISODE_TASK_CATEGORIES,
+        details="```\n" + summary_table(summaries) + "\n```" if summaries else "",
+        size_rows=sum(len(d) for d in dataset_dict.values()),
+    )
+    write_card(out, card)

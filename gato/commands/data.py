@@ -1,0 +1,80 @@
+"""``gato data list`` and ``gato data generate``: thin wrappers over :mod:`gato.episodes` and the suite."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="list and generate episode datasets", description=__doc__)
+    parser.set_defaults(handler=lambda args: (parser.print_help(), 0)[1])
+    commands = parser.add_subparsers(dest="data_command", metavar="{list,generate}")
+
+    listing = commands.add_parser("list", help="one line per built-in task: domain, observations, action, reference returns")
+    listing.set_defaults(handler=list_command)
+
+    generate = commands.add_parser(
+        "generate", help="record expert episodes into a DatasetDict folder (parallel, deterministic, resumable)"
+    )
+    generate.add_argument("--tasks", default="default",
+                          help="a suite (default, full), a domain, or comma-separated task names (default: default)")
+    generate.add_argument("--episodes-per-task", type=int, required=True, help="episodes recorded per task")
+    generate.add_argument("--out", required=True, help="output folder; datasets.load_from_disk(OUT) gives a DatasetDict")
+    generate.add_argument("--seed", type=int, default=0, help="collection seed (default 0)")
+    generate.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    generate.add_argument("--captions", type=int, default=0, metavar="N",
+                          help="also write N captioned scenes (captions) and N/10 held-out ones (captions_validation)")
+    generate.add_argument("--text", action="store_true", help="also write the offline text corpus (text, text_validation)")
+    generate.add_argument("--overwrite", action="store_true", help="regenerate tasks whose folder holds another generation")
+    generate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    generate.set_defaults(handler=generate_command)
+
+
+def _kinds(task) -> str:
+    kinds = dict.fromkeys(field.kind for field in task.spec.observations)
+    return "+".join(kinds)
+
+
+def _return(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}"
+
+
+def list_command(args: argparse.Namespace) -> int:
+    from gato.suite.registry import list_suites, list_tasks
+
+    tasks = list_tasks()
+    rows = [(t.name, t.domain, _kinds(t), f"{t.spec.action.kind}({t.spec.action.num_values if t.spec.action.kind == 'discrete' else t.spec.action.size})",
+             _return(t.expert_return), _return(t.random_return)) for t in tasks]
+    header = ("task", "domain", "observations", "action", "expert", "random")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.rjust(w) if i >= 4 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    suites = list_suites()
+    print(f"\n{len(tasks)} tasks; suites: " + "; ".join(f"{name} ({len(names)} tasks)" for name, names in suites.items()))
+    return 0
+
+
+def generate_command(args: argparse.Namespace) -> int:
+    from gato.episodes.generate import generate, summary_table
+
+    command = "gato data generate " + " ".join(
+        shlex.quote(part) for part in [
+            "--tasks", args.tasks, "--episodes-per-task", str(args.episodes_per_task), "--out", args.out,
+            "--seed", str(args.seed), "--workers", str(args.workers),
+            *(["--captions", str(args.captions)] if args.captions else []), *(["--text"] if args.text else []),
+        ]
+    )
+    try:
+        dataset_dict, summaries = generate(
+            args.tasks, args.episodes_per_task, args.out, seed=args.seed, workers=args.workers, captions=args.captions,
+            text=args.text, overwrite=args.overwrite, progress=not args.no_progress, command=command,
+        )
+    except (KeyError, ValueError) as error:
+        print(f"gato data generate: {error.args[0] if error.args else error}", file=sys.stderr)
+        return 2
+    print(summary_table(summaries))
+    print(f"\n{args.out}: DatasetDict with {len(dataset_dict)} datasets: {', '.join(dataset_dict)}")
+    return 0
