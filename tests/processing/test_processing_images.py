@@ -184,3 +184,12 @@ def test_save_and_load_round_trip(tmp_path):
     for key in expected:
         assert torch.equal(got[key], expected[key]), key
     assert got["patch_rows"].max() == 64
+
+
+def test_auto_image_processor_loads_it(tmp_path):
+    import gato  # noqa: F401  (registers the Gato classes with the Auto classes)
+    from transformers import AutoImageProcessor
+
+    GatoImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    loaded = AutoImageProcessor.from_pretrained(tmp_path)
+    assert isinstance(loaded, GatoImageProcessor) and loaded.num_patches_per_image == 4
