@@ -67,7 +67,8 @@ def tokenize_continuous(x: Array, mu_law: bool = True, field: str = "continuous 
     if mu_law:
         x = mu_law_encode(x)
     if isinstance(x, torch.Tensor):
-        bins = torch.floor((x.clamp(-1.0, 1.0) + 1.0) * (CONTINUOUS_BINS / 2.0)).long()
+        # Binned in float64, as numpy does: in float32, (x + 1) can round up onto a bin edge.
+        bins = torch.floor((x.double().clamp(-1.0, 1.0) + 1.0) * (CONTINUOUS_BINS / 2.0)).long()
         return bins.clamp_(max=CONTINUOUS_BINS - 1) + CONTINUOUS_OFFSET
     bins = np.floor((np.clip(x, -1.0, 1.0) + 1.0) * (CONTINUOUS_BINS / 2.0)).astype(np.int64)
     return np.minimum(bins, CONTINUOUS_BINS - 1) + CONTINUOUS_OFFSET
@@ -128,8 +129,10 @@ def detokenize_discrete(
 ) -> Array:
     """Token ids → integers in [0, num_values); ids outside that range raise."""
     offset = discrete_offset(layout)
+    if not isinstance(ids, torch.Tensor):
+        ids = np.asarray(ids)
     values = ids - offset
-    count = values.numel() if isinstance(values, torch.Tensor) else np.asarray(values).size
+    count = values.numel() if isinstance(values, torch.Tensor) else values.size
     if count and (int(values.min()) < 0 or int(values.max()) >= num_values):
         raise ValueError(
             f"{field}: expected ids in [{offset}, {offset + num_values}), "

@@ -223,21 +223,15 @@ def test_unknown_layout_raises():
         tokenize_discrete(np.array([1]), layout="middle")
 
 
-# --- known deviations in tokenize_values.py (reported to the lead; strict xfails flip when fixed) -----
+# --- regressions: float32 bin edges on the torch path, plain Python lists everywhere ----------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="torch path bins float32 inputs in float32: (x + 1) rounds up onto a bin edge, one bin too high "
-    "(numpy computes in float64 and is right); ~2.5e-5 of N(0, 1) float32 values differ",
-)
 def test_float32_torch_tokens_match_numpy_at_a_bin_edge():
     x = np.array([2.0**-9 - 2.0**-25], dtype=np.float32)  # exact bin: floor((x + 1)·512) = floor(513 − 2⁻¹⁶) = 512
     assert int(tokenize_continuous(x, mu_law=False)[0]) == FIRST_ID + 512
     assert int(tokenize_continuous(torch.from_numpy(x), mu_law=False)[0]) == FIRST_ID + 512
 
 
-@pytest.mark.xfail(strict=True, reason="detokenize_discrete does `ids - offset` without np.asarray: a list raises TypeError")
 def test_every_function_accepts_python_lists():
     assert tokenize_continuous([0.0]).tolist() == [32512]
     assert tokenize_discrete([3]).tolist() == [3]
