@@ -101,7 +101,7 @@ def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: 
     if not (path / "state.json").exists():
         return False
     stored = load_from_disk(str(path))
-    if stored["seed"] == expected_seeds(task.name, seed, episodes):
+    if list(stored["seed"]) == expected_seeds(task.name, seed, episodes):
         return True
     if overwrite:
         shutil.rmtree(path)
@@ -176,6 +176,11 @@ def _generate_text(out: Path, command: str, text_sources: Any = None) -> None:
     except ImportError as error:  # the corpus module is optional for everything else
         raise ValueError(f"--text: the text corpus (gato.episodes.text_corpus) is not available: {error}") from error
     splits = split_text_dataset(build_text_dataset(text_sources if text_sources is not None else DEFAULT_SOURCES))
+    if len(splits["validation"]) == 0 and len(splits["train"]) > 1:
+        # A tiny corpus may hash nothing into validation, and datasets cannot load a saved empty dataset back:
+        # the last training document becomes the validation split.
+        last = len(splits["train"]) - 1
+        splits["validation"], splits["train"] = splits["train"].select([last]), splits["train"].select(range(last))
     for path, split in zip(paths, ("train", "validation")):
         _save_atomically(splits[split], path)
         write_card(path, build_card(
