@@ -22,8 +22,8 @@ LAST_ID = token_layout.CONTINUOUS_OFFSET + token_layout.CONTINUOUS_BINS - 1
 HALF_BIN = 1.0 / token_layout.CONTINUOUS_BINS  # bins are 2/1024 wide on [-1, 1]
 MU_LAW_RANGE = token_layout.MU_LAW_M  # |x| ≤ M is exactly what μ-law maps into [-1, 1]
 
-settings.register_profile("gato", max_examples=150, deadline=None, derandomize=True)
-settings.load_profile("gato")
+# Per test, not a global profile: loading a profile here would change other files' hypothesis tests.
+deterministic = settings(max_examples=150, deadline=None, derandomize=True)
 
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)
 
@@ -41,6 +41,7 @@ def companded(x: np.ndarray, mu_law: bool) -> np.ndarray:
 
 
 @pytest.mark.parametrize("mu_law", [True, False])
+@deterministic
 @given(data=st.data())
 def test_continuous_round_trip_error_is_at_most_half_a_bin(mu_law, data):
     bound = 2 * MU_LAW_RANGE if mu_law else 2.0  # also values outside the range, which clip
@@ -51,6 +52,7 @@ def test_continuous_round_trip_error_is_at_most_half_a_bin(mu_law, data):
 
 
 @pytest.mark.parametrize("mu_law", [True, False])
+@deterministic
 @given(x=float_arrays(-1e6, 1e6))
 def test_continuous_tokens_are_monotone_in_the_value(mu_law, x):
     values = np.sort(x.ravel())
@@ -61,6 +63,7 @@ def test_continuous_tokens_are_monotone_in_the_value(mu_law, x):
 # |x|·μ overflows to inf above ~1.8e306; the token is still right (clipped), numpy just warns.
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.parametrize("mu_law", [True, False])
+@deterministic
 @given(x=hnp.arrays(np.float64, shapes, elements=st.floats(allow_nan=False, allow_infinity=False)))
 def test_continuous_ids_stay_in_the_continuous_range(mu_law, x):
     tokens = tokenize_continuous(x, mu_law=mu_law)
@@ -90,6 +93,7 @@ def test_zero_is_32512():
 
 
 @pytest.mark.parametrize("mu_law", [True, False])
+@deterministic
 @given(x=float_arrays(-300.0, 300.0))
 def test_continuous_keeps_array_type_and_shape(mu_law, x):
     # A 0-d array comes back as a numpy scalar (numpy's ufunc convention): still numpy, same shape.
@@ -106,6 +110,7 @@ def test_continuous_keeps_array_type_and_shape(mu_law, x):
 
 
 @pytest.mark.parametrize("mu_law", [True, False])
+@deterministic
 @given(x=float_arrays(-300.0, 300.0))
 def test_numpy_and_float64_torch_give_the_same_tokens(mu_law, x):
     np.testing.assert_array_equal(
@@ -130,17 +135,20 @@ def test_detokenize_continuous_rejects_ids_outside_the_range(ids):
 # --- μ-law --------------------------------------------------------------------------------------------
 
 
+@deterministic
 @given(x=float_arrays(-1e6, 1e6))
 def test_mu_law_decode_inverts_encode(x):
     np.testing.assert_allclose(mu_law_decode(mu_law_encode(x)), x, rtol=1e-9, atol=1e-12)
 
 
+@deterministic
 @given(x=float_arrays(-1e3, 1e3, dtype=np.float32))
 def test_mu_law_decode_inverts_encode_in_torch(x):
     tensor = torch.from_numpy(x)
     torch.testing.assert_close(mu_law_decode(mu_law_encode(tensor)), tensor, rtol=1e-4, atol=1e-5)
 
 
+@deterministic
 @given(x=float_arrays(-MU_LAW_RANGE, MU_LAW_RANGE))
 def test_mu_law_maps_its_range_into_unit_interval_and_keeps_sign(x):
     y = mu_law_encode(x)
@@ -154,6 +162,7 @@ layouts = pytest.mark.parametrize("layout", token_layout.DISCRETE_LAYOUTS)
 
 
 @layouts
+@deterministic
 @given(data=st.data())
 def test_discrete_round_trip_is_exact(layout, data):
     num_values = data.draw(st.integers(1, token_layout.DISCRETE_VALUES))
@@ -182,6 +191,7 @@ def test_discrete_layout_offsets(layout):
 
 
 @layouts
+@deterministic
 @given(data=st.data())
 def test_discrete_float_integers_are_accepted(layout, data):
     x = data.draw(hnp.arrays(np.int64, shapes, elements=st.integers(0, 17)))
