@@ -71,13 +71,18 @@ def _goal_per_seed_wrapper(gym: Any) -> type:
     return GoalPerSeed
 
 
+@functools.cache
+def _benchmark(name: str, env_name: str) -> tuple[type, tuple]:
+    """(environment class, the 50 goal variations): building MT1 takes ~1 s, so once per process."""
+    benchmark = require("metaworld", task=name).MT1(env_name, seed=BENCHMARK_SEED)
+    return benchmark.train_classes[env_name], tuple(benchmark.train_tasks)
+
+
 def _make_env_factory(name: str, env_name: str, max_episode_steps: int) -> Callable[[int], Any]:
     def make_env(seed: int) -> Any:
         gym = require("gymnasium", task=name)
-        metaworld = require("metaworld", task=name)
-        benchmark = metaworld.MT1(env_name, seed=BENCHMARK_SEED)
-        env = benchmark.train_classes[env_name]()
-        env = _goal_per_seed_wrapper(gym)(env, list(benchmark.train_tasks), seed)
+        env_class, variations = _benchmark(name, env_name)
+        env = _goal_per_seed_wrapper(gym)(env_class(), list(variations), seed)
         return seeded_env(gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps), seed)
 
     return make_env
