@@ -118,6 +118,15 @@ def test_numpy_and_float64_torch_give_the_same_tokens(mu_law, x):
     )
 
 
+@pytest.mark.parametrize("mu_law", [True, False])
+@deterministic
+@given(x=float_arrays(-300.0, 300.0, dtype=np.float32))
+def test_numpy_and_float32_torch_give_the_same_tokens(mu_law, x):
+    np.testing.assert_array_equal(
+        tokenize_continuous(torch.from_numpy(x), mu_law=mu_law).numpy(), tokenize_continuous(x, mu_law=mu_law)
+    )
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_continuous_non_finite_raises_naming_the_field(bad):
     with pytest.raises(ValueError, match="proprio"):
