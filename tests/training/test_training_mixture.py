@@ -1,0 +1,103 @@
+"""The task mixture: weights, prompt fraction, determinism, and sequences that respect the context."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from datasets import load_from_disk
+
+from gato.modeling_gato import GatoConfig
+from gato.training.config import TrainingConfig
+from gato.training.mixture import MixtureDataset, mixture_weights, split_sources, validation_sets
+from gato.training.run_training import build_processor
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return build_processor(GatoConfig.from_preset("gato-tiny"), max_length=128)
+
+
+@pytest.fixture(scope="module")
+def sources(tiny_data_dir):
+    return split_sources(load_from_disk(tiny_data_dir), validation_fraction=0.34)
+
+
+def test_each_episode_task_keeps_validation_episodes_apart(sources):
+    train, validation = sources
+    counts = {s.name: len(s) for s in train}
+    held_out = {s.name: len(s) for s in validation}
+    assert counts["cartpole"] == 2 and held_out["cartpole"] == 1
+    assert held_out["captions_validation"] == 2 and held_out["text_validation"] == 2
+    assert {s.modality for s in validation} == {"classic_control", "captions", "text"}
+
+
+def test_sampling_follows_the_weights(sources, processor):
+    train, _ = sources
+    weights = mixture_weights(train, {"cartpole": 3.0, "text": 0.0}, default_weight=1.0)
+    mixture = MixtureDataset(train, processor, length=4000, weights=weights, seed=1)
+    counts = Counter(train[mixture.plan(i).source].name for i in range(len(mixture)))
+    assert counts["text"] == 0
+    # cartpole : pendulum : captions = 3 : 1 : 1
+    assert counts["cartpole"] / 4000 == pytest.approx(0.6, abs=0.03)
+    assert counts["pendulum"] / 4000 == pytest.approx(0.2, abs=0.03)
+    assert counts["captions"] / 4000 == pytest.approx(0.2, abs=0.03)
+
+
+def test_a_quarter_of_episode_sequences_are_prompted_half_from_the_end(sources, processor):
+    train, _ = sources
+    episodes_only = [s for s in train if s.kind == "episodes"]
+    mixture = MixtureDataset(episodes_only, processor, length=4000, seed=2)
+    plans = [mixture.plan(i) for i in range(len(mixture))]
+    prompted = [p for p in plans if p.prompted]
+    assert len(prompted) / len(plans) == pytest.approx(0.25, abs=0.025)
+    assert sum(p.prompt_mode == "end" for p in prompted) / len(prompted) == pytest.approx(0.5, abs=0.05)
+
+
+def test_prompted_sequences_start_with_a_demonstration_without_loss(sources, processor):
+    train, _ = sources
+    cartpole = [s for s in train if s.name == "cartpole"]
+    mixture = MixtureDataset(cartpole, processor, length=200, seed=3, prompt_probability=1.0)
+    sequence = mixture[0]
+    plain = MixtureDataset(cartpole, processor, length=200, seed=3, prompt_probability=0.0)[0]
+    # cartpole steps are 4 observation + 1 separator + 1 action tokens; a 32-token prompt holds 5 steps.
+    assert len(sequence["input_ids"]) <= 128
+    assert sequence["loss_mask"][:30].sum() == 0
+    assert plain["loss_mask"][:30].sum() == 5
+
+
+def test_items_are_a_pure_function_of_seed_and_index(sources, processor):
+    train, _ = sources
+    a = MixtureDataset(train, processor, length=50, seed=4)
+    b = MixtureDataset(train, processor, length=50, seed=4)
+    for index in (0, 7, 49, 7):
+        for key, value in a[index].items():
+            np.testing.assert_array_equal(value, b[index][key])
+
+
+def test_sequences_fit_the_context_and_cut_on_step_boundaries(sources, processor):
+    train, _ = sources
+    pendulum = [s for s in train if s.name == "pendulum"]
+    mixture = MixtureDataset(pendulum, processor, length=40, seed=5)
+    for index in range(len(mixture)):
+        sequence = mixture[index]
+        # pendulum: 3 observation values, separator, 1 action → 5 tokens a step, whole steps only
+        assert len(sequence["input_ids"]) <= processor.max_length
+        assert len(sequence["input_ids"]) % 5 == 0
+
+
+def test_validation_sets_are_per_modality_and_deterministic(sources, processor):
+    _, validation = sources
+    first = validation_sets(validation, processor, count=3, seed=0)
+    second = validation_sets(validation, processor, count=3, seed=0)
+    assert sorted(first) == ["captions", "classic_control", "text"]
+    np.testing.assert_array_equal(first["captions"][2]["input_ids"], second["captions"][2]["input_ids"])
+
+
+def test_unknown_task_weight_is_refused_naming_it(sources):
+    train, _ = sources
+    with pytest.raises(ValueError, match="task_weights.*cartpol"):
+        mixture_weights(train, {"cartpol": 1.0}, 1.0)
+
+
+def test_config_default_prompt_probability_is_the_papers():
+    assert TrainingConfig().prompt_probability == 0.25

@@ -1,0 +1,99 @@
+"""A whole ``gato train`` run: data folder + config → trained model → Hub-ready folder.
+
+Builds the processor and model from the config, the mixture and per-modality validation sets from the
+``gato data generate`` folder, runs :func:`gato.training.loop.train`, and finally writes
+``output_dir`` so that ``AutoModelForCausalLM.from_pretrained(output_dir)`` and
+``AutoProcessor.from_pretrained(output_dir)`` work (after ``import gato``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from datasets import DatasetDict, load_from_disk
+
+from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.processing.image_processing_gato import GatoImageProcessor
+from gato.processing.processing_gato import GatoProcessor
+from gato.processing.tokenization_gato import load_default_tokenizer
+
+from .config import TrainingConfig
+from .loop import TrainingResult, train
+from .mixture import MixtureDataset, mixture_weights, split_sources, validation_sets
+
+TRAINING_CONFIG_FILE = "training_config.yaml"
+
+
+def build_model_config(config: TrainingConfig) -> GatoConfig:
+    """The preset with the run's overrides; the context length is the run's ``max_length``."""
+    overrides = {"max_position_embeddings": config.max_length, **config.model_overrides}
+    return GatoConfig.from_preset(config.preset, **overrides)
+
+
+def build_processor(model_config: GatoConfig, max_length: int) -> GatoProcessor:
+    """The shipped tokenizer and the default image processor, laid out as the model expects."""
+    return GatoProcessor(
+        tokenizer=load_default_tokenizer(),
+        image_processor=GatoImageProcessor(),
+        discrete_layout=model_config.discrete_layout,
+        max_length=max_length,
+    )
+
+
+def load_data(path: str) -> DatasetDict:
+    if not path:
+        raise ValueError("data: expected the folder written by `gato data generate`, got nothing")
+    if not Path(path).exists():
+        raise ValueError(f"data: {path} does not exist; write it with `gato data generate --out {path}`")
+    data = load_from_disk(path)
+    if not isinstance(data, DatasetDict):
+        raise ValueError(f"data: {path} holds one dataset; expected the DatasetDict that `gato data generate` writes")
+    return data
+
+
+def run_training(config: TrainingConfig, stop_after_steps: int | None = None) -> TrainingResult:
+    """Train as ``config`` says and write the Hub-ready folder into ``config.output_dir``."""
+    model_config = build_model_config(config)
+    processor = build_processor(model_config, config.max_length)
+    train_sources, validation_sources = split_sources(load_data(config.data), config.validation_fraction)
+    weights = mixture_weights(train_sources, config.task_weights, config.default_weight)
+    # Enough items for every process and micro-step of the run: item i is fixed by (seed, i).
+    world = int(torch.distributed.get_world_size()) if torch.distributed.is_initialized() else _launched_processes()
+    length = config.max_steps * config.gradient_accumulation_steps * config.batch_size * world
+    mixture = MixtureDataset(
+        train_sources,
+        processor,
+        length=length,
+        weights=weights,
+        seed=config.seed,
+        prompt_probability=config.prompt_probability,
+        prompt_end_probability=config.prompt_end_probability,
+        prompt_fraction=config.prompt_fraction,
+    )
+    validation = validation_sets(validation_sources, processor, count=config.eval_batches * config.batch_size, seed=config.seed)
+
+    torch.manual_seed(config.seed)
+    model = GatoForCausalLM(model_config)
+
+    def write_hub_folder(trained: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+        output_dir = Path(config.output_dir)
+        trained.save_pretrained(output_dir, state_dict=state_dict)
+        processor.save_pretrained(output_dir)
+        config.to_yaml(output_dir / TRAINING_CONFIG_FILE)
+
+    return train(
+        config,
+        model,
+        mixture,
+        processor.collate,
+        validation_datasets=validation,
+        on_finish=write_hub_folder,
+        stop_after_steps=stop_after_steps,
+    )
+
+
+def _launched_processes() -> int:
+    """Processes of an ``accelerate launch`` before the process group exists (WORLD_SIZE is set by the launcher)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
