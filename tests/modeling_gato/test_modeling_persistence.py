@@ -77,6 +77,9 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
         assert "gato" not in type(model).__module__.split(".")[0], type(model).__module__
         expected = torch.load(expected_file)
         assert torch.equal(model(**expected["inputs"]).logits, expected["logits"])
+        model.save_pretrained(folder + "-again")  # a remote-code model saves a folder that loads the same way
+        again = AutoModelForCausalLM.from_pretrained(folder + "-again", trust_remote_code=True).eval()
+        assert torch.equal(again(**expected["inputs"]).logits, expected["logits"])
         assert not any(name == "gato" or name.startswith("gato.") for name in sys.modules)
         print("REMOTE-OK", type(model).__module__)
         """

@@ -1,0 +1,255 @@
+"""Training throughput of GatoForCausalLM beside transformers' LlamaForCausalLM of the same shape, same run.
+
+One training step = forward + backward + AdamW step. Both models get the same width, depth, heads, context
+and vocabulary (Gato's); Llama's SwiGLU MLP gets ``2/3 × intermediate_size`` so that both MLPs have the same
+parameters and FLOPs (``--llama-intermediate same`` gives it Gato's size instead). Batches:
+
+- ``tokens``: text-like token-only batches, every position a target (the same for both models);
+- ``images``: control-like, image-heavy batches — each time step is a 64×64 image (16 patches), 4 values, the
+  separator and 1 action token, so 73% of positions are patches and the loss is on action tokens only. Gato
+  embeds the patches through its ResNet block and runs the output layer at the action targets only; Llama
+  sees the same number of plain tokens with a full-vocabulary LM loss (the same-shape baseline).
+
+MFU = model FLOPs per second / peak. Model FLOPs per step (PaLM appendix B / nanoGPT): ``6 × tokens ×
+N_blocks + 6 × targets × hidden × vocab + 12 × layers × hidden × seq_len × tokens`` (+ the patch encoder's
+``6 × patches × its matmul/conv parameters × positions`` for Gato), where ``N_blocks`` counts the matmul
+weights of the decoder blocks. Peak: ``--peak-tflops``; by default the dense bf16 peak on an H100/H200
+(989 TFLOP/s) and, on a CPU, the fp32 matmul rate measured in the same run (so CPU MFU is relative to what
+this machine's BLAS reaches, not a datasheet).
+
+Usage (CPU, the gato-79m shape at a reduced context):
+    python benchmarks/train_throughput.py --presets gato-79m --seq-len 256 --batch-size 2
+    python benchmarks/train_throughput.py --presets gato-79m --seq-len 256 --batch-size 2 --compile
+On a GPU (full size):
+    python benchmarks/train_throughput.py --presets gato-79m gato-364m gato-1.18b --seq-len 1024 --batch-size 8 \
+        --dtype bfloat16 --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import time
+
+import torch
+import transformers
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.processing import token_layout as tl
+
+GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16
+PATCHES_PER_IMAGE = 16  # a 64×64 image in 16×16 patches
+VALUES_PER_STEP = 4
+ACTIONS_PER_STEP = 1
+
+
+def gato_config(preset: str, seq_len: int, dropout: float = 0.0) -> GatoConfig:
+    return GatoConfig.from_preset(preset, max_position_embeddings=seq_len, hidden_dropout=dropout, use_cache=False)
+
+
+def llama_config(gato: GatoConfig, intermediate: str) -> LlamaConfig:
+    size = gato.intermediate_size if intermediate == "same" else (2 * gato.intermediate_size) // 3
+    return LlamaConfig(
+        hidden_size=gato.hidden_size,
+        num_hidden_layers=gato.num_hidden_layers,
+        num_attention_heads=gato.num_attention_heads,
+        num_key_value_heads=gato.num_attention_heads,
+        intermediate_size=size,
+        vocab_size=gato.vocab_size,
+        max_position_embeddings=gato.max_position_embeddings,
+        tie_word_embeddings=True,
+        use_cache=False,
+    )
+
+
+def token_batch(config: GatoConfig, batch_size: int, seq_len: int, device: str) -> dict[str, torch.Tensor]:
+    """Text-like: random token ids, every position a target."""
+    ids = torch.randint(0, config.vocab_size, (batch_size, seq_len), device=device)
+    return {"input_ids": ids, "labels": ids}
+
+
+def image_batch(config: GatoConfig, batch_size: int, seq_len: int, device: str) -> dict[str, torch.Tensor]:
+    """Control-like: time steps of ``[16 patches, 4 values, |, 1 action]``; loss on action tokens only."""
+    step = PATCHES_PER_IMAGE + VALUES_PER_STEP + 1 + ACTIONS_PER_STEP
+    layout = torch.zeros(step, dtype=torch.long)  # 0 patch, 1 value, 2 separator, 3 action
+    layout[PATCHES_PER_IMAGE:] = 1
+    layout[PATCHES_PER_IMAGE + VALUES_PER_STEP] = 2
+    layout[PATCHES_PER_IMAGE + VALUES_PER_STEP + 1 :] = 3
+    kind = layout.repeat(seq_len // step + 1)[:seq_len].to(device)
+    is_patch, is_action = kind == 0, kind == 3
+    ids = torch.randint(tl.CONTINUOUS_OFFSET, tl.CONTINUOUS_OFFSET + tl.CONTINUOUS_BINS, (batch_size, seq_len), device=device)
+    ids = torch.where(is_patch, tl.PATCH_PLACEHOLDER_ID, torch.where(kind == 2, tl.SEPARATOR_TOKEN_ID, ids))
+    local_in_step = torch.arange(seq_len, device=device) % step
+    local = torch.where(is_action, tl.LOCAL_POSITION_ACTION, torch.where(kind == 2, tl.LOCAL_POSITION_NONE, local_in_step))
+    num_patches = int(is_patch.sum())
+    grid = torch.arange(PATCHES_PER_IMAGE, device=device).repeat(num_patches // PATCHES_PER_IMAGE + 1)[:num_patches]
+    side = int(PATCHES_PER_IMAGE**0.5)
+    bins = config.position_bins // side
+    rows = torch.stack([grid // side * bins, (grid // side + 1) * bins], -1)
+    cols = torch.stack([grid % side * bins, (grid % side + 1) * bins], -1)
+    return {
+        "input_ids": ids,
+        "loss_mask": is_action.long().expand(batch_size, -1),
+        "labels": torch.where(is_action, ids, tl.IGNORE_INDEX),
+        "local_positions": local.expand(batch_size, -1),
+        "patch_mask": is_patch.expand(batch_size, -1),
+        "patch_pixels": torch.rand(batch_size, num_patches, 3, config.patch_size, config.patch_size, device=device) / 2 - 0.25,
+        "patch_rows": rows.expand(batch_size, -1, -1),
+        "patch_cols": cols.expand(batch_size, -1, -1),
+    }
+
+
+def llama_view(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What Llama gets: the same ids with a full LM loss (it has no image path and no loss mask)."""
+    return {"input_ids": batch["input_ids"], "labels": batch["input_ids"]}
+
+
+def block_matmul_params(model: torch.nn.Module, gato: bool) -> int:
+    layers = model.model.layers
+    return sum(p.numel() for layer in layers for n, p in layer.named_parameters() if p.ndim == 2)
+
+
+def step_flops(model, config: GatoConfig, batch: dict[str, torch.Tensor], gato: bool) -> float:
+    """Model FLOPs of one training step (forward + backward = 3× forward), see the module docstring."""
+    tokens = batch["input_ids"].numel()
+    seq_len = batch["input_ids"].shape[1]
+    hidden, layers, vocab = config.hidden_size, config.num_hidden_layers, config.vocab_size
+    if gato and "loss_mask" in batch:
+        targets = int(batch["loss_mask"][:, 1:].sum())
+    elif gato:
+        targets = batch["input_ids"].shape[0] * (seq_len - 1)
+    else:
+        targets = tokens  # Llama projects every position
+    flops = 6 * tokens * block_matmul_params(model, gato) + 6 * targets * hidden * vocab + 12 * layers * hidden * seq_len * tokens
+    if gato and "patch_pixels" in batch:
+        embed = model.model.embed_patches
+        pixels = config.patch_size**2
+        conv = embed.residual_block.conv1.weight.numel() + embed.residual_block.conv2.weight.numel()
+        flops += 6 * batch["patch_pixels"].shape[0] * batch["patch_pixels"].shape[1] * (conv * pixels + embed.projection.weight.numel())
+    return float(flops)
+
+
+def measured_cpu_peak_tflops(size: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e12
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_steps(model, batch, optimizer, steps: int, device: str, dtype: torch.dtype) -> float:
+    """Seconds per training step (mean over ``steps``)."""
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        with torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
+            loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    device = args.device
+    dtype = getattr(torch, args.dtype)
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name()
+        peak = args.peak_tflops or next((v for k, v in GPU_PEAK_TFLOPS.items() if k in name), None)
+        peak_note = f"{peak} TFLOP/s (datasheet, dense bf16)"
+    else:
+        name = platform.processor() or platform.machine()
+        peak = args.peak_tflops or measured_cpu_peak_tflops()
+        peak_note = f"{peak:.3f} TFLOP/s (fp32 2048³ matmul measured in this run, {torch.get_num_threads()} threads)"
+    print(f"device: {name}; torch {torch.__version__}, transformers {transformers.__version__}; peak {peak_note}")
+    rows = []
+    for preset in args.presets:
+        config = gato_config(preset, args.seq_len)
+        for batch_kind in args.batches:
+            for compiled in ([False, True] if args.compile else [False]):
+                torch.manual_seed(0)
+                make = token_batch if batch_kind == "tokens" else image_batch
+                batch = make(config, args.batch_size, args.seq_len, device)
+                models = {
+                    "gato": GatoForCausalLM(config).to(device).train(),
+                    "llama": LlamaForCausalLM(llama_config(config, args.llama_intermediate)).to(device).train(),
+                }
+                inputs = {"gato": batch, "llama": llama_view(batch)}
+                flops = {name: step_flops(model, config, inputs[name], name == "gato") for name, model in models.items()}
+                runners, optimizers = {}, {}
+                for name, model in models.items():
+                    optimizers[name] = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
+                    runners[name] = torch.compile(model) if compiled else model
+                compile_seconds = {}
+                for name in models:  # warm-up (and compilation)
+                    start = time.perf_counter()
+                    time_steps(runners[name], inputs[name], optimizers[name], args.warmup, device, dtype)
+                    compile_seconds[name] = time.perf_counter() - start
+                # Interleave the two models round by round so that machine load hits both alike.
+                seconds = {name: [] for name in models}
+                for _ in range(args.rounds):
+                    for name in models:
+                        seconds[name].append(time_steps(runners[name], inputs[name], optimizers[name], args.steps, device, dtype))
+                tokens = batch["input_ids"].numel()
+                result = {"preset": preset, "batch": batch_kind, "compiled": compiled}
+                for name in models:
+                    per_step = statistics.median(seconds[name])
+                    result[f"{name}_tokens_per_s"] = tokens / per_step
+                    result[f"{name}_mfu"] = flops[name] / per_step / (peak * 1e12)
+                    result[f"{name}_warmup_s"] = compile_seconds[name]
+                rows.append(result)
+                print_row(result)
+                del models, runners, optimizers
+                gc.collect()
+                if device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+    return rows
+
+
+HEADER = f"{'preset':<11} {'batch':<7} {'mode':<8} {'gato tok/s':>11} {'llama tok/s':>12} {'ratio':>6} {'gato MFU':>9} {'llama MFU':>10}"
+
+
+def print_row(row: dict) -> None:
+    if not getattr(print_row, "header_done", False):
+        print(HEADER)
+        print_row.header_done = True
+    mode = "compile" if row["compiled"] else "eager"
+    ratio = row["gato_tokens_per_s"] / row["llama_tokens_per_s"]
+    print(
+        f"{row['preset']:<11} {row['batch']:<7} {mode:<8} {row['gato_tokens_per_s']:>11.0f} {row['llama_tokens_per_s']:>12.0f} "
+        f"{ratio:>6.2f} {100 * row['gato_mfu']:>8.1f}% {100 * row['llama_mfu']:>9.1f}%",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=["gato-79m"])
+    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--batches", nargs="+", default=["tokens", "images"], choices=["tokens", "images"])
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (gato, llama, gato, ...); the median round counts")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile'd models (slow to compile on CPU)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="autocast dtype")
+    parser.add_argument("--llama-intermediate", default="matched", choices=["matched", "same"])
+    parser.add_argument("--peak-tflops", type=float, default=None)
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
