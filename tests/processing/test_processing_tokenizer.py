@@ -1,7 +1,10 @@
 """Gato's text tokenizer: the shipped SentencePiece model through transformers, and its training."""
 
 import json
+import os
 import platform
+import subprocess
+import sys
 from importlib import metadata
 
 import pytest
@@ -95,6 +98,21 @@ def test_save_and_auto_load_give_identical_ids(tokenizer, tmp_path):
     assert reloaded.decode(reloaded(text)["input_ids"]) == text
     shipped = AutoTokenizer.from_pretrained(DEFAULT_TOKENIZER_DIR, local_files_only=True)
     assert shipped(text)["input_ids"] == tokenizer(text)["input_ids"]
+
+
+def test_shipped_folder_loads_with_plain_transformers(tokenizer, tmp_path):
+    # A user without gato installed: only transformers, offline, from a folder outside the repo.
+    code = (
+        "import sys; from transformers import AutoTokenizer; "
+        "t = AutoTokenizer.from_pretrained(sys.argv[1], local_files_only=True); "
+        "assert 'gato' not in sys.modules; print(t('pick up the red key')['input_ids'])"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(DEFAULT_TOKENIZER_DIR)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == tokenizer("pick up the red key")["input_ids"]
 
 
 def test_shipped_files_are_small():
