@@ -26,6 +26,7 @@ Public API: :data:`DEFAULT_SOURCES`, :class:`CorpusSource`, :func:`iter_corpus_d
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import itertools
@@ -38,7 +39,10 @@ from dataclasses import dataclass
 from email import message_from_string
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import datasets
 
 # Bumped whenever the normalization below changes, so an old manifest is recognised as stale.
 NORMALIZATION_VERSION = 1
@@ -220,8 +224,13 @@ def _package_root(package: str) -> Path | None:
     return Path(sorted(spec.submodule_search_locations)[0])
 
 
+@functools.cache
+def _packages_distributions() -> dict[str, list[str]]:
+    return metadata.packages_distributions()  # scans every installed distribution: do it once
+
+
 def _distribution_of(package: str) -> str:
-    distributions = metadata.packages_distributions().get(package, [package])
+    distributions = _packages_distributions().get(package, [package])
     return sorted(distributions)[0]
 
 
@@ -416,7 +425,7 @@ def corpus_manifest(sources: Iterable[CorpusSource] = DEFAULT_SOURCES) -> dict:
     }
 
 
-def build_text_dataset(sources: Iterable[CorpusSource] = DEFAULT_SOURCES):
+def build_text_dataset(sources: Iterable[CorpusSource] = DEFAULT_SOURCES) -> datasets.Dataset:
     """The corpus as a ``datasets.Dataset`` with columns ``text`` (a document) and ``source`` (its name).
 
     Rows are in the corpus's fixed order; use :func:`split_text_dataset` for train/validation.
@@ -432,7 +441,9 @@ def build_text_dataset(sources: Iterable[CorpusSource] = DEFAULT_SOURCES):
     return datasets.Dataset.from_dict({"text": texts, "source": names}, features=features)
 
 
-def split_text_dataset(dataset, validation_fraction: float = 0.01, salt: str = "gato-text"):
+def split_text_dataset(
+    dataset: datasets.Dataset, validation_fraction: float = 0.01, salt: str = "gato-text"
+) -> datasets.DatasetDict:
     """Split a text dataset into ``DatasetDict(train=..., validation=...)`` by hashing each text.
 
     A document goes to validation when the first 8 bytes of ``sha256(salt + text)``, read as a
