@@ -276,39 +276,42 @@ def layout_episode(
     np.cumsum(step_lengths, out=step_starts[1:])
     total = int(step_starts[-1])
 
-    input_ids = np.empty(total, dtype=np.int64)
-    patch_mask = np.zeros(total, dtype=bool)
-    if text_fields:
+    # Per-token values of the fixed block, (T, S): local positions count on from the step's text.
+    observation_columns = np.arange(num_fixed_observation)
+    block_local = np.empty((steps, block_size), dtype=np.int64)
+    block_local[:, :num_fixed_observation] = np.minimum(text_lengths[:, None] + observation_columns, MAX_LOCAL_POSITIONS - 1)
+    block_local[:, num_fixed_observation] = LOCAL_POSITION_NONE
+    block_local[:, num_fixed_observation + 1 :] = LOCAL_POSITION_ACTION
+    block_loss = np.zeros(block_size, dtype=np.int64)
+    block_loss[num_fixed_observation + 1 :] = 1  # action tokens
+
+    if not text_fields:
+        # Every step has the same length: the flat stream is the (T, S) block read row by row.
+        input_ids = block.reshape(-1)
+        local_positions = block_local.reshape(-1)
+        patch_mask = np.tile(is_patch, steps)
+        loss_mask = np.tile(block_loss, steps)
+    else:
+        input_ids = np.empty(total, dtype=np.int64)
+        local_positions = np.empty(total, dtype=np.int64)
+        patch_mask = np.zeros(total, dtype=bool)
+        loss_mask = np.zeros(total, dtype=np.int64)
         # Text comes first in each step: field f's pieces start after the earlier text fields' pieces.
         offset_in_step = np.zeros(steps, dtype=np.int64)
         for flat, lengths in text_fields:
             piece_starts = np.cumsum(lengths) - lengths
             step_of_token = np.repeat(np.arange(steps), lengths)
-            index_in_piece = np.arange(flat.size) - np.repeat(piece_starts, lengths)
-            input_ids[step_starts[:-1][step_of_token] + offset_in_step[step_of_token] + index_in_piece] = flat
+            index_in_step = offset_in_step[step_of_token] + np.arange(flat.size) - np.repeat(piece_starts, lengths)
+            positions = step_starts[:-1][step_of_token] + index_in_step
+            input_ids[positions] = flat
+            local_positions[positions] = np.minimum(index_in_step, MAX_LOCAL_POSITIONS - 1)
+            loss_mask[positions] = int(observation_text_loss)
             offset_in_step += lengths
         block_positions = (step_starts[:-1] + text_lengths)[:, None] + np.arange(block_size)  # (T, S)
         input_ids[block_positions] = block
+        local_positions[block_positions] = block_local
         patch_mask[block_positions] = is_patch
-        index_in_step = np.arange(total) - np.repeat(step_starts[:-1], step_lengths)
-        observation_length = np.repeat(text_lengths + num_fixed_observation, step_lengths)
-        text_length = np.repeat(text_lengths, step_lengths)
-    else:
-        # Every step has the same length: the flat stream is the (T, S) block read row by row.
-        input_ids[:] = block.reshape(-1)
-        patch_mask[:] = np.tile(is_patch, steps)
-        index_in_step = np.tile(np.arange(block_size), steps)
-        observation_length = num_fixed_observation
-        text_length = 0
-
-    local_positions = np.where(
-        index_in_step < observation_length,
-        np.minimum(index_in_step, MAX_LOCAL_POSITIONS - 1),
-        np.where(index_in_step == observation_length, LOCAL_POSITION_NONE, LOCAL_POSITION_ACTION),
-    ).astype(np.int64)
-    loss_mask = index_in_step > observation_length  # action tokens
-    if observation_text_loss:
-        loss_mask |= index_in_step < text_length
+        loss_mask[block_positions] = block_loss
 
     if pixels:
         patch_pixels = np.concatenate(pixels, axis=1)  # (T, P_step, 3, 16, 16)
@@ -323,7 +326,7 @@ def layout_episode(
         patch_cols = np.zeros((0, 2), dtype=np.int64)
     return EpisodeTokens(
         input_ids=input_ids,
-        loss_mask=loss_mask.astype(np.int64),
+        loss_mask=loss_mask,
         local_positions=local_positions,
         patch_mask=patch_mask,
         patch_pixels=patch_pixels,

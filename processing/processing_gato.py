@@ -120,7 +120,13 @@ class GatoProcessor(ProcessorMixin):
         """Strings → SentencePiece ids without special tokens (one list per string)."""
         if not texts:
             return []
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        # An episode's text observations repeat (a BabyAI mission is the same every step): encode each once.
+        unique = list(dict.fromkeys(texts))
+        encoded = self.tokenizer(unique, add_special_tokens=False)["input_ids"]
+        if len(unique) == len(texts):
+            return encoded
+        lookup = dict(zip(unique, encoded))
+        return [lookup[text] for text in texts]
 
     def _encode_images(self, images: Any, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Images → ``(pixels (N, P, 3, 16, 16), rows (N, P, 2), cols (N, P, 2))``; errors name ``field``."""
