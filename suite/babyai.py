@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from gato.processing.task_spec import ObservationField, TaskSpec
+from gato.processing.token_layout import PATCH_SIZE
 
 from .common import discrete_action_codec, seeded_env
 from .registry import Policy, Task, reference_returns, register_task, require
@@ -45,7 +46,7 @@ GRID_SHAPE = (7, 7, 3)
 GRID_VALUES = 11
 NUM_DIRECTIONS = 4
 NUM_ACTIONS = 7
-TILE_SIZE = 16  # gato.processing.token_layout.PATCH_SIZE: one patch per rendered cell
+TILE_SIZE = PATCH_SIZE  # pixels per rendered cell: one patch per cell
 FRAME_SHAPE = (GRID_SHAPE[0] * TILE_SIZE, GRID_SHAPE[1] * TILE_SIZE, 3)
 
 # task name → (BabyAI level id, max_episode_steps = the level's own max_steps)

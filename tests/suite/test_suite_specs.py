@@ -91,6 +91,13 @@ def test_pendulum_spec_actions_are_rescaled_to_the_torque_range():
     np.testing.assert_allclose(task.from_env_action(np.array([-2.0])), [-1.0])
 
 
+@pytest.mark.parametrize("task", [task for task in TASKS if task.domain in ("babyai", "babyai_rgb")], ids=lambda t: t.name)
+def test_babyai_horizon_is_the_level_own(task):
+    env = task.make_env(0)
+    env.reset(seed=0)
+    assert env.unwrapped.max_steps == task.max_episode_steps
+
+
 def test_babyai_grid_vocabulary_covers_minigrid():
     from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 
