@@ -1,1 +1,33 @@
-"""Acting and scoring: the agent, rollouts, expert-normalized scores, tables and plots."""
+"""Acting and scoring: the agent, rollouts, expert-normalized scores, tables and plots.
+
+- :class:`GatoAgent` (``agent.py``): a model + processor acting in a batch of environments, KV cache kept.
+- :func:`evaluate_task` / :func:`run_episodes` (``rollout.py``): prompted rollouts in vector environments.
+- ``scores.py``: normalized scores, per-domain summaries, the fraction of tasks ≥ 50% of the expert.
+- ``captioning.py``, ``validation_loss.py``: caption attribute accuracy (+ BLEU), text validation loss.
+- ``report.py`` / ``run_evaluation.py``: ``eval_results.json``, markdown, PNG; what ``gato eval`` runs.
+"""
+
+from .agent import GatoAgent, RecomputeGatoAgent
+from .captioning import attribute_accuracy, evaluate_captions, generate_captions
+from .rollout import TaskResult, evaluate_task, evaluate_tasks, run_episodes
+from .run_evaluation import EvaluationConfig, run_evaluation
+from .scores import domain_summaries, normalized_scores, score_summary
+from .validation_loss import evaluate_text
+
+__all__ = [
+    "GatoAgent",
+    "RecomputeGatoAgent",
+    "TaskResult",
+    "evaluate_task",
+    "evaluate_tasks",
+    "run_episodes",
+    "normalized_scores",
+    "score_summary",
+    "domain_summaries",
+    "attribute_accuracy",
+    "generate_captions",
+    "evaluate_captions",
+    "evaluate_text",
+    "EvaluationConfig",
+    "run_evaluation",
+]

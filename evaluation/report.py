@@ -1,0 +1,152 @@
+"""Evaluation results → ``eval_results.json``, a markdown table, a PNG bar chart and a terminal table.
+
+The JSON's fields are documented in ``docs/EVALUATION.md`` and read by the model card: keep names stable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS_FILE = "eval_results.json"
+TABLE_FILE = "eval_results.md"
+CHART_FILE = "normalized_scores.png"
+SCHEMA_VERSION = 1
+
+
+def _fmt(value: Any, digits: int = 2, percent: bool = False) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{100 * value:.0f}%" if percent else f"{value:.{digits}f}"
+
+
+def task_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    """One row per task: task, domain, episodes, mean ± std return, expert, random, normalized score, success."""
+    return [
+        [
+            task["task"], task["domain"], str(task["episodes"]),
+            f"{_fmt(task['mean_return'])} ± {_fmt(task['std_return'])}",
+            _fmt(task["expert_return"]), _fmt(task["random_return"]),
+            _fmt(task["normalized_score"], percent=True), _fmt(task["success_rate"], percent=True),
+        ]
+        for task in results["tasks"]
+    ]
+
+
+TASK_HEADER = ["task", "domain", "episodes", "return (mean ± std)", "expert", "random", "normalized", "success"]
+DOMAIN_HEADER = ["domain", "tasks", "mean normalized", "median normalized", "tasks ≥ 50%"]
+
+
+def domain_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, summary in [*results["domains"].items(), ("all", results["summary"])]:
+        rows.append([
+            name, f"{summary['tasks_scored']}/{summary['tasks']}",
+            _fmt(summary["mean_normalized_score"], percent=True), _fmt(summary["median_normalized_score"], percent=True),
+            f"{summary['tasks_above_threshold']} ({_fmt(summary['fraction_above_threshold'], percent=True)})",
+        ])
+    return rows
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def markdown_report(results: Mapping[str, Any]) -> str:
+    """The markdown report: control tasks, domains, captions and text (sections only for what was evaluated)."""
+    parts = [f"# Evaluation of `{results['model']}`", ""]
+    if results["tasks"]:
+        parts += ["## Control", "", _markdown_table(TASK_HEADER, task_rows(results)), "",
+                  "Normalized score = (return − random) / (expert − random), GATO_SPEC.md §8.", "",
+                  _markdown_table(DOMAIN_HEADER, domain_rows(results)), ""]
+    captions = results.get("captions")
+    if captions:
+        parts += ["## Captions", "", _markdown_table(
+            ["split", "samples", "colour", "shape", "colour+shape", "held-out colour+shape", "precision", "BLEU"],
+            [[captions["split"], str(captions["samples"]), _fmt(captions["colour_accuracy"], percent=True),
+              _fmt(captions["shape_accuracy"], percent=True), _fmt(captions["colour_shape_accuracy"], percent=True),
+              _fmt(captions["held_out_colour_shape_accuracy"], percent=True), _fmt(captions["mention_precision"], percent=True),
+              _fmt(captions["bleu"], 1)]]), ""]
+        parts += [f"- reference: {ex['reference']}\n  generated: {ex['generated'] or '(empty)'}" for ex in captions["examples"]] + [""]
+    text = results.get("text")
+    if text:
+        parts += ["## Text", "", _markdown_table(["split", "documents", "tokens", "loss (nats/token)", "perplexity"],
+                                                 [[text["split"], str(text["documents"]), str(text["tokens"]),
+                                                   _fmt(text["loss"], 3), _fmt(text["perplexity"], 1)]]), ""]
+    return "\n".join(parts)
+
+
+def bar_chart(results: Mapping[str, Any], path: str | Path) -> Path | None:
+    """PNG bar chart of the normalized score per task (tasks without a score are left out), with the 50% line."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on servers
+    import matplotlib.pyplot as plt
+
+    scored = [task for task in results["tasks"] if task["normalized_score"] is not None]
+    if not scored:
+        return None
+    names = [task["task"] for task in scored]
+    values = [100 * task["normalized_score"] for task in scored]
+    domains = sorted({task["domain"] for task in scored})
+    palette = plt.get_cmap("tab10")
+    colours = [palette(domains.index(task["domain"]) % 10) for task in scored]
+    figure, axes = plt.subplots(figsize=(max(4.0, 0.5 * len(names) + 2), 4))
+    axes.bar(range(len(names)), values, color=colours)
+    axes.axhline(100 * results["summary"]["threshold"], color="grey", linestyle="--", linewidth=1, label="50% of expert")
+    axes.axhline(0, color="black", linewidth=0.8)
+    axes.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    axes.set_ylabel("expert-normalized score (%)")
+    axes.set_title(f"{results['model']}: {results['episodes_per_task']} episodes per task")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=palette(i % 10)) for i in range(len(domains))]
+    axes.legend(handles + axes.get_legend_handles_labels()[0][:1], domains + ["50% of expert"], fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def write_results(results: Mapping[str, Any], output_dir: str | Path) -> dict[str, Path]:
+    """Write ``eval_results.json``, ``eval_results.md`` and (when any task has a score) the PNG chart."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": output_dir / RESULTS_FILE, "markdown": output_dir / TABLE_FILE}
+    paths["json"].write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    paths["markdown"].write_text(markdown_report(results) + "\n")
+    chart = bar_chart(results, output_dir / CHART_FILE)
+    if chart is not None:
+        paths["chart"] = chart
+    return paths
+
+
+def print_results(results: Mapping[str, Any]) -> None:
+    """The task and domain tables (and caption/text figures) in the terminal, with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if results["tasks"]:
+        for title, header, rows in (("control tasks", TASK_HEADER, task_rows(results)),
+                                    ("domains", DOMAIN_HEADER, domain_rows(results))):
+            table = Table(title=title)
+            for column in header:
+                table.add_column(column, justify="left" if column in ("task", "domain") else "right")
+            for row in rows:
+                table.add_row(*row)
+            console.print(table)
+    if results.get("captions"):
+        c = results["captions"]
+        console.print(f"captions ({c['split']}, {c['samples']}): colour {_fmt(c['colour_accuracy'], percent=True)}, "
+                      f"shape {_fmt(c['shape_accuracy'], percent=True)}, colour+shape {_fmt(c['colour_shape_accuracy'], percent=True)}, "
+                      f"BLEU {_fmt(c['bleu'], 1)}")
+    if results.get("text"):
+        t = results["text"]
+        console.print(f"text ({t['split']}): loss {_fmt(t['loss'], 3)} nats/token, perplexity {_fmt(t['perplexity'], 1)}")
+
+
+__all__ = ["RESULTS_FILE", "TABLE_FILE", "CHART_FILE", "SCHEMA_VERSION", "markdown_report", "bar_chart", "write_results", "print_results"]

@@ -1,0 +1,140 @@
+"""The whole evaluation of a Hub-ready folder: control rollouts, captions, text → one results dict (and files).
+
+``gato eval`` is a thin wrapper over :func:`run_evaluation`; the results dict is what ``eval_results.json``
+holds (fields in docs/EVALUATION.md).
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gato.suite.registry import resolve_tasks
+
+from .report import SCHEMA_VERSION, write_results
+from .rollout import evaluate_task
+from .scores import SCORE_THRESHOLD, domain_summaries, score_summary
+
+
+@dataclass
+class EvaluationConfig:
+    """What ``gato eval`` evaluates.
+
+    Args:
+        model: the model folder (``save_pretrained`` + processor, as ``gato train`` writes it).
+        tasks: suite, domain or task names, comma-separated (``resolve_tasks``); ``""`` = no control tasks.
+        episodes: evaluation episodes per task.
+        output_dir: where the JSON, markdown and PNG go (default: ``<model>/eval``).
+        num_envs: environments stepped together per task.
+        seed: seeds the evaluation episodes (and, through a stream of its own, the prompt demonstrations).
+        prompt_tokens: prompt demonstration length; ``None`` = a quarter of the context, as in training; 0 = none.
+        max_steps: cut episodes after this many steps (default: each task's horizon).
+        do_sample / temperature: sample actions instead of greedy decoding.
+        captions: caption this many rows of the held-out caption split of ``data`` (0 = skip).
+        data: a ``gato data generate`` folder for the caption and text validation splits.
+        text: compute the validation loss on ``data``'s text validation split when it has one.
+        threads: torch CPU threads (0 = torch's default).
+        progress: show progress bars.
+    """
+
+    model: str
+    tasks: str = "default"
+    episodes: int = 10
+    output_dir: str | None = None
+    num_envs: int = 4
+    seed: int = 0
+    prompt_tokens: int | None = None
+    max_steps: int | None = None
+    do_sample: bool = False
+    temperature: float = 1.0
+    captions: int = 0
+    data: str | None = None
+    text: bool = True
+    threads: int = 0
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.episodes < 1:
+            raise ValueError(f"episodes: expected ≥ 1, got {self.episodes}")
+        if self.num_envs < 1:
+            raise ValueError(f"num_envs: expected ≥ 1, got {self.num_envs}")
+        if self.captions < 0:
+            raise ValueError(f"captions: expected ≥ 0, got {self.captions}")
+        if self.captions and not self.data:
+            raise ValueError("captions: the caption split comes from --data DIR (a `gato data generate` folder)")
+        if not Path(self.model).is_dir():
+            raise ValueError(f"model: {self.model} is not a folder (expected the output of `gato train`)")
+
+
+def load_model_and_processor(path: str | Path) -> tuple[torch.nn.Module, Any]:
+    """A gato folder → ``(model in eval mode, processor)`` through the Auto classes (offline)."""
+    import gato  # noqa: F401  (registers the Auto classes)
+    from transformers import AutoModelForCausalLM, AutoProcessor
+
+    model = AutoModelForCausalLM.from_pretrained(str(path)).eval()
+    processor = AutoProcessor.from_pretrained(str(path))
+    return model, processor
+
+
+def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, Any]:
+    """Evaluate as ``config`` says; returns the ``eval_results.json`` dict (and writes the files when ``write``)."""
+    config.validate()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model, processor = load_model_and_processor(config.model)
+    tasks = resolve_tasks(config.tasks) if config.tasks.strip() else []
+    task_results = [
+        evaluate_task(
+            model, processor, task, config.episodes, num_envs=config.num_envs, seed=config.seed,
+            prompt_tokens=config.prompt_tokens, max_steps=config.max_steps, do_sample=config.do_sample,
+            temperature=config.temperature, progress=config.progress,
+        ).to_dict()
+        for task in tasks
+    ]
+    captions = text = None
+    if config.data and (config.captions or config.text):
+        from gato.episodes.generate import CAPTIONS_SPLITS, TEXT_SPLITS
+        from gato.training.run_training import load_data
+
+        data = load_data(config.data)
+        if config.captions:
+            from .captioning import evaluate_captions
+
+            split = CAPTIONS_SPLITS[1]
+            if split not in data:
+                raise ValueError(f"captions: {config.data} has no {split!r} split (generate it with `gato data generate --captions N`)")
+            captions = evaluate_captions(model, processor, data[split], samples=config.captions, split=split)
+        if config.text and TEXT_SPLITS[1] in data:
+            from .validation_loss import evaluate_text
+
+            text = evaluate_text(model, processor, list(data[TEXT_SPLITS[1]]["text"]), split=TEXT_SPLITS[1])
+    import gato
+
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "model": str(config.model),
+        "model_type": model.config.model_type,
+        "num_parameters": int(sum(p.numel() for p in model.parameters())),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "gato_version": gato.__version__,
+        "device": str(next(model.parameters()).device),
+        "platform": platform.platform(),
+        "episodes_per_task": config.episodes,
+        "settings": {key: value for key, value in asdict(config).items() if key not in ("model", "output_dir", "progress")},
+        "tasks": task_results,
+        "domains": domain_summaries(task_results, SCORE_THRESHOLD),
+        "summary": score_summary([result["normalized_score"] for result in task_results], SCORE_THRESHOLD),
+        "captions": captions,
+        "text": text,
+    }
+    if write:
+        write_results(results, config.output_dir or Path(config.model) / "eval")
+    return results
+
+
+__all__ = ["EvaluationConfig", "load_model_and_processor", "run_evaluation"]

@@ -1,0 +1,55 @@
+"""``gato eval``: evaluate a trained folder on control tasks, captions and text.
+
+    gato eval --model DIR --tasks NAMES|SUITE --episodes N [--output-dir OUT] [--num-envs K] [--seed S]
+              [--captions N] [--data DIR]
+
+Writes ``eval_results.json`` (fields in docs/EVALUATION.md), ``eval_results.md`` and
+``normalized_scores.png`` into ``--output-dir`` (default ``DIR/eval``) and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate a model on tasks: returns, normalized scores, plots",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a folder written by `gato train` (model + processor)")
+    parser.add_argument("--tasks", default="default",
+                        help="suite (default, full), domain or task names, comma-separated; '' for none (default: default)")
+    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per task (default 10)")
+    parser.add_argument("--output-dir", help="where results go (default: MODEL/eval)")
+    parser.add_argument("--num-envs", type=int, default=4, help="environments stepped together per task (default 4)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prompt-tokens", type=int, default=None,
+                        help="prompt demonstration length in tokens (default: a quarter of the context; 0 = none)")
+    parser.add_argument("--max-steps", type=int, default=None, help="cut episodes after this many steps")
+    parser.add_argument("--temperature", type=float, default=None, help="sample actions at this temperature (default: greedy)")
+    parser.add_argument("--captions", type=int, default=0, help="caption this many held-out images from --data (default 0)")
+    parser.add_argument("--data", help="a `gato data generate` folder: caption and text validation splits")
+    parser.add_argument("--no-text", dest="text", action="store_false", help="skip the text validation loss")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gato.evaluation.report import print_results
+    from gato.evaluation.run_evaluation import EvaluationConfig, run_evaluation
+
+    config = EvaluationConfig(
+        model=args.model, tasks=args.tasks, episodes=args.episodes, output_dir=args.output_dir, num_envs=args.num_envs,
+        seed=args.seed, prompt_tokens=args.prompt_tokens, max_steps=args.max_steps,
+        do_sample=args.temperature is not None, temperature=args.temperature or 1.0, captions=args.captions,
+        data=args.data, text=args.text, threads=args.threads, progress=args.progress,
+    )
+    try:
+        results = run_evaluation(config)
+    except (ValueError, KeyError) as error:
+        print(f"gato eval: {error}", file=sys.stderr)
+        return 2
+    print_results(results)
+    print(f"results: {config.output_dir or args.model + '/eval'}")
+    return 0
