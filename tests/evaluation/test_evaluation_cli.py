@@ -1,0 +1,72 @@
+"""`gato eval` end to end on a tiny saved model: the files it writes and the documented JSON fields."""
+
+import json
+
+import pytest
+import torch
+from datasets import Dataset, DatasetDict
+
+from gato.cli import main
+from gato.episodes.captions import build_captions_dataset
+from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.training.run_training import build_processor
+
+TOP_LEVEL = {"schema_version", "model", "model_type", "num_parameters", "created", "gato_version", "device", "platform",
+             "episodes_per_task", "settings", "tasks", "domains", "summary", "captions", "text"}
+TASK_FIELDS = {"task", "domain", "episodes", "num_envs", "returns", "lengths", "mean_return", "std_return", "mean_length",
+               "expert_return", "random_return", "normalized_score", "success_rate", "prompt_tokens", "seconds",
+               "actions_per_second", "reprefills", "seeds"}
+SUMMARY_FIELDS = {"tasks", "tasks_scored", "mean_normalized_score", "median_normalized_score", "tasks_above_threshold",
+                  "fraction_above_threshold", "threshold"}
+CAPTION_FIELDS = {"split", "samples", "colour_accuracy", "shape_accuracy", "colour_shape_accuracy",
+                  "held_out_colour_shape_accuracy", "mention_precision", "bleu", "examples"}
+TEXT_FIELDS = {"split", "documents", "sequences", "tokens", "loss", "perplexity"}
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model")
+    config = GatoConfig.from_preset("gato-tiny", max_position_embeddings=64)
+    torch.manual_seed(0)
+    GatoForCausalLM(config).save_pretrained(path)
+    build_processor(config, 64).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "tiny"
+    captions = build_captions_dataset(2, 3, seed=0)
+    DatasetDict({
+        "captions": captions["train"], "captions_validation": captions["validation"],
+        "text_validation": Dataset.from_dict({"text": ["the agent acts in the world", "a generalist agent captions images"]}),
+    }).save_to_disk(str(path))
+    return str(path)
+
+
+def test_gato_eval_writes_json_markdown_and_chart_with_the_documented_fields(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    out = tmp_path / "eval"
+    status = main(["eval", "--model", tiny_model_dir, "--tasks", "cartpole,pendulum", "--episodes", "2", "--num-envs", "2",
+                   "--max-steps", "20", "--captions", "2", "--data", tiny_data_dir, "--output-dir", str(out),
+                   "--threads", "1", "--no-progress"])
+    assert status == 0
+    results = json.loads((out / "eval_results.json").read_text())
+    assert set(results) == TOP_LEVEL
+    assert [task["task"] for task in results["tasks"]] == ["cartpole", "pendulum"]
+    for task in results["tasks"]:
+        assert set(task) == TASK_FIELDS and len(task["returns"]) == 2 and max(task["lengths"]) <= 20
+    assert set(results["summary"]) == SUMMARY_FIELDS and results["summary"]["tasks"] == 2
+    assert set(results["domains"]) == {"classic_control"}
+    assert set(results["captions"]) == CAPTION_FIELDS and results["captions"]["samples"] == 2
+    assert set(results["text"]) == TEXT_FIELDS and results["text"]["loss"] > 0
+    assert (out / "normalized_scores.png").read_bytes()[:4] == b"\x89PNG"
+    markdown = (out / "eval_results.md").read_text()
+    assert "| cartpole |" in markdown and "## Captions" in markdown and "## Text" in markdown
+    assert "control tasks" in capsys.readouterr().out  # rich may shorten task names in a narrow terminal
+
+
+def test_gato_eval_refuses_bad_values_naming_the_field(tiny_model_dir, tmp_path, capsys):
+    assert main(["eval", "--model", tiny_model_dir, "--episodes", "0", "--output-dir", str(tmp_path)]) == 2
+    assert "episodes" in capsys.readouterr().err
+    assert main(["eval", "--model", tiny_model_dir, "--tasks", "no_such_task", "--output-dir", str(tmp_path)]) == 2
+    assert "no_such_task" in capsys.readouterr().err
