@@ -38,8 +38,12 @@ from .agent import GatoAgent
 
 # A prompt's default share of the context: the training mixture's default (``TrainingConfig.prompt_fraction``).
 DEFAULT_PROMPT_FRACTION = 0.25
-# Seeds of prompt demonstrations are drawn from a stream of their own, disjoint from evaluation episodes'.
-PROMPT_SEED_STREAM = 1_000_003
+# Evaluation episodes and prompt demonstrations draw reset seeds from streams of their own
+# (``episode_seed(seed, prefix + task name, i)``), disjoint from each other and from the episodes that
+# ``gato data generate`` records (``episode_seed(seed, task name, i)``): evaluating with the training data's
+# seed never replays a training episode.
+EVALUATION_STREAM = "eval/"
+PROMPT_STREAM = "prompt/"
 
 
 @dataclass
@@ -86,11 +90,11 @@ def make_vector_env(task: Task, num_envs: int, seed: int) -> Any:
 
 
 def demonstration_prompt(task: Task, processor: Any, prompt_tokens: int, seed: int) -> dict[str, Any] | None:
-    """An expert episode of ``task`` (reset seed from :data:`PROMPT_SEED_STREAM`), cut from its end to at most
+    """An expert episode of ``task`` (reset seed from the :data:`PROMPT_STREAM` stream), cut from its end to at most
     ``prompt_tokens`` tokens of whole time steps; ``None`` when ``prompt_tokens`` is 0 or one step does not fit."""
     if prompt_tokens <= 0:
         return None
-    episode = record_task_episode(task, episode_seed(seed + PROMPT_SEED_STREAM, task.name, 0))
+    episode = record_task_episode(task, episode_seed(seed, PROMPT_STREAM + task.name, 0))
     try:
         return processor.make_prompt(episode, task.spec, prompt_tokens, mode="end")
     except ValueError:  # a single time step is longer than the budget (e.g. large image observations)
@@ -116,13 +120,13 @@ def run_episodes(
     Returns:
         ``(returns (episodes,) float64, lengths (episodes,) int64, successes (episodes,) float64 — NaN where
         the task reports no ``info["success"]``, reset seeds)``. Episode ``i`` is reset with
-        ``episode_seed(seed, task.name, i)``.
+        ``episode_seed(seed, EVALUATION_STREAM + task.name, i)``.
     """
     if episodes < 1:
         raise ValueError(f"episodes: expected ≥ 1, got {episodes}")
     num_envs = max(1, min(num_envs, episodes))
     max_steps = max_steps or task.max_episode_steps
-    seeds = [episode_seed(seed, task.name, index) for index in range(episodes)]
+    seeds = [episode_seed(seed, EVALUATION_STREAM + task.name, index) for index in range(episodes)]
     returns = np.zeros(episodes, dtype=np.float64)
     lengths = np.zeros(episodes, dtype=np.int64)
     successes = np.full(episodes, np.nan)
@@ -180,7 +184,7 @@ def evaluate_task(
     """Evaluate ``model`` on one suite task: mean return ± std, expert-normalized score, success rate.
 
     Args:
-        episodes: evaluation episodes (reset seeds ``episode_seed(seed, task.name, i)``).
+        episodes: evaluation episodes (reset seeds ``episode_seed(seed, EVALUATION_STREAM + task.name, i)``).
         num_envs: environments stepped together (1 for tasks with text observations, see the module docstring).
         prompt_tokens: the prompt demonstration's length in tokens; default a quarter of the processor's
             ``max_length``, as in training; 0 = no prompt.

@@ -1,0 +1,189 @@
+"""Control latency: time per action of the agent's KV-cached path beside a naive full recompute, same run.
+
+One action = one call of :meth:`gato.evaluation.GatoAgent.act`: tokenize the new observation (39 continuous
+values, Meta-World's size, + the separator), choose 4 continuous action tokens autoregressively (each
+restricted to its legal range), decode them. The context before the call is a prompt demonstration plus one
+time step, so that the call brings it to ``--context`` tokens or just under (whole 44-token time steps).
+
+Paths, all greedy, with identical actions checked:
+
+- ``cached``: ``GatoAgent`` (the model's action API): the new observation's 40 tokens run against the KV
+  cache of the context, then 3 more single-token steps. The context is rolled back after each timed call
+  (cache cropped, step dropped, not timed) so every repeat sees the same length.
+- ``cached, window full``: the next call once the window is full. The action API then re-prefills: it drops
+  the oldest time steps (the prompt last) and re-runs the whole window, so past the window each step costs
+  about one full forward pass (see ``modeling_gato/acting.py``).
+- ``naive``: ``RecomputeGatoAgent``: one full forward pass over the whole window for every action token
+  (4 per action), no cache.
+
+Usage (CPU, the paper's 79M shape; the figures in BENCHMARKS.md):
+    python benchmarks/control_latency.py --preset gato-79m --context 1024 --batch-sizes 1 16
+On a GPU add ``--device cuda --dtype bfloat16`` (and run the three presets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+import transformers
+
+from gato.evaluation.agent import GatoAgent, RecomputeGatoAgent
+from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.training.run_training import build_processor
+
+OBSERVATION_SIZE = 39  # Meta-World's proprioceptive state
+ACTION_SIZE = 4  # Meta-World's action: the issue's "4-dim continuous action"
+
+
+def bench_spec() -> TaskSpec:
+    return TaskSpec(
+        "control-latency",
+        (ObservationField("state", "continuous", (OBSERVATION_SIZE,)),),
+        ActionSpec("continuous", size=ACTION_SIZE),
+    )
+
+
+def demonstration(spec: TaskSpec, steps: int, rng: np.random.Generator) -> dict:
+    return {
+        "task": spec.name,
+        "observations": {"state": rng.normal(size=(steps, OBSERVATION_SIZE)).astype(np.float32)},
+        "actions": rng.uniform(-1, 1, size=(steps, ACTION_SIZE)).astype(np.float32),
+    }
+
+
+def observations(batch: int, rng: np.random.Generator) -> list[dict]:
+    return [{"state": rng.normal(size=OBSERVATION_SIZE).astype(np.float32)} for _ in range(batch)]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_calls(fn, repeats: int, device: torch.device, after=None) -> list[float]:
+    """Seconds per call of ``fn`` (``after`` runs untimed between calls)."""
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+        if after is not None:
+            after()
+    return times
+
+
+def run_case(model, processor, spec, context: int, batch: int, repeats: int, naive_repeats: int, device) -> list[dict]:
+    rng = np.random.default_rng(batch)
+    step_length = OBSERVATION_SIZE + 1 + ACTION_SIZE
+    # Prompt + one step already in the window; the timed step brings it to ≤ context tokens.
+    prompt_steps = context // step_length - 2
+    prompt = demonstration(spec, prompt_steps, rng)
+    first, timed_obs, full_obs = observations(batch, rng), observations(batch, rng), observations(batch, rng)
+    rows = []
+
+    cached = GatoAgent(model, processor, spec)
+    cached.reset(prompt=prompt, num_envs=batch)
+    start = time.perf_counter()
+    cached.act(first)  # prefill: prompt + first step
+    synchronize(device)
+    prefill = time.perf_counter() - start
+    before = cached.context.length()
+    cache_length = cached.context.cache.get_seq_length()
+    uncached = cached.context.uncached
+    tokens = {}
+
+    def cached_act():
+        tokens["cached"] = cached.act_tokens(cached.observation_tokens(timed_obs))
+
+    def roll_back():
+        context = cached.context
+        context.cache.crop(-(context.cache.get_seq_length() - cache_length))
+        context.steps.pop()
+        context.uncached = uncached
+
+    cached_act()  # warm-up (allocator, kernels)
+    roll_back()
+    times = time_calls(cached_act, repeats, device, after=roll_back)
+    after_length = before + step_length
+    rows.append(dict(path="cached", batch=batch, context=after_length, times=times))
+    assert cached.context.num_reprefills == 0, "the timed step must fit in the window"
+
+    # Window full: one more step than fits → the action API drops the oldest step and re-prefills.
+    cached_act()
+    cached.act(full_obs)  # fills the window to the brim or overflows
+    full_times = []
+    for _ in range(max(1, naive_repeats)):
+        reprefills = cached.context.num_reprefills
+        full_times += time_calls(lambda: cached.act(full_obs), 1, device)
+        assert cached.context.num_reprefills == reprefills + 1
+    rows.append(dict(path="cached, window full (re-prefill)", batch=batch, context=cached.context.length(), times=full_times))
+
+    naive = RecomputeGatoAgent(model, processor, spec)
+    naive.reset(prompt=prompt, num_envs=batch)
+    naive.act_tokens(naive.observation_tokens(first))  # the same first step (cheap to replay: recompute is stateless)
+    first_action = naive.step_segments[-1]
+
+    def naive_act():
+        tokens["naive"] = naive.act_tokens(naive.observation_tokens(timed_obs))
+
+    def naive_roll_back():
+        naive.step_segments = [first_action]
+
+    times = time_calls(naive_act, naive_repeats, device, after=naive_roll_back)
+    rows.append(dict(path="naive full recompute", batch=batch, context=after_length, times=times))
+    if not torch.equal(tokens["cached"].cpu(), tokens["naive"].cpu()):
+        print(f"WARNING batch {batch}: cached and naive greedy actions differ: {tokens['cached'].tolist()} vs {tokens['naive'].tolist()}")
+    else:
+        print(f"batch {batch}: cached and naive greedy action tokens identical; prefill of {before} tokens took {prefill:.2f} s")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="gato-79m")
+    parser.add_argument("--context", type=int, default=1024)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--repeats", type=int, default=10, help="timed cached actions per case")
+    parser.add_argument("--naive-repeats", type=int, default=2, help="timed naive (and window-full) actions per case")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    config = GatoConfig.from_preset(args.preset, max_position_embeddings=args.context)
+    torch.manual_seed(0)
+    model = GatoForCausalLM(config).to(device=device, dtype=getattr(torch, args.dtype)).eval()
+    processor = build_processor(config, args.context)
+    spec = bench_spec()
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"# {args.preset} ({parameters / 1e6:.1f}M parameters), {args.dtype}, device {device}, "
+          f"{torch.get_num_threads()} threads; {platform.processor() or platform.machine()}; "
+          f"torch {torch.__version__}, transformers {transformers.__version__}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    rows = []
+    for batch in args.batch_sizes:
+        rows += run_case(model, processor, spec, args.context, batch, args.repeats, args.naive_repeats, device)
+    print()
+    print("| batch | path | context tokens | ms/action (best) | ms/action (median) | actions/s per env (median) | actions/s all envs | naive / this |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for batch in args.batch_sizes:
+        case = [row for row in rows if row["batch"] == batch]
+        naive = statistics.median(next(row for row in case if row["path"].startswith("naive"))["times"])
+        for row in case:
+            best, median = min(row["times"]), statistics.median(row["times"])
+            print(f"| {batch} | {row['path']} | {row['context']} | {1000 * best:.1f} | {1000 * median:.1f} | "
+                  f"{1 / median:.2f} | {batch / median:.1f} | {naive / median:.1f}× |")
+
+
+if __name__ == "__main__":
+    main()
