@@ -96,6 +96,7 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a subprocess that imports gato: ~10–30 s on a busy 2-core machine
 def test_killed_generation_resumes(tmp_path):
     """SIGKILL a real generation after the first task finished; the next run completes it exactly."""
     out = tmp_path / "out"
@@ -107,6 +108,7 @@ def test_killed_generation_resumes(tmp_path):
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert (out / "test_cart_a" / "state.json").exists()
+    assert not (out / "test_cart_b" / "state.json").exists()  # killed in the middle of the second task
     resumed, summaries = generate(TASKS, 6, out, seed=0, chunk_episodes=1, progress=False)
     for name in ("test_cart_a", "test_cart_b"):
         assert resumed[name]["seed"] == expected_seeds(name, 0, 6)  # each episode once, in order
