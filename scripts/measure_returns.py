@@ -19,7 +19,7 @@ import time
 from tqdm.auto import tqdm
 
 from gato.suite.measure import measure, summarize
-from gato.suite.registry import REFERENCE_RETURNS_PATH, load_reference_returns, resolve_tasks
+from gato.suite.registry import REFERENCE_RETURNS_PATH, Task, load_reference_returns, resolve_tasks
 
 RANDOM_SEED_OFFSET = 10_000  # random-policy episodes use other seeds than the expert's
 
@@ -33,7 +33,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def obs_kinds(task) -> str:
+def obs_kinds(task: Task) -> str:
     return "+".join(dict.fromkeys(field.kind for field in task.spec.observations))
 
 
