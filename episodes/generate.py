@@ -194,6 +194,12 @@ def _generate_text(out: Path, command: str, text_sources: Any = None) -> None:
         ))
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete half-written folders a killed run left (``.<name>.tmp-<pid>``); they never became data."""
+    for stale in [*out.glob(".*.tmp-*"), *out.glob(f"{PARTIAL_DIR}/*/.*.tmp-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     # fork keeps tasks registered at run time (users', tests') visible to the workers.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -236,6 +242,7 @@ def generate(
     task_list = resolve_tasks(tasks) if isinstance(tasks, str) else list(tasks)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
     command = command or f"gato data generate --tasks {','.join(t.name for t in task_list)} --episodes-per-task {episodes_per_task} --out {out} --seed {seed}"
 
     status: dict[str, str] = {}
@@ -273,10 +280,15 @@ def generate(
         elif todo:
             with _pool(workers) as pool:
                 futures: set[Future] = {pool.submit(_record_chunk, chunk) for chunk in todo}
-                while futures:
-                    finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        chunk_done(*future.result())
+                try:
+                    while futures:
+                        finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            chunk_done(*future.result())
+                except BaseException:
+                    for future in futures:  # a failed chunk stops the run; finished chunks stay on disk
+                        future.cancel()
+                    raise
     finally:
         bar.close()
 

@@ -69,8 +69,13 @@ def test_interrupted_generation_resumes_without_duplicates_or_losses(tmp_path):
     assert (out / "test_cart_a" / "state.json").exists() and not (out / "test_cart_b").exists()
     assert len(list((out / ".partial").glob("test_cart_b-*/chunk-*"))) == 1
 
+    stale = [out / ".test_cart_b.tmp-99999", next((out / ".partial").glob("test_cart_b-*")) / ".chunk-000002-000004.tmp-99999"]
+    for folder in stale:  # what a run killed inside save_to_disk leaves behind
+        folder.mkdir()
+        (folder / "data-00000-of-00001.arrow").write_bytes(b"half")
     resumed, summaries = generate(TASKS, 5, out, seed=0, chunk_episodes=2, progress=False)
     assert [s.status for s in summaries] == ["skipped", "resumed"]
+    assert not any(folder.exists() for folder in stale)
     clean, _ = generate(TASKS, 5, tmp_path / "clean", seed=0, chunk_episodes=2, progress=False)
     _assert_same(resumed, clean, ["test_cart_a", "test_cart_b"])
     assert not (out / ".partial").exists()
