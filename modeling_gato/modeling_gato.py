@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import re
 import sys
@@ -65,7 +66,7 @@ class GatoPatchResidualBlock(nn.Module):
     def __init__(self, config: GatoConfig):
         super().__init__()
         in_channels, channels = config.num_channels, config.resnet_channels
-        input_groups = max(1, _gcd(config.resnet_num_groups, in_channels))
+        input_groups = math.gcd(config.resnet_num_groups, in_channels)
         self.norm1 = nn.GroupNorm(input_groups, in_channels, eps=config.layer_norm_eps)
         self.conv1 = nn.Conv2d(in_channels, channels, kernel_size=3, padding=1)
         self.norm2 = nn.GroupNorm(config.resnet_num_groups, channels, eps=config.layer_norm_eps)
@@ -77,12 +78,6 @@ class GatoPatchResidualBlock(nn.Module):
         hidden = self.conv1(self.act(self.norm1(pixels)))
         hidden = self.conv2(self.act(self.norm2(hidden)))
         return pixels + hidden
-
-
-def _gcd(a: int, b: int) -> int:
-    while b:
-        a, b = b, a % b
-    return a
 
 
 class GatoPatchEmbedding(nn.Module):
