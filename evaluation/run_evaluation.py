@@ -32,7 +32,8 @@ class EvaluationConfig:
         output_dir: where the JSON, markdown and PNG go (default: ``<model>/eval``).
         num_envs: environments stepped together per task.
         seed: seeds the evaluation episodes (and, through a stream of its own, the prompt demonstrations).
-        prompt_tokens: prompt demonstration length; ``None`` = a quarter of the context, as in training; 0 = none.
+        prompt_tokens: prompt demonstration length; ``None`` = as in training (``prompt_fraction × max_length`` from
+            the folder's ``training_config.yaml``, else a quarter of the context); 0 = none.
         max_steps: cut episodes after this many steps (default: each task's horizon).
         do_sample / temperature: sample actions instead of greedy decoding.
         captions: caption this many rows of the held-out caption split of ``data`` (0 = skip).
@@ -81,17 +82,31 @@ def load_model_and_processor(path: str | Path) -> tuple[torch.nn.Module, Any]:
     return model, processor
 
 
+def trained_prompt_tokens(model_dir: str | Path, processor: Any) -> int | None:
+    """The prompt length the model was trained with (``prompt_fraction × max_length`` from the folder's
+    ``training_config.yaml``), or ``None`` (the rollout's default) when the folder has no training config."""
+    from gato.training.run_training import TRAINING_CONFIG_FILE
+
+    path = Path(model_dir) / TRAINING_CONFIG_FILE
+    if not path.exists():
+        return None
+    from gato.training.config import TrainingConfig
+
+    return max(1, int(processor.max_length * TrainingConfig.from_yaml(path).prompt_fraction))
+
+
 def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, Any]:
     """Evaluate as ``config`` says; returns the ``eval_results.json`` dict (and writes the files when ``write``)."""
     config.validate()
     if config.threads:
         torch.set_num_threads(config.threads)
     model, processor = load_model_and_processor(config.model)
+    prompt_tokens = config.prompt_tokens if config.prompt_tokens is not None else trained_prompt_tokens(config.model, processor)
     tasks = resolve_tasks(config.tasks) if config.tasks.strip() else []
     task_results = [
         evaluate_task(
             model, processor, task, config.episodes, num_envs=config.num_envs, seed=config.seed,
-            prompt_tokens=config.prompt_tokens, max_steps=config.max_steps, do_sample=config.do_sample,
+            prompt_tokens=prompt_tokens, max_steps=config.max_steps, do_sample=config.do_sample,
             temperature=config.temperature, progress=config.progress,
         ).to_dict()
         for task in tasks

@@ -70,3 +70,20 @@ def test_gato_eval_refuses_bad_values_naming_the_field(tiny_model_dir, tmp_path,
     assert "episodes" in capsys.readouterr().err
     assert main(["eval", "--model", tiny_model_dir, "--tasks", "no_such_task", "--output-dir", str(tmp_path)]) == 2
     assert "no_such_task" in capsys.readouterr().err
+
+
+def test_gato_eval_on_a_folder_written_by_gato_train(tmp_path):
+    from gato.episodes.generate import generate
+
+    data = tmp_path / "data"
+    generate("cartpole", episodes_per_task=2, out=data, seed=0, captions=10, progress=False)
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "gato-tiny", "--data", str(data), "--max-steps", "2", "--output-dir", str(run),
+                 "--batch-size", "2", "--max-length", "64", "--report-to", "none", "--save-steps", "2"]) == 0
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", str(run), "--tasks", "cartpole", "--episodes", "2", "--num-envs", "2", "--max-steps", "10",
+                 "--captions", "1", "--data", str(data), "--output-dir", str(out), "--threads", "1", "--no-progress"]) == 0
+    results = json.loads((out / "eval_results.json").read_text())
+    # The prompt budget is the run's: prompt_fraction 0.25 of max_length 64 → whole 6-token cartpole steps.
+    assert 0 < results["tasks"][0]["prompt_tokens"] <= 16 and results["tasks"][0]["prompt_tokens"] % 6 == 0
+    assert results["captions"]["samples"] == 1 and results["text"] is None
