@@ -56,3 +56,19 @@ def test_greedy_captions_from_a_tiny_model_are_text_and_deterministic():
     second = generate_captions(model, processor, images[:1], max_new_tokens=6)
     assert len(first) == 3 and all(isinstance(c, str) for c in first) and first[0] == second[0]
     assert np.mean([len(c) > 0 for c in first]) > 0  # something was generated
+
+
+def test_bleu_is_null_without_sacrebleu(monkeypatch):
+    import sys
+
+    from gato.evaluation.captioning import corpus_bleu
+
+    monkeypatch.setitem(sys.modules, "sacrebleu", None)  # import sacrebleu now raises ImportError
+    assert corpus_bleu(["a red circle."], ["a red circle."]) is None
+
+
+def test_bleu_of_the_reference_is_100_when_sacrebleu_is_installed():
+    pytest.importorskip("sacrebleu")
+    from gato.evaluation.captioning import corpus_bleu
+
+    assert corpus_bleu(["a large red circle at the top left."], ["a large red circle at the top left."]) == pytest.approx(100.0)
