@@ -22,9 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per task (default 10)")
     parser.add_argument("--output-dir", help="where results go (default: MODEL/eval)")
     parser.add_argument("--num-envs", type=int, default=4, help="environments stepped together per task (default 4)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds evaluation episodes and prompt demonstrations (streams disjoint from data generation)")
     parser.add_argument("--prompt-tokens", type=int, default=None,
-                        help="prompt demonstration length in tokens (default: a quarter of the context; 0 = none)")
+                        help="prompt demonstration length in tokens (default: as in training; 0 = none)")
     parser.add_argument("--max-steps", type=int, default=None, help="cut episodes after this many steps")
     parser.add_argument("--temperature", type=float, default=None, help="sample actions at this temperature (default: greedy)")
     parser.add_argument("--captions", type=int, default=0, help="caption this many held-out images from --data (default 0)")
