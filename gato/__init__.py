@@ -26,4 +26,9 @@ AutoModelForCausalLM.register(GatoConfig, GatoForCausalLM, exist_ok=True)
 AutoImageProcessor.register(GatoConfig, image_processor_classes={"pil": GatoImageProcessor}, exist_ok=True)
 AutoProcessor.register(GatoConfig, GatoProcessor, exist_ok=True)
 
+# --- pipelines: captions through pipeline("image-to-text" / "image-text-to-text", model=FOLDER) ------------------
+from .pipelines import register_pipelines  # noqa: E402
+
+register_pipelines()
+
 __all__ = ["__version__", "processing", "GatoConfig", "GatoModel", "GatoForCausalLM", "GatoProcessor"]

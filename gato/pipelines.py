@@ -1,0 +1,235 @@
+"""Gato in transformers' ``pipeline()`` (captions) and a few-line control helper (acting in a gymnasium env).
+
+After ``import gato``, both task names return captions from a Gato checkpoint::
+
+    pipeline("image-to-text", model=FOLDER)("scene.png")        # [{"generated_text": "a red circle ..."}]
+    pipeline("image-text-to-text", model=FOLDER)(images=image)   # same
+
+transformers 5 has no ``image-to-text`` task: ``pipeline()`` rewrites that name to ``image-text-to-text`` before
+it looks the task up (with a logged warning), then loads the model through that task's Auto class
+(``AutoModelForImageTextToText``) and builds the task's pipeline class. So we register, with transformers' own
+registries only (no patched internals):
+
+- ``GatoForCausalLM`` under ``AutoModelForImageTextToText`` for ``GatoConfig``;
+- for ``image-text-to-text`` (and ``image-to-text``, so the registry lists it and a transformers without the
+  rewrite finds it), ``PIPELINE_REGISTRY.register_pipeline`` with :class:`ImageTextToTextDispatchPipeline`: a
+  subclass of transformers' ``ImageTextToTextPipeline`` that builds a :class:`GatoImageToTextPipeline` when the
+  model is a Gato and is exactly transformers' pipeline otherwise (same Auto class, default model and type).
+
+Control: :func:`load_agent` returns a :class:`GatoPolicy` — the evaluation agent, prompted with an expert
+demonstration of the task as at deployment in the paper (GATO_SPEC §4–5) — that maps an environment
+observation to an environment action.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForImageTextToText, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY, ImageTextToTextPipeline
+from transformers.utils import logging
+
+from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.processing.token_layout import EOS_TOKEN_ID, PAD_TOKEN_ID
+
+CAPTION_TASKS = ("image-text-to-text", "image-to-text")
+DEFAULT_MAX_NEW_TOKENS = 48  # the caption evaluation's budget (gato.evaluation.captioning)
+# The sequence keys the model does not take at inference (targets).
+_TARGET_KEYS = ("labels", "loss_mask")
+
+
+class GatoImageToTextPipeline(Pipeline):
+    """Captions from a Gato checkpoint: the image's patches, ``bos`` (and an optional text prefix) → greedy text.
+
+    The prompt is the layout the model was trained on (``processor.tokenize_caption``: ``[patches][bos caption
+    eos]``) cut before ``eos``; only text ids may be generated, up to ``max_new_tokens``, stopping at ``eos``.
+
+    Call with an image (a path, URL, ``PIL.Image`` or ``(H, W, 3)`` uint8 array) or a list of them, optionally
+    ``text=`` a caption prefix to continue; returns ``[{"generated_text": caption}]`` per image (the prefix
+    included), like transformers' captioning pipelines. ``max_new_tokens`` is a call or construction argument.
+    """
+
+    _load_processor = True
+    _load_tokenizer = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+
+    def _sanitize_parameters(self, max_new_tokens: int | None = None, timeout: float | None = None, **kwargs: Any):
+        if kwargs:
+            raise ValueError(f"unexpected arguments {sorted(kwargs)}; the Gato caption pipeline takes max_new_tokens and timeout")
+        forward = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
+        return ({} if timeout is None else {"timeout": timeout}), forward, {}
+
+    def __call__(self, images: Any = None, text: str | list[str] | None = None, **kwargs: Any) -> Any:
+        """Caption ``images`` (one or a list), each optionally continuing a ``text`` prefix."""
+        if images is None:
+            images = kwargs.pop("inputs", None)
+        if images is None:
+            raise ValueError("images: expected an image (path, URL, PIL image or (H, W, 3) array) or a list of them")
+        if isinstance(images, (list, tuple)):
+            prefixes = text if isinstance(text, (list, tuple)) else [text] * len(images)
+            if len(prefixes) != len(images):
+                raise ValueError(f"text: got {len(prefixes)} prefixes for {len(images)} images")
+            return super().__call__([{"image": image, "text": prefix} for image, prefix in zip(images, prefixes)], **kwargs)
+        return super().__call__({"image": images, "text": text}, **kwargs)
+
+    def preprocess(self, inputs: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        from transformers.image_utils import load_image
+
+        image = inputs["image"]
+        if isinstance(image, str) or not isinstance(image, np.ndarray) and not torch.is_tensor(image):
+            image = load_image(image, timeout=timeout).convert("RGB")
+        prefix = inputs.get("text") or ""
+        sequence = self.processor.tokenize_caption(image, prefix)
+        keep = len(sequence["input_ids"]) - 1  # drop eos: the model continues the caption
+        prompt = {key: (value[:keep] if key in ("input_ids", "loss_mask", "local_positions", "patch_mask") else value)
+                  for key, value in sequence.items()}
+        batch = self.processor.collate([prompt])
+        model_inputs = {key: value for key, value in batch.items() if key not in _TARGET_KEYS}
+        # The prefix's own ids (after bos) are decoded with the new ones, so the spacing comes out right.
+        model_inputs["prefix_ids"] = torch.as_tensor(sequence["input_ids"][int(sequence["patch_mask"].sum()) + 1 : keep])
+        return model_inputs
+
+    def _forward(self, model_inputs: dict[str, Any], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> dict[str, Any]:
+        from transformers import LogitsProcessorList
+
+        from gato.evaluation.captioning import TextOnlyLogitsProcessor
+
+        prefix_ids = model_inputs.pop("prefix_ids")
+        output = self.model.generate(
+            **model_inputs, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=EOS_TOKEN_ID,
+            pad_token_id=PAD_TOKEN_ID, logits_processor=LogitsProcessorList([TextOnlyLogitsProcessor()]),
+        )
+        return {"new_ids": output[0, model_inputs["input_ids"].shape[1] :], "prefix_ids": prefix_ids}
+
+    def postprocess(self, model_outputs: dict[str, Any]) -> list[dict[str, str]]:
+        new_ids = model_outputs["new_ids"].cpu().numpy()
+        ends = np.flatnonzero(new_ids == EOS_TOKEN_ID)
+        ids = np.concatenate([model_outputs["prefix_ids"].cpu().numpy(), new_ids[: ends[0]] if ends.size else new_ids])
+        return [{"generated_text": self.processor.tokenizer.decode(ids.tolist(), skip_special_tokens=True).strip()}]
+
+
+class ImageTextToTextDispatchPipeline(ImageTextToTextPipeline):
+    """transformers' ``ImageTextToTextPipeline``, except that a Gato model gets a :class:`GatoImageToTextPipeline`.
+
+    ``pipeline()`` builds the registered class as ``cls(model=..., task=..., processor=..., ...)``; for a Gato
+    model ``__new__`` returns the Gato pipeline built from the same arguments (Python then skips ``__init__``,
+    the object not being an instance of this class); for any other model nothing changes.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        model = kwargs.get("model", args[0] if args else None)
+        if isinstance(getattr(model, "config", None), GatoConfig):
+            return GatoImageToTextPipeline(*args, **kwargs)
+        return super().__new__(cls)
+
+
+_registered = False
+
+
+def register_pipelines() -> None:
+    """Register Gato's caption pipelines and its image-text-to-text Auto mapping (idempotent; ``import gato`` calls it)."""
+    global _registered
+    if _registered:
+        return
+    AutoModelForImageTextToText.register(GatoConfig, GatoForCausalLM, exist_ok=True)
+    builtin = PIPELINE_REGISTRY.supported_tasks["image-text-to-text"]
+    # Replacing a built-in task logs "already registered. Overwriting…" on every `import gato`: expected here.
+    registry_logger = logging.get_logger("transformers.pipelines.base")
+    level = registry_logger.level
+    registry_logger.setLevel(logging.ERROR)
+    try:
+        for task in CAPTION_TASKS:
+            PIPELINE_REGISTRY.register_pipeline(
+                task, pipeline_class=ImageTextToTextDispatchPipeline, pt_model=builtin["pt"],
+                default=builtin.get("default"), type=builtin.get("type", "multimodal"),
+            )
+    finally:
+        registry_logger.setLevel(level)
+    _registered = True
+
+
+# --- control -------------------------------------------------------------------------------------------------
+
+
+class GatoPolicy:
+    """A trained Gato playing one suite task in one environment, prompted with an expert demonstration.
+
+    ``policy(observation)`` takes the environment's observation and returns the environment's action; call
+    :meth:`reset` at every episode start (it restores the prompt). :meth:`play` runs whole episodes.
+    ``policy.agent`` is the underlying :class:`gato.evaluation.GatoAgent`.
+    """
+
+    def __init__(self, model: torch.nn.Module, processor: Any, task: Any, *, prompt_tokens: int | None = None,
+                 seed: int = 0, do_sample: bool = False, temperature: float = 1.0) -> None:
+        from gato.evaluation.agent import GatoAgent
+        from gato.evaluation.rollout import DEFAULT_PROMPT_FRACTION, demonstration_prompt
+
+        self.task = task
+        self.agent = GatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step, do_sample=do_sample,
+                               temperature=temperature, seed=seed)
+        if prompt_tokens is None:
+            prompt_tokens = int(processor.max_length * DEFAULT_PROMPT_FRACTION)
+        # A demonstration recorded with the task's expert (the evaluation's prompt stream), cut from its end.
+        self.prompt = demonstration_prompt(task, processor, prompt_tokens, seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new episode: forget the context, keep the prompt."""
+        self.agent.reset(prompt=self.prompt, num_envs=1)
+
+    def __call__(self, observation: Any) -> Any:
+        """One environment observation → one environment action."""
+        return self.task.to_env_action(self.agent.act([observation])[0])
+
+    def make_env(self, seed: int = 0) -> Any:
+        """A fresh gymnasium environment of the task (horizon applied)."""
+        return self.task.make_env(seed)
+
+    def play(self, episodes: int = 1, seed: int = 0, max_steps: int | None = None) -> list[float]:
+        """Play ``episodes`` episodes (the evaluation's reset seeds); returns their undiscounted returns."""
+        from gato.evaluation.rollout import run_episodes
+
+        returns, _, _, _ = run_episodes(self.agent, self.task, episodes, num_envs=1, seed=seed, prompt=self.prompt,
+                                        max_steps=max_steps, progress=False)
+        self.reset()
+        return [float(value) for value in returns]
+
+
+def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any = None, prompt_tokens: int | None = None,
+               seed: int = 0, do_sample: bool = False, temperature: float = 1.0) -> GatoPolicy:
+    """A saved Gato ready to act in a suite task, in one line.
+
+    Args:
+        model: a folder or Hub id written by ``gato train`` / ``gato run`` (loaded with the Auto classes), or a
+            loaded ``GatoForCausalLM`` (then pass ``processor``).
+        task: a suite task name (``gato data list``) or a ``gato.suite.registry.Task``.
+        prompt_tokens: prompt demonstration length (default: a quarter of the context, as in training; 0: none).
+        seed: seeds the prompt demonstration (and the sampler).
+        do_sample / temperature: sample actions instead of greedy decoding.
+
+    Example::
+
+        policy = load_agent("runs/gato", "cartpole")
+        env = policy.make_env(seed=0)
+        observation, _ = env.reset(seed=0)
+        policy.reset()
+        observation, reward, terminated, truncated, info = env.step(policy(observation))
+    """
+    from gato.suite.registry import get_task
+
+    if isinstance(model, str):
+        from gato.evaluation.run_evaluation import load_model_and_processor
+
+        model, loaded = load_model_and_processor(model)
+        processor = processor or loaded
+    elif processor is None:
+        raise ValueError("processor: a loaded model needs its GatoProcessor (or pass the folder instead)")
+    task = get_task(task) if isinstance(task, str) else task
+    return GatoPolicy(model, processor, task, prompt_tokens=prompt_tokens, seed=seed, do_sample=do_sample,
+                      temperature=temperature)
+
+
+__all__ = ["GatoImageToTextPipeline", "ImageTextToTextDispatchPipeline", "register_pipelines", "GatoPolicy", "load_agent"]

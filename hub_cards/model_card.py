@@ -1,0 +1,236 @@
+"""The model card of a trained Gato folder: ``huggingface_hub``'s ``ModelCard`` with metadata the Hub validates.
+
+The card is built from what ``gato train`` and ``gato eval`` leave in the folder — ``config.json``,
+``training_config.yaml``, ``eval_results.json`` (fields in docs/EVALUATION.md), ``normalized_scores.png`` —
+and, for a ``gato run`` folder, ``main_job.json`` (stage times). The metadata holds license, tags, pipeline tag,
+library, datasets and a **model-index** with one entry per evaluated task (expert-normalized score, mean
+return, success rate), per domain and over all tasks (mean normalized score, fraction of tasks ≥ 50%), and the
+caption and text figures. Dataset cards are written by ``gato.episodes.cards`` while the data are generated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+CARD_FILE = "README.md"
+LICENSE = "apache-2.0"
+LIBRARY_NAME = "transformers"
+# transformers 5 serves captions through `image-text-to-text` (`image-to-text` is redirected to it), so that is the
+# tag `pipeline(model=REPO_ID)` reads; the Hub allows one pipeline tag, the other modalities are tags.
+PIPELINE_TAG = "image-text-to-text"
+TAGS = ("gato", "generalist-agent", "reinforcement-learning", "robotics", "image-to-text", "multimodal")
+CONTROL_TASK_TYPE = "reinforcement-learning"
+PAPER_URL = "https://arxiv.org/abs/2205.06175"
+CITATION = """@article{reed2022generalist,
+  title   = {A Generalist Agent},
+  author  = {Scott Reed and Konrad Zolna and Emilio Parisotto and Sergio G{\\'o}mez Colmenarejo and Alexander Novikov
+             and Gabriel Barth-Maron and Mai Gim{\\'e}nez and Yury Sulsky and Jackie Kay and Jost Tobias Springenberg
+             and Tom Eccles and Jake Bruce and Ali Razavi and Ashley Edwards and Nicolas Heess and Yutian Chen
+             and Raia Hadsell and Oriol Vinyals and Mahyar Bordbar and Nando de Freitas},
+  journal = {Transactions on Machine Learning Research},
+  year    = {2022},
+  url     = {https://arxiv.org/abs/2205.06175}
+}"""
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _metrics(task_type: str, task_name: str, dataset_type: str, dataset_name: str, metrics: Sequence[tuple[str, str, Any]],
+             dataset_config: str | None = None, dataset_split: str | None = None) -> list[EvalResult]:
+    """One ``EvalResult`` per ``(metric_type, metric_name, value)`` whose value is a finite number (JSON nulls are left out)."""
+    return [
+        EvalResult(task_type=task_type, task_name=task_name, dataset_type=dataset_type, dataset_name=dataset_name,
+                   dataset_config=dataset_config, dataset_split=dataset_split, metric_type=metric_type,
+                   metric_name=metric_name, metric_value=round(float(value), 4))
+        for metric_type, metric_name, value in metrics if _finite(value)
+    ]
+
+
+def eval_results_from_json(results: Mapping[str, Any]) -> list[EvalResult]:
+    """``eval_results.json`` (docs/EVALUATION.md) → the model-index ``EvalResult`` list.
+
+    Control tasks are ``reinforcement-learning`` results whose dataset is the suite task (``dataset_type`` = the
+    task's registry name, ``dataset_config`` = its domain); domains and the whole suite are datasets
+    ``gato-suite/<domain>`` and ``gato-suite``. Captions are ``image-to-text`` on the held-out caption split;
+    text is ``text-generation`` on the text validation split.
+    """
+    evals: list[EvalResult] = []
+    for task in results.get("tasks", []):
+        evals += _metrics(CONTROL_TASK_TYPE, "Control", task["task"], f"{task['task']} ({task['domain']})", [
+            ("expert_normalized_score", "Expert-normalized score", task.get("normalized_score")),
+            ("mean_return", "Mean return", task.get("mean_return")),
+            ("success_rate", "Success rate", task.get("success_rate")),
+        ], dataset_config=task["domain"])
+    summaries = [*((f"gato-suite/{name}", f"{name} (domain)", summary) for name, summary in results.get("domains", {}).items())]
+    if results.get("summary"):
+        summaries.append(("gato-suite", "all evaluated tasks", results["summary"]))
+    for dataset_type, dataset_name, summary in summaries:
+        evals += _metrics(CONTROL_TASK_TYPE, "Control", dataset_type, dataset_name, [
+            ("mean_expert_normalized_score", "Mean expert-normalized score", summary.get("mean_normalized_score")),
+            ("median_expert_normalized_score", "Median expert-normalized score", summary.get("median_normalized_score")),
+            ("fraction_above_50_percent_expert", "Fraction of tasks ≥ 50% of expert", summary.get("fraction_above_threshold")),
+        ])
+    captions = results.get("captions")
+    if captions:
+        evals += _metrics("image-to-text", "Image captioning", "gato-captions", "gato captions (held-out colour×shape pairs)", [
+            ("colour_shape_accuracy", "Colour+shape mention accuracy", captions.get("colour_shape_accuracy")),
+            ("held_out_colour_shape_accuracy", "Held-out colour+shape accuracy", captions.get("held_out_colour_shape_accuracy")),
+            ("mention_precision", "Mention precision", captions.get("mention_precision")),
+            ("bleu", "BLEU", captions.get("bleu")),
+        ], dataset_split=captions.get("split"))
+    text = results.get("text")
+    if text:
+        evals += _metrics("text-generation", "Language modelling", "gato-text", "gato offline text corpus", [
+            ("loss", "Loss (nats/token)", text.get("loss")),
+            ("perplexity", "Perplexity", text.get("perplexity")),
+        ], dataset_split=text.get("split"))
+    return evals
+
+
+def _read(folder: Path, name: str) -> Any:
+    path = folder / name
+    if not path.exists():
+        return None
+    return yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(float(seconds), 60)
+    return f"{int(minutes)} min {seconds:.0f} s" if minutes else f"{seconds:.0f} s"
+
+
+def build_model_card(
+    run_dir: str | Path,
+    *,
+    repo_id: str | None = None,
+    datasets: Sequence[str] | None = None,
+    job: Mapping[str, Any] | None = None,
+) -> ModelCard:
+    """The model card of ``run_dir`` (a ``gato train`` / ``gato run`` folder), not yet written.
+
+    Args:
+        run_dir: the folder; ``config.json`` is required, ``training_config.yaml``, ``eval_results.json``,
+            ``normalized_scores.png`` and ``main_job.json`` are used when present.
+        repo_id: the Hub id the folder is (or will be) pushed to; names the model and the loading snippets.
+        datasets: Hub ids of the training data, for the ``datasets`` metadata (the data of a local run are not
+            on the Hub unless pushed, so by default the card describes them in prose only).
+        job: the ``main_job.json`` record (default: read from ``run_dir``).
+    """
+    from gato.evaluation.report import CHART_FILE, DOMAIN_HEADER, TASK_HEADER, domain_rows, task_rows
+
+    folder = Path(run_dir)
+    config = _read(folder, "config.json")
+    if not config:
+        raise ValueError(f"run_dir: {folder} has no config.json (expected a folder written by `gato train` or `gato run`)")
+    training = _read(folder, "training_config.yaml") or {}
+    results = _read(folder, "eval_results.json")
+    job = job if job is not None else _read(folder, "main_job.json")
+    model_name = repo_id.split("/")[-1] if repo_id else folder.resolve().name
+    load_path = repo_id or str(folder)
+    evals = eval_results_from_json(results) if results else None
+    data = ModelCardData(
+        license=LICENSE, library_name=LIBRARY_NAME, pipeline_tag=PIPELINE_TAG, tags=list(TAGS),
+        datasets=list(datasets) if datasets else None, model_name=model_name, eval_results=evals or None,
+    )
+
+    parameters = results.get("num_parameters") if results else None
+    size = (f"{config['num_hidden_layers']} layers, width {config['hidden_size']}, {config['num_attention_heads']} heads, "
+            f"FFN {config['intermediate_size']}, context {config['max_position_embeddings']} tokens"
+            + (f", {parameters / 1e6:.1f}M parameters" if parameters else ""))
+    sections = [
+        f"# {model_name}",
+        f"A [Gato]({PAPER_URL}) generalist agent (Reed et al., 2022) built with the `gato` package: one decoder-only "
+        "transformer and one set of weights that acts in control environments, captions images and models text, "
+        f"all through one token stream. Model: {size}.",
+        "## How to use",
+        "```python\nimport gato  # registers the Gato classes with transformers' Auto classes and pipelines\n"
+        "from transformers import AutoModelForCausalLM, AutoProcessor, pipeline\n\n"
+        f"model = AutoModelForCausalLM.from_pretrained({load_path!r})\n"
+        f"processor = AutoProcessor.from_pretrained({load_path!r})\n\n"
+        f"captioner = pipeline(\"image-to-text\", model={load_path!r})  # or \"image-text-to-text\"\n"
+        "print(captioner(\"scene.png\"))  # [{'generated_text': '...'}]\n```",
+        "Acting in an environment of the built-in suite, prompted with an expert demonstration as in the paper:",
+        "```python\nfrom gato.pipelines import load_agent\n\n"
+        f"agent = load_agent({load_path!r}, \"cartpole\")\n"
+        "returns = agent.play(episodes=3)             # or step it yourself:\n"
+        "env = agent.make_env(seed=0)\nobservation, _ = env.reset(seed=0)\nagent.reset()\n"
+        "observation, reward, terminated, truncated, info = env.step(agent(observation))\n```",
+        "Without `gato` installed, `AutoModelForCausalLM.from_pretrained(..., trust_remote_code=True)` loads the model "
+        "from the code files in this repository.",
+    ]
+    if results:
+        sections += ["## Evaluation", f"`gato eval`, {results['episodes_per_task']} episodes per task, prompted with an "
+                     "expert demonstration of the task (GATO_SPEC §4–5). Normalized score = (return − random) / "
+                     "(expert − random): 0 is a uniformly random policy, 100% the scripted expert."]
+        if results.get("tasks"):
+            sections += [_table(DOMAIN_HEADER, domain_rows(results)), _table(TASK_HEADER, task_rows(results))]
+            if (folder / CHART_FILE).exists():
+                sections.append(f"![Expert-normalized score per task]({CHART_FILE})")
+        captions = results.get("captions")
+        if captions and captions.get("examples"):
+            sections += ["### Sample captions", f"Held-out images (`{captions['split']}`; every scene holds a colour×shape "
+                         "pair never seen in training):",
+                         _table(["reference", "generated"],
+                                [[ex["reference"], ex["generated"] or "(empty)"] for ex in captions["examples"]])]
+        text = results.get("text")
+        if text and _finite(text.get("loss")):
+            sections.append(f"Text: validation loss {text['loss']:.3f} nats/token (perplexity {text['perplexity']:.1f}) "
+                            f"on {text['documents']} held-out documents of the offline corpus.")
+    sections.append("## Training")
+    if training:
+        sections += ["Trained with `gato train` on expert episodes of the built-in suite recorded by `gato data generate`"
+                     " (each dataset folder carries its own card), plus captions and text when generated. The full "
+                     "configuration (`training_config.yaml`):",
+                     "```yaml\n" + yaml.safe_dump(training, sort_keys=False).strip() + "\n```"]
+    if job:
+        stages = [job[name] for name in ("data", "train", "eval", "card") if isinstance(job.get(name), Mapping)]
+        rows = []
+        for stage in stages:
+            first = stage.get("details", {}).get("first_run") if stage["status"] == "skipped" else None
+            timed = first or stage
+            rows.append([stage["name"], _duration(timed["wall_seconds"]), _duration(timed["cpu_seconds"])])
+        datasets_sizes = next((s["details"].get("datasets") for s in stages if s["name"] == "data"), None)
+        if datasets_sizes:
+            sections.append("Data (rows = episodes, scenes or documents): "
+                            + ", ".join(f"`{name}` {count}" for name, count in datasets_sizes.items()) + ".")
+        sections += ["`gato run` stages (wall time and CPU time of the process and its workers):",
+                     _table(["stage", "wall", "CPU"], rows)]
+    sections += [
+        "## Intended uses and limitations",
+        "- A research and teaching artefact: a faithful, small-scale reproduction of Gato's tokenization, model, "
+        "prompting and training recipe on open environments (classic control, BabyAI, Meta-World, Atari).",
+        "- The agent acts only in environments whose observation and action specs it was trained on, and it needs a "
+        "demonstration prompt of the task. Scores measure imitation of scripted experts on the built-in suite, with "
+        "few evaluation episodes: they are noisy and say nothing about other environments.",
+        "- Captions and text come from small synthetic and offline corpora: the model is not a general captioner or "
+        "chat model, and must not be used to control real hardware or make decisions about people.",
+        "## Citation",
+        "```bibtex\n" + CITATION + "\n```",
+    ]
+    content = f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
+    return ModelCard(content, ignore_metadata_errors=False)
+
+
+def write_model_card(run_dir: str | Path, **kwargs: Any) -> Path:
+    """Build the card (:func:`build_model_card`) and save it as ``run_dir/README.md``; returns the path."""
+    card = build_model_card(run_dir, **kwargs)
+    path = Path(run_dir) / CARD_FILE
+    card.save(path)
+    return path
+
+
+__all__ = ["build_model_card", "write_model_card", "eval_results_from_json", "CARD_FILE", "TAGS", "PIPELINE_TAG", "LICENSE"]
