@@ -72,10 +72,6 @@ def main(argv: list[str] | None = None) -> None:
         model = add_lora(model, args.lora_rank)
         model.print_trainable_parameters()
 
-    sources, _ = split_sources(load_data(args.data), validation_fraction=0.0)
-    train_dataset = MixtureDataset(
-        sources, processor, length=args.max_steps * args.batch_size, weights=mixture_weights(sources, {}, 1.0), seed=args.seed
-    )
     training_args = TrainingArguments(
         output_dir=args.output_dir,
         max_steps=args.max_steps,
@@ -93,6 +89,10 @@ def main(argv: list[str] | None = None) -> None:
         # The collator needs every key of the processor's sequence dicts (see training/trainer_collator.py).
         remove_unused_columns=False,
     )
+    # Enough distinct items for every process of the run (item i of the mixture is fixed by (seed, i)).
+    sources, _ = split_sources(load_data(args.data), validation_fraction=0.0)
+    length = args.max_steps * args.batch_size * training_args.world_size
+    train_dataset = MixtureDataset(sources, processor, length=length, weights=mixture_weights(sources, {}, 1.0), seed=args.seed)
     # The paper's AdamW with the training loop's decay groups (no decay on norms, biases, embeddings);
     # Trainer builds the schedule above around it.
     optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay=0.1), lr=args.learning_rate, betas=(0.9, 0.95))
@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     result = trainer.train()
     trainer.save_model(args.output_dir)
+    if not trainer.is_world_process_zero():
+        return
     if not args.lora:
         processor.save_pretrained(args.output_dir)
     print(f"trained {result.global_step} steps; mean training loss {result.training_loss:.4f}; saved to {args.output_dir}")
