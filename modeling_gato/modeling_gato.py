@@ -634,6 +634,15 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
         if not is_first_iteration and model_inputs.get("cache") is not None:
             for name in PREFILL_ONLY_INPUTS:
                 model_inputs.pop(name, None)
+        elif model_inputs.get("input_ids") is not None:
+            # Without a cache every step re-reads the whole sequence: the generated tail gets no local position
+            # and no patch.
+            length = model_inputs["input_ids"].shape[1]
+            for name, fill in (("local_positions", LOCAL_POSITION_NONE), ("patch_mask", False)):
+                value = model_inputs.get(name)
+                if value is not None and value.shape[1] < length:
+                    tail = value.new_full((value.shape[0], length - value.shape[1]), fill)
+                    model_inputs[name] = torch.cat([value, tail], dim=1)
         return model_inputs
 
 

@@ -304,6 +304,8 @@ def test_generate_caption_from_image_prompt_matches_full_recompute():
                        patch_rows=prompt["patch_rows"], patch_cols=prompt["patch_cols"], use_cache=False).logits
         ids = torch.cat([ids, logits[:, -1:].argmax(-1)], 1)
     assert torch.equal(generated, ids)
+    uncached = model.generate(**prompt, max_new_tokens=5, do_sample=False, eos_token_id=None, pad_token_id=0, use_cache=False)
+    assert torch.equal(uncached, generated)
 
 
 def test_generate_text():
