@@ -118,7 +118,7 @@ def _summary(task: Task, dataset: Dataset, status: str) -> TaskSummary:
                        float(returns.mean()) if len(returns) else math.nan, task.expert_return, task.random_return, status)
 
 
-def _task_card(task: Task, dataset: Dataset, seed: int, command: str) -> None:
+def _task_card(path: Path, task: Task, dataset: Dataset, seed: int, command: str) -> None:
     summary = _summary(task, dataset, "")
     details = (
         f"Expert episodes of the built-in task `{task.name}` (domain `{task.domain}`), recorded with the suite's "
@@ -129,7 +129,7 @@ def _task_card(task: Task, dataset: Dataset, seed: int, command: str) -> None:
         "with `gato.episodes.spec_from_dataset`."
     )
     atari = "\n\nFrames are rendered from Atari 2600 ROMs shipped with `ale-py`; see their license." if task.domain == "atari" else ""
-    write_card(dataset.cache_files[0]["filename"].rsplit(os.sep, 1)[0], build_card(
+    write_card(path, build_card(
         pretty_name=f"gato episodes: {task.name}",
         summary="One row per episode; per-step observations, actions and rewards (docs/DATA.md).",
         features=dataset.features, command=command, task_categories=EPISODE_TASK_CATEGORIES,
@@ -304,7 +304,7 @@ def generate(
 
 def _finish_task(task: Task, chunks: list[_Chunk], out: Path, seed: int, command: str) -> None:
     dataset = consolidate_shards([chunk.path for chunk in chunks], out / task.name)
-    _task_card(task, dataset, seed, command)
+    _task_card(out / task.name, task, dataset, seed, command)
     shutil.rmtree(Path(chunks[0].path).parent, ignore_errors=True)
     partial_root = out / PARTIAL_DIR
     if partial_root.exists() and not any(partial_root.iterdir()):

@@ -124,7 +124,7 @@ def episode_from_jat_row(row: Mapping[str, Any], spec: TaskSpec, frame_channel: 
         "observations": observations,
         "actions": actions.reshape(len(actions), spec.action.size),
         "rewards": np.asarray(row[JAT_REWARDS], dtype=np.float64),
-        "terminated": True,
+        "terminated": True,  # JAT rows are whole episodes, cut where the environment said done
     }
 
 
