@@ -86,11 +86,12 @@ def test_ranks_end_with_identical_trained_weights(two_rank_run):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "loop.train's Accelerator lacks DistributedDataParallelKwargs(find_unused_parameters=True): a batch without "
-    "images leaves the patch embedding without a gradient, so DDP stops with 'Expected to have finished reduction "
-    "in the prior iteration' (control-only data) or the ranks' all-reduces go out of step (gloo: 'Received data "
-    "size doesn't match expected size', mixed modalities). Remove this mark and the worker's injected Accelerator "
-    "once the loop sets it."
+    "a batch without images leaves the patch embedding out of the graph, so DDP stops with 'Expected to have "
+    "finished reduction in the prior iteration' (control-only data) or the ranks' all-reduces go out of step "
+    "(gloo: 'Received data size doesn't match expected size', mixed modalities; DeepSpeed ZeRO-2 on two processes "
+    "too). Fix: GatoModel.forward runs the patch embedding on zero patches in training (or, for DDP only, loop.train "
+    "passes DistributedDataParallelKwargs(find_unused_parameters=True)). Then remove this mark and the worker's "
+    "injected Accelerator."
 ))
 def test_stock_gato_train_survives_ranks_with_different_modalities(tiny_data_dir, tmp_path):
     try:
