@@ -17,7 +17,7 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import Dataset as TorchDataset
 
 from gato.episodes.generate import CAPTIONS_SPLITS, TEXT_SPLITS
-from gato.episodes.schema import episode_from_row, spec_from_dataset
+from gato.episodes.schema import episode_from_arrow, spec_from_dataset
 from gato.processing.episode_layout import slice_episode
 from gato.processing.processing_gato import GatoProcessor
 from gato.processing.task_spec import TaskSpec
@@ -32,7 +32,7 @@ class MixtureSource:
     Args:
         name: its key in the ``DatasetDict`` (a task name, ``captions`` or ``text``); weights refer to it.
         kind: ``"episodes"``, ``"captions"`` or ``"text"``.
-        dataset: the rows (numpy-formatted for episodes).
+        dataset: the rows (Arrow-formatted for episodes, see :func:`split_sources`).
         spec: the task spec (episodes only).
         modality: what validation losses are grouped by: the task's domain, ``captions`` or ``text``.
     """
@@ -78,7 +78,9 @@ def split_sources(data: DatasetDict, validation_fraction: float) -> tuple[list[M
                 validation.append(MixtureSource(held_out_name, kind, data[held_out_name], modality=kind))
             continue
         spec = spec_from_dataset(dataset)
-        dataset = dataset.with_format("numpy")
+        # Arrow rows decode episodes (frames included) straight from the memory map; numpy/python rows
+        # go through nested lists, ~1000× slower for image episodes.
+        dataset = dataset.with_format("arrow")
         modality = spec.domain or name
         count = len(dataset)
         held_out = min(count - 1, max(1, int(round(count * validation_fraction)))) if count > 1 and validation_fraction > 0 else 0
@@ -161,14 +163,14 @@ class MixtureDataset(TorchDataset):
         return self._episode_sequence(source, plan, rng)
 
     def _episode_sequence(self, source: MixtureSource, plan: ItemPlan, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        episode = episode_from_row(source.dataset[plan.row], source.spec)
+        episode = episode_from_arrow(source.dataset[plan.row], source.spec)
         prompt = None
         budget = self.processor.max_length
         first_step = int(self.processor.episode_step_lengths(slice_episode(episode, 0, 1), source.spec)[0])
         # A prompt needs room for one of its steps and one of the episode's; where a time step is too long
         # for that (e.g. 150-token BabyAI steps at a short context), the sequence goes unprompted.
         if plan.prompted and first_step <= min(self.prompt_tokens, budget - self.prompt_tokens):
-            demonstration = episode_from_row(source.dataset[plan.prompt_row], source.spec)
+            demonstration = episode_from_arrow(source.dataset[plan.prompt_row], source.spec)
             try:
                 prompt = self.processor.make_prompt(demonstration, source.spec, self.prompt_tokens, mode=plan.prompt_mode, rng=rng)
             except ValueError:  # this demonstration's steps are longer than the budget (variable-length text)
