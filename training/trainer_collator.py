@@ -79,7 +79,11 @@ def _as_sequence(index: int, feature: Mapping[str, Any]) -> dict[str, np.ndarray
             f"{list(SEQUENCE_KEYS)} (with Trainer, set remove_unused_columns=False)"
         )
     sequence = {}
-    for key, (element_shape, dtype) in _ELEMENT_LAYOUT.items():
+    for key in SEQUENCE_KEYS:
+        if key not in _ELEMENT_LAYOUT:  # a key newer than this collator: handed to collate as it is
+            sequence[key] = np.asarray(feature[key])
+            continue
+        element_shape, dtype = _ELEMENT_LAYOUT[key]
         value = np.asarray(feature[key], dtype=dtype)
         if value.size == 0:
             value = value.reshape((0, *element_shape))

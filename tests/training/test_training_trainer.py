@@ -53,7 +53,7 @@ def test_collator_gives_the_processor_batch_also_after_a_datasets_round_trip(tin
     expected = processor.collate(items)
     # Arrow stores lists: an image-free item's patch_pixels comes back as [] and must regain its (0, 3, 16, 16) shape.
     stored = Dataset.from_list([{k: v.tolist() for k, v in item.items()} for item in items])
-    for features in (items, list(stored)):
+    for features in (items, list(stored), list(stored.with_format("numpy")), list(stored.with_format("torch"))):
         batch = GatoDataCollator(processor)(features)
         assert set(batch) == set(expected)
         for key in expected:
