@@ -200,6 +200,11 @@ def run(args: argparse.Namespace) -> list[dict]:
                 for name, model in models.items():
                     optimizers[name] = make_optimizer(model)
                     runners[name] = torch.compile(model) if compiled else model
+                if compiled and args.dynamic_output_shapes:
+                    # Gato gathers the patch and loss positions with boolean masks (data-dependent shapes): let
+                    # dynamo trace them instead of breaking the graph there.
+                    torch._dynamo.config.capture_dynamic_output_shape_ops = True
+                    torch._dynamo.config.capture_scalar_outputs = True
                 compile_seconds = {}
                 for name in models:  # warm-up (and compilation)
                     start = time.perf_counter()
@@ -262,6 +267,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compile"],
                         help="eager and/or torch.compile'd models (compiling takes minutes on a small CPU)")
+    parser.add_argument("--no-dynamic-output-shapes", dest="dynamic_output_shapes", action="store_false",
+                        help="compile without dynamo's capture_dynamic_output_shape_ops (graph breaks at the gathers)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="autocast dtype")
     parser.add_argument("--llama-intermediate", default="matched", choices=["matched", "same"])

@@ -9,6 +9,11 @@ Inputs are the processor's tensors (see ``gato.processing.token_layout``): ``inp
 ``attention_mask``, ``local_positions`` and, when there are images, ``patch_mask``, ``patch_pixels``,
 ``patch_rows``, ``patch_cols``, ``patch_valid``; for training also ``labels`` and ``loss_mask``.
 
+torch.compile: the patch scatter and the loss gather select positions with boolean masks (data-dependent
+shapes, which is what keeps the output layer to the loss targets). Set
+``torch._dynamo.config.capture_dynamic_output_shape_ops = True`` (and ``capture_scalar_outputs``) to compile
+the forward as one graph; without them dynamo breaks the graph at those gathers.
+
 Remote code: ``save_pretrained`` writes this file, ``configuration_gato.py``, ``acting.py`` and a copy of
 ``token_layout.py`` beside the weights, with every ``from gato.processing.token_layout import`` rewritten to
 ``from .token_layout import``, so ``trust_remote_code=True`` loads the folder where ``gato`` is not installed.
