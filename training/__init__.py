@@ -1,1 +1,6 @@
-"""The training loop: task mixture, Accelerate/DeepSpeed loop, checkpoints (see the training issue)."""
+"""The training loop: task mixture, Accelerate/DeepSpeed loop, checkpoints, Trainer collator."""
+
+from .config import TrainingConfig
+from .trainer_collator import GatoDataCollator
+
+__all__ = ["TrainingConfig", "GatoDataCollator"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -97,6 +98,13 @@ def train(
             gradient_accumulation_steps=config.gradient_accumulation_steps,
             log_with=None if config.report_to == "none" else config.report_to,
             project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:
+        # e.g. `accelerate launch --multi_gpu` on a CPU machine: N unsynchronised runs writing one output_dir.
+        raise ValueError(
+            f"WORLD_SIZE: the launcher started {launched} processes but Accelerate formed a group of "
+            f"{accelerator.num_processes}; on CPU launch with `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu`"
         )
     set_seed(config.seed)
     if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
@@ -183,7 +191,8 @@ def train(
             result.validation = evaluate_loss(model, validation_datasets, collate_fn, config, accelerator)
             if config.report_to != "none":
                 accelerator.log({f"val/{name}": value for name, value in result.validation.items()}, step=step)
-            progress.write("  ".join(f"val/{name} {value:.3f}" for name, value in result.validation.items()))
+            if accelerator.is_main_process:
+                progress.write("  ".join(f"val/{name} {value:.3f}" for name, value in result.validation.items()))
             model.train()
         if step % config.save_steps == 0 or step == config.max_steps:
             save_checkpoint(accelerator, output_dir, step, config.save_total_limit)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ngato train: interrupted; continue with the same command and --resume (checkpoints in {config.output_dir}/checkpoints)",
               file=sys.stderr)
         return 130
+    if os.environ.get("RANK", "0") != "0":  # under `accelerate launch` the main process reports
+        return 0
     print(f"trained {result.step} steps; final loss {result.losses[-1]:.4f}" if result.losses else f"nothing to do at step {result.step}")
     for name, value in sorted(result.validation.items()):
         print(f"  validation loss {name:<20} {value:.4f}")
