@@ -65,6 +65,7 @@ class MainJobConfig:
         threads: torch CPU threads in training and evaluation (0 = torch's default; 1 is often fastest for tiny
             models on a busy machine).
         data_dir: where the generated data go (default ``output_dir/data``; point several runs at one cache).
+        overwrite_data: regenerate tasks whose data folder holds another generation (other seed or episode count).
         progress: progress bars.
     """
 
@@ -75,7 +76,7 @@ class MainJobConfig:
     text: bool = True
     preset: str = "gato-tiny"
     model_overrides: dict[str, Any] = field(default_factory=lambda: dict(CPU_MODEL_OVERRIDES))
-    max_steps: int = 600
+    max_steps: int = 400
     batch_size: int = 8
     max_length: int = 384
     learning_rate: float = 1e-3
@@ -89,6 +90,7 @@ class MainJobConfig:
     workers: int = 2
     threads: int = 0
     data_dir: str | None = None
+    overwrite_data: bool = False
     progress: bool = True
 
     def validate(self) -> None:
@@ -209,8 +211,10 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
         wall, cpu = time.perf_counter(), _cpu_seconds()
         status, details = work()
         report = StageReport(name, status, time.perf_counter() - wall, _cpu_seconds() - cpu, details)
-        if status == "skipped" and name in previous:  # keep what the stage cost when it ran
-            report.details = {**previous[name].get("details", {}), **details, "first_run": previous[name]}
+        if status == "skipped" and name in previous:  # keep what the stage cost when it last ran
+            before = previous[name]
+            first = before.get("details", {}).get("first_run") if before.get("status") == "skipped" else before
+            report.details = {**before.get("details", {}), **details, "first_run": first}
         stages.append(report)
         log(f"      {name} {status} in {_duration(report.wall_seconds)} (CPU {_duration(report.cpu_seconds)})")
 
@@ -219,15 +223,23 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
 
         dataset_dict, summaries = generate(
             config.tasks, config.episodes_per_task, config.data_path, seed=config.seed, workers=config.workers,
-            captions=config.captions, text=config.text, progress=config.progress,
+            captions=config.captions, text=config.text, overwrite=config.overwrite_data, progress=config.progress,
         )
         log(summary_table(summaries))
         status = "skipped" if all(summary.status == "skipped" for summary in summaries) else "done"
         return status, {"datasets": {name: len(split) for name, split in dataset_dict.items()}}
 
     def train() -> tuple[str, dict[str, Any]]:
+        from gato.training.loop import checkpoint_dirs
+
         if training_is_done(training):
             return "skipped", {}
+        started = previous.get("training_config")
+        if started is not None and _comparable(started) != _comparable(training.to_dict()) and checkpoint_dirs(training.output_dir):
+            # Resuming those checkpoints would continue another run's schedule and data order.
+            raise ValueError(f"output_dir: {training.output_dir}/checkpoints hold a run with other training settings; "
+                             "use another --output-dir or delete that checkpoints folder")
+        _save_job_file(output_dir, config, stages, training.to_dict())
         import torch
 
         from gato.training.run_training import run_training
@@ -286,10 +298,12 @@ def _load_job_file(output_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _save_job_file(output_dir: Path, config: MainJobConfig, stages: list[StageReport]) -> None:
+def _save_job_file(output_dir: Path, config: MainJobConfig, stages: list[StageReport],
+                   training: dict[str, Any] | None = None) -> None:
     path = output_dir / MAIN_JOB_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(_job_record(config, stages), indent=2, default=str) + "\n")
+    record = {**_job_record(config, stages), "training_config": training or _load_job_file(output_dir).get("training_config")}
+    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
     os.replace(tmp, path)
 
 

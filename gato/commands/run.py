@@ -47,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--workers", type=int, default=_DEFAULTS.workers, help=f"data generation processes (default {_DEFAULTS.workers})")
     add("--threads", type=int, default=_DEFAULTS.threads, help="torch CPU threads (default: torch's choice)")
     add("--data-dir", help="where the data go (default OUT/data); share one between runs as a cache")
+    add("--overwrite-data", action="store_true", help="regenerate data folders that hold another generation")
     add("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.set_defaults(handler=run)
 

@@ -1,0 +1,135 @@
+"""Model cards: metadata the Hub parses and validates (license, tags, pipeline tag, model-index) and the body's content."""
+
+import json
+import re
+
+import pytest
+import torch
+import yaml
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
+
+from gato.hub_cards import build_model_card, eval_results_from_json, validate_model_card, write_model_card
+from gato.hub_cards.model_card import LICENSE, PIPELINE_TAG, TAGS
+from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.training.config import TrainingConfig
+from gato.training.run_training import build_processor
+
+
+def _task(name, domain, score, mean_return, success=None):
+    return {"task": name, "domain": domain, "episodes": 2, "num_envs": 2, "returns": [mean_return] * 2, "lengths": [10, 10],
+            "mean_return": mean_return, "std_return": 0.0, "mean_length": 10.0, "expert_return": 500.0,
+            "random_return": 24.1, "normalized_score": score, "success_rate": success, "prompt_tokens": 40,
+            "seconds": 1.0, "actions_per_second": 20.0, "reprefills": 0, "seeds": [1, 2]}
+
+
+def _summary(tasks, scored, mean):
+    return {"tasks": tasks, "tasks_scored": scored, "mean_normalized_score": mean, "median_normalized_score": mean,
+            "tasks_above_threshold": 0, "fraction_above_threshold": 0.0 if scored else None, "threshold": 0.5}
+
+
+RESULTS = {
+    "schema_version": 1, "model": "run", "model_type": "gato", "num_parameters": 1234567, "created": "2026-11-24T20:00:00+00:00",
+    "gato_version": "0.1.0", "device": "cpu", "platform": "linux", "episodes_per_task": 2, "settings": {},
+    "tasks": [_task("cartpole", "classic_control", 0.25, 143.0), _task("babyai_goto_red_ball", "babyai", -0.1, 0.0, 0.0),
+              _task("unscored_task", "classic_control", None, 3.0)],
+    "domains": {"babyai": _summary(1, 1, -0.1), "classic_control": _summary(2, 1, 0.25)},
+    "summary": _summary(3, 2, 0.075),
+    "captions": {"split": "captions_validation", "samples": 2, "colour_accuracy": 0.5, "shape_accuracy": 0.5,
+                 "colour_shape_accuracy": 0.25, "held_out_colour_shape_accuracy": 0.0, "mention_precision": None,
+                 "bleu": None, "examples": [{"reference": "a red circle at the top.", "generated": "a red square"},
+                                            {"reference": "a blue star.", "generated": ""}]},
+    "text": {"split": "text_validation", "documents": 3, "sequences": 3, "tokens": 120, "loss": 4.5, "perplexity": 90.0},
+}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("run")
+    config = GatoConfig.from_preset("gato-tiny", max_position_embeddings=64)
+    torch.manual_seed(0)
+    GatoForCausalLM(config).save_pretrained(path)
+    build_processor(config, 64).save_pretrained(path)
+    TrainingConfig(data="data", output_dir=str(path), max_steps=7, max_length=64).to_yaml(path / "training_config.yaml")
+    (path / "eval_results.json").write_text(json.dumps(RESULTS))
+    (path / "normalized_scores.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    write_model_card(path, repo_id="someone/gato-test")
+    return path
+
+
+def test_metadata_has_license_tags_pipeline_tag_and_library(run_dir):
+    card = ModelCard.load(run_dir / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == LICENSE == "apache-2.0"
+    assert data["library_name"] == "transformers"
+    assert data["pipeline_tag"] == PIPELINE_TAG
+    assert set(TAGS) <= set(data["tags"]) and {"gato", "generalist-agent", "reinforcement-learning", "robotics",
+                                                  "image-to-text", "multimodal"} <= set(data["tags"])
+
+
+def test_model_index_round_trips_with_per_task_and_per_domain_scores(run_dir):
+    data = ModelCard.load(run_dir / "README.md").data.to_dict()
+    name, results = model_index_to_eval_results(data["model-index"])
+    assert name == "gato-test"
+    scores = {(r.dataset_type, r.metric_type): r.metric_value for r in results}
+    assert scores[("cartpole", "expert_normalized_score")] == 0.25
+    assert scores[("cartpole", "mean_return")] == 143.0
+    assert scores[("babyai_goto_red_ball", "success_rate")] == 0.0
+    assert scores[("gato-suite/classic_control", "mean_expert_normalized_score")] == 0.25
+    assert scores[("gato-suite/babyai", "mean_expert_normalized_score")] == -0.1
+    assert scores[("gato-suite", "mean_expert_normalized_score")] == 0.075
+    assert scores[("gato-captions", "colour_shape_accuracy")] == 0.25
+    assert scores[("gato-text", "perplexity")] == 90.0
+    # JSON nulls (no reference returns, no BLEU) are left out, never written as null metrics.
+    assert ("unscored_task", "expert_normalized_score") not in scores and ("unscored_task", "mean_return") in scores
+    assert ("gato-captions", "bleu") not in scores
+    assert validate_model_card(run_dir) == results
+
+
+def test_eval_results_types_are_the_hub_task_types():
+    types = {r.dataset_type: r.task_type for r in eval_results_from_json(RESULTS)}
+    assert types["cartpole"] == "reinforcement-learning"
+    assert types["gato-captions"] == "image-to-text" and types["gato-text"] == "text-generation"
+
+
+def test_body_has_results_plot_captions_training_config_and_limitations(run_dir):
+    text = (run_dir / "README.md").read_text()
+    assert "![Expert-normalized score per task](normalized_scores.png)" in text
+    assert "| cartpole | classic_control | 2 |" in text
+    assert "| a red circle at the top. | a red square |" in text and "| a blue star. | (empty) |" in text
+    assert "## Intended uses and limitations" in text and "@article{reed2022generalist" in text
+    assert "from_pretrained('someone/gato-test')" in text and 'pipeline("image-to-text"' in text
+    assert "load_agent('someone/gato-test', \"cartpole\")" in text
+    block = re.search(r"```yaml\n(.*?)```", text, flags=re.S).group(1)
+    assert yaml.safe_load(block) == yaml.safe_load((run_dir / "training_config.yaml").read_text())
+    assert "1.2M parameters" in text
+
+
+def test_card_without_results_has_no_model_index(tmp_path):
+    config = GatoConfig.from_preset("gato-tiny", max_position_embeddings=32)
+    (tmp_path / "config.json").write_text(config.to_json_string())
+    card = build_model_card(tmp_path)
+    assert "model-index" not in card.data.to_dict() and "## Evaluation" not in card.text
+    assert validate_model_card(card) == []
+
+
+def test_folder_without_config_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="config.json"):
+        build_model_card(tmp_path)
+
+
+def test_validation_names_missing_metadata(tmp_path):
+    (tmp_path / "README.md").write_text("---\nlibrary_name: transformers\ntags: [gato]\n---\n\n# x\n")
+    with pytest.raises(ValueError, match="license"):
+        validate_model_card(tmp_path)
+    (tmp_path / "README.md").write_text("---\nlicense: mit\nlibrary_name: timm\npipeline_tag: image-text-to-text\ntags: [gato]\n---\n")
+    with pytest.raises(ValueError, match="library_name"):
+        validate_model_card(tmp_path / "README.md")
+
+
+def test_malformed_model_index_is_refused(tmp_path):
+    (tmp_path / "README.md").write_text(
+        "---\nlicense: apache-2.0\nlibrary_name: transformers\npipeline_tag: image-text-to-text\ntags: [gato]\n"
+        "model-index:\n- name: x\n  results:\n  - task: {type: reinforcement-learning}\n---\n")
+    with pytest.raises(ValueError):
+        validate_model_card(tmp_path)

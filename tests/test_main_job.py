@@ -1,0 +1,91 @@
+"""`gato run` end to end on a micro setting: the Hub-ready folder's layout, its card, resuming by skipping finished
+stages, and loading the result through the Auto classes and the pipeline in a fresh process."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gato.cli import main
+from gato.hub_cards import upload_plan, validate_model_card
+from gato.main_job import MainJobConfig, training_is_done
+
+MICRO = ["--tasks", "cartpole,pendulum", "--episodes-per-task", "2", "--captions", "10", "--no-text", "--max-steps", "3",
+         "--max-length", "96", "--batch-size", "2", "--eval-episodes", "1", "--eval-captions", "1", "--eval-max-steps", "8",
+         "--workers", "1", "--threads", "1", "--no-progress"]
+HUB_FILES = {"config.json", "model.safetensors", "generation_config.json", "processor_config.json", "tokenizer.json",
+             "tokenizer_config.json", "configuration_gato.py", "modeling_gato.py", "acting.py", "token_layout.py",
+             "training_config.yaml", "eval_results.json", "eval_results.md", "normalized_scores.png", "README.md",
+             "main_job.json"}
+
+
+def _statuses(out):
+    job = json.loads((out / "main_job.json").read_text())
+    return {name: job[name]["status"] for name in ("data", "train", "eval", "card")}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("main") / "run"
+    assert main(["run", "--output-dir", str(out), *MICRO]) == 0
+    return out
+
+
+def test_folder_is_hub_ready_with_data_in_a_subfolder(run_dir):
+    assert set(upload_plan(run_dir)) == HUB_FILES
+    assert {"cartpole", "pendulum", "captions", "captions_validation"} <= {p.name for p in (run_dir / "data").iterdir()}
+    assert (run_dir / "checkpoints").is_dir()
+    assert _statuses(run_dir) == {"data": "done", "train": "done", "eval": "done", "card": "done"}
+    job = json.loads((run_dir / "main_job.json").read_text())
+    assert job["train"]["details"]["steps"] == 3 and job["train"]["cpu_seconds"] > 0
+
+
+def test_card_holds_the_evaluation_of_the_run(run_dir):
+    results = json.loads((run_dir / "eval_results.json").read_text())
+    assert [task["task"] for task in results["tasks"]] == ["cartpole", "pendulum"] and results["captions"]["samples"] == 1
+    evals = validate_model_card(run_dir)
+    assert {r.dataset_type for r in evals} >= {"cartpole", "pendulum", "gato-suite/classic_control", "gato-suite", "gato-captions"}
+    card = (run_dir / "README.md").read_text()
+    assert "normalized_scores.png" in card and "| train |" in card and "max_steps: 3" in card
+
+
+def test_second_run_skips_finished_stages_and_a_new_eval_setting_reruns_only_the_eval(run_dir, capsys):
+    model_time = (run_dir / "model.safetensors").stat().st_mtime_ns
+    assert main(["run", "--output-dir", str(run_dir), *MICRO]) == 0
+    assert _statuses(run_dir) == {"data": "skipped", "train": "skipped", "eval": "skipped", "card": "done"}
+    assert (run_dir / "model.safetensors").stat().st_mtime_ns == model_time
+    assert "gato run stages" in capsys.readouterr().out
+    assert main(["run", "--output-dir", str(run_dir), *MICRO, "--eval-episodes", "2"]) == 0
+    assert _statuses(run_dir) == {"data": "skipped", "train": "skipped", "eval": "done", "card": "done"}
+    assert json.loads((run_dir / "eval_results.json").read_text())["episodes_per_task"] == 2
+
+
+def test_changed_training_settings_are_not_taken_for_finished(run_dir):
+    config = MainJobConfig(output_dir=str(run_dir), max_steps=3, max_length=96, batch_size=2, captions=10, text=False)
+    assert training_is_done(config.training())
+    assert not training_is_done(MainJobConfig(output_dir=str(run_dir), max_steps=4, max_length=96, batch_size=2).training())
+
+
+def test_output_loads_through_auto_classes_and_pipeline_in_a_fresh_process(run_dir, tmp_path):
+    code = (
+        "import logging, gato\n"
+        "logging.raiseExceptions = False\n"  # transformers' own malformed image-to-text warning, see test_pipelines.py
+        "from datasets import load_from_disk\n"
+        "from transformers import AutoModelForCausalLM, AutoProcessor, pipeline\n"
+        f"model = AutoModelForCausalLM.from_pretrained({str(run_dir)!r})\n"
+        f"processor = AutoProcessor.from_pretrained({str(run_dir)!r})\n"
+        f"image = load_from_disk({str(run_dir / 'data' / 'captions_validation')!r})[0]['image']\n"
+        f"caption = pipeline('image-to-text', model={str(run_dir)!r})(image, max_new_tokens=3)[0]['generated_text']\n"
+        "print(type(model).__name__, type(processor).__name__, processor.max_length, type(caption).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["GatoForCausalLM", "GatoProcessor", "96", "str"]
+
+
+def test_bad_settings_are_refused_naming_the_field(tmp_path, capsys):
+    assert main(["run", "--output-dir", str(tmp_path / "x"), "--captions", "0", "--eval-captions", "2"]) == 2
+    assert "eval_captions" in capsys.readouterr().err
+    assert main(["run", "--output-dir", str(tmp_path / "x"), "--max-steps", "0"]) == 2
+    assert "max_steps" in capsys.readouterr().err
