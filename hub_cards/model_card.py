@@ -165,15 +165,16 @@ def build_model_card(
         "print(captioner(\"scene.png\"))  # [{'generated_text': '...'}]\n```",
         "Acting in an environment of the built-in suite, prompted with an expert demonstration as in the paper:",
         "```python\nfrom gato.pipelines import load_agent\n\n"
-        f"agent = load_agent({load_path!r}, \"cartpole\")\n"
-        "returns = agent.play(episodes=3)             # or step it yourself:\n"
-        "env = agent.make_env(seed=0)\nobservation, _ = env.reset(seed=0)\nagent.reset()\n"
-        "observation, reward, terminated, truncated, info = env.step(agent(observation))\n```",
+        f"policy = load_agent({load_path!r}, \"cartpole\")\n"
+        "returns = policy.play(episodes=3)            # or step it yourself:\n"
+        "env = policy.make_env(seed=0)\nobservation, _ = env.reset(seed=0)\npolicy.reset()\n"
+        "observation, reward, terminated, truncated, info = env.step(policy(observation))\n```",
         "Without `gato` installed, `AutoModelForCausalLM.from_pretrained(..., trust_remote_code=True)` loads the model "
         "from the code files in this repository.",
     ]
     if results:
-        sections += ["## Evaluation", f"`gato eval`, {results['episodes_per_task']} episodes per task, prompted with an "
+        episodes = results["episodes_per_task"]
+        sections += ["## Evaluation", f"`gato eval`, {episodes} episode{'s' if episodes != 1 else ''} per task, prompted with an "
                      "expert demonstration of the task (GATO_SPEC §4–5). Normalized score = (return − random) / "
                      "(expert − random): 0 is a uniformly random policy, 100% the scripted expert."]
         if results.get("tasks"):

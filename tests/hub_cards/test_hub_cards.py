@@ -99,7 +99,7 @@ def test_body_has_results_plot_captions_training_config_and_limitations(run_dir)
     assert "| a red circle at the top. | a red square |" in text and "| a blue star. | (empty) |" in text
     assert "## Intended uses and limitations" in text and "@article{reed2022generalist" in text
     assert "from_pretrained('someone/gato-test')" in text and 'pipeline("image-to-text"' in text
-    assert "load_agent('someone/gato-test', \"cartpole\")" in text
+    assert "policy = load_agent('someone/gato-test', \"cartpole\")" in text and "2 episodes per task" in text
     block = re.search(r"```yaml\n(.*?)```", text, flags=re.S).group(1)
     assert yaml.safe_load(block) == yaml.safe_load((run_dir / "training_config.yaml").read_text())
     assert "1.2M parameters" in text
