@@ -434,9 +434,14 @@ class GatoModel(GatoPreTrainedModel):
                 "patch_mask and patch_valid must count the same patches per row, got "
                 f"{patch_mask.sum(1).tolist()} and {patch_valid.sum(1).tolist()}"
             )
-        patch_embeds = self.embed_patches(
-            patch_pixels[patch_valid].to(inputs_embeds.dtype), patch_rows[patch_valid], patch_cols[patch_valid]
-        )
+        pixels = patch_pixels.to(inputs_embeds.dtype)
+        if torch.compiler.is_compiling():
+            # Under torch.compile the convolutions need a static batch (their fake kernels reject a data-dependent
+            # one): embed every patch slot, then keep the valid ones.
+            patch_embeds = self.embed_patches(pixels.flatten(0, 1), patch_rows.flatten(0, 1), patch_cols.flatten(0, 1))
+            patch_embeds = patch_embeds.view(*patch_valid.shape, -1)[patch_valid]
+        else:  # eager: only real patches go through the ResNet block (batches mixing text and images pad a lot)
+            patch_embeds = self.embed_patches(pixels[patch_valid], patch_rows[patch_valid], patch_cols[patch_valid])
         return inputs_embeds.masked_scatter(patch_mask.unsqueeze(-1), patch_embeds.to(inputs_embeds.dtype))
 
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
