@@ -314,11 +314,16 @@ def layout_episode(
         loss_mask[block_positions] = block_loss
 
     if pixels:
-        patch_pixels = np.concatenate(pixels, axis=1)  # (T, P_step, 3, 16, 16)
+        # One image field (the usual case) needs no concatenation: copying every patch again costs more
+        # than the layout itself (BENCHMARKS.md, processor throughput).
+        def join(parts: list[np.ndarray]) -> np.ndarray:
+            return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+        patch_pixels = join(pixels)  # (T, P_step, 3, 16, 16)
         patches_per_step = patch_pixels.shape[1]
         patch_pixels = patch_pixels.reshape(-1, *patch_pixels.shape[2:]).astype(np.float32, copy=False)
-        patch_rows = np.concatenate(rows, axis=1).reshape(-1, 2).astype(np.int64, copy=False)
-        patch_cols = np.concatenate(cols, axis=1).reshape(-1, 2).astype(np.int64, copy=False)
+        patch_rows = join(rows).reshape(-1, 2).astype(np.int64, copy=False)
+        patch_cols = join(cols).reshape(-1, 2).astype(np.int64, copy=False)
     else:
         patches_per_step = 0
         patch_pixels = np.zeros((0, 3, PATCH_SIZE, PATCH_SIZE), dtype=np.float32)
