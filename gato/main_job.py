@@ -216,6 +216,7 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
             first = before.get("details", {}).get("first_run") if before.get("status") == "skipped" else before
             report.details = {**before.get("details", {}), **details, "first_run": first}
         stages.append(report)
+        _save_job_file(output_dir, config, stages)  # an interrupted job still records the stages it finished
         log(f"      {name} {status} in {_duration(report.wall_seconds)} (CPU {_duration(report.cpu_seconds)})")
 
     def data() -> tuple[str, dict[str, Any]]:
@@ -267,9 +268,7 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
     stage("data", data)
     stage("train", train)
     stage("eval", evaluate)
-    _save_job_file(output_dir, config, stages)  # the card reads the stage times
     stage("card", card)
-    _save_job_file(output_dir, config, stages)
     from gato.evaluation.report import RESULTS_FILE
 
     results = json.loads((output_dir / RESULTS_FILE).read_text())
@@ -285,8 +284,10 @@ STAGE_DESCRIPTIONS = {
 
 
 def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(seconds, 60)
-    return f"{int(minutes)} min {seconds:.0f} s" if minutes else f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s"
 
 
 def _job_record(config: MainJobConfig, stages: list[StageReport]) -> dict[str, Any]:

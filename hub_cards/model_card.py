@@ -109,8 +109,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(float(seconds), 60)
-    return f"{int(minutes)} min {seconds:.0f} s" if minutes else f"{seconds:.0f} s"
+    minutes, seconds = divmod(round(float(seconds)), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
 def build_model_card(
@@ -203,20 +203,21 @@ def build_model_card(
         for stage in stages:
             first = stage.get("details", {}).get("first_run") if stage["status"] == "skipped" else None
             timed = first or stage
-            rows.append([stage["name"], _duration(timed["wall_seconds"]), _duration(timed["cpu_seconds"])])
+            status = "done" if stage["status"] == "done" else ("skipped (times of its last run)" if first else "skipped")
+            rows.append([stage["name"], status, _duration(timed["wall_seconds"]), _duration(timed["cpu_seconds"])])
         datasets_sizes = next((s["details"].get("datasets") for s in stages if s["name"] == "data"), None)
         if datasets_sizes:
             sections.append("Data (rows = episodes, scenes or documents): "
                             + ", ".join(f"`{name}` {count}" for name, count in datasets_sizes.items()) + ".")
         sections += ["`gato run` stages (wall time and CPU time of the process and its workers):",
-                     _table(["stage", "wall", "CPU"], rows)]
+                     _table(["stage", "status", "wall", "CPU"], rows)]
     sections += [
         "## Intended uses and limitations",
         "- A research and teaching artefact: a faithful, small-scale reproduction of Gato's tokenization, model, "
-        "prompting and training recipe on open environments (classic control, BabyAI, Meta-World, Atari).",
+        "prompting and training recipe on open environments (classic control, BabyAI, Meta-World, Atari).\n"
         "- The agent acts only in environments whose observation and action specs it was trained on, and it needs a "
         "demonstration prompt of the task. Scores measure imitation of scripted experts on the built-in suite, with "
-        "few evaluation episodes: they are noisy and say nothing about other environments.",
+        "few evaluation episodes: they are noisy and say nothing about other environments.\n"
         "- Captions and text come from small synthetic and offline corpora: the model is not a general captioner or "
         "chat model, and must not be used to control real hardware or make decisions about people.",
         "## Citation",

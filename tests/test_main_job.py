@@ -47,7 +47,7 @@ def test_card_holds_the_evaluation_of_the_run(run_dir):
     evals = validate_model_card(run_dir)
     assert {r.dataset_type for r in evals} >= {"cartpole", "pendulum", "gato-suite/classic_control", "gato-suite", "gato-captions"}
     card = (run_dir / "README.md").read_text()
-    assert "normalized_scores.png" in card and "| train |" in card and "max_steps: 3" in card
+    assert "normalized_scores.png" in card and "| train | done |" in card and "max_steps: 3" in card
 
 
 def test_second_run_skips_finished_stages_and_a_new_eval_setting_reruns_only_the_eval(run_dir, capsys):
