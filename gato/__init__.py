@@ -31,4 +31,13 @@ from .pipelines import register_pipelines  # noqa: E402
 
 register_pipelines()
 
-__all__ = ["__version__", "processing", "GatoConfig", "GatoModel", "GatoForCausalLM", "GatoProcessor"]
+__all__ = ["__version__", "processing", "GatoConfig", "GatoModel", "GatoForCausalLM", "GatoProcessor", "GatoAgent"]
+
+
+def __getattr__(name: str):
+    # The agent pulls in the suite, gymnasium and datasets: loaded on first use, not on `import gato`.
+    if name == "GatoAgent":
+        from .evaluation.agent import GatoAgent
+
+        return GatoAgent
+    raise AttributeError(f"module 'gato' has no attribute {name!r}")

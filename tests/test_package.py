@@ -49,3 +49,13 @@ def test_help_lists_every_subcommand(capsys):
     out = capsys.readouterr().out
     for name in COMMANDS:
         assert name in out
+
+
+def test_agent_is_public_but_loaded_lazily(tmp_path):
+    result = _run_outside_repo(
+        "import sys, gato; before = 'gato.evaluation.agent' in sys.modules; agent = gato.GatoAgent;"
+        "print(before, agent.__module__)",
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "gato.evaluation.agent"]
