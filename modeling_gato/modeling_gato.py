@@ -494,6 +494,18 @@ class GatoModel(GatoPreTrainedModel):
                     f"local_positions must be (batch, seq) = {tuple(inputs_embeds.shape[:2])}, got {tuple(local_positions.shape)}"
                 )
             inputs_embeds = inputs_embeds + self.embed_local_positions_of(local_positions, inputs_embeds.dtype)
+        if self.training and torch.is_grad_enabled():
+            # Every parameter takes part in every training step, images or not: data-parallel training (DDP,
+            # DeepSpeed) reduces gradients in buckets and stops, or goes out of step between ranks, when one rank's
+            # batch has no image and leaves the patch embedding out of the graph. Unused parts get zero gradients.
+            unused = []
+            if patch_pixels is None:
+                unused.append(self.embed_patches)
+            if local_positions is None:
+                unused.append(self.embed_local_positions)
+            if unused:
+                zero = sum(parameter.sum() for module in unused for parameter in module.parameters()) * 0.0
+                inputs_embeds = inputs_embeds + zero.to(inputs_embeds.dtype)
 
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)

@@ -101,6 +101,19 @@ def test_forward_backward_reaches_every_parameter():
     assert no_grad == []
 
 
+def test_text_only_training_step_still_reaches_every_parameter():
+    """Data-parallel training needs every parameter in every step's graph, images or not (zero gradients)."""
+    model = tiny_model().train()
+    ids = torch.randint(4, 1000, (2, 6))
+    model(input_ids=ids, labels=ids).loss.backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None]
+    assert missing == []
+    assert torch.count_nonzero(model.model.embed_patches.projection.weight.grad) == 0
+    model.eval()
+    with torch.no_grad():  # outside training nothing changes
+        torch.testing.assert_close(model(input_ids=ids).logits, tiny_model()(input_ids=ids).logits, rtol=0, atol=0)
+
+
 def test_loss_logits_only_at_targets():
     model = tiny_model()
     batch = control_batch()

@@ -76,10 +76,12 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
         model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
         assert "gato" not in type(model).__module__.split(".")[0], type(model).__module__
         expected = torch.load(expected_file)
-        assert torch.equal(model(**expected["inputs"]).logits, expected["logits"])
+        logits = model(**expected["inputs"]).logits
+        # Another process may run other kernels/thread counts: equal to float32 rounding, not bitwise.
+        torch.testing.assert_close(logits, expected["logits"], rtol=1e-5, atol=1e-5)
         model.save_pretrained(folder + "-again")  # a remote-code model saves a folder that loads the same way
         again = AutoModelForCausalLM.from_pretrained(folder + "-again", trust_remote_code=True).eval()
-        assert torch.equal(again(**expected["inputs"]).logits, expected["logits"])
+        assert torch.equal(again(**expected["inputs"]).logits, logits)
         assert not any(name == "gato" or name.startswith("gato.") for name in sys.modules)
         print("REMOTE-OK", type(model).__module__)
         """
