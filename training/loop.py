@@ -158,7 +158,7 @@ def train(
         for _ in range(config.gradient_accumulation_steps):
             batch = next(batches)
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
+                loss = model(**batch, use_cache=False).loss
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -242,7 +242,7 @@ def evaluate_loss(
             if index >= config.eval_batches:
                 break
             targets = (batch["labels"][:, 1:] != -100).sum()
-            total += model(**batch).loss.float() * targets
+            total += model(**batch, use_cache=False).loss.float() * targets
             count += targets
         total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum")
         results[name] = (total / count.clamp(min=1)).item() if count > 0 else math.nan

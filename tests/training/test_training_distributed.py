@@ -9,9 +9,10 @@ On a machine without a GPU, Accelerate needs to be told that the processes are C
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2  → 2 ranks, MULTI_CPU, gloo
 
 This file is also the launched script: run as ``__main__`` it trains through ``gato train``'s own code
-path (``gato.cli.main``), recording which mixture items this rank tokenized and its final weights. The
-stock loop cannot run on two processes yet (see the xfail below); the main run hands ``loop.train`` an
-Accelerator with the proposed fix, ``find_unused_parameters=True``, and changes nothing else.
+path (``gato.cli.main``, the loop building its own Accelerator), recording which mixture items this rank
+tokenized and its final weights. The tiny mixture puts batches with and without images on different
+ranks: the model runs its patch embedding on zero patches in training, so every rank's graph has the
+same parameters and DDP's all-reduces stay in step.
 """
 
 import json
@@ -33,12 +34,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _launch(data_dir: str, record_dir: Path, mode: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def _launch(data_dir: str, record_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     accelerate = Path(sys.executable).with_name("accelerate")
     command = [
         str(accelerate), "launch", "--multi_gpu", "--num_processes", str(PROCESSES), "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-        __file__, data_dir, str(record_dir), mode,
+        __file__, data_dir, str(record_dir),
     ]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
@@ -47,7 +48,10 @@ def _launch(data_dir: str, record_dir: Path, mode: str, timeout: float = 300) ->
 @pytest.fixture(scope="module")
 def two_rank_run(tiny_data_dir, tmp_path_factory):
     record_dir = tmp_path_factory.mktemp("two_ranks")
-    result = _launch(tiny_data_dir, record_dir, "find_unused_parameters")
+    try:
+        result = _launch(tiny_data_dir, record_dir)
+    except subprocess.TimeoutExpired:  # a collective mismatch between ranks hangs instead of failing
+        pytest.fail("the two-process run hung")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ranks = [torch.load(record_dir / f"rank{rank}.pt") for rank in range(PROCESSES)]
     return record_dir, ranks
@@ -85,29 +89,9 @@ def test_ranks_end_with_identical_trained_weights(two_rank_run):
     assert all(torch.equal(saved[name], first[name]) for name in first)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a batch without images leaves the patch embedding out of the graph, so DDP stops with 'Expected to have "
-    "finished reduction in the prior iteration' (control-only data) or the ranks' all-reduces go out of step "
-    "(gloo: 'Received data size doesn't match expected size', mixed modalities; DeepSpeed ZeRO-2 on two processes "
-    "too). Fix: GatoModel.forward runs the patch embedding on zero patches in training (or, for DDP only, loop.train "
-    "passes DistributedDataParallelKwargs(find_unused_parameters=True)). Then remove this mark and the worker's "
-    "injected Accelerator."
-))
-def test_stock_gato_train_survives_ranks_with_different_modalities(tiny_data_dir, tmp_path):
-    try:
-        result = _launch(tiny_data_dir, tmp_path, "stock", timeout=180)
-    except subprocess.TimeoutExpired:  # a collective mismatch may hang instead of failing
-        pytest.fail("the two-process run hung")
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
-def _worker(data_dir: str, record_dir: str, mode: str) -> None:
-    """One rank of the launched run: ``gato train`` with the mixture and the loop observed.
-
-    ``mode`` is ``"stock"`` (the loop builds its own Accelerator) or ``"find_unused_parameters"``.
-    """
-    from accelerate import Accelerator, PartialState
-    from accelerate.utils import DistributedDataParallelKwargs
+def _worker(data_dir: str, record_dir: str) -> None:
+    """One rank of the launched run: ``gato train`` with the mixture and the loop observed."""
+    from accelerate import PartialState
 
     from gato.cli import main
     from gato.training import run_training
@@ -125,14 +109,6 @@ def _worker(data_dir: str, record_dir: str, mode: str) -> None:
     real_train = run_training.train
 
     def observed_train(config, model, *args, **kwargs):
-        if mode == "find_unused_parameters":
-            # The fix proposed for loop.train: DDP must not wait for gradients of parameters a rank's batch did
-            # not use (the patch embedding on a batch without images, local-position tables on text).
-            kwargs["accelerator"] = Accelerator(
-                mixed_precision="no",
-                gradient_accumulation_steps=config.gradient_accumulation_steps,
-                kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-            )
         record["initial"] = {name: tensor.clone() for name, tensor in model.state_dict().items()}
         result = real_train(config, model, *args, **kwargs)
         record["weights"] = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
@@ -160,4 +136,4 @@ def _worker(data_dir: str, record_dir: str, mode: str) -> None:
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1], sys.argv[2], sys.argv[3])
+    _worker(sys.argv[1], sys.argv[2])

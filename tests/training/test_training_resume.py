@@ -18,7 +18,7 @@ class _NoisyBigram(nn.Module):
         self.embed = nn.Embedding(12, 16)
         self.head = nn.Linear(16, 12)
 
-    def forward(self, input_ids, attention_mask, labels):
+    def forward(self, input_ids, attention_mask, labels, use_cache=False):
         hidden = self.embed(input_ids) + 0.1 * torch.randn(*input_ids.shape, 16)
         logits = self.head(hidden)[:, :-1]
         return SimpleNamespace(loss=nn.functional.cross_entropy(logits.reshape(-1, 12), labels[:, 1:].reshape(-1)))
