@@ -60,3 +60,15 @@ def test_bad_flag_value_is_refused_naming_the_field(tiny_data_dir, tmp_path, cap
     status = main(["train", "--data", tiny_data_dir, "--max-steps", "0", "--output-dir", str(tmp_path)])
     assert status == 2
     assert "max_steps" in capsys.readouterr().err
+
+
+def test_default_tracker_writes_tensorboard_events(tiny_data_dir, tmp_path):
+    config = _config(tiny_data_dir, tmp_path / "tb", max_steps=2, logging_steps=1, report_to="tensorboard")
+    run_training(config)
+    events = list((tmp_path / "tb" / "logs").rglob("events.out.tfevents.*"))
+    assert events, "no TensorBoard event file under output_dir/logs"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(events[0].parent))
+    accumulator.Reload()
+    assert {"train/loss", "train/lr", "train/tokens_per_s"} <= set(accumulator.Tags()["scalars"])
