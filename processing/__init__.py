@@ -1,6 +1,11 @@
 """Examples → tokens, and back: Gato's tokenization of text, images, discrete and continuous values."""
 
 from . import token_layout
+from .episode_layout import chunk_boundaries, layout_episode, make_prompt
+from .image_processing_gato import GatoImageProcessor
+from .processing_gato import GatoProcessor
+from .task_spec import ActionSpec, ObservationField, TaskSpec
+from .tokenization_gato import DEFAULT_TOKENIZER_DIR, load_default_tokenizer
 from .tokenize_values import (
     detokenize_continuous,
     detokenize_discrete,
@@ -18,13 +23,14 @@ __all__ = [
     "detokenize_continuous",
     "tokenize_discrete",
     "detokenize_discrete",
+    "ActionSpec",
+    "ObservationField",
+    "TaskSpec",
+    "GatoImageProcessor",
+    "GatoProcessor",
+    "DEFAULT_TOKENIZER_DIR",
+    "load_default_tokenizer",
+    "layout_episode",
+    "chunk_boundaries",
+    "make_prompt",
 ]
-
-from .task_spec import ActionSpec, ObservationField, TaskSpec  # noqa: E402
-
-__all__ += ["ActionSpec", "ObservationField", "TaskSpec"]
-
-from .episode_layout import chunk_boundaries, layout_episode, make_prompt  # noqa: E402
-from .processing_gato import GatoProcessor  # noqa: E402
-
-__all__ += ["GatoProcessor", "layout_episode", "chunk_boundaries", "make_prompt"]

@@ -109,6 +109,23 @@ class GatoProcessor(ProcessorMixin):
         self.prompt_loss = bool(prompt_loss)
         super().__init__(tokenizer, image_processor, **kwargs)
 
+    @classmethod
+    def from_defaults(cls, discrete_layout: str = "paper", max_length: int = MAX_LENGTH, **kwargs) -> "GatoProcessor":
+        """The processor gato ships: the offline SentencePiece tokenizer and a default image processor.
+
+        ``discrete_layout`` must match the model config's; keywords go to the constructor.
+        """
+        from .image_processing_gato import GatoImageProcessor
+        from .tokenization_gato import load_default_tokenizer
+
+        return cls(
+            tokenizer=load_default_tokenizer(),
+            image_processor=GatoImageProcessor(),
+            discrete_layout=discrete_layout,
+            max_length=max_length,
+            **kwargs,
+        )
+
     @property
     def model_input_names(self) -> list[str]:
         """Every key :meth:`collate` can return (the contract of ``token_layout.py``)."""

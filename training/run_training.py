@@ -15,9 +15,7 @@ import torch
 from datasets import DatasetDict, load_from_disk
 
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
-from gato.processing.image_processing_gato import GatoImageProcessor
 from gato.processing.processing_gato import GatoProcessor
-from gato.processing.tokenization_gato import load_default_tokenizer
 
 from .config import TrainingConfig
 from .loop import TrainingResult, train
@@ -34,12 +32,7 @@ def build_model_config(config: TrainingConfig) -> GatoConfig:
 
 def build_processor(model_config: GatoConfig, max_length: int) -> GatoProcessor:
     """The shipped tokenizer and the default image processor, laid out as the model expects."""
-    return GatoProcessor(
-        tokenizer=load_default_tokenizer(),
-        image_processor=GatoImageProcessor(),
-        discrete_layout=model_config.discrete_layout,
-        max_length=max_length,
-    )
+    return GatoProcessor.from_defaults(discrete_layout=model_config.discrete_layout, max_length=max_length)
 
 
 def load_data(path: str) -> DatasetDict:

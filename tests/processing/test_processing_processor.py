@@ -261,3 +261,12 @@ def test_episode_tokenization_speed(processor):
     tokens = sum(len(s["input_ids"]) for s in sequences)
     assert tokens == 500 * (39 + 1 + 4)
     assert tokens / best > 250_000  # the goal is ≥ 1M tokens/s; this guard leaves room for a busy machine
+
+
+def test_from_defaults_is_the_shipped_tokenizer_and_default_image_processor(tokenizer):
+    from gato.processing import GatoImageProcessor, GatoProcessor
+
+    processor = GatoProcessor.from_defaults(discrete_layout="shifted", max_length=77)
+    assert (processor.discrete_layout, processor.max_length) == ("shifted", 77)
+    assert isinstance(processor.image_processor, GatoImageProcessor)
+    assert processor.tokenizer("go to the red ball")["input_ids"] == tokenizer("go to the red ball")["input_ids"]
