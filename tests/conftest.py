@@ -5,3 +5,24 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def save_tiny_checkpoint():
+    """``save(path, context) -> str``: an untrained, seeded gato-tiny model + the default processor in ``path``."""
+
+    def save(path, context: int) -> str:
+        import torch
+
+        from gato import GatoConfig, GatoForCausalLM, GatoProcessor
+
+        config = GatoConfig.from_preset("gato-tiny", max_position_embeddings=context)
+        torch.manual_seed(0)
+        GatoForCausalLM(config).save_pretrained(path)
+        GatoProcessor.from_defaults(discrete_layout=config.discrete_layout, max_length=context).save_pretrained(path)
+        return str(path)
+
+    return save

@@ -5,22 +5,17 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import gato  # noqa: F401  (registers the Auto classes and the pipelines)
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.pipelines import GatoImageToTextPipeline, GatoPolicy, ImageTextToTextDispatchPipeline, load_agent
-from gato.training.run_training import build_processor
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(tmp_path_factory, save_tiny_checkpoint):
     path = tmp_path_factory.mktemp("tiny")
-    config = GatoConfig.from_preset("gato-tiny", max_position_embeddings=128)
-    torch.manual_seed(0)
-    GatoForCausalLM(config).save_pretrained(path)
-    build_processor(config, 128).save_pretrained(path)
+    save_tiny_checkpoint(path, 128)
     return str(path)
 
 

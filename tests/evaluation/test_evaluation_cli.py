@@ -3,13 +3,10 @@
 import json
 
 import pytest
-import torch
 from datasets import Dataset, DatasetDict
 
 from gato.cli import main
 from gato.episodes.captions import build_captions_dataset
-from gato.modeling_gato import GatoConfig, GatoForCausalLM
-from gato.training.run_training import build_processor
 
 TOP_LEVEL = {"schema_version", "model", "model_type", "num_parameters", "created", "gato_version", "device", "platform",
              "episodes_per_task", "settings", "tasks", "domains", "summary", "captions", "text"}
@@ -24,12 +21,9 @@ TEXT_FIELDS = {"split", "documents", "sequences", "tokens", "loss", "perplexity"
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
+def tiny_model_dir(tmp_path_factory, save_tiny_checkpoint):
     path = tmp_path_factory.mktemp("model")
-    config = GatoConfig.from_preset("gato-tiny", max_position_embeddings=64)
-    torch.manual_seed(0)
-    GatoForCausalLM(config).save_pretrained(path)
-    build_processor(config, 64).save_pretrained(path)
+    save_tiny_checkpoint(path, 64)
     return str(path)
 
 

@@ -4,16 +4,14 @@ import json
 import re
 
 import pytest
-import torch
 import yaml
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from gato.hub_cards import build_model_card, eval_results_from_json, validate_model_card, write_model_card
 from gato.hub_cards.model_card import LICENSE, PIPELINE_TAG, TAGS
-from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.modeling_gato import GatoConfig
 from gato.training.config import TrainingConfig
-from gato.training.run_training import build_processor
 
 
 def _task(name, domain, score, mean_return, success=None):
@@ -44,12 +42,9 @@ RESULTS = {
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, save_tiny_checkpoint):
     path = tmp_path_factory.mktemp("run")
-    config = GatoConfig.from_preset("gato-tiny", max_position_embeddings=64)
-    torch.manual_seed(0)
-    GatoForCausalLM(config).save_pretrained(path)
-    build_processor(config, 64).save_pretrained(path)
+    save_tiny_checkpoint(path, 64)
     TrainingConfig(data="data", output_dir=str(path), max_steps=7, max_length=64).to_yaml(path / "training_config.yaml")
     (path / "eval_results.json").write_text(json.dumps(RESULTS))
     (path / "normalized_scores.png").write_bytes(b"\x89PNG\r\n\x1a\n")
