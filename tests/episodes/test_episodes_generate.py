@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
-from conftest import cartpole_heuristic, make_cartpole_task
+from cartpole_task import make_cartpole_task
 
 from gato.episodes.generate import expected_seeds, generate
 from gato.episodes.schema import spec_from_dataset
@@ -85,7 +85,7 @@ def test_interrupted_generation_resumes_without_duplicates_or_losses(tmp_path):
 KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
-    from conftest import make_cartpole_task, cartpole_heuristic
+    from cartpole_task import make_cartpole_task, cartpole_heuristic
     from gato.episodes.generate import generate
 
     def slow(env):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import CARTPOLE_SPEC, cartpole_heuristic
+from cartpole_task import CARTPOLE_SPEC, cartpole_heuristic
 
 from gato.episodes.recorder import episode_seed, record_episode, record_episodes, record_task_episode
 from gato.episodes.schema import episode_from_row, spec_from_dataset
