@@ -48,7 +48,7 @@ class TrainingConfig:
         mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"``; ``"auto"`` picks bf16 where the hardware has it.
         gradient_checkpointing: recompute activations in the backward pass to save memory.
         seed: seeds the model initialisation and the data order (the run is a function of it).
-        num_workers: DataLoader worker processes tokenizing in the background.
+        num_workers: DataLoader worker processes tokenizing in the background (0: in the training process).
         logging_steps / eval_steps / save_steps: every how many optimizer steps to log, validate, checkpoint.
         eval_batches: validation batches per dataset at each evaluation.
         save_total_limit: checkpoints kept on disk (older ones are deleted).
@@ -81,7 +81,7 @@ class TrainingConfig:
     mixed_precision: str = "auto"
     gradient_checkpointing: bool = False
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int = 2
     logging_steps: int = 10
     eval_steps: int = 200
     save_steps: int = 200

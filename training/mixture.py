@@ -134,6 +134,20 @@ class MixtureDataset(TorchDataset):
         self.prompt_probability = prompt_probability
         self.prompt_end_probability = prompt_end_probability
         self.prompt_tokens = max(1, int(processor.max_length * prompt_fraction))
+        self._check_steps_fit()
+
+    def _check_steps_fit(self) -> None:
+        """Refuse up front a task whose time steps cannot fit the context (else a worker fails mid-run)."""
+        for source, weight in zip(self.sources, self.weights):
+            if source.kind != "episodes" or weight == 0:
+                continue
+            first = slice_episode(episode_from_arrow(source.dataset[0], source.spec), 0, 1)
+            step = int(self.processor.episode_step_lengths(first, source.spec)[0])
+            if step > self.processor.max_length:
+                raise ValueError(
+                    f"max_length={self.processor.max_length}: task {source.name!r} has {step}-token time steps; "
+                    f"raise max_length or leave the task out (--task-weights {source.name}=0)"
+                )
 
     def __len__(self) -> int:
         return self.length

@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         result = run_training(config)
+    except ValueError as error:  # bad data or settings found while building the run: the message names them
+        print(f"gato train: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\ngato train: interrupted; continue with the same command and --resume (checkpoints in {config.output_dir}/checkpoints)",
               file=sys.stderr)

@@ -121,6 +121,7 @@ def _worker(data_dir: str, record_dir: str) -> None:
         "train", "--preset", "gato-tiny", "--data", data_dir, "--output-dir", str(Path(record_dir) / "run"),
         "--max-steps", str(MAX_STEPS), "--batch-size", str(BATCH_SIZE), "--max-length", "64", "--learning-rate", "3e-3",
         "--warmup-steps", "1", "--save-steps", str(MAX_STEPS), "--eval-batches", "1", "--report-to", "none",
+        "--num-workers", "0",  # items are recorded by patching __getitem__ in this process
     ])
     state = PartialState()
     record["state"] = {

@@ -101,3 +101,13 @@ def test_unknown_task_weight_is_refused_naming_it(sources):
 
 def test_config_default_prompt_probability_is_the_papers():
     assert TrainingConfig().prompt_probability == 0.25
+
+
+def test_a_task_whose_steps_cannot_fit_is_refused_up_front_naming_it(sources):
+    train, _ = sources
+    short = build_processor(GatoConfig.from_preset("gato-tiny"), max_length=4)  # pendulum steps are 5 tokens
+    with pytest.raises(ValueError, match="max_length=4: task 'pendulum' has 5-token time steps"):
+        MixtureDataset([s for s in train if s.name == "pendulum"], short, length=10)
+    weights = mixture_weights(train, {"cartpole": 0.0, "pendulum": 0.0}, default_weight=1.0)
+    kept = MixtureDataset(train, short, length=10, weights=weights)  # weight 0: not sampled, not refused
+    assert {train[kept.plan(i).source].name for i in range(10)} <= {"captions", "text"}
