@@ -12,13 +12,7 @@ from gato.suite.registry import get_task
 from gato.training.run_training import build_processor
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny matmuls on a shared 2-core machine: one thread avoids OpenMP spin-wait contention (~50x faster here).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def tiny(context: int = 64, seed: int = 0):
