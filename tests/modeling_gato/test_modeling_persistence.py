@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import torch
 from test_modeling_gato import control_batch, tiny_model
@@ -53,7 +54,7 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
     torch.save({"inputs": batch, "logits": model(**batch).logits}, tmp_path / "expected.pt")
     script = textwrap.dedent(
         """
-        import sys, importlib.abc
+        import importlib.abc, os, sys
 
         class NoGato(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
@@ -62,7 +63,13 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
                 return None
 
         sys.meta_path.insert(0, NoGato())
-        sys.path = [p for p in sys.path if "work/main" not in p]
+        # Drop the source checkout from the path, but keep the environment's own site-packages,
+        # which may live inside the checkout (CI's .venv does).
+        repo = os.path.realpath(sys.argv[3])
+        def from_checkout(entry):
+            real = os.path.realpath(entry or ".")
+            return real.startswith(repo) and not real.startswith(os.path.realpath(sys.prefix))
+        sys.path = [p for p in sys.path if not from_checkout(p)]
         try:
             import gato  # noqa: F401
         except ModuleNotFoundError:
@@ -88,7 +95,8 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
     result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "model"), str(tmp_path / "expected.pt")],
+        [sys.executable, "-c", script, str(tmp_path / "model"), str(tmp_path / "expected.pt"),
+         str(Path(__file__).resolve().parents[2])],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
