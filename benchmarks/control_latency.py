@@ -10,9 +10,11 @@ Paths, all greedy, with identical actions checked:
 - ``cached``: ``GatoAgent`` (the model's action API): the new observation's 40 tokens run against the KV
   cache of the context, then 3 more single-token steps. The context is rolled back after each timed call
   (cache cropped, step dropped, not timed) so every repeat sees the same length.
-- ``cached, window full``: the next call once the window is full. The action API then re-prefills: it drops
-  the oldest time steps (the prompt last) and re-runs the whole window, so past the window each step costs
-  about one full forward pass (see ``modeling_gato/acting.py``).
+- ``cached, past the window``: once the window is full the action API re-prefills: it drops the oldest time
+  steps (the prompt last) until the window is down to ``window_keep_fraction`` of the context and re-runs it
+  (``modeling_gato/acting.py``). Reported as the mean time per action over one cycle (re-prefill + the steps
+  that then fit), for the default fraction (0.5) and for 1.0 (drop only what the new step needs, so a
+  re-prefill at every step); the prompt is a quarter of the context here, as in training.
 - ``naive``: ``RecomputeGatoAgent``: one full forward pass over the whole window for every action token
   (4 per action), no cache.
 
@@ -33,6 +35,7 @@ import torch
 import transformers
 
 from gato.evaluation.agent import GatoAgent, RecomputeGatoAgent
+from gato.modeling_gato.acting import DEFAULT_WINDOW_KEEP_FRACTION
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.training.run_training import build_processor
@@ -80,13 +83,35 @@ def time_calls(fn, repeats: int, device: torch.device, after=None) -> list[float
     return times
 
 
+def past_window_row(model, processor, spec, context: int, batch: int, fraction: float, rng, device) -> dict:
+    """Mean time per action over at least one re-prefill cycle once the window is full (re-prefills included).
+
+    The agent starts with a prompt of a quarter of the context (the training recipe's prompt budget) and acts
+    until its first overflow (untimed); then every step is timed up to and including the next re-prefill
+    (at least 3 steps).
+    """
+    step_length = OBSERVATION_SIZE + 1 + ACTION_SIZE
+    agent = GatoAgent(model, processor, spec, window_keep_fraction=fraction)
+    agent.reset(prompt=demonstration(spec, max(1, context // 4 // step_length), rng), num_envs=batch)
+    while agent.num_reprefills == 0:
+        agent.act(observations(batch, rng))
+    times: list[float] = []
+    while agent.num_reprefills < 2 or len(times) < 3:
+        obs = observations(batch, rng)
+        times += time_calls(lambda obs=obs: agent.act(obs), 1, device)
+    mean = statistics.fmean(times)
+    label = f"cached, past the window, keep {fraction:g} (mean of {len(times)} steps, {agent.num_reprefills - 1} re-prefills)"
+    return dict(path=label, batch=batch,
+                context=context, times=[mean])
+
+
 def run_case(model, processor, spec, context: int, batch: int, repeats: int, naive_repeats: int, device) -> list[dict]:
     rng = np.random.default_rng(batch)
     step_length = OBSERVATION_SIZE + 1 + ACTION_SIZE
     # Prompt + one step already in the window; the timed step brings it to ≤ context tokens.
     prompt_steps = context // step_length - 2
     prompt = demonstration(spec, prompt_steps, rng)
-    first, timed_obs, full_obs = observations(batch, rng), observations(batch, rng), observations(batch, rng)
+    first, timed_obs = observations(batch, rng), observations(batch, rng)
     rows = []
 
     cached = GatoAgent(model, processor, spec)
@@ -116,15 +141,8 @@ def run_case(model, processor, spec, context: int, batch: int, repeats: int, nai
     rows.append(dict(path="cached", batch=batch, context=after_length, times=times))
     assert cached.context.num_reprefills == 0, "the timed step must fit in the window"
 
-    # Window full: one more step than fits → the action API drops the oldest step and re-prefills.
-    cached_act()
-    cached.act(full_obs)  # fills the window to the brim or overflows
-    full_times = []
-    for _ in range(max(1, naive_repeats)):
-        reprefills = cached.context.num_reprefills
-        full_times += time_calls(lambda: cached.act(full_obs), 1, device)
-        assert cached.context.num_reprefills == reprefills + 1
-    rows.append(dict(path="cached, window full (re-prefill)", batch=batch, context=cached.context.length(), times=full_times))
+    for fraction in (DEFAULT_WINDOW_KEEP_FRACTION, 1.0):
+        rows.append(past_window_row(model, processor, spec, context, batch, fraction, rng, device))
 
     naive = RecomputeGatoAgent(model, processor, spec)
     naive.reset(prompt=prompt, num_envs=batch)
@@ -152,7 +170,7 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=1024)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--repeats", type=int, default=10, help="timed cached actions per case")
-    parser.add_argument("--naive-repeats", type=int, default=2, help="timed naive (and window-full) actions per case")
+    parser.add_argument("--naive-repeats", type=int, default=2, help="timed naive actions per case")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])

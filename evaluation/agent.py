@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from gato.modeling_gato.acting import GatoActingContext, action_segment, as_segment, concat_segments, segment_model_inputs
+from gato.modeling_gato.acting import (
+    DEFAULT_WINDOW_KEEP_FRACTION,
+    GatoActingContext,
+    action_segment,
+    as_segment,
+    concat_segments,
+    overflow_drops,
+    segment_model_inputs,
+)
 from gato.processing.task_spec import TaskSpec
 
 Observation = Mapping[str, Any]
@@ -60,6 +68,8 @@ class GatoAgent:
         do_sample: sample from the softmax of the legal logits instead of taking the argmax (greedy).
         temperature: softmax temperature when sampling.
         seed: seed of the sampling generator (sampling only).
+        window_keep_fraction: when the context overflows ``max_position_embeddings``, the re-prefilled window
+            keeps at most this fraction of it (``gato.modeling_gato.acting.overflow_drops``).
 
     Usage::
 
@@ -78,6 +88,7 @@ class GatoAgent:
         do_sample: bool = False,
         temperature: float = 1.0,
         seed: int = 0,
+        window_keep_fraction: float = DEFAULT_WINDOW_KEEP_FRACTION,
     ) -> None:
         if do_sample and not temperature > 0:
             raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
@@ -88,6 +99,8 @@ class GatoAgent:
         self.do_sample = do_sample
         self.temperature = temperature
         self.seed = seed
+        overflow_drops(0, [], 1, 1, window_keep_fraction)  # validates the fraction now, not at the first overflow
+        self.window_keep_fraction = window_keep_fraction
         # (action_size, 2) legal [lo, hi) token ids per action dimension, shared by every environment.
         self.action_ranges = np.asarray(processor.action_token_ranges(spec))
         self.device = next(model.parameters()).device
@@ -157,6 +170,7 @@ class GatoAgent:
             do_sample=self.do_sample,
             temperature=self.temperature,
             generator=self.generator,
+            window_keep_fraction=self.window_keep_fraction,
         )
         self.context = output.context
         return output.action_tokens
@@ -188,9 +202,8 @@ class GatoAgent:
 class RecomputeGatoAgent(GatoAgent):
     """:class:`GatoAgent` without a KV cache: a full forward pass over the window for every action token.
 
-    The window is kept as in the cached path (the prompt, then whole time steps; when a new step does not
-    fit in ``max_position_embeddings`` the oldest steps are dropped, the prompt last), so greedy actions
-    must equal the cached agent's. Quadratically slower; a test reference and a benchmark baseline.
+    The window is kept by the cached path's rule (``overflow_drops``: the prompt, then whole time steps; on
+    overflow the oldest steps are dropped, the prompt last), so greedy actions must equal the cached agent's. Quadratically slower; a test reference and a benchmark baseline.
     Greedy only.
     """
 
@@ -218,13 +231,11 @@ class RecomputeGatoAgent(GatoAgent):
         step_length = observation["input_ids"].shape[1] + action_size
         max_length = config.max_position_embeddings
 
-        def window_length() -> int:
-            prompt_length = self.prompt_segment["input_ids"].shape[1] if self.prompt_segment is not None else 0
-            return prompt_length + sum(step["input_ids"].shape[1] for step in self.step_segments)
-
-        while self.step_segments and window_length() + step_length > max_length:
-            self.step_segments.pop(0)
-        if self.prompt_segment is not None and window_length() + step_length > max_length:
+        prompt_length = self.prompt_segment["input_ids"].shape[1] if self.prompt_segment is not None else 0
+        step_lengths = [step["input_ids"].shape[1] for step in self.step_segments]
+        drop_steps, drop_prompt = overflow_drops(prompt_length, step_lengths, step_length, max_length, self.window_keep_fraction)
+        del self.step_segments[:drop_steps]
+        if drop_prompt:
             self.prompt_segment = None
         past = ([self.prompt_segment] if self.prompt_segment is not None else []) + self.step_segments + [observation]
         tokens: list[torch.Tensor] = []

@@ -6,13 +6,17 @@ token per action dimension is chosen — restricted to that dimension's legal ``
 (``processor.action_token_ranges(spec)``) — and fed back with the shared action local position. The model
 returns token ids; ``processor.decode_action`` turns them into environment actions.
 
-Context beyond ``max_position_embeddings``: **re-prefill** on time-step boundaries. When the prompt, the
-kept past steps and the new step (observation + action tokens) no longer fit, the oldest past steps are
-dropped (the prompt last, only when the new step does not fit beside it), the cache is discarded and the
-remaining window is run through the model again from position 0. Every window the model sees is
-therefore ``[prompt] + whole time steps``, the shape of its training sequences, and the cached result
-equals a full recompute over that window. (A sliding window over the cache would keep keys computed from
-tokens that left the window.)
+Context beyond ``max_position_embeddings``: **re-prefill** on time-step boundaries (:func:`overflow_drops`).
+When the prompt, the kept past steps and the new step (observation + action tokens) no longer fit, the
+oldest past steps are dropped (the prompt last, only when the new step does not fit beside it), the cache is
+discarded and the remaining window is run through the model again from position 0. Every window the model
+sees is therefore ``[prompt] + whole time steps``, the shape of its training sequences, and the cached
+result equals a full recompute over that window. (A sliding window over the cache would keep keys computed
+from tokens that left the window.) A re-prefill costs a forward pass over the whole window, so it drops
+steps until the window is down to ``window_keep_fraction`` of ``max_position_embeddings`` (half by
+default): the next re-prefill is then many steps away instead of one, at the price of a shorter history
+right after it. ``window_keep_fraction=1`` drops only what the new step needs (a re-prefill every step
+once the window is full).
 
 This module holds no model code: :class:`GatoActingMixin` is mixed into ``GatoForCausalLM`` and uses its
 ``model``, ``lm_head`` and ``config``.
@@ -31,6 +35,8 @@ from transformers.utils import ModelOutput
 
 from gato.processing.token_layout import LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
 
+# On overflow, the window (prompt + kept steps + new step) is cut down to this fraction of the context.
+DEFAULT_WINDOW_KEEP_FRACTION = 0.5
 # The keys of one context segment (all batch-first; ``n`` tokens, ``p`` patches).
 SEGMENT_KEYS = ("input_ids", "local_positions", "patch_mask", "patch_pixels", "patch_rows", "patch_cols")
 
@@ -179,6 +185,42 @@ def action_segment(action_tokens: torch.Tensor, config) -> dict[str, torch.Tenso
     }
 
 
+def overflow_drops(
+    prompt_length: int,
+    step_lengths: Sequence[int],
+    new_step_length: int,
+    max_length: int,
+    window_keep_fraction: float = DEFAULT_WINDOW_KEEP_FRACTION,
+) -> tuple[int, bool]:
+    """The context-window rule shared by the cached action API and the full-recompute reference.
+
+    Args:
+        prompt_length: tokens of the prompt demonstration in the window (0: none).
+        step_lengths: tokens of each past time step in the window, oldest first.
+        new_step_length: tokens of the new step (observation + separator + action tokens).
+        max_length: the model's context (``max_position_embeddings``).
+        window_keep_fraction: on overflow, drop the oldest steps until prompt + kept steps + new step take at
+            most this fraction of ``max_length`` (or no past step is left), in ``(0, 1]``.
+
+    Returns:
+        ``(steps_to_drop, drop_prompt)``: ``(0, False)`` while everything fits; the prompt is dropped only
+        when the new step does not fit beside it.
+    """
+    if not 0 < window_keep_fraction <= 1:
+        raise ValueError(f"window_keep_fraction: expected a fraction in (0, 1], got {window_keep_fraction}")
+    if new_step_length > max_length:
+        raise ValueError(f"one time step ({new_step_length} tokens) exceeds max_position_embeddings ({max_length})")
+    total = prompt_length + sum(step_lengths) + new_step_length
+    if total <= max_length:
+        return 0, False
+    target = min(max_length, int(window_keep_fraction * max_length))
+    drop = 0
+    while drop < len(step_lengths) and total > target:
+        total -= step_lengths[drop]
+        drop += 1
+    return drop, prompt_length > 0 and total > max_length
+
+
 def as_action_ranges(action_ranges: Any, batch_size: int, vocab_size: int) -> torch.Tensor:
     """``(A, 2)`` or ``(B, A, 2)`` legal ``[lo, hi)`` token ranges → ``(B, A, 2)`` long on the CPU, validated."""
     ranges = torch.as_tensor(np.asarray(action_ranges) if not torch.is_tensor(action_ranges) else action_ranges)
@@ -225,6 +267,7 @@ class GatoActingMixin:
         do_sample: bool = False,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        window_keep_fraction: float = DEFAULT_WINDOW_KEEP_FRACTION,
     ) -> GatoActionOutput:
         """Append one time step's observation to the context and choose its action tokens.
 
@@ -242,6 +285,8 @@ class GatoActingMixin:
             do_sample: sample from the softmax of the restricted logits / ``temperature``; else greedy.
             temperature: softmax temperature when sampling (> 0).
             generator: a ``torch.Generator`` on the model's device, for reproducible sampling.
+            window_keep_fraction: when the context overflows, how much of it the re-prefilled window keeps
+                (:func:`overflow_drops`).
 
         Returns:
             :class:`GatoActionOutput` with ``action_tokens`` ``(B, A)`` and the updated ``context``.
@@ -272,11 +317,13 @@ class GatoActingMixin:
                 f"one time step ({obs_length} observation + {action_size} action tokens) exceeds "
                 f"max_position_embeddings ({max_length})"
             )
-        if context.length() + step_length > max_length:
-            # Re-prefill from the last time-step-aligned window that fits (see the module docstring).
-            while context.steps and context.length() + step_length > max_length:
-                context.steps.pop(0)
-            if context.prompt is not None and context.length() + step_length > max_length:
+        prompt_length = context.prompt["input_ids"].shape[1] if context.prompt is not None else 0
+        step_lengths = [step["input_ids"].shape[1] for step in context.steps]
+        drop_steps, drop_prompt = overflow_drops(prompt_length, step_lengths, step_length, max_length, window_keep_fraction)
+        if drop_steps or drop_prompt:
+            # Re-prefill from a shorter time-step-aligned window (see the module docstring).
+            del context.steps[:drop_steps]
+            if drop_prompt:
                 context.prompt = None
             context.uncached, context.cache = context.window(), None
             context.num_reprefills += 1
@@ -307,4 +354,12 @@ class GatoActingMixin:
         return GatoActionOutput(action_tokens=action_tokens, context=context)
 
 
-__all__ = ["GatoActingMixin", "GatoActingContext", "GatoActionOutput", "as_segment", "concat_segments"]
+__all__ = [
+    "DEFAULT_WINDOW_KEEP_FRACTION",
+    "GatoActingMixin",
+    "GatoActingContext",
+    "GatoActionOutput",
+    "as_segment",
+    "concat_segments",
+    "overflow_drops",
+]

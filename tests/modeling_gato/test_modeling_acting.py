@@ -6,8 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_modeling_gato import random_image, tiny_model, tiny_processor
 
+from gato.modeling_gato.acting import DEFAULT_WINDOW_KEEP_FRACTION, overflow_drops
 from gato.processing import token_layout as tl
 from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
 
@@ -117,7 +120,7 @@ def test_sampling_stays_in_range_and_is_reproducible():
 
 
 def test_context_beyond_max_length_re_prefills_on_step_boundaries():
-    """max_position_embeddings 40, 13 tokens per step: the window keeps the prompt and the last whole steps."""
+    """max_position_embeddings 40, 13 tokens per step, keeping all it can: the prompt and the last whole steps."""
     model, processor = tiny_model(max_position_embeddings=40), tiny_processor()
     rng = np.random.default_rng(3)
     ranges = processor.action_token_ranges(IMAGE_SPEC)
@@ -125,7 +128,9 @@ def test_context_beyond_max_length_re_prefills_on_step_boundaries():
     context = None
     for step in range(8):
         observation = processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC)
-        out = model.act([observation] * 2, ranges, context=context, prompt=[prompt] * 2 if context is None else None)
+        out = model.act(
+            [observation] * 2, ranges, context=context, prompt=[prompt] * 2 if context is None else None, window_keep_fraction=1.0
+        )
         context = out.context
         assert context.length() <= 40 and context.cache.get_seq_length() < 40
     assert context.num_reprefills > 0
@@ -165,3 +170,66 @@ def test_processor_batch_trains():
     assert out.logits.shape[0] == int((batch["loss_mask"][:, 1:] * batch["attention_mask"][:, 1:]).sum())
     out.loss.backward()
     assert model.model.embed_patches.projection.weight.grad.abs().sum() > 0
+
+
+def test_overflow_drops_keeps_everything_until_the_window_is_full():
+    assert overflow_drops(10, [13], 13, 40) == (0, False)  # 36 ≤ 40
+    assert overflow_drops(0, [5] * 7, 5, 40) == (0, False)  # exactly 40
+
+
+def test_overflow_drops_cuts_down_to_the_kept_fraction_on_step_boundaries():
+    # 0 + 8·5 + 5 = 45 > 40: drop the oldest steps until ≤ 20 tokens (half), i.e. 3 steps kept + the new one.
+    assert overflow_drops(0, [5] * 8, 5, 40) == (5, False)
+    # fraction 1: only what the new step needs.
+    assert overflow_drops(0, [5] * 8, 5, 40, window_keep_fraction=1.0) == (1, False)
+    # The prompt stays while the new step fits beside it, even above the kept fraction ...
+    assert overflow_drops(30, [5, 5], 5, 40) == (2, False)
+    # ... and goes when it does not.
+    assert overflow_drops(30, [5, 5], 12, 40) == (2, True)
+
+
+def test_overflow_drops_refuses_bad_fractions_and_oversized_steps():
+    with pytest.raises(ValueError, match="window_keep_fraction"):
+        overflow_drops(0, [], 5, 40, window_keep_fraction=0.0)
+    with pytest.raises(ValueError, match="window_keep_fraction"):
+        overflow_drops(0, [], 5, 40, window_keep_fraction=1.5)
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        overflow_drops(0, [], 41, 40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    prompt=st.integers(0, 30),
+    steps=st.lists(st.integers(1, 12), max_size=12),
+    new=st.integers(1, 12),
+    fraction=st.floats(0.05, 1.0),
+)
+def test_overflow_drops_always_leaves_a_window_that_fits(prompt, steps, new, fraction):
+    max_length = 40
+    drop, drop_prompt = overflow_drops(prompt, steps, new, max_length, fraction)
+    kept = (0 if drop_prompt else prompt) + sum(steps[drop:]) + new
+    assert kept <= max_length
+    if prompt + sum(steps) + new <= max_length:
+        assert (drop, drop_prompt) == (0, False)
+    else:
+        # Dropping one step fewer would still be above the kept fraction (or overflow), unless none was dropped.
+        assert drop == 0 or prompt + sum(steps[drop - 1 :]) + new > int(fraction * max_length)
+        assert not drop_prompt or drop == len(steps)  # the prompt goes only after every past step
+
+
+def test_default_rule_re_prefills_rarely_once_the_window_is_full():
+    """40 tokens, 13-token steps, no prompt: with the default half-window rule a re-prefill is followed by a
+    step that fits, instead of a re-prefill at every step."""
+    model, processor = tiny_model(max_position_embeddings=40), tiny_processor()
+    rng = np.random.default_rng(4)
+    ranges = processor.action_token_ranges(IMAGE_SPEC)
+    counts = {}
+    for fraction in (1.0, DEFAULT_WINDOW_KEEP_FRACTION):
+        context = None
+        for _ in range(9):
+            observation = processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC)
+            context = model.act([observation], ranges, context=context, window_keep_fraction=fraction).context
+        counts[fraction] = context.num_reprefills
+    assert counts[1.0] == 6  # steps 4…9 each overflow 3 · 13 = 39 tokens
+    # Steps 4 and 7: the overflow keeps only the new step (13 ≤ 20 tokens), then two more steps fit.
+    assert counts[DEFAULT_WINDOW_KEEP_FRACTION] == 2
