@@ -4,13 +4,16 @@
               [--captions N] [--data DIR]
 
 Writes ``eval_results.json`` (fields in docs/EVALUATION.md), ``eval_results.md`` and
-``normalized_scores.png`` into ``--output-dir`` (default ``DIR/eval``) and prints the tables.
+``normalized_scores.png`` into ``--output-dir`` (default ``DIR/eval``) and prints the tables. With
+``--output-dir DIR`` (the model folder itself) the results sit where ``gato push`` uploads them from, and the
+folder's model card (``README.md``) is rewritten to include them.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,5 +55,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"gato eval: {error}", file=sys.stderr)
         return 2
     print_results(results)
-    print(f"results: {config.output_dir or args.model + '/eval'}")
+    output_dir = Path(config.output_dir or Path(args.model) / "eval")
+    print(f"results: {output_dir}")
+    if output_dir.resolve() == Path(args.model).resolve():
+        from gato.hub_cards import write_model_card
+
+        print(f"model card: {write_model_card(output_dir)}")
     return 0

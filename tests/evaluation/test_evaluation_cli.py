@@ -81,3 +81,9 @@ def test_gato_eval_on_a_folder_written_by_gato_train(tmp_path):
     # The prompt budget is the run's: prompt_fraction 0.25 of max_length 64 → whole 6-token cartpole steps.
     assert 0 < results["tasks"][0]["prompt_tokens"] <= 16 and results["tasks"][0]["prompt_tokens"] % 6 == 0
     assert results["captions"]["samples"] == 1 and results["text"] is None
+    # Results written into the model folder itself refresh its model card.
+    assert not (run / "README.md").exists()
+    assert main(["eval", "--model", str(run), "--tasks", "cartpole", "--episodes", "1", "--max-steps", "5", "--no-text",
+                 "--output-dir", str(run), "--threads", "1", "--no-progress"]) == 0
+    card = (run / "README.md").read_text()
+    assert "model-index" in card and "cartpole" in card

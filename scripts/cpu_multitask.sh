@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The CPU multi-task run published in the README ("One set of weights") and BENCHMARKS.md: data → train →
+# evaluate → model card, on 2 CPU cores. Usage: bash scripts/cpu_multitask.sh [DATA_DIR] [RUN_DIR]
+set -euo pipefail
+DATA=${1:-data/multitask}
+RUN=${2:-runs/multitask}
+
+# Expert episodes: many short BabyAI episodes (~5 steps each), fewer long ones elsewhere; captions and text.
+# Episode i of a task depends only on (seed, task, i), so the four calls can run in any order or be resumed.
+gato data generate --tasks babyai_goto_red_ball,babyai_pickup_loc --episodes-per-task 8000 --out "$DATA" --workers 2
+gato data generate --tasks cartpole,acrobot,mountain_car,pendulum --episodes-per-task 100 --out "$DATA" --workers 2 \
+    --captions 3000 --text
+gato data generate --tasks metaworld_reach --episodes-per-task 300 --out "$DATA" --workers 2
+gato data generate --tasks atari_breakout --episodes-per-task 60 --out "$DATA" --workers 2
+
+# One model, the whole default suite + captions + text (model, weights and schedule in the recipe).
+gato train --config training/recipes/cpu_multitask.yaml --data "$DATA" --output-dir "$RUN" --resume
+
+# Every default task (20 episodes each), held-out captions, text loss; results and plot go into the run folder.
+gato eval --model "$RUN" --tasks default --episodes 20 --num-envs 4 --captions 100 --data "$DATA" --output-dir "$RUN"
+
+# The model card (README.md) with the results, checked as `gato push` would upload it.
+gato push "$RUN" --repo-id gato/gato-cpu-multitask --dry-run
