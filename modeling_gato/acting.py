@@ -18,6 +18,18 @@ default): the next re-prefill is then many steps away instead of one, at the pri
 right after it. ``window_keep_fraction=1`` drops only what the new step needs (a re-prefill every step
 once the window is full).
 
+Fast decode path (``cache_implementation="static"``, optionally ``compile=True``): the keys/values live in
+a transformers ``StaticCache`` of ``max_position_embeddings`` slots (allocated once per context, written in
+place; a re-prefill ``reset()``s it instead of replacing it, so tensor addresses never change), and every
+forward gets explicit position ids (the cache's length + ``arange``). In the steady state each call has
+exactly two input shapes — the last action token + the new observation ``(B, n_obs + 1)``, then single
+tokens ``(B, 1)`` — so with ``compile`` those two forwards go through ``torch.compile`` (``dynamic=False``:
+one graph per shape; mode ``"reduce-overhead"``, i.e. CUDA graphs, on CUDA, ``"default"`` elsewhere).
+Prefills (the first call, re-prefills) have variable lengths and stay eager. The compiled region is the
+decoder trunk over input embeddings: the token / image-patch / local-position embeddings are computed
+eagerly first (:func:`embed_segment`), because the patch scatter selects with boolean masks
+(data-dependent shapes, which CUDA graphs cannot hold). The default (``"dynamic"``) path is unchanged.
+
 This module holds no model code: :class:`GatoActingMixin` is mixed into ``GatoForCausalLM`` and uses its
 ``model``, ``lm_head`` and ``config``.
 """
@@ -30,7 +42,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers.cache_utils import Cache, DynamicCache
+from transformers.cache_utils import Cache, DynamicCache, StaticCache
+from transformers.generation.configuration_utils import CompileConfig
 from transformers.utils import ModelOutput
 
 from gato.processing.token_layout import LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
@@ -39,6 +52,8 @@ from gato.processing.token_layout import LOCAL_POSITION_ACTION, LOCAL_POSITION_N
 DEFAULT_WINDOW_KEEP_FRACTION = 0.5
 # The keys of one context segment (all batch-first; ``n`` tokens, ``p`` patches).
 SEGMENT_KEYS = ("input_ids", "local_positions", "patch_mask", "patch_pixels", "patch_rows", "patch_cols")
+# The KV caches `act` can keep (transformers' `cache_implementation` names).
+CACHE_IMPLEMENTATIONS = ("dynamic", "static")
 
 
 @dataclass
@@ -55,8 +70,10 @@ class GatoActingContext:
         steps: one segment per past time step still in the window (observation, separator, action tokens).
         uncached: the tail of the window not yet run through the model (the last action token, or the whole
             window after a re-prefill); it is fed together with the next observation.
-        cache: the key/value cache over the window minus ``uncached``.
+        cache: the key/value cache over the window minus ``uncached`` (a ``StaticCache`` of
+            ``max_position_embeddings`` slots with ``cache_implementation="static"``).
         num_reprefills: how many times the window overflowed and was re-run from scratch.
+        cache_implementation: ``"dynamic"`` or ``"static"``, fixed for the context's life.
     """
 
     batch_size: int
@@ -65,6 +82,7 @@ class GatoActingContext:
     uncached: dict[str, torch.Tensor] | None = None
     cache: Cache | None = None
     num_reprefills: int = 0
+    cache_implementation: str = "dynamic"
 
     def length(self) -> int:
         """Tokens in the window (prompt + kept steps), cached or not."""
@@ -221,6 +239,46 @@ def overflow_drops(
     return drop, prompt_length > 0 and total > max_length
 
 
+def acting_compile_config(compile: bool | CompileConfig, device: torch.device) -> CompileConfig | None:
+    """``act``'s ``compile`` argument → the ``CompileConfig`` of its decode steps (``None``: eager).
+
+    ``True`` gives transformers' defaults (inductor, ``mode="reduce-overhead"``: CUDA graphs) on CUDA and
+    ``mode="default"`` elsewhere (CUDA graphs need CUDA), both with ``dynamic=False``: the two decode shapes
+    each get their own static graph instead of one dynamic-shape graph.
+    """
+    if isinstance(compile, CompileConfig):
+        return compile
+    if compile is False or compile is None:
+        return None
+    if compile is not True:
+        raise ValueError(f"compile: expected a bool or a transformers CompileConfig, got {compile!r}")
+    return CompileConfig(dynamic=False, mode="reduce-overhead" if torch.device(device).type == "cuda" else "default")
+
+
+def check_cache_implementation(cache_implementation: str, compile: bool | CompileConfig = False) -> None:
+    """Raise a ``ValueError`` for an unknown ``cache_implementation`` or ``compile`` without the static cache."""
+    if cache_implementation not in CACHE_IMPLEMENTATIONS:
+        raise ValueError(f"cache_implementation: expected one of {CACHE_IMPLEMENTATIONS}, got {cache_implementation!r}")
+    if not isinstance(compile, (bool, CompileConfig)) and compile is not None:
+        raise ValueError(f"compile: expected a bool or a transformers CompileConfig, got {compile!r}")
+    if compile and cache_implementation != "static":
+        # A DynamicCache grows by one token per step: every step would be a new shape (a recompile).
+        raise ValueError(f'compile needs cache_implementation="static", got cache_implementation={cache_implementation!r}')
+
+
+def embed_segment(model: torch.nn.Module, segment: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """A segment → its input embeddings ``(B, n, hidden_size)``: tokens, image patches, local positions.
+
+    The same operations, in the same order, as the top of ``GatoModel.forward``; the static path runs them
+    eagerly so that the (compiled) decoder trunk only sees fixed shapes. ``model`` is a ``GatoModel``.
+    """
+    embeds = model.embed_tokens(segment["input_ids"])
+    if segment["patch_pixels"].shape[1] > 0:
+        keys = ("patch_mask", "patch_pixels", "patch_rows", "patch_cols")
+        embeds = model.place_patches(embeds, *(segment[key] for key in keys), None)
+    return embeds + model.embed_local_positions_of(segment["local_positions"], embeds.dtype)
+
+
 def as_action_ranges(action_ranges: Any, batch_size: int, vocab_size: int) -> torch.Tensor:
     """``(A, 2)`` or ``(B, A, 2)`` legal ``[lo, hi)`` token ranges → ``(B, A, 2)`` long on the CPU, validated."""
     ranges = torch.as_tensor(np.asarray(action_ranges) if not torch.is_tensor(action_ranges) else action_ranges)
@@ -257,6 +315,41 @@ class GatoActingMixin:
         legal = (ids[None] >= ranges[:, :1]) & (ids[None] < ranges[:, 1:])
         return logits.masked_fill(~legal, float("-inf")), lo_min
 
+    def static_cache_forward(self, inputs_embeds: torch.Tensor, cache: StaticCache) -> torch.Tensor:
+        """The decoder trunk on a ``StaticCache``: ``inputs_embeds`` ``(B, n, hidden_size)`` → the last
+        position's final hidden state ``(B, hidden_size)``; the keys/values are written into ``cache``.
+
+        Position ids are explicit — the cache's length (a device tensor for a static cache, so no host sync
+        and no recompile as it grows) + ``arange(n)``.
+        """
+        length = inputs_embeds.shape[1]
+        position_ids = (cache.get_seq_length() + torch.arange(length, device=inputs_embeds.device))[None]
+        output = self.model(inputs_embeds=inputs_embeds, position_ids=position_ids, cache=cache, use_cache=True)
+        return output.last_hidden_state[:, -1]
+
+    def static_decode_forward(self, compile: bool | CompileConfig, device: torch.device):
+        """:meth:`static_cache_forward`, eager or ``torch.compile``d (one compiled function per model and
+        compile config, kept on the model like transformers' ``get_compiled_call``)."""
+        compile_config = acting_compile_config(compile, device)
+        if compile_config is None:
+            return self.static_cache_forward
+        compiled = self.__dict__.setdefault("_acting_compiled_forwards", {})
+        key = repr(sorted(compile_config.to_dict().items()))
+        if key not in compiled:
+            compiled_forward = torch.compile(self.static_cache_forward, **compile_config.to_dict())
+            use_cuda_graphs = compile_config.mode == "reduce-overhead" and torch.device(device).type == "cuda"
+
+            def forward(inputs_embeds: torch.Tensor, cache: StaticCache) -> torch.Tensor:
+                if use_cuda_graphs:
+                    # Each call starts a new CUDA-graph step; its output is copied out before the next replay
+                    # overwrites the graph's output buffer.
+                    torch.compiler.cudagraph_mark_step_begin()
+                    return compiled_forward(inputs_embeds, cache).clone()
+                return compiled_forward(inputs_embeds, cache)
+
+            compiled[key] = forward
+        return compiled[key]
+
     @torch.no_grad()
     def act(
         self,
@@ -268,6 +361,8 @@ class GatoActingMixin:
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         window_keep_fraction: float = DEFAULT_WINDOW_KEEP_FRACTION,
+        cache_implementation: str = "dynamic",
+        compile: bool | CompileConfig = False,
     ) -> GatoActionOutput:
         """Append one time step's observation to the context and choose its action tokens.
 
@@ -287,12 +382,20 @@ class GatoActingMixin:
             generator: a ``torch.Generator`` on the model's device, for reproducible sampling.
             window_keep_fraction: when the context overflows, how much of it the re-prefilled window keeps
                 (:func:`overflow_drops`).
+            cache_implementation: ``"dynamic"`` (default, a ``DynamicCache``) or ``"static"`` (a
+                ``StaticCache`` of ``max_position_embeddings`` slots, see the module docstring); fixed by the
+                first call of an episode, later calls must pass the same value.
+            compile: static cache only — ``True`` runs the two fixed-shape steady-state forwards through
+                ``torch.compile`` (:func:`acting_compile_config`), or a transformers ``CompileConfig`` to
+                choose the mode/backend. The first calls of each shape compile (seconds) and, on CUDA, record
+                the CUDA graphs.
 
         Returns:
             :class:`GatoActionOutput` with ``action_tokens`` ``(B, A)`` and the updated ``context``.
         """
         if do_sample and not temperature > 0:
             raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+        check_cache_implementation(cache_implementation, compile)
         config = self.config
         device = self.lm_head.weight.device
         obs = as_segment(observation, config, device)
@@ -304,11 +407,20 @@ class GatoActingMixin:
             prompt_segment = as_segment(prompt, config, device) if prompt is not None else None
             if prompt_segment is not None and prompt_segment["input_ids"].shape[0] != batch_size:
                 raise ValueError(f"prompt has batch {prompt_segment['input_ids'].shape[0]}, observation has {batch_size}")
-            context = GatoActingContext(batch_size=batch_size, prompt=prompt_segment, uncached=prompt_segment)
+            context = GatoActingContext(
+                batch_size=batch_size, prompt=prompt_segment, uncached=prompt_segment, cache_implementation=cache_implementation
+            )
         elif prompt is not None:
             raise ValueError("prompt is only taken on the first call (context=None)")
         if context.batch_size != batch_size:
             raise ValueError(f"observation has batch {batch_size}, the context was started with {context.batch_size}")
+        if context.cache_implementation != cache_implementation:
+            raise ValueError(
+                f"cache_implementation: the context was started with {context.cache_implementation!r}, got {cache_implementation!r}"
+            )
+        static = cache_implementation == "static"
+        # A prefill (first call, re-prefill) has a variable length: it stays eager.
+        prefill = context.cache is None
 
         step_length = obs_length + action_size
         max_length = config.max_position_embeddings
@@ -325,20 +437,33 @@ class GatoActingMixin:
             del context.steps[:drop_steps]
             if drop_prompt:
                 context.prompt = None
-            context.uncached, context.cache = context.window(), None
+            context.uncached = context.window()
+            if static and context.cache is not None:
+                context.cache.reset()  # in place: the static tensors keep their addresses (CUDA graphs)
+            else:
+                context.cache = None
             context.num_reprefills += 1
+            prefill = True
 
         feed = concat_segments([context.uncached, obs]) if context.uncached is not None else obs
         if context.cache is None:
-            context.cache = DynamicCache(config=config)
-        hidden = self.model(**segment_model_inputs(feed), cache=context.cache, use_cache=True).last_hidden_state[:, -1]
+            context.cache = StaticCache(config=config, max_cache_len=max_length) if static else DynamicCache(config=config)
+        if static:
+            steady_forward = self.static_decode_forward(compile, device)
+            forward = self.static_decode_forward(False, device) if prefill else steady_forward
+            hidden = forward(embed_segment(self.model, feed), context.cache)
+        else:
+            hidden = self.model(**segment_model_inputs(feed), cache=context.cache, use_cache=True).last_hidden_state[:, -1]
 
         tokens: list[torch.Tensor] = []
         for dim in range(action_size):  # autoregressive over action dimensions: each token conditions the next
             if dim > 0:
                 previous = action_segment(tokens[-1][:, None], config)
-                hidden = self.model(**segment_model_inputs(previous), cache=context.cache, use_cache=True)
-                hidden = hidden.last_hidden_state[:, -1]
+                if static:
+                    hidden = steady_forward(embed_segment(self.model, previous), context.cache)
+                else:
+                    hidden = self.model(**segment_model_inputs(previous), cache=context.cache, use_cache=True)
+                    hidden = hidden.last_hidden_state[:, -1]
             logits, offset = self.action_logits(hidden, ranges[:, dim])
             if do_sample:
                 probs = torch.softmax(logits / temperature, dim=-1)
@@ -355,11 +480,15 @@ class GatoActingMixin:
 
 
 __all__ = [
+    "CACHE_IMPLEMENTATIONS",
     "DEFAULT_WINDOW_KEEP_FRACTION",
     "GatoActingMixin",
     "GatoActingContext",
     "GatoActionOutput",
+    "acting_compile_config",
     "as_segment",
+    "check_cache_implementation",
     "concat_segments",
+    "embed_segment",
     "overflow_drops",
 ]
