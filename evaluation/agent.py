@@ -25,12 +25,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers.generation.configuration_utils import CompileConfig
 
 from gato.modeling_gato.acting import (
     DEFAULT_WINDOW_KEEP_FRACTION,
     GatoActingContext,
     action_segment,
     as_segment,
+    check_cache_implementation,
     concat_segments,
     overflow_drops,
     segment_model_inputs,
@@ -70,6 +72,11 @@ class GatoAgent:
         seed: seed of the sampling generator (sampling only).
         window_keep_fraction: when the context overflows ``max_position_embeddings``, the re-prefilled window
             keeps at most this fraction of it (``gato.modeling_gato.acting.overflow_drops``).
+        cache_implementation: ``"dynamic"`` (default) or ``"static"``: the fast decode path, a
+            ``StaticCache`` of ``max_position_embeddings`` slots (``modeling_gato/acting.py``).
+        compile: with the static cache, ``torch.compile`` the fixed-shape decode steps (``True``: CUDA graphs
+            via ``mode="reduce-overhead"`` on CUDA, ``mode="default"`` elsewhere; or a transformers
+            ``CompileConfig``). The first steps of the first episode pay for compiling.
 
     Usage::
 
@@ -89,9 +96,14 @@ class GatoAgent:
         temperature: float = 1.0,
         seed: int = 0,
         window_keep_fraction: float = DEFAULT_WINDOW_KEEP_FRACTION,
+        cache_implementation: str = "dynamic",
+        compile: bool | CompileConfig = False,
     ) -> None:
         if do_sample and not temperature > 0:
             raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+        check_cache_implementation(cache_implementation, compile)
+        self.cache_implementation = cache_implementation
+        self.compile = compile
         self.model = model.eval()
         self.processor = processor
         self.spec = spec
@@ -171,6 +183,8 @@ class GatoAgent:
             temperature=self.temperature,
             generator=self.generator,
             window_keep_fraction=self.window_keep_fraction,
+            cache_implementation=self.cache_implementation,
+            compile=self.compile,
         )
         self.context = output.context
         return output.action_tokens
@@ -210,6 +224,8 @@ class RecomputeGatoAgent(GatoAgent):
     def __init__(self, model: torch.nn.Module, processor: Any, spec: TaskSpec, **kwargs: Any) -> None:
         if kwargs.get("do_sample"):
             raise ValueError("RecomputeGatoAgent is greedy only (do_sample=False)")
+        if kwargs.get("cache_implementation", "dynamic") != "dynamic" or kwargs.get("compile"):
+            raise ValueError("RecomputeGatoAgent keeps no cache: cache_implementation and compile do not apply")
         super().__init__(model, processor, spec, **kwargs)
         self.prompt_segment: dict[str, torch.Tensor] | None = None
         self.step_segments: list[dict[str, torch.Tensor]] = []

@@ -56,12 +56,13 @@ def test_continuous_task_runs_past_the_context_window_with_legal_actions():
     assert all(space.contains(np.asarray(action, dtype=np.float32)) for action in taken)
 
 
-def test_cached_greedy_actions_equal_full_recompute_greedy_actions_with_a_prompt_and_overflow():
+@pytest.mark.parametrize("cache_implementation", ["dynamic", "static"])
+def test_cached_greedy_actions_equal_full_recompute_greedy_actions_with_a_prompt_and_overflow(cache_implementation):
     model, processor = tiny(context=40, seed=3)
     task = get_task("pendulum")
     prompt = demonstration_prompt(task, processor, prompt_tokens=10, seed=0)
     assert prompt is not None and len(prompt["actions"]) == 2  # whole steps of 5 tokens, from the end
-    cached = GatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step)
+    cached = GatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step, cache_implementation=cache_implementation)
     naive = RecomputeGatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step)
     env = make_vector_env(task, 2, seed=5)
     observation, _ = env.reset(seed=[5, 6])
@@ -99,6 +100,32 @@ def test_sampling_is_seeded_and_legal():
         assert all(space.contains(np.int64(a)) for a in taken)
         runs.append(taken)
     assert runs[0] == runs[1] and len(set(runs[0])) > 1
+
+
+def test_static_cache_agent_samples_the_same_actions_as_the_dynamic_one():
+    model, processor = tiny(context=48)
+    task = get_task("acrobot")  # 6 values + separator + 1 action: 8 tokens a step, 25 steps overflow 48 tokens
+    runs, reprefills = [], []
+    for cache_implementation in ("dynamic", "static"):
+        agent = GatoAgent(
+            model, processor, task.spec, to_episode_step=task.to_episode_step, do_sample=True, temperature=2.0, seed=4,
+            cache_implementation=cache_implementation,
+        )
+        runs.append(play(task, agent, num_envs=2, seed=0, max_steps=25)[1])
+        reprefills.append(agent.num_reprefills)
+    assert runs[0] == runs[1] and len(set(runs[0])) > 1
+    assert reprefills[0] == reprefills[1] >= 2
+
+
+def test_unknown_cache_implementation_and_compile_without_a_static_cache_are_value_errors():
+    model, processor = tiny()
+    spec = get_task("cartpole").spec
+    with pytest.raises(ValueError, match="cache_implementation"):
+        GatoAgent(model, processor, spec, cache_implementation="offloaded")
+    with pytest.raises(ValueError, match="compile"):
+        GatoAgent(model, processor, spec, compile=True)
+    with pytest.raises(ValueError, match="cache_implementation"):
+        RecomputeGatoAgent(model, processor, spec, cache_implementation="static")
 
 
 def test_evaluate_task_reports_returns_and_a_normalized_score():
