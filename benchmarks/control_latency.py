@@ -17,10 +17,23 @@ Paths, all greedy, with identical actions checked:
   re-prefill at every step); the prompt is a quarter of the context here, as in training.
 - ``naive``: ``RecomputeGatoAgent``: one full forward pass over the whole window for every action token
   (4 per action), no cache.
+- ``--static`` adds the same rows (``cached``, and past the window for both fractions) for
+  ``GatoAgent(cache_implementation="static")``: a transformers ``StaticCache`` of ``--context`` slots, reset
+  in place on re-prefills. ``--compile`` adds them for the static cache with the two steady-state forward
+  shapes ``torch.compile``d (``compile=True``: ``mode="reduce-overhead"``, i.e. CUDA graphs, on CUDA;
+  inductor's default mode on CPU); compiling and graph recording happen in untimed warm-up calls. Every
+  path's greedy tokens are checked against the naive ones.
 
 Usage (CPU, the paper's 79M shape; the figures in BENCHMARKS.md):
     python benchmarks/control_latency.py --preset gato-79m --context 1024 --batch-sizes 1 16
-On a GPU add ``--device cuda --dtype bfloat16`` (and run the three presets).
+On a GPU add ``--device cuda --dtype bfloat16`` (and run the three presets). The GPU runs that decide the
+fast path (dynamic vs static vs static + CUDA graphs), one per preset:
+    python benchmarks/control_latency.py --device cuda --dtype bfloat16 --static --compile --preset gato-79m --context 1024 --batch-sizes 1 16
+    python benchmarks/control_latency.py --device cuda --dtype bfloat16 --static --compile --preset gato-364m --context 1024 --batch-sizes 1 16
+    python benchmarks/control_latency.py --device cuda --dtype bfloat16 --static --compile --preset gato-1.18b --context 1024 --batch-sizes 1 16
+and once in float32 for the 79M shape (bfloat16 may flip near-tied greedy tokens between paths; the token
+check prints a WARNING then rather than failing):
+    python benchmarks/control_latency.py --device cuda --static --compile --preset gato-79m --context 1024 --batch-sizes 1 16
 """
 
 from __future__ import annotations
@@ -83,15 +96,16 @@ def time_calls(fn, repeats: int, device: torch.device, after=None) -> list[float
     return times
 
 
-def past_window_row(model, processor, spec, context: int, batch: int, fraction: float, rng, device) -> dict:
+def past_window_row(model, processor, spec, context: int, batch: int, fraction: float, rng, device, name="cached",
+                    agent_kwargs=None) -> dict:
     """Mean time per action over at least one re-prefill cycle once the window is full (re-prefills included).
 
     The agent starts with a prompt of a quarter of the context (the training recipe's prompt budget) and acts
-    until its first overflow (untimed); then every step is timed up to and including the next re-prefill
-    (at least 3 steps).
+    until its first overflow (untimed; this also warms up a compiled path on its new cache); then every step is
+    timed up to and including the next re-prefill (at least 3 steps).
     """
     step_length = OBSERVATION_SIZE + 1 + ACTION_SIZE
-    agent = GatoAgent(model, processor, spec, window_keep_fraction=fraction)
+    agent = GatoAgent(model, processor, spec, window_keep_fraction=fraction, **(agent_kwargs or {}))
     agent.reset(prompt=demonstration(spec, max(1, context // 4 // step_length), rng), num_envs=batch)
     while agent.num_reprefills == 0:
         agent.act(observations(batch, rng))
@@ -100,12 +114,23 @@ def past_window_row(model, processor, spec, context: int, batch: int, fraction: 
         obs = observations(batch, rng)
         times += time_calls(lambda obs=obs: agent.act(obs), 1, device)
     mean = statistics.fmean(times)
-    label = f"cached, past the window, keep {fraction:g} (mean of {len(times)} steps, {agent.num_reprefills - 1} re-prefills)"
+    label = f"{name}, past the window, keep {fraction:g} (mean of {len(times)} steps, {agent.num_reprefills - 1} re-prefills)"
     return dict(path=label, batch=batch,
                 context=context, times=[mean])
 
 
-def run_case(model, processor, spec, context: int, batch: int, repeats: int, naive_repeats: int, device) -> list[dict]:
+def cached_paths(static: bool, compile: bool) -> list[tuple[str, dict]]:
+    """(row label, ``GatoAgent`` keyword arguments) of every KV-cached path to time."""
+    paths = [("cached", {})]
+    if static:
+        paths.append(("cached, static cache", {"cache_implementation": "static"}))
+    if compile:
+        paths.append(("cached, static cache + torch.compile", {"cache_implementation": "static", "compile": True}))
+    return paths
+
+
+def run_case(model, processor, spec, context: int, batch: int, repeats: int, naive_repeats: int, device,
+             static: bool = False, compile: bool = False) -> list[dict]:
     rng = np.random.default_rng(batch)
     step_length = OBSERVATION_SIZE + 1 + ACTION_SIZE
     # Prompt + one step already in the window; the timed step brings it to ≤ context tokens.
@@ -113,36 +138,41 @@ def run_case(model, processor, spec, context: int, batch: int, repeats: int, nai
     prompt = demonstration(spec, prompt_steps, rng)
     first, timed_obs = observations(batch, rng), observations(batch, rng)
     rows = []
-
-    cached = GatoAgent(model, processor, spec)
-    cached.reset(prompt=prompt, num_envs=batch)
-    start = time.perf_counter()
-    cached.act(first)  # prefill: prompt + first step
-    synchronize(device)
-    prefill = time.perf_counter() - start
-    before = cached.context.length()
-    cache_length = cached.context.cache.get_seq_length()
-    uncached = cached.context.uncached
     tokens = {}
+    after_length = 0
+    prefills = {}
 
-    def cached_act():
-        tokens["cached"] = cached.act_tokens(cached.observation_tokens(timed_obs))
+    for name, agent_kwargs in cached_paths(static, compile):
+        cached = GatoAgent(model, processor, spec, **agent_kwargs)
+        cached.reset(prompt=prompt, num_envs=batch)
+        start = time.perf_counter()
+        cached.act(first)  # prefill: prompt + first step
+        synchronize(device)
+        prefills[name] = time.perf_counter() - start
+        before = cached.context.length()
+        cache_length = int(cached.context.cache.get_seq_length())  # a device tensor for a static cache
+        uncached = cached.context.uncached
 
-    def roll_back():
-        context = cached.context
-        context.cache.crop(-(context.cache.get_seq_length() - cache_length))
-        context.steps.pop()
-        context.uncached = uncached
+        def cached_act(cached=cached, name=name):
+            tokens[name] = cached.act_tokens(cached.observation_tokens(timed_obs))
 
-    cached_act()  # warm-up (allocator, kernels)
-    roll_back()
-    times = time_calls(cached_act, repeats, device, after=roll_back)
-    after_length = before + step_length
-    rows.append(dict(path="cached", batch=batch, context=after_length, times=times))
-    assert cached.context.num_reprefills == 0, "the timed step must fit in the window"
+        def roll_back(cached=cached, cache_length=cache_length, uncached=uncached):
+            context = cached.context
+            context.cache.crop(-(int(context.cache.get_seq_length()) - cache_length))
+            context.steps.pop()
+            context.uncached = uncached
 
-    for fraction in (DEFAULT_WINDOW_KEEP_FRACTION, 1.0):
-        rows.append(past_window_row(model, processor, spec, context, batch, fraction, rng, device))
+        # Warm-up (allocator, kernels; compiling, then CUDA graph warm-up and recording for the compiled path).
+        for _ in range(3 if agent_kwargs.get("compile") else 1):
+            cached_act()
+            roll_back()
+        times = time_calls(cached_act, repeats, device, after=roll_back)
+        after_length = before + step_length
+        rows.append(dict(path=name, batch=batch, context=after_length, times=times))
+        assert cached.context.num_reprefills == 0, "the timed step must fit in the window"
+
+        for fraction in (DEFAULT_WINDOW_KEEP_FRACTION, 1.0):
+            rows.append(past_window_row(model, processor, spec, context, batch, fraction, rng, device, name, agent_kwargs))
 
     naive = RecomputeGatoAgent(model, processor, spec)
     naive.reset(prompt=prompt, num_envs=batch)
@@ -157,10 +187,15 @@ def run_case(model, processor, spec, context: int, batch: int, repeats: int, nai
 
     times = time_calls(naive_act, naive_repeats, device, after=naive_roll_back)
     rows.append(dict(path="naive full recompute", batch=batch, context=after_length, times=times))
-    if not torch.equal(tokens["cached"].cpu(), tokens["naive"].cpu()):
-        print(f"WARNING batch {batch}: cached and naive greedy actions differ: {tokens['cached'].tolist()} vs {tokens['naive'].tolist()}")
-    else:
-        print(f"batch {batch}: cached and naive greedy action tokens identical; prefill of {before} tokens took {prefill:.2f} s")
+    for name, agent_kwargs in cached_paths(static, compile):
+        if not torch.equal(tokens[name].cpu(), tokens["naive"].cpu()):
+            print(f"WARNING batch {batch}: {name} and naive greedy actions differ: {tokens[name].tolist()} vs {tokens['naive'].tolist()}")
+        else:
+            # The compiled path's first call also compiles its single-token step (the observation step compiles
+            # in the warm-up).
+            compiling = " (and compiling)" if agent_kwargs.get("compile") else ""
+            print(f"batch {batch}: {name} and naive greedy action tokens identical; "
+                  f"prefill of {before} tokens{compiling} took {prefills[name]:.2f} s")
     return rows
 
 
@@ -174,6 +209,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--static", action="store_true", help="add rows for GatoAgent(cache_implementation='static')")
+    parser.add_argument("--compile", action="store_true", help="add rows for the static cache + torch.compile (CUDA graphs on CUDA)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -190,7 +227,8 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     rows = []
     for batch in args.batch_sizes:
-        rows += run_case(model, processor, spec, args.context, batch, args.repeats, args.naive_repeats, device)
+        rows += run_case(model, processor, spec, args.context, batch, args.repeats, args.naive_repeats, device,
+                         static=args.static, compile=args.compile)
     print()
     print("| batch | path | context tokens | ms/action (best) | ms/action (median) | actions/s per env (median) | actions/s all envs | naive / this |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
