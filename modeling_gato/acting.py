@@ -23,7 +23,7 @@ a transformers ``StaticCache`` of ``max_position_embeddings`` slots (allocated o
 place; a re-prefill ``reset()``s it instead of replacing it, so tensor addresses never change), and every
 forward gets explicit position ids (the cache's length + ``arange``). In the steady state each call has
 exactly two input shapes — the last action token + the new observation ``(B, n_obs + 1)``, then single
-tokens ``(B, 1)`` — so with ``compile`` those two forwards go through ``torch.compile`` (``dynamic=False``:
+tokens ``(B, 1)`` (observations of a fixed token count, i.e. no free text) — so with ``compile`` those two forwards go through ``torch.compile`` (``dynamic=False``:
 one graph per shape; mode ``"reduce-overhead"``, i.e. CUDA graphs, on CUDA, ``"default"`` elsewhere).
 Prefills (the first call, re-prefills) have variable lengths and stay eager. The compiled region is the
 decoder trunk over input embeddings: the token / image-patch / local-position embeddings are computed
@@ -334,7 +334,7 @@ class GatoActingMixin:
         if compile_config is None:
             return self.static_cache_forward
         compiled = self.__dict__.setdefault("_acting_compiled_forwards", {})
-        key = repr(sorted(compile_config.to_dict().items()))
+        key = (torch.device(device).type, repr(sorted(compile_config.to_dict().items())))
         if key not in compiled:
             compiled_forward = torch.compile(self.static_cache_forward, **compile_config.to_dict())
             use_cuda_graphs = compile_config.mode == "reduce-overhead" and torch.device(device).type == "cuda"
