@@ -24,19 +24,23 @@ def _fmt(value: Any, digits: int = 2, percent: bool = False) -> str:
 
 
 def task_rows(results: Mapping[str, Any]) -> list[list[str]]:
-    """One row per task: task, domain, episodes, mean ± std return, expert, random, normalized score, success."""
+    """One row per task: task, domain, episodes, mean ± std return, expert, random, normalized score, success,
+    held-out action accuracy (teacher-forced; ``—`` when not measured)."""
     return [
         [
             task["task"], task["domain"], str(task["episodes"]),
             f"{_fmt(task['mean_return'])} ± {_fmt(task['std_return'])}",
             _fmt(task["expert_return"]), _fmt(task["random_return"]),
             _fmt(task["normalized_score"], percent=True), _fmt(task["success_rate"], percent=True),
+            _fmt((task.get("imitation") or {}).get("action_accuracy"), percent=True),
         ]
         for task in results["tasks"]
     ]
 
 
-TASK_HEADER = ["task", "domain", "episodes", "return (mean ± std)", "expert", "random", "normalized", "success"]
+# "held-out actions": teacher-forced, the fraction of expert time steps whose whole action the model predicts.
+TASK_HEADER = ["task", "domain", "episodes", "return (mean ± std)", "expert", "random", "normalized", "success",
+               "held-out actions"]
 DOMAIN_HEADER = ["domain", "tasks", "mean normalized", "median normalized", "tasks ≥ 50%"]
 
 

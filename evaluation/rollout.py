@@ -68,6 +68,9 @@ class TaskResult:
     actions_per_second: float
     reprefills: int
     seeds: list[int] = field(default_factory=list)
+    # Teacher-forced accuracy on the task's held-out expert episodes (``imitation.py``); set by ``run_evaluation``
+    # when ``--data`` holds the task, else ``None``.
+    imitation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

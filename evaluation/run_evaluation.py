@@ -95,6 +95,28 @@ def trained_prompt_tokens(model_dir: str | Path, processor: Any) -> int | None:
     return max(1, int(processor.max_length * TrainingConfig.from_yaml(path).prompt_fraction))
 
 
+def trained_validation_fraction(model_dir: str) -> float:
+    """The ``validation_fraction`` the folder was trained with (its ``training_config.yaml``), else the default."""
+    from gato.training.config import TrainingConfig
+
+    path = Path(model_dir) / "training_config.yaml"
+    return TrainingConfig.from_yaml(path).validation_fraction if path.exists() else TrainingConfig().validation_fraction
+
+
+def add_imitation_accuracy(task_results: list[dict[str, Any]], model, processor, data, validation_fraction: float) -> None:
+    """Set each task result's ``imitation`` to the held-out action accuracy when ``data`` holds that task's episodes."""
+    from gato.training.mixture import split_sources
+
+    from .imitation import held_out_action_accuracy
+
+    _, validation = split_sources(data, validation_fraction)
+    held_out = {source.name: source for source in validation if source.kind == "episodes"}
+    for result in task_results:
+        source = held_out.get(result["task"])
+        if source is not None:
+            result["imitation"] = held_out_action_accuracy(model, processor, source.dataset, source.spec)
+
+
 def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, Any]:
     """Evaluate as ``config`` says; returns the ``eval_results.json`` dict (and writes the files when ``write``)."""
     config.validate()
@@ -112,11 +134,12 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         for task in tasks
     ]
     captions = text = None
-    if config.data and (config.captions or config.text):
+    if config.data:
         from gato.episodes.generate import CAPTIONS_SPLITS, TEXT_SPLITS
         from gato.training.run_training import load_data
 
         data = load_data(config.data)
+        add_imitation_accuracy(task_results, model, processor, data, trained_validation_fraction(config.model))
         if config.captions:
             from .captioning import evaluate_captions
 

@@ -12,7 +12,7 @@ TOP_LEVEL = {"schema_version", "model", "model_type", "num_parameters", "created
              "episodes_per_task", "settings", "tasks", "domains", "summary", "captions", "text"}
 TASK_FIELDS = {"task", "domain", "episodes", "num_envs", "returns", "lengths", "mean_return", "std_return", "mean_length",
                "expert_return", "random_return", "normalized_score", "success_rate", "prompt_tokens", "seconds",
-               "actions_per_second", "reprefills", "seeds"}
+               "actions_per_second", "reprefills", "seeds", "imitation"}
 SUMMARY_FIELDS = {"tasks", "tasks_scored", "mean_normalized_score", "median_normalized_score", "tasks_above_threshold",
                   "fraction_above_threshold", "threshold"}
 CAPTION_FIELDS = {"split", "samples", "colour_accuracy", "shape_accuracy", "colour_shape_accuracy",
@@ -49,6 +49,7 @@ def test_gato_eval_writes_json_markdown_and_chart_with_the_documented_fields(tin
     assert [task["task"] for task in results["tasks"]] == ["cartpole", "pendulum"]
     for task in results["tasks"]:
         assert set(task) == TASK_FIELDS and len(task["returns"]) == 2 and max(task["lengths"]) <= 20
+        assert task["imitation"] is None  # --data holds no episodes of these tasks
     assert set(results["summary"]) == SUMMARY_FIELDS and results["summary"]["tasks"] == 2
     assert set(results["domains"]) == {"classic_control"}
     assert set(results["captions"]) == CAPTION_FIELDS and results["captions"]["samples"] == 2
@@ -81,6 +82,9 @@ def test_gato_eval_on_a_folder_written_by_gato_train(tmp_path):
     # The prompt budget is the run's: prompt_fraction 0.25 of max_length 64 → whole 6-token cartpole steps.
     assert 0 < results["tasks"][0]["prompt_tokens"] <= 16 and results["tasks"][0]["prompt_tokens"] % 6 == 0
     assert results["captions"]["samples"] == 1 and results["text"] is None
+    # --data holds cartpole: its held-out episode (the last of 2) is scored by teacher forcing.
+    imitation = results["tasks"][0]["imitation"]
+    assert imitation["episodes"] == 1 and imitation["steps"] > 0 and 0 <= imitation["action_accuracy"] <= 1
     # Results written into the model folder itself refresh its model card.
     assert not (run / "README.md").exists()
     assert main(["eval", "--model", str(run), "--tasks", "cartpole", "--episodes", "1", "--max-steps", "5", "--no-text",
