@@ -187,6 +187,13 @@ def build_model_card(
                          "pair never seen in training):",
                          _table(["reference", "generated"],
                                 [[ex["reference"], ex["generated"] or "(empty)"] for ex in captions["examples"]])]
+            scores = [(label, captions.get(key)) for label, key in (
+                ("colour", "colour_accuracy"), ("shape", "shape_accuracy"), ("colour and shape", "colour_shape_accuracy"),
+                ("the held-out colour×shape pair", "held_out_colour_shape_accuracy"))]
+            named = ", ".join(f"{label} {100 * value:.0f}%" for label, value in scores if _finite(value))
+            if named:
+                bleu = f"; BLEU {captions['bleu']:.1f}" if _finite(captions.get("bleu")) else ""
+                sections.append(f"Over {captions['samples']} held-out images, objects named with the right {named}{bleu}.")
         text = results.get("text")
         if text and _finite(text.get("loss")):
             sections.append(f"Text: validation loss {text['loss']:.3f} nats/token (perplexity {text['perplexity']:.1f}) "

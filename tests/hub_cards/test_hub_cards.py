@@ -92,6 +92,8 @@ def test_body_has_results_plot_captions_training_config_and_limitations(run_dir)
     assert "![Expert-normalized score per task](normalized_scores.png)" in text
     assert "| cartpole | classic_control | 2 |" in text
     assert "| a red circle at the top. | a red square |" in text and "| a blue star. | (empty) |" in text
+    assert ("Over 2 held-out images, objects named with the right colour 50%, shape 50%, colour and shape 25%, "
+            "the held-out colour×shape pair 0%.") in text  # no BLEU: sacrebleu gave none
     assert "## Intended uses and limitations" in text and "@article{reed2022generalist" in text
     assert "from_pretrained('someone/gato-test')" in text and 'pipeline("image-to-text"' in text
     assert "policy = load_agent('someone/gato-test', \"cartpole\")" in text and "2 episodes per task" in text
