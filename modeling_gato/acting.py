@@ -267,16 +267,10 @@ def check_cache_implementation(cache_implementation: str, compile: bool | Compil
 
 
 def embed_segment(model: torch.nn.Module, segment: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """A segment → its input embeddings ``(B, n, hidden_size)``: tokens, image patches, local positions.
-
-    The same operations, in the same order, as the top of ``GatoModel.forward``; the static path runs them
-    eagerly so that the (compiled) decoder trunk only sees fixed shapes. ``model`` is a ``GatoModel``.
-    """
-    embeds = model.embed_tokens(segment["input_ids"])
-    if segment["patch_pixels"].shape[1] > 0:
-        keys = ("patch_mask", "patch_pixels", "patch_rows", "patch_cols")
-        embeds = model.place_patches(embeds, *(segment[key] for key in keys), None)
-    return embeds + model.embed_local_positions_of(segment["local_positions"], embeds.dtype)
+    """A segment → its input embeddings ``(B, n, hidden_size)`` (``GatoModel.embed_inputs``: tokens, image
+    patches, local positions); the static path runs them eagerly so that the (compiled) decoder trunk only sees
+    fixed shapes. ``model`` is a ``GatoModel``."""
+    return model.embed_inputs(**segment_model_inputs(segment))
 
 
 def as_action_ranges(action_ranges: Any, batch_size: int, vocab_size: int) -> torch.Tensor:

@@ -444,6 +444,36 @@ class GatoModel(GatoPreTrainedModel):
             patch_embeds = self.embed_patches(pixels[patch_valid], patch_rows[patch_valid], patch_cols[patch_valid])
         return inputs_embeds.masked_scatter(patch_mask.unsqueeze(-1), patch_embeds.to(inputs_embeds.dtype))
 
+    def embed_inputs(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        local_positions: torch.LongTensor | None = None,
+        patch_mask: torch.Tensor | None = None,
+        patch_pixels: torch.Tensor | None = None,
+        patch_rows: torch.LongTensor | None = None,
+        patch_cols: torch.LongTensor | None = None,
+        patch_valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The input embeddings ``(batch, seq, hidden_size)``: token table (or ``inputs_embeds``), image patches at
+        ``patch_mask``, local observation positions (arguments as in :meth:`forward`). The action API's static
+        path calls it on its own so that a compiled decoder trunk sees only fixed shapes."""
+        if (input_ids is None) ^ (inputs_embeds is not None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        if patch_pixels is not None or patch_mask is not None:
+            if patch_pixels is None or patch_mask is None or patch_rows is None or patch_cols is None:
+                raise ValueError("image inputs need all of patch_mask, patch_pixels, patch_rows and patch_cols")
+            inputs_embeds = self.place_patches(inputs_embeds, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid)
+        if local_positions is not None:
+            if local_positions.shape != inputs_embeds.shape[:2]:
+                raise ValueError(
+                    f"local_positions must be (batch, seq) = {tuple(inputs_embeds.shape[:2])}, got {tuple(local_positions.shape)}"
+                )
+            inputs_embeds = inputs_embeds + self.embed_local_positions_of(local_positions, inputs_embeds.dtype)
+        return inputs_embeds
+
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     @merge_with_config_defaults
     @capture_outputs
@@ -479,21 +509,9 @@ class GatoModel(GatoPreTrainedModel):
             patch_rows / patch_cols: ``(batch, patches, 2)`` long ``[lo, hi)`` position-bin intervals.
             patch_valid: ``(batch, patches)`` bool, True on real (non-padding) patches; ``None`` = all real.
         """
-        if (input_ids is None) ^ (inputs_embeds is not None):
-            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
-        if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
-
-        if patch_pixels is not None or patch_mask is not None:
-            if patch_pixels is None or patch_mask is None or patch_rows is None or patch_cols is None:
-                raise ValueError("image inputs need all of patch_mask, patch_pixels, patch_rows and patch_cols")
-            inputs_embeds = self.place_patches(inputs_embeds, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid)
-        if local_positions is not None:
-            if local_positions.shape != inputs_embeds.shape[:2]:
-                raise ValueError(
-                    f"local_positions must be (batch, seq) = {tuple(inputs_embeds.shape[:2])}, got {tuple(local_positions.shape)}"
-                )
-            inputs_embeds = inputs_embeds + self.embed_local_positions_of(local_positions, inputs_embeds.dtype)
+        inputs_embeds = self.embed_inputs(
+            input_ids, inputs_embeds, local_positions, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid
+        )
         if self.training and torch.is_grad_enabled():
             # Every parameter takes part in every training step, images or not: data-parallel training (DDP,
             # DeepSpeed) reduces gradients in buckets and stops, or goes out of step between ranks, when one rank's
