@@ -36,3 +36,18 @@ def test_wrong_type_from_yaml_names_the_field(tmp_path):
 def test_unknown_field_is_refused_and_known_ones_listed():
     with pytest.raises(ValueError, match="unknown training config field.*max_stepz"):
         TrainingConfig.from_dict({"max_stepz": 3})
+
+
+def test_shipped_cpu_multitask_recipe_is_valid_and_weights_only_default_suite_data():
+    """The published run's recipe (scripts/cpu_multitask.sh) loads, validates, and weights only datasets that the
+    script generates: a typo in a task name would otherwise only surface after data generation."""
+    from pathlib import Path
+
+    from gato.modeling_gato import GatoConfig
+    from gato.suite.registry import resolve_tasks
+
+    config = TrainingConfig.from_yaml(Path(__file__).resolve().parents[2] / "training" / "recipes" / "cpu_multitask.yaml")
+    config.validate()
+    generated = {task.name for task in resolve_tasks("default")} | {"captions", "text"}
+    assert set(config.task_weights) == generated
+    assert GatoConfig.from_preset(config.preset, **config.model_overrides).num_hidden_layers == 3
