@@ -182,6 +182,8 @@ def evaluate_task(
     max_steps: int | None = None,
     do_sample: bool = False,
     temperature: float = 1.0,
+    cache_implementation: str = "dynamic",
+    compile: bool = False,
     progress: bool = True,
 ) -> TaskResult:
     """Evaluate ``model`` on one suite task: mean return ± std, expert-normalized score, success rate.
@@ -193,13 +195,16 @@ def evaluate_task(
             ``max_length``, as in training; 0 = no prompt.
         max_steps: cut episodes after this many steps (default: the task's horizon).
         do_sample / temperature: sample actions instead of greedy decoding.
+        cache_implementation / compile: the action API's KV cache (``"dynamic"`` or ``"static"``) and whether its
+            static decode steps are ``torch.compile``d (``modeling_gato/acting.py``); same actions, other speed.
     """
     if prompt_tokens is None:
         prompt_tokens = int(processor.max_length * DEFAULT_PROMPT_FRACTION)
     if any(field.kind == "text" for field in task.spec.observations):
         num_envs = 1
     agent = GatoAgent(
-        model, processor, task.spec, to_episode_step=task.to_episode_step, do_sample=do_sample, temperature=temperature, seed=seed
+        model, processor, task.spec, to_episode_step=task.to_episode_step, do_sample=do_sample, temperature=temperature, seed=seed,
+        cache_implementation=cache_implementation, compile=compile,
     )
     prompt = demonstration_prompt(task, processor, prompt_tokens, seed)
     used_prompt_tokens = int(processor.episode_step_lengths(prompt, task.spec).sum()) if prompt is not None else 0

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from gato.modeling_gato.acting import check_cache_implementation
 from gato.suite.registry import resolve_tasks
 
 from .report import SCHEMA_VERSION, write_results
@@ -36,6 +37,8 @@ class EvaluationConfig:
             the folder's ``training_config.yaml``, else a quarter of the context); 0 = none.
         max_steps: cut episodes after this many steps (default: each task's horizon).
         do_sample / temperature: sample actions instead of greedy decoding.
+        cache_implementation / compile: the action API's KV cache (``"dynamic"``, ``"static"``) and
+            ``torch.compile`` of its static decode steps (the fast path for GPUs; same actions).
         captions: caption this many rows of the held-out caption split of ``data`` (0 = skip).
         data: a ``gato data generate`` folder for the caption and text validation splits.
         text: compute the validation loss on ``data``'s text validation split when it has one.
@@ -53,6 +56,8 @@ class EvaluationConfig:
     max_steps: int | None = None
     do_sample: bool = False
     temperature: float = 1.0
+    cache_implementation: str = "dynamic"
+    compile: bool = False
     captions: int = 0
     data: str | None = None
     text: bool = True
@@ -68,6 +73,7 @@ class EvaluationConfig:
             raise ValueError(f"captions: expected ≥ 0, got {self.captions}")
         if self.captions and not self.data:
             raise ValueError("captions: the caption split comes from --data DIR (a `gato data generate` folder)")
+        check_cache_implementation(self.cache_implementation, self.compile)
         if not Path(self.model).is_dir():
             raise ValueError(f"model: {self.model} is not a folder (expected the output of `gato train`)")
 
@@ -129,7 +135,8 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         evaluate_task(
             model, processor, task, config.episodes, num_envs=config.num_envs, seed=config.seed,
             prompt_tokens=prompt_tokens, max_steps=config.max_steps, do_sample=config.do_sample,
-            temperature=config.temperature, progress=config.progress,
+            temperature=config.temperature, cache_implementation=config.cache_implementation, compile=config.compile,
+            progress=config.progress,
         ).to_dict()
         for task in tasks
     ]

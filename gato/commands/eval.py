@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="prompt demonstration length in tokens (default: as in training; 0 = none)")
     parser.add_argument("--max-steps", type=int, default=None, help="cut episodes after this many steps")
     parser.add_argument("--temperature", type=float, default=None, help="sample actions at this temperature (default: greedy)")
+    parser.add_argument("--cache-implementation", default="dynamic", choices=["dynamic", "static"],
+                        help="the action API's KV cache (static: the fast path for GPUs; same actions)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the static cache's decode steps (CUDA graphs on a GPU)")
     parser.add_argument("--captions", type=int, default=0, help="caption this many held-out images from --data (default 0)")
     parser.add_argument("--data", help="a `gato data generate` folder: caption and text validation splits")
     parser.add_argument("--no-text", dest="text", action="store_false", help="skip the text validation loss")
@@ -46,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     config = EvaluationConfig(
         model=args.model, tasks=args.tasks, episodes=args.episodes, output_dir=args.output_dir, num_envs=args.num_envs,
         seed=args.seed, prompt_tokens=args.prompt_tokens, max_steps=args.max_steps,
-        do_sample=args.temperature is not None, temperature=args.temperature or 1.0, captions=args.captions,
+        do_sample=args.temperature is not None, temperature=args.temperature or 1.0,
+        cache_implementation=args.cache_implementation, compile=args.compile, captions=args.captions,
         data=args.data, text=args.text, threads=args.threads, progress=args.progress,
     )
     try:

@@ -91,3 +91,16 @@ def test_gato_eval_on_a_folder_written_by_gato_train(tmp_path):
                  "--output-dir", str(run), "--threads", "1", "--no-progress"]) == 0
     card = (run / "README.md").read_text()
     assert "model-index" in card and "cartpole" in card
+
+
+def test_gato_eval_static_cache_plays_the_same_episodes_and_bad_combinations_are_refused(tiny_model_dir, tmp_path, capsys):
+    common = ["eval", "--model", tiny_model_dir, "--tasks", "pendulum", "--episodes", "2", "--num-envs", "2", "--max-steps", "40",
+              "--no-text", "--threads", "1", "--no-progress"]
+    assert main([*common, "--output-dir", str(tmp_path / "dynamic")]) == 0
+    assert main([*common, "--output-dir", str(tmp_path / "static"), "--cache-implementation", "static"]) == 0
+    dynamic, static = (json.loads((tmp_path / name / "eval_results.json").read_text())["tasks"][0] for name in ("dynamic", "static"))
+    assert dynamic["reprefills"] > 0  # 40 pendulum steps overflow the 64-token context: re-prefills on both paths
+    assert static["returns"] == dynamic["returns"] and static["reprefills"] == dynamic["reprefills"]
+    capsys.readouterr()
+    assert main([*common, "--output-dir", str(tmp_path / "bad"), "--compile"]) == 2
+    assert "compile" in capsys.readouterr().err
