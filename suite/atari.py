@@ -8,12 +8,19 @@ Environment: ``ALE/<Game>-v5`` as ale-py defines it — frameskip 4, sticky acti
 0.25 — with the episode bounded by :data:`TASKS`' horizon so that an episode costs at most that many
 agent steps (a full game of Pong is ~4000). Returns are measured at that horizon.
 
+Breakout launches every ball itself (:data:`FIRE_ON_LIFE_START`, the "fire on reset" convention of
+DQN-style Atari evaluations): in ale-py's game the ball only comes into play after FIRE, which the
+expert presses once per life (about 0.4% of its actions), and a policy imitating it that never
+samples that rare action would score 0 whatever its paddle play. The launch is an environment step
+the agent does not take; its reward, if any, counts.
+
 Experts: paddle controllers that move the paddle towards the ball's predicted position (RAM
 addresses from the Atari annotated-RAM work, Anand et al. 2019, "AtariARI"):
 
 - Pong: ball x = RAM[49], ball y = RAM[54], player paddle y = RAM[51]; actions RIGHT (2) / LEFT (3)
   move the paddle up / down.
-- Breakout: ball x = RAM[99], ball y = RAM[101], paddle x = RAM[72]; FIRE launches a new ball.
+- Breakout: ball x = RAM[99], ball y = RAM[101], paddle x = RAM[72]; FIRE launches a new ball (the
+  environment presses it at each life's start, see above; the expert still fires if no ball is in play).
 - Freeway: chicken y = RAM[14], the ten lanes' car x = RAM[108:118]; the expert walks up and waits
   when a car is about to cross the chicken's column in the lane it is in or entering (lane geometry
   measured from recorded collisions). "Always up" scores 11 per 1000 steps; the expert ~14.
@@ -41,6 +48,9 @@ TASKS: dict[str, tuple[str, int, int]] = {
     "atari_breakout": ("ALE/Breakout-v5", 4, 1000),
     "atari_freeway": ("ALE/Freeway-v5", 3, 1000),
 }
+# Games whose environment presses FIRE (action 1 of their minimal set) at the start of every life.
+FIRE_ON_LIFE_START = frozenset({"atari_breakout"})
+FIRE = 1
 
 
 def _ram(env: Any) -> np.ndarray:
@@ -130,12 +140,43 @@ def to_episode_step(observation: np.ndarray) -> dict[str, np.ndarray]:
     return {"frame": np.asarray(frame, dtype=np.uint8)}
 
 
+def fire_on_life_start(env: Any) -> Any:
+    """Wrap an ALE environment so that it presses FIRE after ``reset`` and after every lost life.
+
+    The agent never has to take the game's launch action; the launch's own step is not an agent step
+    (the episode's ``TimeLimit`` inside still counts it). A launch that ends the episode ends it.
+    """
+    gym = require("gymnasium")
+
+    class FireOnLifeStart(gym.Wrapper):
+        def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+            observation, info = self.env.reset(**kwargs)
+            observation, _, terminated, truncated, info = self.env.step(FIRE)
+            if terminated or truncated:  # cannot happen in a fresh game; reset rather than start "done"
+                observation, info = self.env.reset()
+            self.lives = info.get("lives", 0)
+            return observation, info
+
+        def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+            observation, reward, terminated, truncated, info = self.env.step(action)
+            if not (terminated or truncated) and info.get("lives", 0) < self.lives:
+                observation, launch_reward, terminated, truncated, info = self.env.step(FIRE)
+                reward += launch_reward
+            self.lives = info.get("lives", 0)
+            return observation, reward, terminated, truncated, info
+
+    return FireOnLifeStart(env)
+
+
 def _make_env_factory(name: str, env_id: str, max_episode_steps: int) -> Callable[[int], Any]:
     def make_env(seed: int) -> Any:
         gym = require("gymnasium", task=name)
         ale_py = require("ale_py", task=name, pip_name="ale-py")
         gym.register_envs(ale_py)
-        return seeded_env(gym.make(env_id, max_episode_steps=max_episode_steps), seed)
+        env = gym.make(env_id, max_episode_steps=max_episode_steps)
+        if name in FIRE_ON_LIFE_START:
+            env = fire_on_life_start(env)
+        return seeded_env(env, seed)
 
     return make_env
 

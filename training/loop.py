@@ -44,6 +44,22 @@ class TrainingResult:
     losses: list[float] = field(default_factory=list)  # training loss per optimizer step run in this process
     validation: dict[str, float] = field(default_factory=dict)
     tokens_per_second: float = 0.0
+    step_seconds: float = 0.0  # wall time of this process's optimizer steps (validation and checkpoints excluded)
+    data_wait_seconds: float = 0.0  # the part of it spent waiting for the next batch from the data loader
+
+    @property
+    def data_wait_fraction(self) -> float:
+        """Share of step time the accelerator sat idle waiting for data: near 0 means the loader keeps up."""
+        return self.data_wait_seconds / self.step_seconds if self.step_seconds else 0.0
+
+    def step_time_summary(self, steps: int) -> str:
+        """One line: mean step time and how it splits into data wait and compute."""
+        steps = max(steps, 1)
+        step_ms, wait_ms = 1000 * self.step_seconds / steps, 1000 * self.data_wait_seconds / steps
+        return (
+            f"step time {step_ms:.1f} ms = data wait {wait_ms:.1f} ms ({self.data_wait_fraction:.1%}) "
+            f"+ compute {step_ms - wait_ms:.1f} ms, mean over {steps} steps"
+        )
 
 
 def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
@@ -151,12 +167,16 @@ def train(
     )
     model.train()
     tokens_seen, clock = 0, time.perf_counter()
+    window_wait, window_compute, window_steps = 0.0, 0.0, 0  # data wait / step time / steps since the last log
     step = start_step
     steps_this_run = 0
     while step < config.max_steps:
+        step_start = time.perf_counter()
         step_loss = torch.zeros((), device=accelerator.device)
         for _ in range(config.gradient_accumulation_steps):
+            fetch_start = time.perf_counter()
             batch = next(batches)
+            window_wait += time.perf_counter() - fetch_start
             with accelerator.accumulate(model):
                 loss = model(**batch, use_cache=False).loss
                 accelerator.backward(loss)
@@ -170,7 +190,9 @@ def train(
             tokens_seen += int(batch["attention_mask"].sum())
         step += 1
         steps_this_run += 1
-        mean_loss = accelerator.reduce(step_loss, reduction="mean").item()
+        mean_loss = accelerator.reduce(step_loss, reduction="mean").item()  # .item() waits for the device
+        window_compute += time.perf_counter() - step_start
+        window_steps += 1
         result.losses.append(mean_loss)
         result.step = step
 
@@ -178,8 +200,14 @@ def train(
             elapsed = time.perf_counter() - clock
             tokens_per_second = accelerator.reduce(torch.tensor(float(tokens_seen), device=accelerator.device), "sum").item() / elapsed
             result.tokens_per_second = tokens_per_second
-            logs = {"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0], "train/tokens_per_s": tokens_per_second}
-            postfix = {"loss": f"{mean_loss:.3f}", "tok/s": f"{tokens_per_second:,.0f}"}
+            result.step_seconds += window_compute
+            result.data_wait_seconds += window_wait
+            data_wait = window_wait / window_compute if window_compute else 0.0
+            logs = {
+                "train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0], "train/tokens_per_s": tokens_per_second,
+                "train/step_ms": 1000 * window_compute / window_steps, "train/data_wait_fraction": data_wait,
+            }
+            postfix = {"loss": f"{mean_loss:.3f}", "tok/s": f"{tokens_per_second:,.0f}", "data wait": f"{data_wait:.0%}"}
             if peak is not None:
                 logs["train/mfu"] = tokens_per_second * flops_per_token / (peak * accelerator.num_processes)
                 postfix["mfu"] = f"{logs['train/mfu']:.1%}"
@@ -187,6 +215,7 @@ def train(
             if config.report_to != "none":
                 accelerator.log(logs, step=step)
             tokens_seen, clock = 0, time.perf_counter()
+            window_wait, window_compute, window_steps = 0.0, 0.0, 0
         if validation_datasets and (step % config.eval_steps == 0 or step == config.max_steps):
             result.validation = evaluate_loss(model, validation_datasets, collate_fn, config, accelerator)
             if config.report_to != "none":
@@ -200,6 +229,9 @@ def train(
         if stop_after_steps is not None and steps_this_run >= stop_after_steps:
             break
     progress.close()
+    result.step_seconds += window_compute  # the steps after the last log line
+    result.data_wait_seconds += window_wait
+    accelerator.print(result.step_time_summary(steps_this_run))
     if step >= config.max_steps and on_finish is not None:
         accelerator.wait_for_everyone()
         # Gathering the weights is collective under ZeRO-3: every process takes part, the main one writes.
