@@ -55,6 +55,9 @@ TEXT_SPLITS = ("text", "text_validation")
 _WORKER_TASKS: dict[str, Task] = {}
 
 
+GENERATION_FILE = "generation.json"  # in each task folder: the settings besides seed/count that shaped it
+
+
 @dataclass(frozen=True)
 class _Chunk:
     task: str
@@ -62,6 +65,7 @@ class _Chunk:
     start: int
     stop: int
     path: str
+    noise: float = 0.0
 
 
 @dataclass
@@ -88,7 +92,7 @@ def _record_chunk(chunk: _Chunk) -> tuple[str, int]:
     task = _WORKER_TASKS.get(chunk.task) or get_task(chunk.task)
     env = task.make_env(episode_seed(chunk.seed, f"{task.name}/env", chunk.start))
     try:
-        episodes = [record_task_episode(task, episode_seed(chunk.seed, task.name, index), env=env)
+        episodes = [record_task_episode(task, episode_seed(chunk.seed, task.name, index), env=env, noise=chunk.noise)
                     for index in range(chunk.start, chunk.stop)]
     finally:
         env.close()
@@ -96,19 +100,26 @@ def _record_chunk(chunk: _Chunk) -> tuple[str, int]:
     return chunk.task, chunk.stop - chunk.start
 
 
-def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: bool) -> bool:
+def stored_action_noise(path: Path) -> float:
+    """The action noise a finished task folder was recorded with (0 for folders older than the setting)."""
+    generation = path / GENERATION_FILE
+    return float(json.loads(generation.read_text()).get("action_noise", 0.0)) if generation.exists() else 0.0
+
+
+def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: bool, noise: float = 0.0) -> bool:
     """True when ``path`` holds exactly this generation of ``task``; False when it is absent."""
     if not (path / "state.json").exists():
         return False
     stored = load_from_disk(str(path))
-    if list(stored["seed"]) == expected_seeds(task.name, seed, episodes):
+    if list(stored["seed"]) == expected_seeds(task.name, seed, episodes) and stored_action_noise(path) == noise:
         return True
     if overwrite:
         shutil.rmtree(path)
         return False
     raise ValueError(
-        f"{path}: holds {len(stored)} episodes of {task.name!r} from another generation (seed or episode count "
-        f"differ from seed={seed}, episodes_per_task={episodes}); choose another --out or pass overwrite"
+        f"{path}: holds {len(stored)} episodes of {task.name!r} from another generation (seed, episode count or "
+        f"action noise {stored_action_noise(path)} differ from seed={seed}, episodes_per_task={episodes}, "
+        f"action_noise={noise}); choose another --out or pass overwrite"
     )
 
 
@@ -118,15 +129,21 @@ def _summary(task: Task, dataset: Dataset, status: str) -> TaskSummary:
                        float(returns.mean()) if len(returns) else math.nan, task.expert_return, task.random_return, status)
 
 
-def _task_card(path: Path, task: Task, dataset: Dataset, seed: int, command: str) -> None:
+def _task_card(path: Path, task: Task, dataset: Dataset, seed: int, command: str, noise: float = 0.0) -> None:
     summary = _summary(task, dataset, "")
+    noise_note = ""
+    if noise:
+        how = (f"Gaussian noise of standard deviation {noise} (in the spec's action units, clipped)"
+               if task.spec.action.kind == "continuous" else f"a uniformly random action with probability {noise}")
+        noise_note = (f" The environment executed the expert's action with {how}, while the recorded action is the "
+                      "expert's own (DART-style noise injection): returns are those of the noisy execution.")
     details = (
         f"Expert episodes of the built-in task `{task.name}` (domain `{task.domain}`), recorded with the suite's "
         f"expert policy: {summary.episodes} episodes, {summary.steps} steps, mean return {summary.mean_return:.2f} "
         f"(expert reference {task.expert_return:.2f}, random {task.random_return:.2f}). Episode `i` is reset with "
         f"`gato.episodes.episode_seed({seed}, {task.name!r}, i)`; horizon {task.max_episode_steps} steps. "
         "The task's spec (observation fields and action) is stored as JSON in `info.description` and read back "
-        "with `gato.episodes.spec_from_dataset`."
+        "with `gato.episodes.spec_from_dataset`." + noise_note
     )
     atari = "\n\nFrames are rendered from Atari 2600 ROMs shipped with `ale-py`; see their license." if task.domain == "atari" else ""
     write_card(path, build_card(
@@ -220,6 +237,7 @@ def generate(
     progress: bool = True,
     command: str | None = None,
     text_sources: Any = None,
+    action_noise: float = 0.0,
 ) -> tuple[DatasetDict, list[TaskSummary]]:
     """Generate (or resume) expert episodes of ``tasks`` into ``out``; see the module docstring.
 
@@ -231,6 +249,9 @@ def generate(
         captions: also write ``captions`` (this many scenes) and ``captions_validation`` (a tenth).
         text: also write ``text`` / ``text_validation`` from the offline corpus.
         overwrite: regenerate tasks whose folder holds another generation (else that is an error).
+        action_noise: execute the expert's actions with noise while recording the expert's own
+            (``gato.episodes.recorder.action_noise``: Gaussian std for continuous actions, the probability of a
+            random action for discrete ones); 0 = clean expert episodes.
 
     Returns:
         The ``DatasetDict`` of every finished folder in ``out`` and one :class:`TaskSummary` per task.
@@ -240,6 +261,10 @@ def generate(
     if workers < 1 or chunk_episodes < 1:
         raise ValueError(f"workers and chunk_episodes: expected ≥ 1, got {workers} and {chunk_episodes}")
     task_list = resolve_tasks(tasks) if isinstance(tasks, str) else list(tasks)
+    if not action_noise >= 0:
+        raise ValueError(f"action_noise: expected ≥ 0, got {action_noise}")
+    if action_noise > 1 and any(task.spec.action.kind == "discrete" for task in task_list):
+        raise ValueError(f"action_noise: discrete actions take a probability in [0, 1], got {action_noise}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
@@ -249,12 +274,14 @@ def generate(
     pending: dict[str, list[_Chunk]] = {}
     for task in task_list:
         _WORKER_TASKS[task.name] = task
-        if _finished_task(out / task.name, task, seed, episodes_per_task, overwrite):
+        if _finished_task(out / task.name, task, seed, episodes_per_task, overwrite, action_noise):
             status[task.name] = "skipped"
             continue
-        partial = out / PARTIAL_DIR / f"{task.name}-s{seed}-c{chunk_episodes}"
+        noise_tag = f"-n{action_noise:g}" if action_noise else ""
+        partial = out / PARTIAL_DIR / f"{task.name}-s{seed}-c{chunk_episodes}{noise_tag}"
         chunks = [_Chunk(task.name, seed, start, min(start + chunk_episodes, episodes_per_task),
-                         str(partial / f"chunk-{start:06d}-{min(start + chunk_episodes, episodes_per_task):06d}"))
+                         str(partial / f"chunk-{start:06d}-{min(start + chunk_episodes, episodes_per_task):06d}"),
+                         action_noise)
                   for start in range(0, episodes_per_task, chunk_episodes)]
         pending[task.name] = chunks
         done_before = [c for c in chunks if (Path(c.path) / "state.json").exists()]
@@ -269,10 +296,10 @@ def generate(
         bar.update(count)
         remaining[name] -= 1
         if remaining[name] == 0:
-            _finish_task(by_name[name], pending[name], out, seed, command)
+            _finish_task(by_name[name], pending[name], out, seed, command, action_noise)
 
     for name in [n for n, left in remaining.items() if left == 0]:  # all chunks were already on disk
-        _finish_task(by_name[name], pending[name], out, seed, command)
+        _finish_task(by_name[name], pending[name], out, seed, command, action_noise)
     try:
         if workers == 1:
             for chunk in todo:
@@ -302,9 +329,10 @@ def generate(
     return dataset_dict, summaries
 
 
-def _finish_task(task: Task, chunks: list[_Chunk], out: Path, seed: int, command: str) -> None:
+def _finish_task(task: Task, chunks: list[_Chunk], out: Path, seed: int, command: str, noise: float = 0.0) -> None:
     dataset = consolidate_shards([chunk.path for chunk in chunks], out / task.name)
-    _task_card(out / task.name, task, dataset, seed, command)
+    (out / task.name / GENERATION_FILE).write_text(json.dumps({"seed": seed, "action_noise": noise}) + "\n")
+    _task_card(out / task.name, task, dataset, seed, command, noise)
     shutil.rmtree(Path(chunks[0].path).parent, ignore_errors=True)
     partial_root = out / PARTIAL_DIR
     if partial_root.exists() and not any(partial_root.iterdir()):

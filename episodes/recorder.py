@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the suite is optional at import time; only its Task type is
     from gato.suite.registry import Task
 
 Policy = Callable[[Any], Any]
+NOISE_STREAM = 0x4E015E  # seeds action-noise generators apart from everything else seeded by an episode seed
 
 
 def episode_seed(seed: int, task_name: str, index: int) -> int:
@@ -87,6 +88,7 @@ def record_episode(
     to_episode_step: Callable[[Any], dict[str, Any]] | None = None,
     from_env_action: Callable[[Any], Any] | None = None,
     max_steps: int | None = None,
+    execute: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any]:
     """Run one episode and return it as an episode dict (unvalidated; the writer validates).
 
@@ -97,6 +99,10 @@ def record_episode(
             A policy with a ``reset()`` method has it called before the episode.
         seed: the ``env.reset`` seed (also seeds ``env.action_space`` for random policies).
         max_steps: cut the episode after this many actions (``terminated`` is then False).
+        execute: ``policy action -> executed action`` (environment formats). The environment steps with the
+            executed action while the episode records the policy's: noise injection in the style of DART
+            (Laskey et al. 2017, :func:`action_noise`), so that the data shows the expert recovering from
+            states it would not reach by itself. Default: execute the policy's action.
 
     Returns:
         ``{"task", "seed", "observations": {name: (T, *shape)}, "actions": (T, size), "rewards": (T,),
@@ -121,7 +127,7 @@ def record_episode(
         steps.append(to_episode_step(observation))
         env_action = policy(observation)
         actions.append(np.asarray(from_env_action(env_action)).reshape(spec.action.size))
-        observation, reward, terminated, truncated, _ = env.step(env_action)
+        observation, reward, terminated, truncated, _ = env.step(execute(env_action) if execute else env_action)
         rewards.append(float(reward))
         if terminated or truncated:
             break
@@ -139,14 +145,52 @@ def record_episode(
     }
 
 
-def record_task_episode(task: "Task", seed: int, env: Any | None = None) -> dict[str, Any]:
-    """One expert episode of a built-in :class:`~gato.suite.registry.Task` (builds ``env`` if not given)."""
+def action_noise(
+    spec: TaskSpec,
+    noise: float,
+    rng: np.random.Generator,
+    to_env_action: Callable[[Any], Any],
+    from_env_action: Callable[[Any], Any],
+) -> Callable[[Any], Any]:
+    """An ``execute`` perturbation for :func:`record_episode`: the expert's action with noise.
+
+    Continuous actions: Gaussian noise of standard deviation ``noise`` added in the spec's units (the
+    ``[low, high]`` range the spec bins, ``[-1, 1]`` for the suite), then clipped to that range. Discrete
+    actions: with probability ``noise`` every dimension is replaced by a uniformly random value.
+    """
+    if not noise >= 0 or (spec.action.kind == "discrete" and noise > 1):
+        expected = "a probability in [0, 1]" if spec.action.kind == "discrete" else "a standard deviation ≥ 0"
+        raise ValueError(f"action_noise: expected {expected} for {spec.action.kind} actions, got {noise}")
+    size = spec.action.size
+
+    def execute(env_action: Any) -> Any:
+        if spec.action.kind == "continuous":
+            value = np.asarray(from_env_action(env_action), dtype=np.float64).reshape(size)
+            noisy = np.clip(value + rng.normal(0.0, noise, size), spec.action.low, spec.action.high)
+            return to_env_action(noisy.astype(np.float32))
+        if rng.random() < noise:
+            return to_env_action(rng.integers(0, spec.action.num_values, size))
+        return env_action
+
+    return execute
+
+
+def record_task_episode(task: "Task", seed: int, env: Any | None = None, noise: float = 0.0) -> dict[str, Any]:
+    """One expert episode of a built-in :class:`~gato.suite.registry.Task` (builds ``env`` if not given).
+
+    ``noise`` > 0 executes the expert's actions with :func:`action_noise` (drawn from a generator seeded by
+    ``seed``, so the episode is still a function of its seed); the recorded actions stay the expert's.
+    """
     own_env = env is None
     env = task.make_env(seed) if own_env else env
+    execute = None
+    if noise:
+        rng = np.random.default_rng([seed, NOISE_STREAM])
+        execute = action_noise(task.spec, noise, rng, task.to_env_action, task.from_env_action)
     try:
         return record_episode(
             env, None, task.spec, seed=seed, make_policy=task.make_expert, to_episode_step=task.to_episode_step,
-            from_env_action=task.from_env_action, max_steps=task.max_episode_steps,
+            from_env_action=task.from_env_action, max_steps=task.max_episode_steps, execute=execute,
         )
     finally:
         if own_env:

@@ -33,6 +33,8 @@ from gato.modeling_gato.acting import (
     action_segment,
     as_segment,
     check_cache_implementation,
+    check_greedy_decoding,
+    choose_tokens,
     concat_segments,
     overflow_drops,
     segment_model_inputs,
@@ -77,6 +79,9 @@ class GatoAgent:
         compile: with the static cache, ``torch.compile`` the fixed-shape decode steps (``True``: CUDA graphs
             via ``mode="reduce-overhead"`` on CUDA, ``mode="default"`` elsewhere; or a transformers
             ``CompileConfig``). The first steps of the first episode pay for compiling.
+        continuous_decoding: greedy choice of a continuous action's bin: ``"median"`` (default) of the
+            predicted distribution or its ``"argmax"`` (``GatoForCausalLM.act``'s ``greedy_decoding``).
+            Discrete actions always take the argmax; sampling ignores it.
 
     Usage::
 
@@ -98,10 +103,15 @@ class GatoAgent:
         window_keep_fraction: float = DEFAULT_WINDOW_KEEP_FRACTION,
         cache_implementation: str = "dynamic",
         compile: bool | CompileConfig = False,
+        continuous_decoding: str = "median",
     ) -> None:
         if do_sample and not temperature > 0:
             raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
         check_cache_implementation(cache_implementation, compile)
+        check_greedy_decoding(continuous_decoding)
+        self.continuous_decoding = continuous_decoding
+        # Bins of a continuous action are ordered; a discrete action's ids are categories.
+        self.greedy_decoding = continuous_decoding if spec.action.kind == "continuous" else "argmax"
         self.cache_implementation = cache_implementation
         self.compile = compile
         self.model = model.eval()
@@ -185,6 +195,7 @@ class GatoAgent:
             window_keep_fraction=self.window_keep_fraction,
             cache_implementation=self.cache_implementation,
             compile=self.compile,
+            greedy_decoding=self.greedy_decoding,
         )
         self.context = output.context
         return output.action_tokens
@@ -260,7 +271,7 @@ class RecomputeGatoAgent(GatoAgent):
             window = concat_segments(past + chosen)
             hidden = self.model.model(**segment_model_inputs(window), use_cache=False).last_hidden_state[:, -1]
             logits, offset = self.model.action_logits(hidden, ranges[:, dim])
-            tokens.append(logits.argmax(dim=-1) + offset)
+            tokens.append(choose_tokens(logits, greedy_decoding=self.greedy_decoding) + offset)
         action_tokens = torch.stack(tokens, dim=1)
         self.step_segments.append(concat_segments([observation, action_segment(action_tokens, config)]))
         return action_tokens

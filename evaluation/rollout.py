@@ -184,6 +184,7 @@ def evaluate_task(
     temperature: float = 1.0,
     cache_implementation: str = "dynamic",
     compile: bool = False,
+    continuous_decoding: str = "median",
     progress: bool = True,
 ) -> TaskResult:
     """Evaluate ``model`` on one suite task: mean return ± std, expert-normalized score, success rate.
@@ -197,6 +198,8 @@ def evaluate_task(
         do_sample / temperature: sample actions instead of greedy decoding.
         cache_implementation / compile: the action API's KV cache (``"dynamic"`` or ``"static"``) and whether its
             static decode steps are ``torch.compile``d (``modeling_gato/acting.py``); same actions, other speed.
+        continuous_decoding: greedy choice of a continuous action's bin, ``"median"`` or ``"argmax"``
+            (:class:`~gato.evaluation.agent.GatoAgent`).
     """
     if prompt_tokens is None:
         prompt_tokens = int(processor.max_length * DEFAULT_PROMPT_FRACTION)
@@ -204,7 +207,7 @@ def evaluate_task(
         num_envs = 1
     agent = GatoAgent(
         model, processor, task.spec, to_episode_step=task.to_episode_step, do_sample=do_sample, temperature=temperature, seed=seed,
-        cache_implementation=cache_implementation, compile=compile,
+        cache_implementation=cache_implementation, compile=compile, continuous_decoding=continuous_decoding,
     )
     prompt = demonstration_prompt(task, processor, prompt_tokens, seed)
     used_prompt_tokens = int(processor.episode_step_lengths(prompt, task.spec).sum()) if prompt is not None else 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from gato.modeling_gato.acting import check_cache_implementation
+from gato.modeling_gato.acting import check_cache_implementation, check_greedy_decoding
 from gato.suite.registry import resolve_tasks
 
 from .report import SCHEMA_VERSION, write_results
@@ -39,6 +39,8 @@ class EvaluationConfig:
         do_sample / temperature: sample actions instead of greedy decoding.
         cache_implementation / compile: the action API's KV cache (``"dynamic"``, ``"static"``) and
             ``torch.compile`` of its static decode steps (the fast path for GPUs; same actions).
+        continuous_decoding: greedy choice of a continuous action's bin: ``"median"`` of the predicted
+            distribution (default) or ``"argmax"``.
         captions: caption this many rows of the held-out caption split of ``data`` (0 = skip).
         data: a ``gato data generate`` folder for the caption and text validation splits.
         text: compute the validation loss on ``data``'s text validation split when it has one.
@@ -58,6 +60,7 @@ class EvaluationConfig:
     temperature: float = 1.0
     cache_implementation: str = "dynamic"
     compile: bool = False
+    continuous_decoding: str = "median"
     captions: int = 0
     data: str | None = None
     text: bool = True
@@ -74,6 +77,7 @@ class EvaluationConfig:
         if self.captions and not self.data:
             raise ValueError("captions: the caption split comes from --data DIR (a `gato data generate` folder)")
         check_cache_implementation(self.cache_implementation, self.compile)
+        check_greedy_decoding(self.continuous_decoding)
         if not Path(self.model).is_dir():
             raise ValueError(f"model: {self.model} is not a folder (expected the output of `gato train`)")
 
@@ -136,7 +140,7 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
             model, processor, task, config.episodes, num_envs=config.num_envs, seed=config.seed,
             prompt_tokens=prompt_tokens, max_steps=config.max_steps, do_sample=config.do_sample,
             temperature=config.temperature, cache_implementation=config.cache_implementation, compile=config.compile,
-            progress=config.progress,
+            continuous_decoding=config.continuous_decoding, progress=config.progress,
         ).to_dict()
         for task in tasks
     ]

@@ -54,6 +54,8 @@ DEFAULT_WINDOW_KEEP_FRACTION = 0.5
 SEGMENT_KEYS = ("input_ids", "local_positions", "patch_mask", "patch_pixels", "patch_rows", "patch_cols")
 # The KV caches `act` can keep (transformers' `cache_implementation` names).
 CACHE_IMPLEMENTATIONS = ("dynamic", "static")
+# Deterministic choices of an action token from its distribution (`act(greedy_decoding=...)`).
+GREEDY_DECODINGS = ("argmax", "median")
 
 
 @dataclass
@@ -273,6 +275,35 @@ def embed_segment(model: torch.nn.Module, segment: Mapping[str, torch.Tensor]) -
     return model.embed_inputs(**segment_model_inputs(segment))
 
 
+def check_greedy_decoding(greedy_decoding: str) -> None:
+    if greedy_decoding not in GREEDY_DECODINGS:
+        raise ValueError(f"greedy_decoding must be one of {GREEDY_DECODINGS}, got {greedy_decoding!r}")
+
+
+def choose_tokens(
+    logits: torch.Tensor,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    greedy_decoding: str = "argmax",
+) -> torch.Tensor:
+    """One token per row of ``(B, n)`` restricted logits (illegal ids at ``-inf``) → ``(B,)`` indices into ``n``.
+
+    Sampling draws from ``softmax(logits / temperature)``. Greedy ``"argmax"`` takes the most likely token;
+    ``"median"`` the first token where the cumulative probability reaches one half. For the ordered bins of a
+    continuous value the median is the better point estimate: a model unsure between torques spread over
+    many bins and a clipped extreme (one bin holding all the saturated values) has its argmax at the
+    extreme even when most of its probability — and its median — sits elsewhere.
+    """
+    if do_sample:
+        probs = torch.softmax(logits / temperature, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    if greedy_decoding == "median":
+        cumulative = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
+        return (cumulative < 0.5).sum(dim=-1).clamp(max=logits.shape[-1] - 1)
+    return logits.argmax(dim=-1)
+
+
 def as_action_ranges(action_ranges: Any, batch_size: int, vocab_size: int) -> torch.Tensor:
     """``(A, 2)`` or ``(B, A, 2)`` legal ``[lo, hi)`` token ranges → ``(B, A, 2)`` long on the CPU, validated."""
     ranges = torch.as_tensor(np.asarray(action_ranges) if not torch.is_tensor(action_ranges) else action_ranges)
@@ -357,6 +388,7 @@ class GatoActingMixin:
         window_keep_fraction: float = DEFAULT_WINDOW_KEEP_FRACTION,
         cache_implementation: str = "dynamic",
         compile: bool | CompileConfig = False,
+        greedy_decoding: str = "argmax",
     ) -> GatoActionOutput:
         """Append one time step's observation to the context and choose its action tokens.
 
@@ -383,12 +415,16 @@ class GatoActingMixin:
                 ``torch.compile`` (:func:`acting_compile_config`), or a transformers ``CompileConfig`` to
                 choose the mode/backend. The first calls of each shape compile (seconds) and, on CUDA, record
                 the CUDA graphs.
+            greedy_decoding: without sampling, ``"argmax"`` (the most likely token) or ``"median"`` (the median
+                token of the predicted distribution over the legal range, :func:`choose_tokens`) — for actions
+                whose tokens are ordered bins of continuous values; categorical actions want ``"argmax"``.
 
         Returns:
             :class:`GatoActionOutput` with ``action_tokens`` ``(B, A)`` and the updated ``context``.
         """
         if do_sample and not temperature > 0:
             raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+        check_greedy_decoding(greedy_decoding)
         check_cache_implementation(cache_implementation, compile)
         config = self.config
         device = self.lm_head.weight.device
@@ -459,11 +495,7 @@ class GatoActingMixin:
                     hidden = self.model(**segment_model_inputs(previous), cache=context.cache, use_cache=True)
                     hidden = hidden.last_hidden_state[:, -1]
             logits, offset = self.action_logits(hidden, ranges[:, dim])
-            if do_sample:
-                probs = torch.softmax(logits / temperature, dim=-1)
-                choice = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-            else:
-                choice = logits.argmax(dim=-1)
+            choice = choose_tokens(logits, do_sample, temperature, generator, greedy_decoding)
             tokens.append(choice + offset)
         action_tokens = torch.stack(tokens, dim=1)
 
@@ -476,12 +508,15 @@ class GatoActingMixin:
 __all__ = [
     "CACHE_IMPLEMENTATIONS",
     "DEFAULT_WINDOW_KEEP_FRACTION",
+    "GREEDY_DECODINGS",
     "GatoActingMixin",
     "GatoActingContext",
     "GatoActionOutput",
     "acting_compile_config",
     "as_segment",
     "check_cache_implementation",
+    "check_greedy_decoding",
+    "choose_tokens",
     "concat_segments",
     "embed_segment",
     "overflow_drops",

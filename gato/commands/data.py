@@ -28,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     generate.add_argument("--captions", type=int, default=0, metavar="N",
                           help="also write N captioned scenes (captions) and N/10 held-out ones (captions_validation)")
     generate.add_argument("--text", action="store_true", help="also write the offline text corpus (text, text_validation)")
+    generate.add_argument("--action-noise", type=float, default=0.0, metavar="X",
+                          help="DART-style noise: execute the expert's action with Gaussian noise of std X (continuous "
+                               "actions, in [-1, 1] units) or a random action with probability X (discrete); the "
+                               "recorded action stays the expert's (default 0: clean episodes)")
     generate.add_argument("--overwrite", action="store_true", help="regenerate tasks whose folder holds another generation")
     generate.add_argument("--no-progress", action="store_true", help="no progress bar")
     generate.set_defaults(handler=generate_command)
@@ -65,12 +69,14 @@ def generate_command(args: argparse.Namespace) -> int:
             "--tasks", args.tasks, "--episodes-per-task", str(args.episodes_per_task), "--out", args.out,
             "--seed", str(args.seed), "--workers", str(args.workers),
             *(["--captions", str(args.captions)] if args.captions else []), *(["--text"] if args.text else []),
+            *(["--action-noise", f"{args.action_noise:g}"] if args.action_noise else []),
         ]
     )
     try:
         dataset_dict, summaries = generate(
             args.tasks, args.episodes_per_task, args.out, seed=args.seed, workers=args.workers, captions=args.captions,
             text=args.text, overwrite=args.overwrite, progress=not args.no_progress, command=command,
+            action_noise=args.action_noise,
         )
     except (KeyError, ValueError) as error:
         print(f"gato data generate: {error.args[0] if error.args else error}", file=sys.stderr)

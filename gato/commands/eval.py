@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="prompt demonstration length in tokens (default: as in training; 0 = none)")
     parser.add_argument("--max-steps", type=int, default=None, help="cut episodes after this many steps")
     parser.add_argument("--temperature", type=float, default=None, help="sample actions at this temperature (default: greedy)")
+    parser.add_argument("--continuous-decoding", default="median", choices=["median", "argmax"],
+                        help="greedy choice of a continuous action's bin: the median of the predicted distribution "
+                             "(default) or its most likely bin")
     parser.add_argument("--cache-implementation", default="dynamic", choices=["dynamic", "static"],
                         help="the action API's KV cache (static: the fast path for GPUs; same actions)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the static cache's decode steps (CUDA graphs on a GPU)")
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, tasks=args.tasks, episodes=args.episodes, output_dir=args.output_dir, num_envs=args.num_envs,
         seed=args.seed, prompt_tokens=args.prompt_tokens, max_steps=args.max_steps,
         do_sample=args.temperature is not None, temperature=args.temperature or 1.0,
-        cache_implementation=args.cache_implementation, compile=args.compile, captions=args.captions,
+        cache_implementation=args.cache_implementation, compile=args.compile,
+        continuous_decoding=args.continuous_decoding, captions=args.captions,
         data=args.data, text=args.text, threads=args.threads, progress=args.progress,
     )
     try:

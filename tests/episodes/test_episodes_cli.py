@@ -41,3 +41,16 @@ def test_data_generate_writes_a_dataset_dict_and_prints_the_table(tmp_path, caps
 def test_data_generate_unknown_task_exits_2(tmp_path, capsys):
     assert main(["data", "generate", "--tasks", "no_such_task", "--episodes-per-task", "1", "--out", str(tmp_path)]) == 2
     assert "no_such_task" in capsys.readouterr().err
+
+
+def test_data_generate_action_noise_reaches_the_recorder_and_bad_values_exit_2(tmp_path, capsys):
+    common = ["data", "generate", "--tasks", "pendulum", "--episodes-per-task", "1", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "clean")]) == 0
+    assert main([*common, "--out", str(tmp_path / "noisy"), "--action-noise", "0.5"]) == 0
+    clean, noisy = (datasets.load_from_disk(str(tmp_path / name))["pendulum"] for name in ("clean", "noisy"))
+    assert clean["seed"] == noisy["seed"]  # same episodes' resets, other executed actions
+    assert clean[0]["episode_return"] != noisy[0]["episode_return"]
+    assert "--action-noise 0.5" in (tmp_path / "noisy" / "pendulum" / "README.md").read_text()
+    capsys.readouterr()
+    assert main([*common, "--tasks", "cartpole", "--out", str(tmp_path / "bad"), "--action-noise", "3"]) == 2
+    assert "action_noise" in capsys.readouterr().err

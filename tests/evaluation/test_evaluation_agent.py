@@ -56,14 +56,16 @@ def test_continuous_task_runs_past_the_context_window_with_legal_actions():
     assert all(space.contains(np.asarray(action, dtype=np.float32)) for action in taken)
 
 
-@pytest.mark.parametrize("cache_implementation", ["dynamic", "static"])
-def test_cached_greedy_actions_equal_full_recompute_greedy_actions_with_a_prompt_and_overflow(cache_implementation):
+@pytest.mark.parametrize("cache_implementation,continuous_decoding", [("dynamic", "median"), ("static", "median"), ("dynamic", "argmax")])
+def test_cached_greedy_actions_equal_full_recompute_greedy_actions_with_a_prompt_and_overflow(cache_implementation, continuous_decoding):
     model, processor = tiny(context=40, seed=3)
     task = get_task("pendulum")
     prompt = demonstration_prompt(task, processor, prompt_tokens=10, seed=0)
     assert prompt is not None and len(prompt["actions"]) == 2  # whole steps of 5 tokens, from the end
-    cached = GatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step, cache_implementation=cache_implementation)
-    naive = RecomputeGatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step)
+    cached = GatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step, cache_implementation=cache_implementation,
+                       continuous_decoding=continuous_decoding)
+    naive = RecomputeGatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step,
+                               continuous_decoding=continuous_decoding)
     env = make_vector_env(task, 2, seed=5)
     observation, _ = env.reset(seed=[5, 6])
     cached.reset(prompt=prompt, num_envs=2)
@@ -76,6 +78,23 @@ def test_cached_greedy_actions_equal_full_recompute_greedy_actions_with_a_prompt
         observation, *_ = env.step(np.stack([task.to_env_action(a) for a in actions]))
     env.close()
     assert cached.num_reprefills > 0
+
+
+def test_continuous_actions_default_to_the_median_bin_and_discrete_ones_to_the_argmax():
+    model, processor = tiny(seed=2)
+    pendulum, cartpole = get_task("pendulum"), get_task("cartpole")
+    assert GatoAgent(model, processor, pendulum.spec).greedy_decoding == "median"
+    assert GatoAgent(model, processor, cartpole.spec, continuous_decoding="median").greedy_decoding == "argmax"
+    median = GatoAgent(model, processor, pendulum.spec, to_episode_step=pendulum.to_episode_step)
+    argmax = GatoAgent(model, processor, pendulum.spec, to_episode_step=pendulum.to_episode_step, continuous_decoding="argmax")
+    observation, _ = pendulum.make_env(0).reset(seed=4)
+    median.reset(num_envs=1)
+    argmax.reset(num_envs=1)
+    tokens = median.observation_tokens([observation])
+    # a random model spreads its probability over the bins: the median bin is not the most likely one
+    assert not torch.equal(median.act_tokens(tokens), argmax.act_tokens(tokens))
+    with pytest.raises(ValueError, match="greedy_decoding"):
+        GatoAgent(model, processor, pendulum.spec, continuous_decoding="mean")
 
 
 def test_vector_env_waves_give_the_same_episodes_as_one_env_at_a_time():

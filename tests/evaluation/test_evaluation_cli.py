@@ -104,3 +104,17 @@ def test_gato_eval_static_cache_plays_the_same_episodes_and_bad_combinations_are
     capsys.readouterr()
     assert main([*common, "--output-dir", str(tmp_path / "bad"), "--compile"]) == 2
     assert "compile" in capsys.readouterr().err
+
+
+def test_gato_eval_continuous_decoding_changes_continuous_actions_only(tiny_model_dir, tmp_path):
+    common = ["eval", "--model", tiny_model_dir, "--episodes", "2", "--num-envs", "2", "--max-steps", "30",
+              "--no-text", "--threads", "1", "--no-progress"]
+    results = {}
+    for decoding in ("median", "argmax"):
+        for task in ("pendulum", "cartpole"):
+            out = tmp_path / f"{task}-{decoding}"
+            assert main([*common, "--tasks", task, "--output-dir", str(out), "--continuous-decoding", decoding]) == 0
+            results[task, decoding] = json.loads((out / "eval_results.json").read_text())
+    assert results["pendulum", "median"]["settings"]["continuous_decoding"] == "median"
+    assert results["pendulum", "median"]["tasks"][0]["returns"] != results["pendulum", "argmax"]["tasks"][0]["returns"]
+    assert results["cartpole", "median"]["tasks"][0]["returns"] == results["cartpole", "argmax"]["tasks"][0]["returns"]

@@ -233,3 +233,19 @@ def test_default_rule_re_prefills_rarely_once_the_window_is_full():
     assert counts[1.0] == 6  # steps 4…9 each overflow 3 · 13 = 39 tokens
     # Steps 4 and 7: the overflow keeps only the new step (13 ≤ 20 tokens), then two more steps fit.
     assert counts[DEFAULT_WINDOW_KEEP_FRACTION] == 2
+
+
+def test_median_decoding_picks_the_middle_of_the_mass_not_the_heaviest_bin():
+    from gato.modeling_gato.acting import choose_tokens
+
+    # 40% on the last bin (a clipped extreme), 60% spread evenly over bins 0..5: the argmax is the extreme,
+    # the median sits in the spread (cumulative 0.5 is reached at bin 4: 5 × 0.1 = 0.5)
+    probs = torch.tensor([[0.1] * 6 + [0.0] * 3 + [0.4]])
+    logits = probs.clamp_min(1e-12).log()
+    assert choose_tokens(logits).item() == 9
+    assert choose_tokens(logits, greedy_decoding="median").item() == 4
+    # a peaked distribution: both agree; illegal (-inf) ids are never chosen
+    peaked = torch.tensor([[float("-inf"), 0.0, 5.0, 0.0, float("-inf")]])
+    assert choose_tokens(peaked).item() == choose_tokens(peaked, greedy_decoding="median").item() == 2
+    edge = torch.tensor([[float("-inf"), float("-inf"), 3.0]])
+    assert choose_tokens(edge, greedy_decoding="median").item() == 2

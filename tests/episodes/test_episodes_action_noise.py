@@ -1,0 +1,65 @@
+"""DART-style action noise: the environment executes a perturbed action, the episode records the expert's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cartpole_task import make_cartpole_task
+
+from gato.episodes.generate import generate
+from gato.episodes.recorder import action_noise, record_task_episode
+from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.suite.registry import get_task
+
+CONTINUOUS = TaskSpec("c", (ObservationField("x", "continuous", (1,)),), ActionSpec("continuous", size=2))
+DISCRETE = TaskSpec("d", (ObservationField("x", "continuous", (1,)),), ActionSpec("discrete", size=1, num_values=5))
+identity = lambda action: np.asarray(action)  # noqa: E731
+
+
+def test_continuous_noise_is_gaussian_in_spec_units_and_clipped():
+    execute = action_noise(CONTINUOUS, 0.2, np.random.default_rng(0), identity, identity)
+    executed = np.stack([execute(np.array([0.0, 0.95], np.float32)) for _ in range(4000)])
+    assert abs(executed[:, 0].mean()) < 0.02 and abs(executed[:, 0].std() - 0.2) < 0.02
+    assert executed.max() <= 1.0 and executed.min() >= -1.0  # the second dimension is clipped at the bound
+    assert (executed[:, 1] == 1.0).mean() > 0.3
+
+
+def test_discrete_noise_replaces_the_action_with_the_given_probability():
+    execute = action_noise(DISCRETE, 0.25, np.random.default_rng(0), identity, identity)
+    executed = np.array([int(np.asarray(execute(np.array([2]))).ravel()[0]) for _ in range(4000)])
+    changed = (executed != 2).mean()
+    assert abs(changed - 0.25 * 4 / 5) < 0.03  # a random replacement is the same value 1 time in 5
+    assert set(np.unique(executed)) == set(range(5))
+
+
+@pytest.mark.parametrize("spec,noise", [(CONTINUOUS, -0.1), (DISCRETE, 1.5), (CONTINUOUS, float("nan"))])
+def test_bad_noise_is_refused_with_the_field_name(spec, noise):
+    with pytest.raises(ValueError, match="action_noise"):
+        action_noise(spec, noise, np.random.default_rng(0), identity, identity)
+
+
+def test_noisy_episode_records_expert_labels_of_the_states_the_noise_led_to():
+    task = get_task("pendulum")
+    clean = record_task_episode(task, seed=3)
+    noisy = record_task_episode(task, seed=3, noise=0.5)
+    again = record_task_episode(task, seed=3, noise=0.5)
+    np.testing.assert_array_equal(noisy["actions"], again["actions"])  # still a function of the seed
+    assert not np.allclose(noisy["observations"]["state"], clean["observations"]["state"])
+    # every recorded action is the expert's choice in the state it was recorded with
+    env = task.make_env(0)
+    env.reset(seed=3)
+    expert = task.make_expert(env)
+    for state, action in zip(noisy["observations"]["state"][:50], noisy["actions"][:50]):
+        np.testing.assert_allclose(task.from_env_action(expert(state)), action, atol=1e-6)
+
+
+def test_generate_records_the_noise_and_refuses_to_mix_generations(tmp_path):
+    tasks = [make_cartpole_task("test_cart_noise", max_episode_steps=20)]
+    noisy, _ = generate(tasks, 2, tmp_path, seed=0, progress=False, action_noise=0.3)
+    assert "uniformly random action with probability 0.3" in (tmp_path / "test_cart_noise" / "README.md").read_text()
+    with pytest.raises(ValueError, match="another generation"):
+        generate(tasks, 2, tmp_path, seed=0, progress=False)  # same seeds, clean: not the data on disk
+    clean, _ = generate(tasks, 2, tmp_path / "clean", seed=0, progress=False)
+    assert list(clean["test_cart_noise"]["seed"]) == list(noisy["test_cart_noise"]["seed"])
+    with pytest.raises(ValueError, match="probability"):
+        generate(tasks, 2, tmp_path / "bad", seed=0, progress=False, action_noise=2.0)
