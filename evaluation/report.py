@@ -84,6 +84,11 @@ def markdown_report(results: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def score_plot_title(results: Mapping[str, Any]) -> str:
+    """The model folder's name (not its path: the plot travels with the model card) and the episode count."""
+    return f"{Path(str(results['model'])).name}: {results['episodes_per_task']} episodes per task"
+
+
 def bar_chart(results: Mapping[str, Any], path: str | Path) -> Path | None:
     """PNG bar chart of the normalized score per task (tasks without a score are left out), with the 50% line."""
     import matplotlib
@@ -105,7 +110,7 @@ def bar_chart(results: Mapping[str, Any], path: str | Path) -> Path | None:
     axes.axhline(0, color="black", linewidth=0.8)
     axes.set_xticks(range(len(names)), names, rotation=45, ha="right")
     axes.set_ylabel("expert-normalized score (%)")
-    axes.set_title(f"{results['model']}: {results['episodes_per_task']} episodes per task")
+    axes.set_title(score_plot_title(results))
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette(i % 10)) for i in range(len(domains))]
     axes.legend(handles + axes.get_legend_handles_labels()[0][:1], domains + ["50% of expert"], fontsize=8)
     figure.tight_layout()

@@ -60,3 +60,10 @@ def test_domain_summaries_group_by_domain():
 def test_mismatched_shapes_are_refused_naming_the_arguments():
     with pytest.raises(ValueError, match="expert_returns"):
         normalized_scores([1.0, 2.0], [1.0], [0.0])
+
+
+def test_the_score_plot_names_the_model_folder_without_the_machine_path():
+    from gato.evaluation.report import score_plot_title
+
+    title = score_plot_title({"model": "/home/someone/runs/multitask", "episodes_per_task": 20})
+    assert title == "multitask: 20 episodes per task"
