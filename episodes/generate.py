@@ -42,7 +42,7 @@ from gato.suite.registry import Task, get_task, resolve_tasks
 
 from .cards import CAPTION_TASK_CATEGORIES, EPISODE_TASK_CATEGORIES, TEXT_TASK_CATEGORIES, build_card, write_card
 from .captions import HELD_OUT_PAIRS, build_captions_dataset
-from .recorder import episode_seed, record_task_episode
+from .recorder import check_action_noise, episode_seed, record_task_episode
 from .writer import _save_atomically, consolidate_shards, write_shard
 
 DEFAULT_CHUNK_EPISODES = 8
@@ -261,10 +261,8 @@ def generate(
     if workers < 1 or chunk_episodes < 1:
         raise ValueError(f"workers and chunk_episodes: expected ≥ 1, got {workers} and {chunk_episodes}")
     task_list = resolve_tasks(tasks) if isinstance(tasks, str) else list(tasks)
-    if not action_noise >= 0:
-        raise ValueError(f"action_noise: expected ≥ 0, got {action_noise}")
-    if action_noise > 1 and any(task.spec.action.kind == "discrete" for task in task_list):
-        raise ValueError(f"action_noise: discrete actions take a probability in [0, 1], got {action_noise}")
+    for task in task_list:  # before any work: a bad value would otherwise fail inside a worker
+        check_action_noise(task.spec, action_noise)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)

@@ -145,6 +145,13 @@ def record_episode(
     }
 
 
+def check_action_noise(spec: TaskSpec, noise: float) -> None:
+    """``noise`` must be a standard deviation ≥ 0 (continuous actions) or a probability in [0, 1] (discrete)."""
+    if not noise >= 0 or (spec.action.kind == "discrete" and noise > 1):
+        expected = "a probability in [0, 1]" if spec.action.kind == "discrete" else "a standard deviation ≥ 0"
+        raise ValueError(f"action_noise: expected {expected} for {spec.action.kind} actions, got {noise}")
+
+
 def action_noise(
     spec: TaskSpec,
     noise: float,
@@ -158,9 +165,7 @@ def action_noise(
     ``[low, high]`` range the spec bins, ``[-1, 1]`` for the suite), then clipped to that range. Discrete
     actions: with probability ``noise`` every dimension is replaced by a uniformly random value.
     """
-    if not noise >= 0 or (spec.action.kind == "discrete" and noise > 1):
-        expected = "a probability in [0, 1]" if spec.action.kind == "discrete" else "a standard deviation ≥ 0"
-        raise ValueError(f"action_noise: expected {expected} for {spec.action.kind} actions, got {noise}")
+    check_action_noise(spec, noise)
     size = spec.action.size
 
     def execute(env_action: Any) -> Any:
