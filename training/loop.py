@@ -167,7 +167,7 @@ def train(
     )
     model.train()
     tokens_seen, clock = 0, time.perf_counter()
-    window_wait, window_compute, window_steps = 0.0, 0.0, 0  # data wait / step time / steps since the last log
+    window_wait, window_time, window_steps = 0.0, 0.0, 0  # data wait / whole step time / steps since the last log
     step = start_step
     steps_this_run = 0
     while step < config.max_steps:
@@ -191,7 +191,7 @@ def train(
         step += 1
         steps_this_run += 1
         mean_loss = accelerator.reduce(step_loss, reduction="mean").item()  # .item() waits for the device
-        window_compute += time.perf_counter() - step_start
+        window_time += time.perf_counter() - step_start
         window_steps += 1
         result.losses.append(mean_loss)
         result.step = step
@@ -200,12 +200,12 @@ def train(
             elapsed = time.perf_counter() - clock
             tokens_per_second = accelerator.reduce(torch.tensor(float(tokens_seen), device=accelerator.device), "sum").item() / elapsed
             result.tokens_per_second = tokens_per_second
-            result.step_seconds += window_compute
+            result.step_seconds += window_time
             result.data_wait_seconds += window_wait
-            data_wait = window_wait / window_compute if window_compute else 0.0
+            data_wait = window_wait / window_time if window_time else 0.0
             logs = {
                 "train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0], "train/tokens_per_s": tokens_per_second,
-                "train/step_ms": 1000 * window_compute / window_steps, "train/data_wait_fraction": data_wait,
+                "train/step_ms": 1000 * window_time / window_steps, "train/data_wait_fraction": data_wait,
             }
             postfix = {"loss": f"{mean_loss:.3f}", "tok/s": f"{tokens_per_second:,.0f}", "data wait": f"{data_wait:.0%}"}
             if peak is not None:
@@ -215,7 +215,7 @@ def train(
             if config.report_to != "none":
                 accelerator.log(logs, step=step)
             tokens_seen, clock = 0, time.perf_counter()
-            window_wait, window_compute, window_steps = 0.0, 0.0, 0
+            window_wait, window_time, window_steps = 0.0, 0.0, 0
         if validation_datasets and (step % config.eval_steps == 0 or step == config.max_steps):
             result.validation = evaluate_loss(model, validation_datasets, collate_fn, config, accelerator)
             if config.report_to != "none":
@@ -229,7 +229,7 @@ def train(
         if stop_after_steps is not None and steps_this_run >= stop_after_steps:
             break
     progress.close()
-    result.step_seconds += window_compute  # the steps after the last log line
+    result.step_seconds += window_time  # the steps after the last log line
     result.data_wait_seconds += window_wait
     accelerator.print(result.step_time_summary(steps_this_run))
     if step >= config.max_steps and on_finish is not None:
