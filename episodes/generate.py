@@ -133,8 +133,10 @@ def _task_card(path: Path, task: Task, dataset: Dataset, seed: int, command: str
     summary = _summary(task, dataset, "")
     noise_note = ""
     if noise:
+        choices = task.extra.get("noise_actions")
+        among = "" if choices is None else f" (one of {', '.join(map(str, choices))})"
         how = (f"Gaussian noise of standard deviation {noise} (in the spec's action units, clipped)"
-               if task.spec.action.kind == "continuous" else f"a uniformly random action with probability {noise}")
+               if task.spec.action.kind == "continuous" else f"a uniformly random action{among} with probability {noise}")
         noise_note = (f" The environment executed the expert's action with {how}, while the recorded action is the "
                       "expert's own (DART-style noise injection): returns are those of the noisy execution.")
     details = (

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -96,7 +96,10 @@ def record_episode(
         env: a gymnasium environment (``reset(seed=)`` / ``step``).
         policy: ``observation -> action``; or None with ``make_policy(env) -> policy``, built after
             ``reset`` (experts that read the environment's state, such as BabyAI's bot, need that).
-            A policy with a ``reset()`` method has it called before the episode.
+            A policy with a ``reset()`` method has it called before the episode; one with an
+            ``executed(action)`` method is told, after each step, the action the environment executed
+            (differs from its own under ``execute``: experts that keep a plan, such as BabyAI's bot, replan
+            from what really happened).
         seed: the ``env.reset`` seed (also seeds ``env.action_space`` for random policies).
         max_steps: cut the episode after this many actions (``terminated`` is then False).
         execute: ``policy action -> executed action`` (environment formats). The environment steps with the
@@ -127,7 +130,10 @@ def record_episode(
         steps.append(to_episode_step(observation))
         env_action = policy(observation)
         actions.append(np.asarray(from_env_action(env_action)).reshape(spec.action.size))
-        observation, reward, terminated, truncated, _ = env.step(execute(env_action) if execute else env_action)
+        executed = execute(env_action) if execute else env_action
+        observation, reward, terminated, truncated, _ = env.step(executed)
+        if callable(getattr(policy, "executed", None)):
+            policy.executed(executed)
         rewards.append(float(reward))
         if terminated or truncated:
             break
@@ -158,15 +164,22 @@ def action_noise(
     rng: np.random.Generator,
     to_env_action: Callable[[Any], Any],
     from_env_action: Callable[[Any], Any],
+    choices: Sequence[int] | None = None,
 ) -> Callable[[Any], Any]:
     """An ``execute`` perturbation for :func:`record_episode`: the expert's action with noise.
 
     Continuous actions: Gaussian noise of standard deviation ``noise`` added in the spec's units (the
     ``[low, high]`` range the spec bins, ``[-1, 1]`` for the suite), then clipped to that range. Discrete
-    actions: with probability ``noise`` every dimension is replaced by a uniformly random value.
+    actions: with probability ``noise`` every dimension is replaced by a value drawn uniformly from
+    ``choices`` (default: all ``num_values``; a task narrows it where a random action would leave a state
+    its expert cannot go on from, e.g. BabyAI's toggle opening a box).
     """
     check_action_noise(spec, noise)
     size = spec.action.size
+    values = np.arange(spec.action.num_values) if choices is None else np.asarray(choices, dtype=np.int64)
+    if spec.action.kind == "discrete" and (values.size == 0 or values.min() < 0 or values.max() >= spec.action.num_values):
+        raise ValueError(f"action_noise: choices must be non-empty values in [0, {spec.action.num_values}), "
+                         f"got {list(values)}")
 
     def execute(env_action: Any) -> Any:
         if spec.action.kind == "continuous":
@@ -174,7 +187,7 @@ def action_noise(
             noisy = np.clip(value + rng.normal(0.0, noise, size), spec.action.low, spec.action.high)
             return to_env_action(noisy.astype(np.float32))
         if rng.random() < noise:
-            return to_env_action(rng.integers(0, spec.action.num_values, size))
+            return to_env_action(values[rng.integers(0, values.size, size)])
         return env_action
 
     return execute
@@ -191,7 +204,8 @@ def record_task_episode(task: "Task", seed: int, env: Any | None = None, noise: 
     execute = None
     if noise:
         rng = np.random.default_rng([seed, NOISE_STREAM])
-        execute = action_noise(task.spec, noise, rng, task.to_env_action, task.from_env_action)
+        execute = action_noise(task.spec, noise, rng, task.to_env_action, task.from_env_action,
+                               choices=task.extra.get("noise_actions"))
     try:
         return record_episode(
             env, None, task.spec, seed=seed, make_policy=task.make_expert, to_episode_step=task.to_episode_step,

@@ -47,6 +47,10 @@ GRID_VALUES = 11
 NUM_DIRECTIONS = 4
 NUM_ACTIONS = 7
 TILE_SIZE = PATCH_SIZE  # pixels per rendered cell: one patch per cell
+# The actions noise-injected recording (``--action-noise``) executes at random: turning and moving, which
+# the bot replans around. Not pickup/drop/toggle: a random toggle opens a box (it vanishes), after which
+# the bot gives up (DisappearedBoxError); the drift that matters for imitation is the agent's pose.
+NOISE_ACTIONS = (0, 1, 2)  # left, right, forward
 FRAME_SHAPE = (GRID_SHAPE[0] * TILE_SIZE, GRID_SHAPE[1] * TILE_SIZE, 3)
 
 # task name → (BabyAI level id, max_episode_steps = the level's own max_steps)
@@ -105,23 +109,41 @@ def _make_env_factory(name: str, level: str, max_episode_steps: int, rgb: bool) 
     return make_env
 
 
-def babyai_expert(env: Any) -> Policy:
+class BabyAIBotPolicy:
     """The BabyAI bot (``minigrid.utils.baby_ai_bot.BabyAIBot``), rebuilt at each episode's first step.
 
     The bot plans from the environment's internal state (the mission's instruction tree and the grid),
     not from the observation; it must be built after ``reset``, so it is built lazily on the first
     call of an episode (``step_count == 0``), which also makes one policy reusable across episodes.
+
+    The bot keeps a stack of subgoals and assumes its suggestion was taken unless told otherwise: when the
+    environment executes another action (noise-injected recording, ``gato data generate --action-noise``),
+    :meth:`executed` passes that action to the next ``replan``, which undoes or replans around it (a
+    PickupSubgoal would otherwise count an object as picked up that never was).
     """
-    bot_module = require("minigrid.utils.baby_ai_bot", task="babyai")
-    level = env.unwrapped
-    state: dict[str, Any] = {"bot": None}
 
-    def policy(observation: Any) -> int:
-        if state["bot"] is None or level.step_count == 0:
-            state["bot"] = bot_module.BabyAIBot(env)
-        return int(state["bot"].replan())
+    def __init__(self, env: Any) -> None:
+        self._bot_module = require("minigrid.utils.baby_ai_bot", task="babyai")
+        self._env = env
+        self._bot: Any = None
+        self._suggested: int | None = None
+        self._taken: int | None = None  # the executed action when it differs from the suggestion
 
-    return policy
+    def __call__(self, observation: Any) -> int:
+        if self._bot is None or self._env.unwrapped.step_count == 0:
+            self._bot, self._taken = self._bot_module.BabyAIBot(self._env), None
+        self._suggested = int(self._bot.replan(self._taken))
+        self._taken = None
+        return self._suggested
+
+    def executed(self, action: Any) -> None:
+        action = int(action)
+        self._taken = None if action == self._suggested else action
+
+
+def babyai_expert(env: Any) -> Policy:
+    """The BabyAI bot as a policy for ``env`` (:class:`BabyAIBotPolicy`)."""
+    return BabyAIBotPolicy(env)
 
 
 def to_episode_step(observation: dict[str, Any]) -> dict[str, Any]:
@@ -170,7 +192,7 @@ def _register(name: str, level: str, max_episode_steps: int, rgb: bool = False) 
             expert_return=expert_return,
             random_return=random_return,
             max_episode_steps=max_episode_steps,
-            extra={"env_id": level, "has_success": True},
+            extra={"env_id": level, "has_success": True, "noise_actions": NOISE_ACTIONS},
         )
     )
 

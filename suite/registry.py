@@ -82,7 +82,8 @@ class Task:
         expert_return / random_return: measured mean episode returns (docs/SUITE.md says how many
             episodes) used for expert-normalized scores; NaN when not measured yet.
         max_episode_steps: the horizon used when generating and evaluating.
-        extra: free-form metadata (``has_success``, the environment id, …).
+        extra: free-form metadata (``has_success``, the environment id, …; ``noise_actions``: the discrete
+            actions that noise-injected recording may execute at random, when not all of them).
     """
 
     spec: TaskSpec

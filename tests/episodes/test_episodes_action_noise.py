@@ -7,7 +7,7 @@ import pytest
 from cartpole_task import make_cartpole_task
 
 from gato.episodes.generate import generate
-from gato.episodes.recorder import action_noise, record_task_episode
+from gato.episodes.recorder import action_noise, record_episode, record_task_episode
 from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.suite.registry import get_task
 
@@ -63,3 +63,58 @@ def test_generate_records_the_noise_and_refuses_to_mix_generations(tmp_path):
     assert list(clean["test_cart_noise"]["seed"]) == list(noisy["test_cart_noise"]["seed"])
     with pytest.raises(ValueError, match="probability"):
         generate(tasks, 2, tmp_path / "bad", seed=0, progress=False, action_noise=2.0)
+
+
+def test_discrete_noise_draws_only_from_the_given_choices():
+    execute = action_noise(DISCRETE, 1.0, np.random.default_rng(0), identity, identity, choices=(0, 3))
+    executed = {int(np.asarray(execute(np.array([2]))).ravel()[0]) for _ in range(400)}
+    assert executed == {0, 3}
+    with pytest.raises(ValueError, match=r"choices must be non-empty values in \[0, 5\)"):
+        action_noise(DISCRETE, 0.5, np.random.default_rng(0), identity, identity, choices=(1, 5))
+
+
+class _CountingEnv:
+    """A one-number environment: the state is the sum of the executed actions; 6 steps an episode."""
+
+    def reset(self, seed=None):
+        self.state, self.t = 0, 0
+        return np.array([0.0]), {}
+
+    def step(self, action):
+        self.state, self.t = self.state + int(action), self.t + 1
+        return np.array([float(self.state)]), 0.0, self.t >= 6, False, {}
+
+
+class _ToldPolicy:
+    """Always suggests 1; records what it is told was executed."""
+
+    def __init__(self):
+        self.told = []
+
+    def __call__(self, observation):
+        return 1
+
+    def executed(self, action):
+        self.told.append(int(action))
+
+
+def test_a_policy_is_told_the_action_the_environment_executed():
+    policy = _ToldPolicy()
+    always_four = lambda action: 4  # noqa: E731
+    episode = record_episode(_CountingEnv(), policy, DISCRETE, seed=0, execute=always_four)
+    assert policy.told == [4] * 6  # the executed action, not the policy's own
+    assert episode["actions"].ravel().tolist() == [1] * 6  # the record keeps the policy's
+    assert episode["observations"]["x"].ravel().tolist() == [0, 4, 8, 12, 16, 20]
+
+
+def test_babyai_bot_replans_around_noisy_moves_and_still_succeeds():
+    task = get_task("babyai_pickup_loc")
+    assert task.extra["noise_actions"] == (0, 1, 2)  # turn/forward only: a random toggle can destroy a box
+    detours = 0
+    for seed in range(12):
+        clean = record_task_episode(task, seed=seed)
+        noisy = record_task_episode(task, seed=seed, noise=0.5)
+        assert noisy["terminated"] and noisy["rewards"][-1] > 0  # the bot still completes the mission
+        assert noisy["actions"][-1].item() == 3  # ends with the pickup the bot planned after the detours
+        detours += len(noisy["actions"]) > len(clean["actions"])
+    assert detours >= 6  # the noise did move the agent off the bot's path
