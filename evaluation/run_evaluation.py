@@ -2,11 +2,17 @@
 
 ``gato eval`` is a thin wrapper over :func:`run_evaluation`; the results dict is what ``eval_results.json``
 holds (fields in docs/EVALUATION.md).
+
+Under ``accelerate launch`` the control tasks are shared out between the processes (task ``i`` goes to process
+``i mod N``, each on its own device) and gathered on the main process, which adds captions, text and held-out
+action accuracy and writes the files. A task's episodes are seeded by (seed, task, episode), not by process, so
+the results are the same whatever the number of processes.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,7 +51,9 @@ class EvaluationConfig:
         data: a ``gato data generate`` folder for the caption and text validation splits.
         text: compute the validation loss on ``data``'s text validation split when it has one.
         threads: torch CPU threads (0 = torch's default).
-        progress: show progress bars.
+        device: ``"auto"`` (this process's accelerator as ``accelerate`` assigns it: ``cuda:<local rank>`` under
+            ``accelerate launch`` on GPUs, the GPU if there is one, else the CPU) or a torch device (``"cpu"``, ``"cuda:1"``).
+        progress: show progress bars (the main process's).
     """
 
     model: str
@@ -65,6 +73,7 @@ class EvaluationConfig:
     data: str | None = None
     text: bool = True
     threads: int = 0
+    device: str = "auto"
     progress: bool = True
 
     def validate(self) -> None:
@@ -78,6 +87,11 @@ class EvaluationConfig:
             raise ValueError("captions: the caption split comes from --data DIR (a `gato data generate` folder)")
         check_cache_implementation(self.cache_implementation, self.compile)
         check_greedy_decoding(self.continuous_decoding)
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except RuntimeError as error:
+                raise ValueError(f"device: expected 'auto' or a torch device such as 'cpu' or 'cuda:0', got {self.device!r}") from error
         if not Path(self.model).is_dir():
             raise ValueError(f"model: {self.model} is not a folder (expected the output of `gato train`)")
 
@@ -127,23 +141,44 @@ def add_imitation_accuracy(task_results: list[dict[str, Any]], model, processor,
             result["imitation"] = held_out_action_accuracy(model, processor, source.dataset, source.spec)
 
 
-def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, Any]:
-    """Evaluate as ``config`` says; returns the ``eval_results.json`` dict (and writes the files when ``write``)."""
+def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, Any] | None:
+    """Evaluate as ``config`` says; returns the ``eval_results.json`` dict (and writes the files when ``write``).
+
+    Under ``accelerate launch`` every process evaluates its share of the tasks; the main process returns the
+    whole results dict and writes it, the others return ``None``.
+    """
     config.validate()
+    from accelerate import PartialState
+    from accelerate.utils import gather_object, parse_flag_from_env
+
+    # One process and no process group unless started by `accelerate launch`; CPU ranks (gloo) only when the
+    # launch says so, as for `gato train` (docs/TRAINING.md).
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != state.num_processes:  # N copies each evaluating everything and writing one output_dir
+        raise ValueError(f"WORLD_SIZE: the launcher started {launched} processes but Accelerate formed a group of "
+                         f"{state.num_processes}; on CPU launch with `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu`")
     if config.threads:
         torch.set_num_threads(config.threads)
     model, processor = load_model_and_processor(config.model)
+    model.to(state.device if config.device == "auto" else torch.device(config.device))
     prompt_tokens = config.prompt_tokens if config.prompt_tokens is not None else trained_prompt_tokens(config.model, processor)
     tasks = resolve_tasks(config.tasks) if config.tasks.strip() else []
-    task_results = [
+    own_results = [
         evaluate_task(
             model, processor, task, config.episodes, num_envs=config.num_envs, seed=config.seed,
             prompt_tokens=prompt_tokens, max_steps=config.max_steps, do_sample=config.do_sample,
             temperature=config.temperature, cache_implementation=config.cache_implementation, compile=config.compile,
-            continuous_decoding=config.continuous_decoding, progress=config.progress,
+            continuous_decoding=config.continuous_decoding, progress=config.progress and state.is_main_process,
         ).to_dict()
-        for task in tasks
+        for task in tasks[state.process_index :: state.num_processes]
     ]
+    if state.num_processes > 1:
+        order = {task.name: index for index, task in enumerate(tasks)}
+        own_results = sorted(gather_object(own_results), key=lambda result: order[result["task"]])
+    if not state.is_main_process:
+        return None
+    task_results = own_results
     captions = text = None
     if config.data:
         from gato.episodes.generate import CAPTIONS_SPLITS, TEXT_SPLITS
@@ -172,6 +207,7 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "gato_version": gato.__version__,
         "device": str(next(model.parameters()).device),
+        "processes": state.num_processes,
         "platform": platform.platform(),
         "episodes_per_task": config.episodes,
         "settings": {key: value for key, value in asdict(config).items() if key not in ("model", "output_dir", "progress")},

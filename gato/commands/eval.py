@@ -7,6 +7,10 @@ Writes ``eval_results.json`` (fields in docs/EVALUATION.md), ``eval_results.md``
 ``normalized_scores.png`` into ``--output-dir`` (default ``DIR/eval``) and prints the tables. With
 ``--output-dir DIR`` (the model folder itself) the results sit where ``gato push`` uploads them from, and the
 folder's model card (``README.md``) is rewritten to include them.
+
+Runs unchanged under ``accelerate launch`` (``accelerate launch [--multi_gpu --num_processes N] -m gato.cli eval
+...``): the tasks are shared out between the processes, one device each, and the main process writes the
+results (docs/EVALUATION.md).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", help="a `gato data generate` folder: caption and text validation splits")
     parser.add_argument("--no-text", dest="text", action="store_false", help="skip the text validation loss")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (this process's GPU when there is one, as accelerate assigns it; else the CPU), "
+                             "or a torch device: cpu, cuda, cuda:1 (default auto)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.set_defaults(handler=run)
 
@@ -55,13 +62,15 @@ def run(args: argparse.Namespace) -> int:
         do_sample=args.temperature is not None, temperature=args.temperature or 1.0,
         cache_implementation=args.cache_implementation, compile=args.compile,
         continuous_decoding=args.continuous_decoding, captions=args.captions,
-        data=args.data, text=args.text, threads=args.threads, progress=args.progress,
+        data=args.data, text=args.text, threads=args.threads, device=args.device, progress=args.progress,
     )
     try:
         results = run_evaluation(config)
     except (ValueError, KeyError) as error:
         print(f"gato eval: {error}", file=sys.stderr)
         return 2
+    if results is None:  # not the main process of an `accelerate launch`: the main one reports and writes
+        return 0
     print_results(results)
     output_dir = Path(config.output_dir or Path(args.model) / "eval")
     print(f"results: {output_dir}")

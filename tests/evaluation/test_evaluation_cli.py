@@ -8,7 +8,7 @@ from datasets import Dataset, DatasetDict
 from gato.cli import main
 from gato.episodes.captions import build_captions_dataset
 
-TOP_LEVEL = {"schema_version", "model", "model_type", "num_parameters", "created", "gato_version", "device", "platform",
+TOP_LEVEL = {"schema_version", "model", "model_type", "num_parameters", "created", "gato_version", "device", "processes", "platform",
              "episodes_per_task", "settings", "tasks", "domains", "summary", "captions", "text"}
 TASK_FIELDS = {"task", "domain", "episodes", "num_envs", "returns", "lengths", "mean_return", "std_return", "mean_length",
                "expert_return", "random_return", "normalized_score", "success_rate", "prompt_tokens", "seconds",
@@ -46,6 +46,7 @@ def test_gato_eval_writes_json_markdown_and_chart_with_the_documented_fields(tin
     assert status == 0
     results = json.loads((out / "eval_results.json").read_text())
     assert set(results) == TOP_LEVEL
+    assert results["device"] == "cpu" and results["processes"] == 1  # "auto" on a machine without a GPU
     assert [task["task"] for task in results["tasks"]] == ["cartpole", "pendulum"]
     for task in results["tasks"]:
         assert set(task) == TASK_FIELDS and len(task["returns"]) == 2 and max(task["lengths"]) <= 20
@@ -65,6 +66,8 @@ def test_gato_eval_refuses_bad_values_naming_the_field(tiny_model_dir, tmp_path,
     assert "episodes" in capsys.readouterr().err
     assert main(["eval", "--model", tiny_model_dir, "--tasks", "no_such_task", "--output-dir", str(tmp_path)]) == 2
     assert "no_such_task" in capsys.readouterr().err
+    assert main(["eval", "--model", tiny_model_dir, "--device", "gpu0", "--output-dir", str(tmp_path)]) == 2
+    assert "device: expected 'auto' or a torch device" in capsys.readouterr().err
 
 
 def test_gato_eval_on_a_folder_written_by_gato_train(tmp_path):
