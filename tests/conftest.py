@@ -38,3 +38,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """``free_port() -> int``: a TCP port nothing listens on now, for an `accelerate launch`'s main process."""
+    import socket
+
+    def find() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    return find

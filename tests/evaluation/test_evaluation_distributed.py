@@ -7,7 +7,6 @@ launcher start two gloo ranks on a machine without a GPU).
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,22 +19,16 @@ TASKS = "cartpole,mountain_car,pendulum"  # three tasks on two processes: one pr
 EVAL_FLAGS = ["--tasks", TASKS, "--episodes", "2", "--num-envs", "2", "--max-steps", "15", "--threads", "1", "--no-progress"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, save_tiny_checkpoint):
     return save_tiny_checkpoint(tmp_path_factory.mktemp("model"), 64)
 
 
-def test_two_processes_evaluate_their_share_and_the_main_one_writes_the_same_results(model_dir, tmp_path):
+def test_two_processes_evaluate_their_share_and_the_main_one_writes_the_same_results(model_dir, tmp_path, free_port):
     accelerate = Path(sys.executable).with_name("accelerate")
     command = [
         str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-        "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+        "--dynamo_backend", "no", "--main_process_port", str(free_port()),
         "-m", "gato.cli", "eval", "--model", model_dir, "--output-dir", str(tmp_path / "two"), *EVAL_FLAGS,
     ]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}

@@ -12,7 +12,6 @@ calls) and records the losses and Accelerate's view of the run.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,19 +23,13 @@ ZERO2_ACCELERATE_CONFIG = REPO / "training" / "deepspeed" / "accelerate_zero2.ya
 MAX_STEPS = 20
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def zero2_run(tiny_data_dir, tmp_path_factory):
+def zero2_run(tiny_data_dir, tmp_path_factory, free_port):
     pytest.importorskip("deepspeed")
     out = tmp_path_factory.mktemp("zero2")
     command = [
         str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", str(ZERO2_ACCELERATE_CONFIG),
-        "--num_processes", "1", "--main_process_port", str(_free_port()), __file__, tiny_data_dir, str(out),
+        "--num_processes", "1", "--main_process_port", str(free_port()), __file__, tiny_data_dir, str(out),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     # The yaml names the DeepSpeed json relative to the repository root.

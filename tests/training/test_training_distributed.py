@@ -17,7 +17,6 @@ same parameters and DDP's all-reduces stay in step.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,17 +27,11 @@ import torch
 MAX_STEPS, BATCH_SIZE, PROCESSES = 4, 2, 2
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _launch(data_dir: str, record_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def _launch(data_dir: str, record_dir: Path, port: int, timeout: float = 300) -> subprocess.CompletedProcess:
     accelerate = Path(sys.executable).with_name("accelerate")
     command = [
         str(accelerate), "launch", "--multi_gpu", "--num_processes", str(PROCESSES), "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
         __file__, data_dir, str(record_dir),
     ]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -46,10 +39,10 @@ def _launch(data_dir: str, record_dir: Path, timeout: float = 300) -> subprocess
 
 
 @pytest.fixture(scope="module")
-def two_rank_run(tiny_data_dir, tmp_path_factory):
+def two_rank_run(tiny_data_dir, tmp_path_factory, free_port):
     record_dir = tmp_path_factory.mktemp("two_ranks")
     try:
-        result = _launch(tiny_data_dir, record_dir)
+        result = _launch(tiny_data_dir, record_dir, free_port())
     except subprocess.TimeoutExpired:  # a collective mismatch between ranks hangs instead of failing
         pytest.fail("the two-process run hung")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
