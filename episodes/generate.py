@@ -134,7 +134,7 @@ def _task_card(path: Path, task: Task, dataset: Dataset, seed: int, command: str
     noise_note = ""
     if noise:
         choices = task.extra.get("noise_actions")
-        among = "" if choices is None else f" (one of {', '.join(map(str, choices))})"
+        among = "" if choices is None else f" (drawn from actions {', '.join(map(str, choices))})"
         how = (f"Gaussian noise of standard deviation {noise} (in the spec's action units, clipped)"
                if task.spec.action.kind == "continuous" else f"a uniformly random action{among} with probability {noise}")
         noise_note = (f" The environment executed the expert's action with {how}, while the recorded action is the "

@@ -118,3 +118,9 @@ def test_babyai_bot_replans_around_noisy_moves_and_still_succeeds():
         assert noisy["actions"][-1].item() == 3  # ends with the pickup the bot planned after the detours
         detours += len(noisy["actions"]) > len(clean["actions"])
     assert detours >= 6  # the noise did move the agent off the bot's path
+
+
+def test_the_card_of_noisy_babyai_data_names_the_actions_the_noise_draws_from(tmp_path):
+    generate([get_task("babyai_goto_red_ball")], 2, tmp_path, seed=0, progress=False, action_noise=0.3)
+    card = (tmp_path / "babyai_goto_red_ball" / "README.md").read_text()
+    assert "a uniformly random action (drawn from actions 0, 1, 2) with probability 0.3" in card
