@@ -12,7 +12,6 @@ the results are the same whatever the number of processes.
 from __future__ import annotations
 
 import datetime
-import os
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -154,10 +153,9 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
     # One process and no process group unless started by `accelerate launch`; CPU ranks (gloo) only when the
     # launch says so, as for `gato train` (docs/TRAINING.md).
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != state.num_processes:  # N copies each evaluating everything and writing one output_dir
-        raise ValueError(f"WORLD_SIZE: the launcher started {launched} processes but Accelerate formed a group of "
-                         f"{state.num_processes}; on CPU launch with `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu`")
+    from gato.training.loop import check_process_group
+
+    check_process_group(state.num_processes)
     if config.threads:
         torch.set_num_threads(config.threads)
     model, processor = load_model_and_processor(config.model)

@@ -77,6 +77,17 @@ def choose_mixed_precision(setting: str) -> str:
     return "no"
 
 
+def check_process_group(num_processes: int) -> None:
+    """Refuse a process group smaller than the launch (``WORLD_SIZE``): e.g. ``accelerate launch --multi_gpu`` on
+    a CPU machine starts N unsynchronised processes that would each do the whole job into one output_dir."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != num_processes:
+        raise ValueError(
+            f"WORLD_SIZE: the launcher started {launched} processes but Accelerate formed a group of "
+            f"{num_processes}; on CPU launch with `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu`"
+        )
+
+
 def peak_flops(accelerator: Accelerator) -> float | None:
     if accelerator.device.type != "cuda":
         return None
@@ -115,13 +126,7 @@ def train(
             log_with=None if config.report_to == "none" else config.report_to,
             project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
         )
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != accelerator.num_processes:
-        # e.g. `accelerate launch --multi_gpu` on a CPU machine: N unsynchronised runs writing one output_dir.
-        raise ValueError(
-            f"WORLD_SIZE: the launcher started {launched} processes but Accelerate formed a group of "
-            f"{accelerator.num_processes}; on CPU launch with `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu`"
-        )
+    check_process_group(accelerator.num_processes)
     set_seed(config.seed)
     if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable()

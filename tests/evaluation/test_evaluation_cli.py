@@ -121,3 +121,11 @@ def test_gato_eval_continuous_decoding_changes_continuous_actions_only(tiny_mode
     assert results["pendulum", "median"]["settings"]["continuous_decoding"] == "median"
     assert results["pendulum", "median"]["tasks"][0]["returns"] != results["pendulum", "argmax"]["tasks"][0]["returns"]
     assert results["cartpole", "median"]["tasks"][0]["returns"] == results["cartpole", "argmax"]["tasks"][0]["returns"]
+
+
+def test_gato_eval_refuses_a_launch_that_formed_no_process_group(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    # `accelerate launch --multi_gpu -n 2` on a CPU machine without ACCELERATE_USE_CPU: two copies, no group.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["eval", "--model", tiny_model_dir, "--tasks", "cartpole", "--output-dir", str(tmp_path / "eval")]) == 2
+    assert "WORLD_SIZE: the launcher started 2 processes but Accelerate formed a group of 1" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()
