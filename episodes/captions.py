@@ -11,9 +11,13 @@ The scene's structured description (``objects``: colour, shape, size, cell row/c
 phrase, and the centre and half-extent in pixels) is stored with the image, so truthfulness can be
 checked from the description and from the pixels.
 
-Compositional generalization: some colour×shape pairs (:data:`HELD_OUT_PAIRS`) never appear in the
-``train`` split; every ``validation`` scene contains at least one of them. Each colour and each shape is
-still seen in training, only not in those combinations.
+Two held-out splits ask two questions:
+
+- ``validation`` — compositional generalization: some colour×shape pairs (:data:`HELD_OUT_PAIRS`) never
+  appear in the ``train`` split; every ``validation`` scene contains at least one of them. Each colour and
+  each shape is still seen in training, only not in those combinations.
+- ``test`` — new scenes: drawn like the training scenes (seen pairs only), none with a caption that occurs
+  in ``train``; the model has seen every object kind, never this arrangement.
 """
 
 from __future__ import annotations
@@ -127,25 +131,41 @@ def sample_scene(rng: np.random.Generator, validation: bool, image_size: tuple[i
 
 
 def build_captions_dataset(num_train: int, num_validation: int | None = None, seed: int = 0,
-                           image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE) -> DatasetDict:
-    """The captioning set: ``DatasetDict(train=…, validation=…)`` with columns ``image`` (PIL, RGB,
+                           image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE, num_test: int | None = None) -> DatasetDict:
+    """The captioning set: ``DatasetDict(train=…, validation=…, test=…)`` with columns ``image`` (PIL, RGB,
     ``image_size`` = (height, width)), ``caption`` and ``objects`` (the structured scene).
 
-    ``num_validation`` defaults to a tenth of ``num_train`` (at least 1). Deterministic given ``seed``.
+    ``num_validation`` defaults to a tenth of ``num_train`` (at least 1), ``num_test`` to ``num_validation``.
+    ``test`` scenes are drawn like training scenes and redrawn while their caption occurs in ``train``.
+    Deterministic given ``seed``; each split has its own random stream, so a split's scenes do not depend on
+    the other splits' sizes.
     """
     if num_train < 1:
         raise ValueError(f"num_train: expected ≥ 1, got {num_train}")
     num_validation = max(1, num_train // 10) if num_validation is None else num_validation
-    splits = {}
-    for split_index, (split, count) in enumerate((("train", num_train), ("validation", num_validation))):
+    num_test = num_validation if num_test is None else num_test
+    scenes: dict[str, list[list[dict]]] = {}
+    for split_index, (split, count) in enumerate((("train", num_train), ("validation", num_validation), ("test", num_test))):
         rng = np.random.default_rng([seed, split_index])
-        scenes = [sample_scene(rng, validation=split == "validation", image_size=image_size) for _ in range(count)]
-        splits[split] = Dataset.from_dict(
+        if split != "test":
+            scenes[split] = [sample_scene(rng, validation=split == "validation", image_size=image_size) for _ in range(count)]
+            continue
+        training_captions = {caption_for(objects) for objects in scenes["train"]}
+        scenes[split], draws = [], 0
+        while len(scenes[split]) < count:  # single-object scenes often repeat a training caption; most others are new
+            if draws == 100 * count:
+                raise ValueError(f"num_test: could not draw {count} scenes unlike the {num_train} training scenes")
+            objects, draws = sample_scene(rng, validation=False, image_size=image_size), draws + 1
+            if caption_for(objects) not in training_captions:
+                scenes[split].append(objects)
+    return DatasetDict({
+        split: Dataset.from_dict(
             {
-                "image": [render_scene(objects, image_size) for objects in scenes],
-                "caption": [caption_for(objects) for objects in scenes],
-                "objects": scenes,
+                "image": [render_scene(objects, image_size) for objects in split_scenes],
+                "caption": [caption_for(objects) for objects in split_scenes],
+                "objects": split_scenes,
             },
             features=CAPTION_FEATURES,
         )
-    return DatasetDict(splits)
+        for split, split_scenes in scenes.items()
+    })

@@ -5,8 +5,10 @@ The generated captioning set (``gato.episodes.captions``) stores each scene's st
 reference-caption metric: an object is *named correctly* when the caption says its colour immediately
 before its shape ("… red circle …", the set's own phrasing). Per object we count whether its colour, its
 shape and the colour–shape pair are mentioned (recall); per mentioned colour–shape pair whether the scene
-has it (precision). The validation split's scenes each contain a colour×shape pair never seen in
-training (``HELD_OUT_PAIRS``); recall on those pairs measures compositional generalization.
+has it (precision); per scene whether the caption names every object's pair and no other (scene accuracy).
+Two held-out splits: ``captions_validation``, whose scenes each contain a colour×shape pair never seen in
+training (``HELD_OUT_PAIRS``; recall on those pairs measures compositional generalization), and
+``captions_test``, new scenes of the training pairs.
 
 BLEU (sacreBLEU's corpus BLEU against the one reference caption) is added when the ``sacrebleu`` package
 is importable; it is not a dependency of gato.
@@ -46,7 +48,8 @@ def attribute_counts(caption: str, objects: Sequence[Mapping[str, Any]]) -> dict
         ``objects``, ``colour_hits``, ``shape_hits``, ``pair_hits`` (objects whose colour / shape /
         colour–shape pair the caption mentions), ``held_out_objects`` / ``held_out_pair_hits`` (the same
         for objects of a held-out pair), ``mentioned_pairs`` / ``correct_mentions`` (colour–shape pairs
-        the caption names, and how many of those the scene has).
+        the caption names, and how many of those the scene has), ``scenes`` (1) / ``scene_hits`` (1 when every
+        object's pair is mentioned and every mentioned pair is in the scene).
     """
     text = caption.lower()
     mentioned = [(colour, shape) for colour, shape in MENTION_PATTERN.findall(text)]
@@ -54,6 +57,7 @@ def attribute_counts(caption: str, objects: Sequence[Mapping[str, Any]]) -> dict
     truth = [(str(obj["colour"]), str(obj["shape"])) for obj in objects]
     held_out = [pair in HELD_OUT_PAIRS for pair in truth]
     pair_hit = [pair in set(mentioned) for pair in truth]
+    correct_mentions = sum(pair in set(truth) for pair in mentioned)
     return {
         "objects": len(truth),
         "colour_hits": sum(colour in colours for colour, _ in truth),
@@ -62,7 +66,9 @@ def attribute_counts(caption: str, objects: Sequence[Mapping[str, Any]]) -> dict
         "held_out_objects": sum(held_out),
         "held_out_pair_hits": sum(hit and out for hit, out in zip(pair_hit, held_out)),
         "mentioned_pairs": len(mentioned),
-        "correct_mentions": sum(pair in set(truth) for pair in mentioned),
+        "correct_mentions": correct_mentions,
+        "scenes": 1,
+        "scene_hits": int(all(pair_hit) and correct_mentions == len(mentioned)),
     }
 
 
@@ -72,7 +78,8 @@ def attribute_accuracy(captions: Sequence[str], scenes: Sequence[Sequence[Mappin
     Returns:
         ``colour_accuracy``, ``shape_accuracy``, ``colour_shape_accuracy`` (recall over objects),
         ``held_out_colour_shape_accuracy`` (over objects of held-out pairs), ``mention_precision`` (share of
-        named colour–shape pairs present in the scene); ``None`` where the denominator is 0.
+        named colour–shape pairs present in the scene), ``scene_accuracy`` (share of scenes whose caption names
+        every object's colour–shape pair and no other); ``None`` where the denominator is 0.
     """
     if len(captions) != len(scenes):
         raise ValueError(f"captions / scenes: expected equal lengths, got {len(captions)} and {len(scenes)}")
@@ -90,6 +97,7 @@ def attribute_accuracy(captions: Sequence[str], scenes: Sequence[Sequence[Mappin
         "colour_shape_accuracy": ratio("pair_hits", "objects"),
         "held_out_colour_shape_accuracy": ratio("held_out_pair_hits", "held_out_objects"),
         "mention_precision": ratio("correct_mentions", "mentioned_pairs"),
+        "scene_accuracy": ratio("scene_hits", "scenes"),
     }
 
 

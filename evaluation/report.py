@@ -60,6 +60,22 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
+CAPTION_HEADER = ["split", "samples", "colour", "shape", "colour+shape", "held-out colour+shape", "precision", "scenes", "BLEU"]
+
+
+def caption_results(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The evaluated caption splits: held-out pairs (``captions``), then new scenes (``captions_test``)."""
+    return [results[key] for key in ("captions", "captions_test") if results.get(key)]
+
+
+def caption_row(captions: Mapping[str, Any]) -> list[str]:
+    """One row of :data:`CAPTION_HEADER` (``scene_accuracy`` is absent from results written before it existed)."""
+    return [captions["split"], str(captions["samples"]), _fmt(captions["colour_accuracy"], percent=True),
+            _fmt(captions["shape_accuracy"], percent=True), _fmt(captions["colour_shape_accuracy"], percent=True),
+            _fmt(captions["held_out_colour_shape_accuracy"], percent=True), _fmt(captions["mention_precision"], percent=True),
+            _fmt(captions.get("scene_accuracy"), percent=True), _fmt(captions["bleu"], 1)]
+
+
 def markdown_report(results: Mapping[str, Any]) -> str:
     """The markdown report: control tasks, domains, captions and text (sections only for what was evaluated)."""
     parts = [f"# Evaluation of `{results['model']}`", ""]
@@ -67,15 +83,15 @@ def markdown_report(results: Mapping[str, Any]) -> str:
         parts += ["## Control", "", _markdown_table(TASK_HEADER, task_rows(results)), "",
                   "Normalized score = (return − random) / (expert − random), GATO_SPEC.md §8.", "",
                   _markdown_table(DOMAIN_HEADER, domain_rows(results)), ""]
-    captions = results.get("captions")
-    if captions:
-        parts += ["## Captions", "", _markdown_table(
-            ["split", "samples", "colour", "shape", "colour+shape", "held-out colour+shape", "precision", "BLEU"],
-            [[captions["split"], str(captions["samples"]), _fmt(captions["colour_accuracy"], percent=True),
-              _fmt(captions["shape_accuracy"], percent=True), _fmt(captions["colour_shape_accuracy"], percent=True),
-              _fmt(captions["held_out_colour_shape_accuracy"], percent=True), _fmt(captions["mention_precision"], percent=True),
-              _fmt(captions["bleu"], 1)]]), ""]
-        parts += [f"- reference: {ex['reference']}\n  generated: {ex['generated'] or '(empty)'}" for ex in captions["examples"]] + [""]
+    splits = caption_results(results)
+    if splits:
+        parts += ["## Captions", "", _markdown_table(CAPTION_HEADER, [caption_row(c) for c in splits]), "",
+                  "`captions_validation`: every scene holds a colour×shape pair never seen in training (\"held-out\n"
+                  "colour+shape\" is over those objects); `captions_test`: new scenes of the training pairs. \"scenes\": the\n"
+                  "caption names every object's colour and shape, and nothing else.", ""]
+        for c in splits:
+            parts += [f"{c['split']}:", ""]
+            parts += [f"- reference: {ex['reference']}\n  generated: {ex['generated'] or '(empty)'}" for ex in c["examples"]] + [""]
     text = results.get("text")
     if text:
         parts += ["## Text", "", _markdown_table(["split", "documents", "tokens", "loss (nats/token)", "perplexity"],
@@ -148,14 +164,13 @@ def print_results(results: Mapping[str, Any]) -> None:
             for row in rows:
                 table.add_row(*row)
             console.print(table)
-    if results.get("captions"):
-        c = results["captions"]
+    for c in caption_results(results):
         console.print(f"captions ({c['split']}, {c['samples']}): colour {_fmt(c['colour_accuracy'], percent=True)}, "
                       f"shape {_fmt(c['shape_accuracy'], percent=True)}, colour+shape {_fmt(c['colour_shape_accuracy'], percent=True)}, "
-                      f"BLEU {_fmt(c['bleu'], 1)}")
+                      f"scenes {_fmt(c.get('scene_accuracy'), percent=True)}, BLEU {_fmt(c['bleu'], 1)}")
     if results.get("text"):
         t = results["text"]
         console.print(f"text ({t['split']}): loss {_fmt(t['loss'], 3)} nats/token, perplexity {_fmt(t['perplexity'], 1)}")
 
 
-__all__ = ["RESULTS_FILE", "TABLE_FILE", "CHART_FILE", "SCHEMA_VERSION", "markdown_report", "bar_chart", "write_results", "print_results"]
+__all__ = ["RESULTS_FILE", "TABLE_FILE", "CHART_FILE", "SCHEMA_VERSION", "CAPTION_HEADER", "caption_results", "caption_row", "markdown_report", "bar_chart", "write_results", "print_results"]

@@ -46,7 +46,8 @@ class EvaluationConfig:
             ``torch.compile`` of its static decode steps (the fast path for GPUs; same actions).
         continuous_decoding: greedy choice of a continuous action's bin: ``"median"`` of the predicted
             distribution (default) or ``"argmax"``.
-        captions: caption this many rows of the held-out caption split of ``data`` (0 = skip).
+        captions: caption this many rows of each held-out caption split of ``data`` (0 = skip):
+            ``captions_validation`` (held-out colour×shape pairs) and, when present, ``captions_test`` (new scenes).
         data: a ``gato data generate`` folder for the caption and text validation splits.
         text: compute the validation loss on ``data``'s text validation split when it has one.
         threads: torch CPU threads (0 = torch's default).
@@ -177,7 +178,7 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
     if not state.is_main_process:
         return None
     task_results = own_results
-    captions = text = None
+    captions = captions_test = text = None
     if config.data:
         from gato.episodes.generate import CAPTIONS_SPLITS, TEXT_SPLITS
         from gato.training.run_training import load_data
@@ -187,10 +188,12 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         if config.captions:
             from .captioning import evaluate_captions
 
-            split = CAPTIONS_SPLITS[1]
+            split, test_split = CAPTIONS_SPLITS[1], CAPTIONS_SPLITS[2]
             if split not in data:
                 raise ValueError(f"captions: {config.data} has no {split!r} split (generate it with `gato data generate --captions N`)")
             captions = evaluate_captions(model, processor, data[split], samples=config.captions, split=split)
+            if test_split in data:  # folders generated before the split existed have none
+                captions_test = evaluate_captions(model, processor, data[test_split], samples=config.captions, split=test_split)
         if config.text and TEXT_SPLITS[1] in data:
             from .validation_loss import evaluate_text
 
@@ -213,6 +216,7 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         "domains": domain_summaries(task_results, SCORE_THRESHOLD),
         "summary": score_summary([result["normalized_score"] for result in task_results], SCORE_THRESHOLD),
         "captions": captions,
+        "captions_test": captions_test,
         "text": text,
     }
     if write:

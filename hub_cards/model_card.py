@@ -28,6 +28,12 @@ PIPELINE_TAG = "image-text-to-text"
 TAGS = ("gato", "generalist-agent", "reinforcement-learning", "robotics", "image-to-text", "multimodal")
 CONTROL_TASK_TYPE = "reinforcement-learning"
 PAPER_URL = "https://arxiv.org/abs/2205.06175"
+# eval_results.json keys of the caption splits → their names in the card.
+CAPTION_SPLIT_NAMES = {"captions": "held-out colour×shape pairs", "captions_test": "new scenes"}
+CAPTION_SPLIT_MEANING = {
+    "captions": "every scene holds a colour×shape pair never seen in training",
+    "captions_test": "scenes never seen in training, of the colour×shape pairs seen in training",
+}
 CITATION = """@article{reed2022generalist,
   title   = {A Generalist Agent},
   author  = {Scott Reed and Konrad Zolna and Emilio Parisotto and Sergio G{\\'o}mez Colmenarejo and Alexander Novikov
@@ -60,7 +66,7 @@ def eval_results_from_json(results: Mapping[str, Any]) -> list[EvalResult]:
 
     Control tasks are ``reinforcement-learning`` results whose dataset is the suite task (``dataset_type`` = the
     task's registry name, ``dataset_config`` = its domain); domains and the whole suite are datasets
-    ``gato-suite/<domain>`` and ``gato-suite``. Captions are ``image-to-text`` on the held-out caption split;
+    ``gato-suite/<domain>`` and ``gato-suite``. Captions are ``image-to-text`` on each held-out caption split;
     text is ``text-generation`` on the text validation split.
     """
     evals: list[EvalResult] = []
@@ -79,14 +85,16 @@ def eval_results_from_json(results: Mapping[str, Any]) -> list[EvalResult]:
             ("median_expert_normalized_score", "Median expert-normalized score", summary.get("median_normalized_score")),
             ("fraction_above_50_percent_expert", "Fraction of tasks ≥ 50% of expert", summary.get("fraction_above_threshold")),
         ])
-    captions = results.get("captions")
-    if captions:
-        evals += _metrics("image-to-text", "Image captioning", "gato-captions", "gato captions (held-out colour×shape pairs)", [
-            ("colour_shape_accuracy", "Colour+shape mention accuracy", captions.get("colour_shape_accuracy")),
-            ("held_out_colour_shape_accuracy", "Held-out colour+shape accuracy", captions.get("held_out_colour_shape_accuracy")),
-            ("mention_precision", "Mention precision", captions.get("mention_precision")),
-            ("bleu", "BLEU", captions.get("bleu")),
-        ], dataset_split=captions.get("split"))
+    for key, name in CAPTION_SPLIT_NAMES.items():
+        captions = results.get(key)
+        if captions:
+            evals += _metrics("image-to-text", "Image captioning", "gato-captions", f"gato captions ({name})", [
+                ("colour_shape_accuracy", "Colour+shape mention accuracy", captions.get("colour_shape_accuracy")),
+                ("held_out_colour_shape_accuracy", "Held-out colour+shape accuracy", captions.get("held_out_colour_shape_accuracy")),
+                ("scene_accuracy", "Scenes captioned right", captions.get("scene_accuracy")),
+                ("mention_precision", "Mention precision", captions.get("mention_precision")),
+                ("bleu", "BLEU", captions.get("bleu")),
+            ], dataset_split=captions.get("split"))
     text = results.get("text")
     if text:
         evals += _metrics("text-generation", "Language modelling", "gato-text", "gato offline text corpus", [
@@ -181,19 +189,22 @@ def build_model_card(
             sections += [_table(DOMAIN_HEADER, domain_rows(results)), _table(TASK_HEADER, task_rows(results))]
             if (folder / CHART_FILE).exists():
                 sections.append(f"![Expert-normalized score per task]({CHART_FILE})")
-        captions = results.get("captions")
-        if captions and captions.get("examples"):
-            sections += ["### Sample captions", f"Held-out images (`{captions['split']}`; every scene holds a colour×shape "
-                         "pair never seen in training):",
+        for key, name in CAPTION_SPLIT_NAMES.items():
+            captions = results.get(key)
+            if not (captions and captions.get("examples")):
+                continue
+            sections += [f"### Sample captions: {name}", f"Held-out images (`{captions['split']}`; {CAPTION_SPLIT_MEANING[key]}):",
                          _table(["reference", "generated"],
                                 [[ex["reference"], ex["generated"] or "(empty)"] for ex in captions["examples"]])]
-            scores = [(label, captions.get(key)) for label, key in (
+            scores = [(label, captions.get(metric)) for label, metric in (
                 ("colour", "colour_accuracy"), ("shape", "shape_accuracy"), ("colour and shape", "colour_shape_accuracy"),
                 ("the held-out colour×shape pair", "held_out_colour_shape_accuracy"))]
             named = ", ".join(f"{label} {100 * value:.0f}%" for label, value in scores if _finite(value))
             if named:
+                scenes = (f"; scenes captioned with every object's colour and shape and nothing else: "
+                          f"{100 * captions['scene_accuracy']:.0f}%" if _finite(captions.get("scene_accuracy")) else "")
                 bleu = f"; BLEU {captions['bleu']:.1f}" if _finite(captions.get("bleu")) else ""
-                sections.append(f"Over {captions['samples']} held-out images, objects named with the right {named}{bleu}.")
+                sections.append(f"Over {captions['samples']} held-out images, objects named with the right {named}{scenes}{bleu}.")
         text = results.get("text")
         if text and _finite(text.get("loss")):
             sections.append(f"Text: validation loss {text['loss']:.3f} nats/token (perplexity {text['perplexity']:.1f}) "

@@ -63,12 +63,13 @@ def split_sources(data: DatasetDict, validation_fraction: float) -> tuple[list[M
     """A ``gato data generate`` folder → (training sources, validation sources).
 
     Episode datasets keep their last ``validation_fraction`` of episodes (at least one, when there are two
-    or more) for validation; captions and text use their ``*_validation`` splits.
+    or more) for validation; captions and text use their ``*_validation`` splits. ``captions_test`` is
+    evaluation's alone (``gato eval``): training neither learns from it nor validates on it.
     """
     train, validation = [], []
-    validation_names = {CAPTIONS_SPLITS[1], TEXT_SPLITS[1]}
+    held_out_names = {CAPTIONS_SPLITS[1], CAPTIONS_SPLITS[2], TEXT_SPLITS[1]}
     for name, dataset in data.items():
-        if name in validation_names:
+        if name in held_out_names:
             continue
         if name in (CAPTIONS_SPLITS[0], TEXT_SPLITS[0]):
             kind = "captions" if name == CAPTIONS_SPLITS[0] else "text"

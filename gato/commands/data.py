@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     generate.add_argument("--seed", type=int, default=0, help="collection seed (default 0)")
     generate.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     generate.add_argument("--captions", type=int, default=0, metavar="N",
-                          help="also write N captioned scenes (captions) and N/10 held-out ones (captions_validation)")
+                          help="also write N captioned scenes (captions), N/10 with held-out colour×shape pairs "
+                               "(captions_validation) and N/10 new scenes of seen pairs (captions_test)")
     generate.add_argument("--text", action="store_true", help="also write the offline text corpus (text, text_validation)")
     generate.add_argument("--action-noise", type=float, default=0.0, metavar="X",
                           help="DART-style noise: execute the expert's action with Gaussian noise of std X (continuous "

@@ -33,7 +33,7 @@ def test_pixels_show_what_the_caption_says(captions):
     """Colour at each object's centre, shape from how much of its box it fills, size from its area."""
     shape_fill = {"square": (0.95, 1.0), "circle": (0.75, 0.92), "triangle": (0.45, 0.7)}  # ideal: 1, π/4, 1/2
     areas = {"small": [], "large": []}
-    for split in ("train", "validation"):
+    for split in ("train", "validation", "test"):
         for row in captions[split]:
             pixels = np.asarray(row["image"])
             assert pixels.shape == (64, 64, 3)
@@ -59,6 +59,21 @@ def test_held_out_pairs_only_in_validation(captions):
     # each colour and each shape of a held-out pair is still seen in training, in other combinations
     assert {c for c, _ in held_out} <= {c for c, _ in train_pairs}
     assert {s for _, s in held_out} <= {s for _, s in train_pairs}
+
+
+def test_test_scenes_are_new_arrangements_of_seen_pairs(captions):
+    assert len(captions["test"]) == len(captions["validation"]) == 20  # num_test defaults to num_validation
+    train_captions = set(captions["train"]["caption"])
+    for row in captions["test"]:
+        assert row["caption"] not in train_captions
+        assert not {(o["colour"], o["shape"]) for o in row["objects"]} & set(HELD_OUT_PAIRS)
+
+
+def test_a_split_does_not_depend_on_the_other_split_sizes(captions):
+    bigger = build_captions_dataset(num_train=40, num_validation=5, num_test=30, seed=0)
+    assert bigger["train"]["caption"] == captions["train"]["caption"]
+    assert bigger["validation"]["caption"] == captions["validation"]["caption"][:5]
+    assert bigger["test"]["caption"][:20] == captions["test"]["caption"]
 
 
 def test_deterministic_given_seed(captions):

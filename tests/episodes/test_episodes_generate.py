@@ -135,8 +135,11 @@ def test_captions_and_text_join_the_dataset_dict(tmp_path):
     dataset_dict, _ = generate(TASKS[:1], 1, tmp_path, captions=20, text=True, progress=False,
                                text_sources=(CorpusSource("gato-vocabulary", "gato_vocabulary"),
                                              CorpusSource("readmes", "package_readmes", ("tqdm", "rich"))))
-    assert sorted(dataset_dict) == ["captions", "captions_validation", "test_cart_a", "text", "text_validation"]
+    assert sorted(dataset_dict) == ["captions", "captions_test", "captions_validation", "test_cart_a", "text", "text_validation"]
     assert len(dataset_dict["captions"]) == 20 and len(dataset_dict["captions_validation"]) == 2
+    assert len(dataset_dict["captions_test"]) == 2
+    test_card = (tmp_path / "captions_test" / "README.md").read_text()
+    assert "`captions_test` scenes use only the training pairs" in test_card
     assert len(dataset_dict["text"]) > 0
     card = (tmp_path / "captions" / "README.md").read_text()
     assert "license: apache-2.0" in card and "image-to-text" in card and "red triangle" in card

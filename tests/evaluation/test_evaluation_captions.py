@@ -17,7 +17,7 @@ def test_the_reference_caption_scores_perfectly():
     scenes = [[RED_CIRCLE, BLUE_SQUARE], [BLUE_SQUARE]]
     scores = attribute_accuracy([caption_for(scene) for scene in scenes], scenes)
     assert scores == {"colour_accuracy": 1.0, "shape_accuracy": 1.0, "colour_shape_accuracy": 1.0,
-                      "held_out_colour_shape_accuracy": 1.0, "mention_precision": 1.0}
+                      "held_out_colour_shape_accuracy": 1.0, "mention_precision": 1.0, "scene_accuracy": 1.0}
 
 
 def test_swapped_attributes_keep_colour_and_shape_but_lose_the_pairs():
@@ -30,10 +30,22 @@ def test_swapped_attributes_keep_colour_and_shape_but_lose_the_pairs():
 def test_partial_caption_counts_per_object():
     counts = attribute_counts("A RED circle, and a green triangle", [RED_CIRCLE, BLUE_SQUARE])
     assert counts == {"objects": 2, "colour_hits": 1, "shape_hits": 1, "pair_hits": 1, "held_out_objects": 1,
-                      "held_out_pair_hits": 0, "mentioned_pairs": 2, "correct_mentions": 1}
+                      "held_out_pair_hits": 0, "mentioned_pairs": 2, "correct_mentions": 1, "scenes": 1, "scene_hits": 0}
     scores = attribute_accuracy(["A RED circle, and a green triangle"], [[RED_CIRCLE, BLUE_SQUARE]])
     assert scores["colour_shape_accuracy"] == 0.5 and scores["mention_precision"] == 0.5
     assert scores["held_out_colour_shape_accuracy"] == 0.0  # blue square is a held-out pair
+
+
+def test_a_scene_is_right_only_with_every_pair_named_and_no_other():
+    scenes = [[RED_CIRCLE, BLUE_SQUARE], [RED_CIRCLE, BLUE_SQUARE], [BLUE_SQUARE], [RED_CIRCLE]]
+    captions = [
+        "a large red circle at the top left and a small blue square in the centre.",  # right
+        "a large red circle at the top left.",  # misses the blue square
+        "a small blue square in the centre and a small green triangle.",  # names an object that is not there
+        "a large red circle at the bottom right.",  # the position is not part of the pair: right
+    ]
+    assert [attribute_counts(c, s)["scene_hits"] for c, s in zip(captions, scenes)] == [1, 0, 0, 1]
+    assert attribute_accuracy(captions, scenes)["scene_accuracy"] == 0.5
 
 
 def test_empty_caption_has_no_precision():

@@ -9,14 +9,14 @@ from gato.cli import main
 from gato.episodes.captions import build_captions_dataset
 
 TOP_LEVEL = {"schema_version", "model", "model_type", "num_parameters", "created", "gato_version", "device", "processes", "platform",
-             "episodes_per_task", "settings", "tasks", "domains", "summary", "captions", "text"}
+             "episodes_per_task", "settings", "tasks", "domains", "summary", "captions", "captions_test", "text"}
 TASK_FIELDS = {"task", "domain", "episodes", "num_envs", "returns", "lengths", "mean_return", "std_return", "mean_length",
                "expert_return", "random_return", "normalized_score", "success_rate", "prompt_tokens", "seconds",
                "actions_per_second", "reprefills", "seeds", "imitation"}
 SUMMARY_FIELDS = {"tasks", "tasks_scored", "mean_normalized_score", "median_normalized_score", "tasks_above_threshold",
                   "fraction_above_threshold", "threshold"}
 CAPTION_FIELDS = {"split", "samples", "colour_accuracy", "shape_accuracy", "colour_shape_accuracy",
-                  "held_out_colour_shape_accuracy", "mention_precision", "bleu", "examples"}
+                  "held_out_colour_shape_accuracy", "mention_precision", "scene_accuracy", "bleu", "examples"}
 TEXT_FIELDS = {"split", "documents", "sequences", "tokens", "loss", "perplexity"}
 
 
@@ -32,7 +32,7 @@ def tiny_data_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "tiny"
     captions = build_captions_dataset(2, 3, seed=0)
     DatasetDict({
-        "captions": captions["train"], "captions_validation": captions["validation"],
+        "captions": captions["train"], "captions_validation": captions["validation"], "captions_test": captions["test"],
         "text_validation": Dataset.from_dict({"text": ["the agent acts in the world", "a generalist agent captions images"]}),
     }).save_to_disk(str(path))
     return str(path)
@@ -54,10 +54,14 @@ def test_gato_eval_writes_json_markdown_and_chart_with_the_documented_fields(tin
     assert set(results["summary"]) == SUMMARY_FIELDS and results["summary"]["tasks"] == 2
     assert set(results["domains"]) == {"classic_control"}
     assert set(results["captions"]) == CAPTION_FIELDS and results["captions"]["samples"] == 2
+    assert results["captions"]["split"] == "captions_validation" and results["captions"]["held_out_colour_shape_accuracy"] is not None
+    assert set(results["captions_test"]) == CAPTION_FIELDS and results["captions_test"]["split"] == "captions_test"
+    assert results["captions_test"]["held_out_colour_shape_accuracy"] is None  # no held-out pair in new scenes
     assert set(results["text"]) == TEXT_FIELDS and results["text"]["loss"] > 0
     assert (out / "normalized_scores.png").read_bytes()[:4] == b"\x89PNG"
     markdown = (out / "eval_results.md").read_text()
     assert "| cartpole |" in markdown and "## Captions" in markdown and "## Text" in markdown
+    assert "| captions_validation | 2 |" in markdown and "| captions_test | 2 |" in markdown
     assert "control tasks" in capsys.readouterr().out  # rich may shorten task names in a narrow terminal
 
 

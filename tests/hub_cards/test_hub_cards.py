@@ -37,6 +37,11 @@ RESULTS = {
                  "colour_shape_accuracy": 0.25, "held_out_colour_shape_accuracy": 0.0, "mention_precision": None,
                  "bleu": None, "examples": [{"reference": "a red circle at the top.", "generated": "a red square"},
                                             {"reference": "a blue star.", "generated": ""}]},
+    # written before scene_accuracy existed, "captions" has none; the new-scenes split has every field
+    "captions_test": {"split": "captions_test", "samples": 4, "colour_accuracy": 1.0, "shape_accuracy": 0.75,
+                      "colour_shape_accuracy": 0.75, "held_out_colour_shape_accuracy": None, "mention_precision": 0.75,
+                      "scene_accuracy": 0.5, "bleu": 40.0,
+                      "examples": [{"reference": "a small green square in the centre.", "generated": "a small green square in the centre."}]},
     "text": {"split": "text_validation", "documents": 3, "sequences": 3, "tokens": 120, "loss": 4.5, "perplexity": 90.0},
 }
 
@@ -73,11 +78,14 @@ def test_model_index_round_trips_with_per_task_and_per_domain_scores(run_dir):
     assert scores[("gato-suite/classic_control", "mean_expert_normalized_score")] == 0.25
     assert scores[("gato-suite/babyai", "mean_expert_normalized_score")] == -0.1
     assert scores[("gato-suite", "mean_expert_normalized_score")] == 0.075
-    assert scores[("gato-captions", "colour_shape_accuracy")] == 0.25
+    splits = {(r.dataset_split, r.metric_type): r.metric_value for r in results if r.dataset_type == "gato-captions"}
+    assert splits[("captions_validation", "colour_shape_accuracy")] == 0.25
+    assert splits[("captions_test", "colour_shape_accuracy")] == 0.75 and splits[("captions_test", "scene_accuracy")] == 0.5
+    assert ("captions_validation", "scene_accuracy") not in splits and ("captions_test", "bleu") in splits
     assert scores[("gato-text", "perplexity")] == 90.0
     # JSON nulls (no reference returns, no BLEU) are left out, never written as null metrics.
     assert ("unscored_task", "expert_normalized_score") not in scores and ("unscored_task", "mean_return") in scores
-    assert ("gato-captions", "bleu") not in scores
+    assert ("captions_validation", "bleu") not in splits
     assert validate_model_card(run_dir) == results
 
 
@@ -94,6 +102,10 @@ def test_body_has_results_plot_captions_training_config_and_limitations(run_dir)
     assert "| a red circle at the top. | a red square |" in text and "| a blue star. | (empty) |" in text
     assert ("Over 2 held-out images, objects named with the right colour 50%, shape 50%, colour and shape 25%, "
             "the held-out colour×shape pair 0%.") in text  # no BLEU: sacrebleu gave none
+    assert "### Sample captions: held-out colour×shape pairs" in text and "### Sample captions: new scenes" in text
+    assert "| a small green square in the centre. | a small green square in the centre. |" in text
+    assert ("Over 4 held-out images, objects named with the right colour 100%, shape 75%, colour and shape 75%; "
+            "scenes captioned with every object's colour and shape and nothing else: 50%; BLEU 40.0.") in text
     assert "## Intended uses and limitations" in text and "@article{reed2022generalist" in text
     assert "from_pretrained('someone/gato-test')" in text and 'pipeline("image-to-text"' in text
     assert "policy = load_agent('someone/gato-test', \"cartpole\")" in text and "2 episodes per task" in text

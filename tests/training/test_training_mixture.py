@@ -29,6 +29,7 @@ def test_each_episode_task_keeps_validation_episodes_apart(sources):
     assert counts["cartpole"] == 2 and held_out["cartpole"] == 1
     assert held_out["captions_validation"] == 2 and held_out["text_validation"] == 2
     assert {s.modality for s in validation} == {"classic_control", "captions", "text"}
+    assert "captions_test" not in counts and "captions_test" not in held_out  # evaluation's alone
 
 
 def test_sampling_follows_the_weights(sources, processor):
