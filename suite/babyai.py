@@ -5,9 +5,10 @@ Two domains share this file (same levels, same bot, same actions; only the view 
 ``babyai`` — the symbolic view. Observation fields, in layout order:
 
 - ``mission`` (text): the instruction, e.g. ``"go to the red ball"``.
-- ``grid`` (discrete, ``(7, 7, 3)``): the agent's egocentric view; per cell (object type, colour,
-  state) — minigrid's ``OBJECT_TO_IDX`` (11 values), ``COLOR_TO_IDX`` (6), ``STATE_TO_IDX`` (3); all
-  below :data:`GRID_VALUES`.
+- ``grid`` (discrete, ``(7, 7)``): the agent's egocentric view, one value per cell encoding its
+  (object type, colour, state) — minigrid's ``OBJECT_TO_IDX`` (11 values), ``COLOR_TO_IDX`` (6),
+  ``STATE_TO_IDX`` (3) — as ``type + 11·(colour + 6·state)``, below :data:`GRID_VALUES` = 198
+  (:func:`cell_tokens`).
 - ``direction`` (discrete, scalar): the agent's heading in [0, 4).
 
 ``babyai_rgb`` — the same egocentric 7×7 view rendered as an RGB image (minigrid's
@@ -40,10 +41,12 @@ from .registry import Policy, Task, reference_returns, register_task, require
 
 DOMAIN = "babyai"
 RGB_DOMAIN = "babyai_rgb"
-GRID_SHAPE = (7, 7, 3)
-# len(minigrid.core.constants.OBJECT_TO_IDX): the largest of the three per-cell vocabularies (a test
-# checks it against the installed minigrid, which is not imported here so that listing tasks needs no env).
-GRID_VALUES = 11
+VIEW_SHAPE = (7, 7, 3)  # minigrid's egocentric view: per cell (object type, colour, state)
+# len() of minigrid.core.constants OBJECT_TO_IDX / COLOR_TO_IDX / STATE_TO_IDX (a test checks them against
+# the installed minigrid, which is not imported here so that listing tasks needs no env).
+NUM_OBJECT_TYPES, NUM_COLOURS, NUM_STATES = 11, 6, 3
+GRID_SHAPE = VIEW_SHAPE[:2]
+GRID_VALUES = NUM_OBJECT_TYPES * NUM_COLOURS * NUM_STATES  # one token per cell: 198 values
 NUM_DIRECTIONS = 4
 NUM_ACTIONS = 7
 TILE_SIZE = PATCH_SIZE  # pixels per rendered cell: one patch per cell
@@ -51,7 +54,7 @@ TILE_SIZE = PATCH_SIZE  # pixels per rendered cell: one patch per cell
 # the bot replans around. Not pickup/drop/toggle: a random toggle opens a box (it vanishes), after which
 # the bot gives up (DisappearedBoxError); the drift that matters for imitation is the agent's pose.
 NOISE_ACTIONS = (0, 1, 2)  # left, right, forward
-FRAME_SHAPE = (GRID_SHAPE[0] * TILE_SIZE, GRID_SHAPE[1] * TILE_SIZE, 3)
+FRAME_SHAPE = (VIEW_SHAPE[0] * TILE_SIZE, VIEW_SHAPE[1] * TILE_SIZE, 3)
 
 # task name → (BabyAI level id, max_episode_steps = the level's own max_steps)
 LEVELS: dict[str, tuple[str, int]] = {
@@ -146,11 +149,25 @@ def babyai_expert(env: Any) -> Policy:
     return BabyAIBotPolicy(env)
 
 
+def cell_tokens(view: Any) -> np.ndarray:
+    """minigrid's (7, 7, 3) view → one value per cell, ``type + 11·(colour + 6·state)`` in [0, 198).
+
+    A deviation from the plain flattening of the observation (147 values): one token per cell names the
+    object outright ("red ball" is one token the mission's words can attend to), and a step is 60 tokens
+    instead of 155, so a 384-token context holds a whole short episode (BENCHMARKS.md, "BabyAI cells").
+    """
+    view = np.asarray(view, dtype=np.int64)
+    if view.shape != VIEW_SHAPE:
+        raise ValueError(f"observation['image'] must have shape {VIEW_SHAPE}, got {view.shape}")
+    object_type, colour, state = view[..., 0], view[..., 1], view[..., 2]
+    return object_type + NUM_OBJECT_TYPES * (colour + NUM_COLOURS * state)
+
+
 def to_episode_step(observation: dict[str, Any]) -> dict[str, Any]:
-    """minigrid's dict observation → ``{"mission": str, "grid": int64 (7, 7, 3), "direction": int64 ()}``."""
+    """minigrid's dict observation → ``{"mission": str, "grid": int64 (7, 7), "direction": int64 ()}``."""
     return {
         "mission": str(observation["mission"]),
-        "grid": np.asarray(observation["image"], dtype=np.int64),
+        "grid": cell_tokens(observation["image"]),
         "direction": np.asarray(observation["direction"], dtype=np.int64),
     }
 

@@ -98,12 +98,45 @@ def test_babyai_horizon_is_the_level_own(task):
     assert env.unwrapped.max_steps == task.max_episode_steps
 
 
-def test_babyai_grid_vocabulary_covers_minigrid():
+def test_babyai_cell_vocabulary_matches_minigrid():
     from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 
-    from gato.suite.babyai import GRID_VALUES
+    from gato.suite.babyai import GRID_VALUES, NUM_COLOURS, NUM_OBJECT_TYPES, NUM_STATES
 
-    assert GRID_VALUES == max(len(OBJECT_TO_IDX), len(COLOR_TO_IDX), len(STATE_TO_IDX))
+    assert (NUM_OBJECT_TYPES, NUM_COLOURS, NUM_STATES) == (len(OBJECT_TO_IDX), len(COLOR_TO_IDX), len(STATE_TO_IDX))
+    assert GRID_VALUES == NUM_OBJECT_TYPES * NUM_COLOURS * NUM_STATES
+
+
+def test_babyai_cells_are_one_token_each_and_lossless():
+    from gato.suite.babyai import GRID_VALUES, NUM_COLOURS, NUM_OBJECT_TYPES, NUM_STATES, cell_tokens
+
+    # every (type, colour, state) triple once, laid out as a (7, 7, 3) view (the 198 triples, then padding)
+    triples = np.stack(np.meshgrid(np.arange(NUM_OBJECT_TYPES), np.arange(NUM_COLOURS), np.arange(NUM_STATES), indexing="ij"), -1).reshape(-1, 3)
+    view = np.zeros((49 * 5, 3), dtype=np.int64)
+    view[: len(triples)] = triples
+    tokens = np.concatenate([cell_tokens(chunk.reshape(7, 7, 3)).ravel() for chunk in view.reshape(5, 49, 3)])
+    assert tokens.min() >= 0 and tokens.max() < GRID_VALUES
+    assert len(set(tokens[: len(triples)].tolist())) == len(triples) == GRID_VALUES  # distinct cells, distinct tokens
+    decoded = np.stack([tokens % NUM_OBJECT_TYPES, tokens // NUM_OBJECT_TYPES % NUM_COLOURS, tokens // (NUM_OBJECT_TYPES * NUM_COLOURS)], -1)
+    np.testing.assert_array_equal(decoded, view)
+
+
+def test_babyai_episode_step_has_one_token_per_cell():
+    task = next(task for task in TASKS if task.name == "babyai_goto_local")
+    observation, _ = task.make_env(0).reset(seed=1)
+    step = task.to_episode_step(observation)
+    assert step["grid"].shape == (7, 7)
+    view = observation["image"]
+    np.testing.assert_array_equal(step["grid"], view[..., 0] + 11 * (view[..., 1] + 6 * view[..., 2]))
+    field = next(field for field in task.spec.observations if field.name == "grid")
+    assert field.shape == (7, 7) and field.num_values == 198
+
+
+def test_babyai_cells_reject_a_view_of_another_shape():
+    from gato.suite.babyai import cell_tokens
+
+    with pytest.raises(ValueError, match=r"observation\['image'\].*\(7, 7, 3\)"):
+        cell_tokens(np.zeros((7, 7)))
 
 
 def test_babyai_reset_prints_nothing(capsys):
