@@ -200,6 +200,12 @@ def evaluation_is_done(config: Any) -> bool:
 def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> MainJobResult:
     """Run (or resume) the four stages; see the module docstring. ``log`` receives one line per stage event."""
     config.validate()
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1:  # N copies would each generate, train and evaluate into one output_dir
+        raise ValueError(
+            f"WORLD_SIZE: gato run is one process, but the launcher started {launched}; run the stages instead: "
+            "`gato data generate`, then `accelerate launch gato train` and `accelerate launch gato eval` (docs/TRAINING.md)"
+        )
     training, evaluation = config.training(), config.evaluation()  # refuse bad settings before any work
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,13 @@ def test_output_loads_through_auto_classes_and_pipeline_in_a_fresh_process(run_d
     assert result.stdout.split() == ["GatoForCausalLM", "GatoProcessor", "96", "str"]
 
 
+def test_a_multi_process_launch_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["run", "--output-dir", str(tmp_path / "x")]) == 2
+    assert "WORLD_SIZE: gato run is one process, but the launcher started 2" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_bad_settings_are_refused_naming_the_field(tmp_path, capsys):
     assert main(["run", "--output-dir", str(tmp_path / "x"), "--captions", "0", "--eval-captions", "2"]) == 2
     assert "eval_captions" in capsys.readouterr().err
