@@ -51,9 +51,6 @@ TASKS: dict[str, tuple[str, int, int]] = {
 # Games whose environment presses FIRE (action 1 of their minimal set) at the start of every life.
 FIRE_ON_LIFE_START = frozenset({"atari_breakout"})
 FIRE = 1
-# Games whose frames are downscaled by :func:`max_pool_frame` (small bright objects on black) rather than
-# bilinearly.
-MAX_POOLED_FRAMES = frozenset({"atari_breakout"})
 
 
 def _ram(env: Any) -> np.ndarray:
@@ -143,26 +140,6 @@ def to_episode_step(observation: np.ndarray) -> dict[str, np.ndarray]:
     return {"frame": np.asarray(frame, dtype=np.uint8)}
 
 
-def max_pool_frame(screen: np.ndarray, size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:
-    """Downscale ``(H, W, 3)`` to ``size`` keeping, per channel, the brightest source pixel of each cell.
-
-    For games of small bright objects on black (Breakout's 2×4-pixel ball): a bilinear, antialiased
-    downscale averages the ball with the black around it down to a fifth of its brightness, or drops it;
-    the maximum keeps it at full colour in the one or two pixels it covers.
-    """
-    screen = np.asarray(screen)
-    if screen.ndim != 3 or screen.shape[0] < size[0] or screen.shape[1] < size[1]:
-        raise ValueError(f"screen must be (H, W, C) with H >= {size[0]} and W >= {size[1]}, got {screen.shape}")
-    rows = (np.arange(size[0]) * screen.shape[0]) // size[0]  # first source row of each target row
-    cols = (np.arange(size[1]) * screen.shape[1]) // size[1]
-    return np.maximum.reduceat(np.maximum.reduceat(screen, rows, axis=0), cols, axis=1).astype(np.uint8)
-
-
-def to_episode_step_max_pooled(observation: np.ndarray) -> dict[str, np.ndarray]:
-    """The (210, 160, 3) uint8 screen → ``{"frame": uint8 (80, 80, 3)}`` (:func:`max_pool_frame`)."""
-    return {"frame": max_pool_frame(np.asarray(observation, dtype=np.uint8))}
-
-
 def fire_on_life_start(env: Any) -> Any:
     """Wrap an ALE environment so that it presses FIRE after ``reset`` and after every lost life.
 
@@ -224,7 +201,7 @@ def _register(name: str, env_id: str, num_actions: int, max_episode_steps: int) 
             ),
             make_env=_make_env_factory(name, env_id, max_episode_steps),
             make_expert=EXPERTS[name],
-            to_episode_step=to_episode_step_max_pooled if name in MAX_POOLED_FRAMES else to_episode_step,
+            to_episode_step=to_episode_step,
             to_env_action=to_env_action,
             from_env_action=from_env_action,
             expert_return=expert_return,
