@@ -152,9 +152,10 @@ def babyai_expert(env: Any) -> Policy:
 def cell_tokens(view: Any) -> np.ndarray:
     """minigrid's (7, 7, 3) view → one value per cell, ``type + 11·(colour + 6·state)`` in [0, 198).
 
-    A deviation from the plain flattening of the observation (147 values): one token per cell names the
-    object outright ("red ball" is one token the mission's words can attend to), and a step is 60 tokens
-    instead of 155, so a 384-token context holds a whole short episode (BENCHMARKS.md, "BabyAI cells").
+    A deviation from the plain flattening of the observation (147 values, GATO_SPEC §1): one token per cell
+    names the object outright ("red ball" is one token the mission's words can attend to), and a time step
+    of the default levels is 57 tokens instead of 155, so a 384-token context holds a whole episode (6 steps
+    on average) instead of two and a half steps (BENCHMARKS.md, "BabyAI: one token per cell").
     """
     view = np.asarray(view, dtype=np.int64)
     if view.shape != VIEW_SHAPE:
