@@ -130,6 +130,21 @@ def sample_scene(rng: np.random.Generator, validation: bool, image_size: tuple[i
     return sorted(objects, key=lambda obj: (obj["row"], obj["col"]))
 
 
+def _new_scenes(rng: np.random.Generator, count: int, training_captions: set[str], image_size: tuple[int, int]) -> list[list[dict]]:
+    """``count`` scenes drawn like training scenes, redrawn while their caption is in ``training_captions``
+    (one-object scenes often are; most others are new)."""
+    scenes: list[list[dict]] = []
+    draws = 0
+    while len(scenes) < count:
+        if draws == 100 * count:
+            raise ValueError(f"num_test: could not draw {count} scenes whose caption is not among the "
+                             f"{len(training_captions)} training captions")
+        objects, draws = sample_scene(rng, validation=False, image_size=image_size), draws + 1
+        if caption_for(objects) not in training_captions:
+            scenes.append(objects)
+    return scenes
+
+
 def build_captions_dataset(num_train: int, num_validation: int | None = None, seed: int = 0,
                            image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE, num_test: int | None = None) -> DatasetDict:
     """The captioning set: ``DatasetDict(train=…, validation=…, test=…)`` with columns ``image`` (PIL, RGB,
@@ -147,17 +162,10 @@ def build_captions_dataset(num_train: int, num_validation: int | None = None, se
     scenes: dict[str, list[list[dict]]] = {}
     for split_index, (split, count) in enumerate((("train", num_train), ("validation", num_validation), ("test", num_test))):
         rng = np.random.default_rng([seed, split_index])
-        if split != "test":
+        if split == "test":
+            scenes[split] = _new_scenes(rng, count, {caption_for(objects) for objects in scenes["train"]}, image_size)
+        else:
             scenes[split] = [sample_scene(rng, validation=split == "validation", image_size=image_size) for _ in range(count)]
-            continue
-        training_captions = {caption_for(objects) for objects in scenes["train"]}
-        scenes[split], draws = [], 0
-        while len(scenes[split]) < count:  # single-object scenes often repeat a training caption; most others are new
-            if draws == 100 * count:
-                raise ValueError(f"num_test: could not draw {count} scenes unlike the {num_train} training scenes")
-            objects, draws = sample_scene(rng, validation=False, image_size=image_size), draws + 1
-            if caption_for(objects) not in training_captions:
-                scenes[split].append(objects)
     return DatasetDict({
         split: Dataset.from_dict(
             {
