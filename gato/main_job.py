@@ -204,7 +204,8 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
     if launched > 1:  # N copies would each generate, train and evaluate into one output_dir
         raise ValueError(
             f"WORLD_SIZE: gato run is one process, but the launcher started {launched}; run the stages instead: "
-            "`gato data generate`, then `accelerate launch gato train` and `accelerate launch gato eval` (docs/TRAINING.md)"
+            "`gato data generate`, then `accelerate launch -m gato.cli train …` and `accelerate launch -m gato.cli eval …` "
+            "(docs/TRAINING.md)"
         )
     training, evaluation = config.training(), config.evaluation()  # refuse bad settings before any work
     output_dir = Path(config.output_dir)
