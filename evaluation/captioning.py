@@ -56,8 +56,9 @@ def attribute_counts(caption: str, objects: Sequence[Mapping[str, Any]]) -> dict
     colours, shapes = set(COLOUR_PATTERN.findall(text)), set(SHAPE_PATTERN.findall(text))
     truth = [(str(obj["colour"]), str(obj["shape"])) for obj in objects]
     held_out = [pair in HELD_OUT_PAIRS for pair in truth]
-    pair_hit = [pair in set(mentioned) for pair in truth]
-    correct_mentions = sum(pair in set(truth) for pair in mentioned)
+    mentioned_set, truth_set = set(mentioned), set(truth)
+    pair_hit = [pair in mentioned_set for pair in truth]
+    correct_mentions = sum(pair in truth_set for pair in mentioned)
     return {
         "objects": len(truth),
         "colour_hits": sum(colour in colours for colour, _ in truth),

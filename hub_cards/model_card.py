@@ -28,11 +28,10 @@ PIPELINE_TAG = "image-text-to-text"
 TAGS = ("gato", "generalist-agent", "reinforcement-learning", "robotics", "image-to-text", "multimodal")
 CONTROL_TASK_TYPE = "reinforcement-learning"
 PAPER_URL = "https://arxiv.org/abs/2205.06175"
-# eval_results.json keys of the caption splits → their names in the card.
-CAPTION_SPLIT_NAMES = {"captions": "held-out colour×shape pairs", "captions_test": "new scenes"}
-CAPTION_SPLIT_MEANING = {
-    "captions": "every scene holds a colour×shape pair never seen in training",
-    "captions_test": "scenes never seen in training, of the colour×shape pairs seen in training",
+# Caption splits (``split`` of a caption result) → (their name in the card, what their images are).
+CAPTION_SPLITS = {
+    "captions_validation": ("held-out colour×shape pairs", "every scene holds a colour×shape pair never seen in training"),
+    "captions_test": ("new scenes", "scenes never seen in training, of the colour×shape pairs seen in training"),
 }
 CITATION = """@article{reed2022generalist,
   title   = {A Generalist Agent},
@@ -85,16 +84,17 @@ def eval_results_from_json(results: Mapping[str, Any]) -> list[EvalResult]:
             ("median_expert_normalized_score", "Median expert-normalized score", summary.get("median_normalized_score")),
             ("fraction_above_50_percent_expert", "Fraction of tasks ≥ 50% of expert", summary.get("fraction_above_threshold")),
         ])
-    for key, name in CAPTION_SPLIT_NAMES.items():
-        captions = results.get(key)
-        if captions:
-            evals += _metrics("image-to-text", "Image captioning", "gato-captions", f"gato captions ({name})", [
-                ("colour_shape_accuracy", "Colour+shape mention accuracy", captions.get("colour_shape_accuracy")),
-                ("held_out_colour_shape_accuracy", "Held-out colour+shape accuracy", captions.get("held_out_colour_shape_accuracy")),
-                ("scene_accuracy", "Scenes captioned right", captions.get("scene_accuracy")),
-                ("mention_precision", "Mention precision", captions.get("mention_precision")),
-                ("bleu", "BLEU", captions.get("bleu")),
-            ], dataset_split=captions.get("split"))
+    from gato.evaluation.report import caption_results
+
+    for captions in caption_results(results):
+        name, _ = CAPTION_SPLITS[captions["split"]]
+        evals += _metrics("image-to-text", "Image captioning", "gato-captions", f"gato captions ({name})", [
+            ("colour_shape_accuracy", "Colour+shape mention accuracy", captions.get("colour_shape_accuracy")),
+            ("held_out_colour_shape_accuracy", "Held-out colour+shape accuracy", captions.get("held_out_colour_shape_accuracy")),
+            ("scene_accuracy", "Scenes captioned right", captions.get("scene_accuracy")),
+            ("mention_precision", "Mention precision", captions.get("mention_precision")),
+            ("bleu", "BLEU", captions.get("bleu")),
+        ], dataset_split=captions["split"])
     text = results.get("text")
     if text:
         evals += _metrics("text-generation", "Language modelling", "gato-text", "gato offline text corpus", [
@@ -138,7 +138,7 @@ def build_model_card(
             on the Hub unless pushed, so by default the card describes them in prose only).
         job: the ``main_job.json`` record (default: read from ``run_dir``).
     """
-    from gato.evaluation.report import CHART_FILE, DOMAIN_HEADER, TASK_HEADER, domain_rows, task_rows
+    from gato.evaluation.report import CHART_FILE, DOMAIN_HEADER, TASK_HEADER, caption_results, domain_rows, task_rows
 
     folder = Path(run_dir)
     config = _read(folder, "config.json")
@@ -189,11 +189,11 @@ def build_model_card(
             sections += [_table(DOMAIN_HEADER, domain_rows(results)), _table(TASK_HEADER, task_rows(results))]
             if (folder / CHART_FILE).exists():
                 sections.append(f"![Expert-normalized score per task]({CHART_FILE})")
-        for key, name in CAPTION_SPLIT_NAMES.items():
-            captions = results.get(key)
-            if not (captions and captions.get("examples")):
+        for captions in caption_results(results):
+            if not captions.get("examples"):
                 continue
-            sections += [f"### Sample captions: {name}", f"Held-out images (`{captions['split']}`; {CAPTION_SPLIT_MEANING[key]}):",
+            name, meaning = CAPTION_SPLITS[captions["split"]]
+            sections += [f"### Sample captions: {name}", f"Held-out images (`{captions['split']}`; {meaning}):",
                          _table(["reference", "generated"],
                                 [[ex["reference"], ex["generated"] or "(empty)"] for ex in captions["examples"]])]
             scores = [(label, captions.get(metric)) for label, metric in (
