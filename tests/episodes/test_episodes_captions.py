@@ -69,6 +69,14 @@ def test_test_scenes_are_new_arrangements_of_seen_pairs(captions):
         assert not {(o["colour"], o["shape"]) for o in row["objects"]} & set(HELD_OUT_PAIRS)
 
 
+def test_test_scenes_skip_captions_a_large_training_split_holds():
+    # 2,000 training scenes hold most of the 252 one-object captions: drawn freely, a third of the test scenes
+    # (the one-object ones) would mostly repeat one.
+    splits = build_captions_dataset(num_train=2000, num_validation=1, num_test=150, seed=0)
+    assert not set(splits["test"]["caption"]) & set(splits["train"]["caption"])
+    assert len(splits["test"]) == 150
+
+
 def test_a_split_does_not_depend_on_the_other_split_sizes(captions):
     bigger = build_captions_dataset(num_train=40, num_validation=5, num_test=30, seed=0)
     assert bigger["train"]["caption"] == captions["train"]["caption"]
