@@ -5,7 +5,8 @@ The generated captioning set (``gato.episodes.captions``) stores each scene's st
 reference-caption metric: an object is *named correctly* when the caption says its colour immediately
 before its shape ("… red circle …", the set's own phrasing). Per object we count whether its colour, its
 shape and the colour–shape pair are mentioned (recall); per mentioned colour–shape pair whether the scene
-has it (precision); per scene whether the caption names every object's pair and no other (scene accuracy).
+has it (precision); per scene whether the caption names every object's pair, as many times as the scene has it, and no other
+(scene accuracy: "a yellow square" is wrong for a scene of two yellow squares).
 Two held-out splits: ``captions_validation``, whose scenes each contain a colour×shape pair never seen in
 training (``HELD_OUT_PAIRS``; recall on those pairs measures compositional generalization), and
 ``captions_test``, new scenes of the training pairs.
@@ -17,6 +18,7 @@ is importable; it is not a dependency of gato.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,8 +50,8 @@ def attribute_counts(caption: str, objects: Sequence[Mapping[str, Any]]) -> dict
         ``objects``, ``colour_hits``, ``shape_hits``, ``pair_hits`` (objects whose colour / shape /
         colour–shape pair the caption mentions), ``held_out_objects`` / ``held_out_pair_hits`` (the same
         for objects of a held-out pair), ``mentioned_pairs`` / ``correct_mentions`` (colour–shape pairs
-        the caption names, and how many of those the scene has), ``scenes`` (1) / ``scene_hits`` (1 when every
-        object's pair is mentioned and every mentioned pair is in the scene).
+        the caption names, and how many of those the scene has), ``scenes`` (1) / ``scene_hits`` (1 when the
+        caption names exactly the scene's pairs, each as many times as the scene has objects of it).
     """
     text = caption.lower()
     mentioned = [(colour, shape) for colour, shape in MENTION_PATTERN.findall(text)]
@@ -69,7 +71,8 @@ def attribute_counts(caption: str, objects: Sequence[Mapping[str, Any]]) -> dict
         "mentioned_pairs": len(mentioned),
         "correct_mentions": correct_mentions,
         "scenes": 1,
-        "scene_hits": int(all(pair_hit) and correct_mentions == len(mentioned)),
+        # The set's captions name each object once, so a right caption's pairs equal the scene's as multisets.
+        "scene_hits": int(Counter(mentioned) == Counter(truth)),
     }
 
 

@@ -36,16 +36,19 @@ def test_partial_caption_counts_per_object():
     assert scores["held_out_colour_shape_accuracy"] == 0.0  # blue square is a held-out pair
 
 
-def test_a_scene_is_right_only_with_every_pair_named_and_no_other():
-    scenes = [[RED_CIRCLE, BLUE_SQUARE], [RED_CIRCLE, BLUE_SQUARE], [BLUE_SQUARE], [RED_CIRCLE]]
+def test_a_scene_is_right_only_with_every_object_named_and_no_other():
+    scenes = [[RED_CIRCLE, BLUE_SQUARE], [RED_CIRCLE, BLUE_SQUARE], [BLUE_SQUARE], [RED_CIRCLE],
+              [RED_CIRCLE, RED_CIRCLE], [RED_CIRCLE]]
     captions = [
         "a large red circle at the top left and a small blue square in the centre.",  # right
         "a large red circle at the top left.",  # misses the blue square
         "a small blue square in the centre and a small green triangle.",  # names an object that is not there
         "a large red circle at the bottom right.",  # the position is not part of the pair: right
+        "a large red circle at the top left.",  # one of the two red circles
+        "a large red circle and a small red circle.",  # one red circle named twice
     ]
-    assert [attribute_counts(c, s)["scene_hits"] for c, s in zip(captions, scenes)] == [1, 0, 0, 1]
-    assert attribute_accuracy(captions, scenes)["scene_accuracy"] == 0.5
+    assert [attribute_counts(c, s)["scene_hits"] for c, s in zip(captions, scenes)] == [1, 0, 0, 1, 0, 0]
+    assert attribute_accuracy(captions, scenes)["scene_accuracy"] == 2 / 6
 
 
 def test_empty_caption_has_no_precision():
