@@ -127,6 +127,24 @@ def trained_validation_fraction(model_dir: str) -> float:
     return TrainingConfig.from_yaml(path).validation_fraction if path.exists() else TrainingConfig().validation_fraction
 
 
+def check_trained_specs(model_dir: str | Path, tasks: list[Any]) -> None:
+    """Refuse to evaluate a task whose spec differs from the one the model learnt it with (its tokens would mean
+    other things to the model); models without ``task_specs.json`` (trained before it existed) are not checked."""
+    from gato.processing.task_spec import TASK_SPECS_FILE, load_task_specs, spec_differences
+
+    trained = load_task_specs(model_dir)
+    problems = []
+    for task in tasks:
+        if task.name in trained:
+            problems += [f"{task.name}: {line}" for line in spec_differences(trained[task.name], task.spec)]
+    if problems:
+        raise ValueError(
+            f"tasks: {model_dir} learnt these tasks with other observations or actions than this version of the suite "
+            f"gives them ({TASK_SPECS_FILE}, trained → now):\n  " + "\n  ".join(problems)
+            + "\nRetrain on data written by this version (`gato data generate`), or evaluate other tasks."
+        )
+
+
 def add_imitation_accuracy(task_results: list[dict[str, Any]], model, processor, data, validation_fraction: float) -> None:
     """Set each task result's ``imitation`` to the held-out action accuracy when ``data`` holds that task's episodes."""
     from gato.training.mixture import split_sources
@@ -148,6 +166,8 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
     whole results dict and writes it, the others return ``None``.
     """
     config.validate()
+    tasks = resolve_tasks(config.tasks) if config.tasks.strip() else []
+    check_trained_specs(config.model, tasks)
     from accelerate import PartialState
     from accelerate.utils import gather_object, parse_flag_from_env
 
@@ -162,7 +182,6 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
     model, processor = load_model_and_processor(config.model)
     model.to(state.device if config.device == "auto" else torch.device(config.device))
     prompt_tokens = config.prompt_tokens if config.prompt_tokens is not None else trained_prompt_tokens(config.model, processor)
-    tasks = resolve_tasks(config.tasks) if config.tasks.strip() else []
     own_results = [
         evaluate_task(
             model, processor, task, config.episodes, num_envs=config.num_envs, seed=config.seed,

@@ -27,7 +27,9 @@ The time step layout is ``[text, image patches, discrete/continuous values in fi
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from .token_layout import DISCRETE_VALUES
@@ -128,3 +130,51 @@ class TaskSpec:
     @classmethod
     def from_json(cls, text: str) -> "TaskSpec":
         return cls.from_dict(json.loads(text))
+
+
+# The specs a model was trained on, beside its weights (``gato train`` writes it): what lets ``gato eval`` refuse a
+# model whose tokens for a task differ from the suite's (e.g. trained before that task's encoding changed).
+TASK_SPECS_FILE = "task_specs.json"
+
+
+def save_task_specs(specs: Sequence[TaskSpec], folder: str | Path) -> Path:
+    """Write ``specs`` as ``folder/task_specs.json`` (``{task name: spec}``); returns the file's path."""
+    path = Path(folder) / TASK_SPECS_FILE
+    path.write_text(json.dumps({spec.name: spec.to_dict() for spec in specs}, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_task_specs(folder: str | Path) -> dict[str, TaskSpec]:
+    """``folder/task_specs.json`` → ``{task name: spec}``; empty when the folder has none (older models)."""
+    path = Path(folder) / TASK_SPECS_FILE
+    if not path.exists():
+        return {}
+    return {name: TaskSpec.from_dict(spec) for name, spec in json.loads(path.read_text()).items()}
+
+
+def spec_differences(trained: TaskSpec, current: TaskSpec) -> list[str]:
+    """What differs between two specs of one task, one readable line per observation field or action."""
+    lines = []
+    trained_fields = {f.name: f for f in trained.observations}
+    current_fields = {f.name: f for f in current.observations}
+    for name in sorted(trained_fields.keys() | current_fields.keys()):
+        before, after = trained_fields.get(name), current_fields.get(name)
+        if before != after:
+            lines.append(f"observation {name!r}: {_describe(before)} → {_describe(after)}")
+    if trained.action != current.action:
+        lines.append(f"action: {_describe(trained.action)} → {_describe(current.action)}")
+    if [f.name for f in trained.observations] != [f.name for f in current.observations] and not lines:
+        lines.append(f"observation order: {[f.name for f in trained.observations]} → {[f.name for f in current.observations]}")
+    return lines
+
+
+def _describe(part: ObservationField | ActionSpec | None) -> str:
+    if part is None:
+        return "absent"
+    size = f"×{part.size}" if isinstance(part, ActionSpec) else str(part.shape)
+    if part.kind == "discrete":
+        return f"discrete {size}, {part.num_values} values"
+    if part.kind == "continuous":
+        bounds = f", clipped to [{part.low}, {part.high}]" if isinstance(part, ActionSpec) else ""
+        return f"continuous {size}, {'μ-law' if part.mu_law else 'no μ-law'}{bounds}"
+    return f"{part.kind} {size}"

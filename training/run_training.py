@@ -3,7 +3,8 @@
 Builds the processor and model from the config, the mixture and per-modality validation sets from the
 ``gato data generate`` folder, runs :func:`gato.training.loop.train`, and finally writes
 ``output_dir`` so that ``AutoModelForCausalLM.from_pretrained(output_dir)`` and
-``AutoProcessor.from_pretrained(output_dir)`` work (after ``import gato``).
+``AutoProcessor.from_pretrained(output_dir)`` work (after ``import gato``), with the run's config and the
+specs of the tasks it learnt (``task_specs.json``, which ``gato eval`` checks against the suite's).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datasets import DatasetDict, load_from_disk
 
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.processing.processing_gato import GatoProcessor
+from gato.processing.task_spec import save_task_specs
 
 from .config import TrainingConfig
 from .loop import TrainingResult, train
@@ -75,6 +77,7 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
         trained.save_pretrained(output_dir, state_dict=state_dict)
         processor.save_pretrained(output_dir)
         config.to_yaml(output_dir / TRAINING_CONFIG_FILE)
+        save_task_specs([source.spec for source in train_sources if source.kind == "episodes"], output_dir)
 
     return train(
         config,

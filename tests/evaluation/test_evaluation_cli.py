@@ -7,6 +7,8 @@ from datasets import Dataset, DatasetDict
 
 from gato.cli import main
 from gato.episodes.captions import build_captions_dataset
+from gato.processing.task_spec import TaskSpec
+from gato.suite.registry import resolve_tasks
 
 TOP_LEVEL = {"schema_version", "model", "model_type", "num_parameters", "created", "gato_version", "device", "processes", "platform",
              "episodes_per_task", "settings", "tasks", "domains", "summary", "captions", "captions_test", "text"}
@@ -74,7 +76,7 @@ def test_gato_eval_refuses_bad_values_naming_the_field(tiny_model_dir, tmp_path,
     assert "device: expected 'auto' or a torch device" in capsys.readouterr().err
 
 
-def test_gato_eval_on_a_folder_written_by_gato_train(tmp_path):
+def test_gato_eval_on_a_folder_written_by_gato_train(tmp_path, capsys):
     from gato.episodes.generate import generate
 
     data = tmp_path / "data"
@@ -98,6 +100,16 @@ def test_gato_eval_on_a_folder_written_by_gato_train(tmp_path):
                  "--output-dir", str(run), "--threads", "1", "--no-progress"]) == 0
     card = (run / "README.md").read_text()
     assert "model-index" in card and "cartpole" in card
+    # The folder names the specs it learnt; a task whose suite spec has changed since is refused, naming what changed.
+    specs = json.loads((run / "task_specs.json").read_text())
+    assert TaskSpec.from_dict(specs["cartpole"]) == resolve_tasks("cartpole")[0].spec
+    specs["cartpole"]["observations"][0]["shape"] = [3]
+    (run / "task_specs.json").write_text(json.dumps(specs))
+    assert main(["eval", "--model", str(run), "--tasks", "cartpole", "--episodes", "1", "--no-text",
+                 "--output-dir", str(tmp_path / "refused"), "--threads", "1", "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "cartpole: observation" in error and "(3,)" in error and "(4,)" in error
+    assert not (tmp_path / "refused").exists()
 
 
 def test_gato_eval_static_cache_plays_the_same_episodes_and_bad_combinations_are_refused(tiny_model_dir, tmp_path, capsys):
