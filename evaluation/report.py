@@ -88,7 +88,7 @@ def markdown_report(results: Mapping[str, Any]) -> str:
         parts += ["## Captions", "", _markdown_table(CAPTION_HEADER, [caption_row(c) for c in splits]), "",
                   "`captions_validation`: every scene holds a colour×shape pair never seen in training (\"held-out\n"
                   "colour+shape\" is over those objects); `captions_test`: new scenes of the training pairs. \"scenes\": the\n"
-                  "caption names every object's colour and shape, and nothing else.", ""]
+                  "caption names every object's colour and shape, once per object, and nothing else.", ""]
         for c in splits:
             parts += [f"{c['split']}:", ""]
             parts += [f"- reference: {ex['reference']}\n  generated: {ex['generated'] or '(empty)'}" for ex in c["examples"]] + [""]
@@ -120,7 +120,7 @@ def bar_chart(results: Mapping[str, Any], path: str | Path) -> Path | None:
     domains = sorted({task["domain"] for task in scored})
     palette = plt.get_cmap("tab10")
     colours = [palette(domains.index(task["domain"]) % 10) for task in scored]
-    figure, axes = plt.subplots(figsize=(max(4.0, 0.5 * len(names) + 2), 4))
+    figure, axes = plt.subplots(figsize=(max(4.0, 0.5 * len(names) + 2) + 1.5, 4))  # + the legend
     axes.bar(range(len(names)), values, color=colours)
     axes.axhline(100 * results["summary"]["threshold"], color="grey", linestyle="--", linewidth=1, label="50% of expert")
     axes.axhline(0, color="black", linewidth=0.8)
@@ -128,7 +128,8 @@ def bar_chart(results: Mapping[str, Any], path: str | Path) -> Path | None:
     axes.set_ylabel("expert-normalized score (%)")
     axes.set_title(score_plot_title(results))
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette(i % 10)) for i in range(len(domains))]
-    axes.legend(handles + axes.get_legend_handles_labels()[0][:1], domains + ["50% of expert"], fontsize=8)
+    axes.legend(handles + axes.get_legend_handles_labels()[0][:1], domains + ["50% of expert"], fontsize=8,
+                loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars: inside, it hides the tallest
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=120)

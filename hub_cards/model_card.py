@@ -201,7 +201,7 @@ def build_model_card(
                 ("the held-out colour×shape pair", "held_out_colour_shape_accuracy"))]
             named = ", ".join(f"{label} {100 * value:.0f}%" for label, value in scores if _finite(value))
             if named:
-                scenes = (f"; scenes captioned with every object's colour and shape and nothing else: "
+                scenes = (f"; scenes captioned with every object's colour and shape (once per object) and nothing else: "
                           f"{100 * captions['scene_accuracy']:.0f}%" if _finite(captions.get("scene_accuracy")) else "")
                 bleu = f"; BLEU {captions['bleu']:.1f}" if _finite(captions.get("bleu")) else ""
                 sections.append(f"Over {captions['samples']} held-out images, objects named with the right {named}{scenes}{bleu}.")

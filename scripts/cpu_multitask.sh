@@ -19,9 +19,9 @@ gato data generate --tasks atari_breakout --episodes-per-task 120 --out "$DATA" 
 # One model, the whole default suite + captions + text (model, weights and schedule in the recipe).
 gato train --config training/recipes/cpu_multitask.yaml --data "$DATA" --output-dir "$RUN" --resume
 
-# Every default task (20 episodes each), 1,000 images of each held-out caption split, text loss;
+# Every default task (50 episodes each), 1,000 images of each held-out caption split, text loss;
 # results and plot go into the run folder.
-gato eval --model "$RUN" --tasks default --episodes 20 --num-envs 4 --captions 1000 --data "$DATA" --output-dir "$RUN"
+gato eval --model "$RUN" --tasks default --episodes 50 --num-envs 4 --captions 1000 --data "$DATA" --output-dir "$RUN"
 
 # The model card (README.md) with the results, checked as `gato push` would upload it.
 gato push "$RUN" --repo-id gato/gato-cpu-multitask --dry-run

@@ -105,7 +105,7 @@ def test_body_has_results_plot_captions_training_config_and_limitations(run_dir)
     assert "### Sample captions: held-out colour×shape pairs" in text and "### Sample captions: new scenes" in text
     assert "| a small green square in the centre. | a small green square in the centre. |" in text
     assert ("Over 4 held-out images, objects named with the right colour 100%, shape 75%, colour and shape 75%; "
-            "scenes captioned with every object's colour and shape and nothing else: 50%; BLEU 40.0.") in text
+            "scenes captioned with every object's colour and shape (once per object) and nothing else: 50%; BLEU 40.0.") in text
     assert "## Intended uses and limitations" in text and "@article{reed2022generalist" in text
     assert "from_pretrained('someone/gato-test')" in text and 'pipeline("image-to-text"' in text
     assert "policy = load_agent('someone/gato-test', \"cartpole\")" in text and "2 episodes per task" in text
