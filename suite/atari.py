@@ -33,11 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from gato.processing.task_spec import ObservationField, TaskSpec
+from gato.processing.task_spec import ObservationField
 from gato.processing.token_layout import PATCH_SIZE
 
 from .common import discrete_action_codec, seeded_env
-from .registry import Policy, Task, reference_returns, register_task, require
+from .registry import Policy, register_env_task, require
 
 DOMAIN = "atari"
 FRAME_SIZE = (5 * PATCH_SIZE, 5 * PATCH_SIZE)  # (height, width) = 80×80: 25 patches, the ball still visible
@@ -189,26 +189,16 @@ EXPERTS: dict[str, Callable[[Any], Policy]] = {
 
 
 def _register(name: str, env_id: str, num_actions: int, max_episode_steps: int) -> None:
-    action_spec, to_env_action, from_env_action = discrete_action_codec(num_actions)
-    expert_return, random_return = reference_returns(name)
-    register_task(
-        Task(
-            spec=TaskSpec(
-                name=name,
-                observations=(ObservationField("frame", "image", shape=(*FRAME_SIZE, 3)),),
-                action=action_spec,
-                domain=DOMAIN,
-            ),
-            make_env=_make_env_factory(name, env_id, max_episode_steps),
-            make_expert=EXPERTS[name],
-            to_episode_step=to_episode_step,
-            to_env_action=to_env_action,
-            from_env_action=from_env_action,
-            expert_return=expert_return,
-            random_return=random_return,
-            max_episode_steps=max_episode_steps,
-            extra={"env_id": env_id, "has_success": False},
-        )
+    register_env_task(
+        name,
+        DOMAIN,
+        (ObservationField("frame", "image", shape=(*FRAME_SIZE, 3)),),
+        discrete_action_codec(num_actions),
+        make_env=_make_env_factory(name, env_id, max_episode_steps),
+        make_expert=EXPERTS[name],
+        to_episode_step=to_episode_step,
+        max_episode_steps=max_episode_steps,
+        extra={"env_id": env_id, "has_success": False},
     )
 
 

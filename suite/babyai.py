@@ -33,11 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from gato.processing.task_spec import ObservationField, TaskSpec
+from gato.processing.task_spec import ObservationField
 from gato.processing.token_layout import PATCH_SIZE
 
 from .common import discrete_action_codec, seeded_env
-from .registry import Policy, Task, reference_returns, register_task, require
+from .registry import Policy, register_env_task, require
 
 DOMAIN = "babyai"
 RGB_DOMAIN = "babyai_rgb"
@@ -183,35 +183,25 @@ def to_episode_step_rgb(observation: dict[str, Any]) -> dict[str, Any]:
 
 
 def _register(name: str, level: str, max_episode_steps: int, rgb: bool = False) -> None:
-    action_spec, to_env_action, from_env_action = discrete_action_codec(NUM_ACTIONS)
-    expert_return, random_return = reference_returns(name)
     view = (
         ObservationField("frame", "image", shape=FRAME_SHAPE)
         if rgb
         else ObservationField("grid", "discrete", shape=GRID_SHAPE, num_values=GRID_VALUES)
     )
-    register_task(
-        Task(
-            spec=TaskSpec(
-                name=name,
-                observations=(
-                    ObservationField("mission", "text"),
-                    view,
-                    ObservationField("direction", "discrete", shape=(), num_values=NUM_DIRECTIONS),
-                ),
-                action=action_spec,
-                domain=RGB_DOMAIN if rgb else DOMAIN,
-            ),
-            make_env=_make_env_factory(name, level, max_episode_steps, rgb),
-            make_expert=babyai_expert,
-            to_episode_step=to_episode_step_rgb if rgb else to_episode_step,
-            to_env_action=to_env_action,
-            from_env_action=from_env_action,
-            expert_return=expert_return,
-            random_return=random_return,
-            max_episode_steps=max_episode_steps,
-            extra={"env_id": level, "has_success": True, "noise_actions": NOISE_ACTIONS},
-        )
+    register_env_task(
+        name,
+        RGB_DOMAIN if rgb else DOMAIN,
+        (
+            ObservationField("mission", "text"),
+            view,
+            ObservationField("direction", "discrete", shape=(), num_values=NUM_DIRECTIONS),
+        ),
+        discrete_action_codec(NUM_ACTIONS),
+        make_env=_make_env_factory(name, level, max_episode_steps, rgb),
+        make_expert=babyai_expert,
+        to_episode_step=to_episode_step_rgb if rgb else to_episode_step,
+        max_episode_steps=max_episode_steps,
+        extra={"env_id": level, "has_success": True, "noise_actions": NOISE_ACTIONS},
     )
 
 

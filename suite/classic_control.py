@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from gato.processing.task_spec import ObservationField, TaskSpec
+from gato.processing.task_spec import ObservationField
 
 from .common import box_action_codec, discrete_action_codec, seeded_env
-from .registry import Policy, Task, reference_returns, register_task, require
+from .registry import Policy, register_env_task, require
 
 DOMAIN = "classic_control"
 
@@ -126,26 +126,16 @@ def _register(
     max_episode_steps: int,
     **env_kwargs: Any,
 ) -> None:
-    action_spec, to_env_action, from_env_action = action
-    expert_return, random_return = reference_returns(name)
-    register_task(
-        Task(
-            spec=TaskSpec(
-                name=name,
-                observations=(ObservationField("state", "continuous", shape=(state_size,), mu_law=True),),
-                action=action_spec,
-                domain=DOMAIN,
-            ),
-            make_env=_make_env_factory(name, env_id, max_episode_steps, **env_kwargs),
-            make_expert=expert,
-            to_episode_step=_state_step,
-            to_env_action=to_env_action,
-            from_env_action=from_env_action,
-            expert_return=expert_return,
-            random_return=random_return,
-            max_episode_steps=max_episode_steps,
-            extra={"env_id": env_id, "env_kwargs": dict(env_kwargs), "has_success": False},
-        )
+    register_env_task(
+        name,
+        DOMAIN,
+        (ObservationField("state", "continuous", shape=(state_size,), mu_law=True),),
+        action,
+        make_env=_make_env_factory(name, env_id, max_episode_steps, **env_kwargs),
+        make_expert=expert,
+        to_episode_step=_state_step,
+        max_episode_steps=max_episode_steps,
+        extra={"env_id": env_id, "env_kwargs": dict(env_kwargs), "has_success": False},
     )
 
 

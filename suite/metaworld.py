@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from gato.processing.task_spec import ObservationField, TaskSpec
+from gato.processing.task_spec import ObservationField
 
 from .common import box_action_codec, seeded_env
-from .registry import Policy, Task, reference_returns, register_task, require
+from .registry import Policy, register_env_task, require
 
 DOMAIN = "metaworld"
 OBSERVATION_SIZE = 39
@@ -106,26 +106,16 @@ def to_episode_step(observation: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _register(name: str, env_name: str, max_episode_steps: int) -> None:
-    action_spec, to_env_action, from_env_action = box_action_codec(-1.0, 1.0, ACTION_SIZE)
-    expert_return, random_return = reference_returns(name)
-    register_task(
-        Task(
-            spec=TaskSpec(
-                name=name,
-                observations=(ObservationField("state", "continuous", shape=(OBSERVATION_SIZE,), mu_law=True),),
-                action=action_spec,
-                domain=DOMAIN,
-            ),
-            make_env=_make_env_factory(name, env_name, max_episode_steps),
-            make_expert=_expert_factory(name, env_name),
-            to_episode_step=to_episode_step,
-            to_env_action=to_env_action,
-            from_env_action=from_env_action,
-            expert_return=expert_return,
-            random_return=random_return,
-            max_episode_steps=max_episode_steps,
-            extra={"env_id": env_name, "has_success": True},
-        )
+    register_env_task(
+        name,
+        DOMAIN,
+        (ObservationField("state", "continuous", shape=(OBSERVATION_SIZE,), mu_law=True),),
+        box_action_codec(-1.0, 1.0, ACTION_SIZE),
+        make_env=_make_env_factory(name, env_name, max_episode_steps),
+        make_expert=_expert_factory(name, env_name),
+        to_episode_step=to_episode_step,
+        max_episode_steps=max_episode_steps,
+        extra={"env_id": env_name, "has_success": True},
     )
 
 

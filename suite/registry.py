@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from gato.processing.task_spec import TaskSpec
+from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
 
 # A policy maps one observation (the environment's own format) to one action (the environment's own format).
 Policy = Callable[[Any], Any]
@@ -170,6 +170,39 @@ def register_task(task: Task) -> Task:
         raise ValueError(f"task {task.name!r} is already registered")
     _TASKS[task.name] = task
     return task
+
+
+def register_env_task(
+    name: str,
+    domain: str,
+    observations: tuple[ObservationField, ...],
+    action: tuple[ActionSpec, Callable[[Any], Any], Callable[[Any], Any]],
+    *,
+    make_env: Callable[[int], Any],
+    make_expert: Callable[[Any], Policy],
+    to_episode_step: Callable[[Any], dict[str, Any]],
+    max_episode_steps: int,
+    extra: dict[str, Any],
+) -> Task:
+    """Register a task of a domain module: its spec from ``observations`` and an action codec
+    (``(spec, to_env_action, from_env_action)``, ``common.py``), its reference returns from
+    ``reference_returns.json``."""
+    action_spec, to_env_action, from_env_action = action
+    expert_return, random_return = reference_returns(name)
+    return register_task(
+        Task(
+            spec=TaskSpec(name=name, observations=observations, action=action_spec, domain=domain),
+            make_env=make_env,
+            make_expert=make_expert,
+            to_episode_step=to_episode_step,
+            to_env_action=to_env_action,
+            from_env_action=from_env_action,
+            expert_return=expert_return,
+            random_return=random_return,
+            max_episode_steps=max_episode_steps,
+            extra=extra,
+        )
+    )
 
 
 def register_suite(name: str, task_names: list[str]) -> None:
