@@ -38,11 +38,13 @@ import numpy as np
 from datasets import Dataset, DatasetDict, load_from_disk
 from tqdm.auto import tqdm
 
+from gato.processing.task_spec import spec_differences
 from gato.suite.registry import Task, get_task, resolve_tasks
 
 from .cards import CAPTION_TASK_CATEGORIES, EPISODE_TASK_CATEGORIES, TEXT_TASK_CATEGORIES, build_card, write_card
 from .captions import HELD_OUT_PAIRS, build_captions_dataset
 from .recorder import check_action_noise, episode_seed, record_task_episode
+from .schema import spec_from_dataset
 from .writer import _save_atomically, consolidate_shards, write_shard
 
 DEFAULT_CHUNK_EPISODES = 8
@@ -111,11 +113,18 @@ def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: 
     if not (path / "state.json").exists():
         return False
     stored = load_from_disk(str(path))
-    if list(stored["seed"]) == expected_seeds(task.name, seed, episodes) and stored_action_noise(path) == noise:
+    # Same seeds are not the same data when the task's encoding changed since (e.g. BabyAI's grid, 147 values → 49).
+    encoding = spec_differences(spec_from_dataset(stored), task.spec)
+    if not encoding and list(stored["seed"]) == expected_seeds(task.name, seed, episodes) and stored_action_noise(path) == noise:
         return True
     if overwrite:
         shutil.rmtree(path)
         return False
+    if encoding:
+        raise ValueError(
+            f"{path}: holds {task.name!r} episodes recorded with another spec than this version's (stored → now: "
+            + "; ".join(encoding) + "); choose another --out or pass overwrite to record them again"
+        )
     raise ValueError(
         f"{path}: holds {len(stored)} episodes of {task.name!r} from another generation (seed, episode count or "
         f"action noise {stored_action_noise(path)} differ from seed={seed}, episodes_per_task={episodes}, "

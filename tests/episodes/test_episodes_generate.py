@@ -3,6 +3,7 @@ kill without duplicating or losing episodes, captions and text when asked for.""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from cartpole_task import make_cartpole_task
 
 from gato.episodes.generate import expected_seeds, generate
 from gato.episodes.schema import spec_from_dataset
+from gato.processing.task_spec import ObservationField
 
 TASKS = [make_cartpole_task("test_cart_a", max_episode_steps=20), make_cartpole_task("test_cart_b", max_episode_steps=20)]
 
@@ -127,6 +129,20 @@ def test_other_generation_in_the_folder_is_refused(tmp_path):
         generate(TASKS[:1], 3, tmp_path, seed=0, progress=False)
     _, summaries = generate(TASKS[:1], 3, tmp_path, seed=0, progress=False, overwrite=True)
     assert summaries[0].episodes == 3
+
+
+def test_same_seeds_with_another_spec_are_refused_not_skipped(tmp_path):
+    # A folder written before a task's encoding changed holds the same seeds; skipping it would keep stale tokens.
+    generate(TASKS[:1], 2, tmp_path, seed=0, progress=False)
+    old = TASKS[0]
+    binned_directly = (ObservationField("state", "continuous", (4,), mu_law=False),)
+    changed = dataclasses.replace(old, spec=dataclasses.replace(old.spec, observations=binned_directly))
+    with pytest.raises(ValueError, match=r"another spec.*'state': continuous \(4,\), μ-law → continuous \(4,\), no μ-law"):
+        generate([changed], 2, tmp_path, seed=0, progress=False)
+    dataset_dict, summaries = generate([changed], 2, tmp_path, seed=0, progress=False, overwrite=True)
+    assert summaries[0].status == "generated" and spec_from_dataset(dataset_dict[old.name]) == changed.spec
+    _, summaries = generate([changed], 2, tmp_path, seed=0, progress=False)
+    assert summaries[0].status == "skipped"
 
 
 def test_captions_and_text_join_the_dataset_dict(tmp_path):
