@@ -1,0 +1,39 @@
+"""The analysis scripts in ``scripts/`` run as their docstrings say (tiny untrained model, a few episodes)."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def test_babyai_failures_groups_each_evaluation_episode_by_mission_and_expert_length(
+    tmp_path, save_tiny_checkpoint, one_torch_thread, monkeypatch, capsys
+):
+    from gato.episodes.recorder import record_task_episode
+    from gato.suite.registry import resolve_tasks
+
+    model = save_tiny_checkpoint(tmp_path / "model", 256)
+    out = tmp_path / "episodes.json"
+    monkeypatch.setattr(sys, "argv", ["babyai_failures.py", "--model", model, "--episodes", "3", "--out", str(out)])
+    runpy.run_path(str(SCRIPTS / "babyai_failures.py"), run_name="__main__")
+    episodes = json.loads(out.read_text())
+    assert len(episodes) == 3 and len({e["seed"] for e in episodes}) == 3
+    (task,) = resolve_tasks("babyai_pickup_loc")
+    for episode in episodes:
+        expert = record_task_episode(task, episode["seed"])
+        assert episode["mission"] == expert["observations"]["mission"][0]
+        assert episode["expert_length"] == len(expert["actions"]) > 0
+        assert 1 <= episode["length"] <= task.max_episode_steps
+    table = capsys.readouterr().out
+    rows = {line.split(" | ")[0].lstrip("| "): int(line.split(" | ")[1]) for line in table.splitlines() if line.startswith("| ") and "---" not in line and "count" not in line}
+    assert sum(count for name, count in rows.items() if name.startswith("expert")) == 3
+    assert sum(count for name, count in rows.items() if name.startswith("mission location")) == 3
+
+
+def test_mission_location_reads_the_four_babyai_phrases():
+    location = runpy.run_path(str(SCRIPTS / "babyai_failures.py"))["mission_location"]
+    assert [location(m) for m in ("pick up the red key on your left", "pick up a ball behind you",
+                                  "pick up the box in front of you", "pick up the key on your right",
+                                  "pick up a grey ball")] == ["left", "behind", "front", "right", "none"]
