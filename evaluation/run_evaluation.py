@@ -96,6 +96,27 @@ class EvaluationConfig:
             raise ValueError(f"model: {self.model} is not a folder (expected the output of `gato train`)")
 
 
+def eval_command(settings: dict[str, Any], model: str = "MODEL") -> str:
+    """The ``gato eval`` command line of an ``eval_results.json``'s ``settings`` (flags only where not default)."""
+    defaults = asdict(EvaluationConfig(model=model))
+    parts = ["gato eval", f"--model {model}"]
+    for key, value in settings.items():
+        if key not in defaults or key == "do_sample" or value == defaults[key]:
+            continue
+        if key == "temperature":
+            if settings.get("do_sample"):
+                parts.append(f"--temperature {value:g}")
+        elif key == "text":
+            parts.append("--no-text")
+        elif key == "compile":
+            parts.append("--compile")
+        else:
+            parts.append(f"--{key.replace('_', '-')} {value}")
+    if settings.get("do_sample") and settings.get("temperature", 1.0) == defaults["temperature"]:
+        parts.append("--temperature 1")  # sampled at the default temperature
+    return " ".join(parts)
+
+
 def load_model_and_processor(path: str | Path) -> tuple[torch.nn.Module, Any]:
     """A gato folder → ``(model in eval mode, processor)`` through the Auto classes (offline)."""
     import gato  # noqa: F401  (registers the Auto classes)

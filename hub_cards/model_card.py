@@ -121,6 +121,24 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
+def _training_run(run: Mapping[str, Any]) -> str:
+    """One paragraph from ``train_results.json``: how long the run took, where, and its final validation losses."""
+    steps, this_run = int(run["global_step"]), int(run.get("steps_this_run", 0))
+    where = f"{run.get('device') or 'an unknown device'}, {run.get('processes', 1)} process(es)"
+    if run.get("start_step"):
+        took = f"its last {this_run} steps (resumed from step {run['start_step']}) took {_duration(run['wall_seconds'])}"
+    else:
+        took = f"they took {_duration(run['wall_seconds'])}"
+    text = f"Training ran {steps:,} optimizer steps; {took} on {where}"
+    if this_run and run.get("step_seconds"):
+        step_ms = 1000 * run["step_seconds"] / this_run
+        text += f", {step_ms:.0f} ms a step of which {100 * run['data_wait_seconds'] / run['step_seconds']:.1f}% waiting for data"
+    losses = run.get("validation") or {}
+    if losses:
+        text += ". Final validation losses: " + ", ".join(f"{name} {value:.3f}" for name, value in sorted(losses.items()))
+    return text + " (`train_results.json`)."
+
+
 def build_model_card(
     run_dir: str | Path,
     *,
@@ -139,6 +157,8 @@ def build_model_card(
         job: the ``main_job.json`` record (default: read from ``run_dir``).
     """
     from gato.evaluation.report import CHART_FILE, DOMAIN_HEADER, TASK_HEADER, caption_results, domain_rows, task_rows
+    from gato.evaluation.run_evaluation import eval_command
+    from gato.training.run_training import TRAIN_RESULTS_FILE
 
     folder = Path(run_dir)
     config = _read(folder, "config.json")
@@ -215,6 +235,13 @@ def build_model_card(
                      " (each dataset folder carries its own card), plus captions and text when generated. The full "
                      "configuration (`training_config.yaml`):",
                      "```yaml\n" + yaml.safe_dump(training, sort_keys=False).strip() + "\n```"]
+    train_run = _read(folder, TRAIN_RESULTS_FILE)
+    if train_run:
+        sections.append(_training_run(train_run))
+    if training and results and isinstance(results.get("settings"), Mapping):
+        sections += ["To reproduce (the data folder and the run folder as you name them):",
+                     "```bash\n" + f"gato train --config training_config.yaml --output-dir {model_name}\n"
+                     + eval_command(dict(results["settings"]), model=model_name) + "\n```"]
     if job:
         stages = [job[name] for name in ("data", "train", "eval", "card") if isinstance(job.get(name), Mapping)]
         rows = []

@@ -46,6 +46,20 @@ class TrainingResult:
     tokens_per_second: float = 0.0
     step_seconds: float = 0.0  # wall time of this process's optimizer steps (validation and checkpoints excluded)
     data_wait_seconds: float = 0.0  # the part of it spent waiting for the next batch from the data loader
+    start_step: int = 0  # the checkpoint step this invocation resumed from (0 for a fresh run)
+    steps_this_run: int = 0  # optimizer steps of this invocation
+    wall_seconds: float = 0.0  # this invocation's whole loop: steps, validation and checkpoints
+    processes: int = 1
+    device: str = ""  # "cpu", or the accelerator's name ("cuda: NVIDIA H100 80GB HBM3")
+
+    def to_dict(self) -> dict[str, Any]:
+        """``train_results.json`` (``run_training``): the run's length, speed, where it ran and its validation losses."""
+        return {
+            "global_step": self.step, "start_step": self.start_step, "steps_this_run": self.steps_this_run,
+            "wall_seconds": self.wall_seconds, "step_seconds": self.step_seconds, "data_wait_seconds": self.data_wait_seconds,
+            "tokens_per_second": self.tokens_per_second, "processes": self.processes, "device": self.device,
+            "final_loss": self.losses[-1] if self.losses else None, "validation": dict(self.validation),
+        }
 
     @property
     def data_wait_fraction(self) -> float:
@@ -88,6 +102,10 @@ def check_process_group(num_processes: int) -> None:
         )
 
 
+def _device_name(device: torch.device) -> str:
+    return f"{device.type}: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type
+
+
 def peak_flops(accelerator: Accelerator) -> float | None:
     if accelerator.device.type != "cuda":
         return None
@@ -102,7 +120,7 @@ def train(
     collate_fn: Callable[[list[Any]], Mapping[str, torch.Tensor]],
     validation_datasets: Mapping[str, Dataset] | None = None,
     accelerator: Accelerator | None = None,
-    on_finish: Callable[[torch.nn.Module, dict[str, torch.Tensor]], None] | None = None,
+    on_finish: Callable[[torch.nn.Module, dict[str, torch.Tensor], TrainingResult], None] | None = None,
     stop_after_steps: int | None = None,
 ) -> TrainingResult:
     """Train ``model`` on ``train_dataset`` for ``config.max_steps`` optimizer steps.
@@ -113,8 +131,8 @@ def train(
         collate_fn: sequences → a batch of model inputs (the processor's ``collate``).
         validation_datasets: name (a modality: ``text``, ``captions``, a control domain) → dataset; the
             mean loss over ``config.eval_batches`` batches of each is logged as ``val/<name>``.
-        on_finish: called on the main process at the end with the unwrapped model and its full state dict
-            (gathered across processes under ZeRO-3); it writes the Hub-ready folder.
+        on_finish: called on the main process at the end with the unwrapped model, its full state dict
+            (gathered across processes under ZeRO-3) and the run's result; it writes the Hub-ready folder.
         stop_after_steps: stop (as if killed) after this many optimizer steps of *this* invocation, for
             tests of resume; the last checkpoint is whatever ``save_steps`` produced.
     """
@@ -166,7 +184,9 @@ def train(
     batches = iter(accelerator.skip_first_batches(train_loader, micro_batches_done) if micro_batches_done else train_loader)
     flops_per_token = _flops_per_token(accelerator.unwrap_model(model), config.max_length)
     peak = peak_flops(accelerator)
-    result = TrainingResult(step=start_step)
+    result = TrainingResult(step=start_step, start_step=start_step, processes=accelerator.num_processes,
+                            device=_device_name(accelerator.device))
+    started = time.perf_counter()
     progress = tqdm(
         total=config.max_steps, initial=start_step, desc="train", disable=not accelerator.is_local_main_process, dynamic_ncols=True
     )
@@ -236,13 +256,14 @@ def train(
     progress.close()
     result.step_seconds += window_time  # the steps after the last log line
     result.data_wait_seconds += window_wait
+    result.steps_this_run, result.wall_seconds = steps_this_run, time.perf_counter() - started
     accelerator.print(result.step_time_summary(steps_this_run))
     if step >= config.max_steps and on_finish is not None:
         accelerator.wait_for_everyone()
         # Gathering the weights is collective under ZeRO-3: every process takes part, the main one writes.
         state_dict = accelerator.get_state_dict(model)
         if accelerator.is_main_process:
-            on_finish(accelerator.unwrap_model(model), state_dict)
+            on_finish(accelerator.unwrap_model(model), state_dict, result)
     accelerator.end_training()
     return result
 

@@ -4,11 +4,13 @@ Builds the processor and model from the config, the mixture and per-modality val
 ``gato data generate`` folder, runs :func:`gato.training.loop.train`, and finally writes
 ``output_dir`` so that ``AutoModelForCausalLM.from_pretrained(output_dir)`` and
 ``AutoProcessor.from_pretrained(output_dir)`` work (after ``import gato``), with the run's config and the
-specs of the tasks it learnt (``task_specs.json``, which ``gato eval`` checks against the suite's).
+specs of the tasks it learnt (``task_specs.json``, which ``gato eval`` checks against the suite's) and the
+run's summary (``train_results.json``: steps, wall time, device, losses; the model card reads it).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from .loop import TrainingResult, train
 from .mixture import MixtureDataset, mixture_weights, split_sources, validation_sets
 
 TRAINING_CONFIG_FILE = "training_config.yaml"
+TRAIN_RESULTS_FILE = "train_results.json"  # the name transformers' Trainer gives its own run summary
 
 
 def build_model_config(config: TrainingConfig) -> GatoConfig:
@@ -72,11 +75,12 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
     torch.manual_seed(config.seed)
     model = GatoForCausalLM(model_config)
 
-    def write_hub_folder(trained: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    def write_hub_folder(trained: torch.nn.Module, state_dict: dict[str, torch.Tensor], result: TrainingResult) -> None:
         output_dir = Path(config.output_dir)
         trained.save_pretrained(output_dir, state_dict=state_dict)
         processor.save_pretrained(output_dir)
         config.to_yaml(output_dir / TRAINING_CONFIG_FILE)
+        (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         save_task_specs([source.spec for source in train_sources if source.kind == "episodes"], output_dir)
 
     return train(

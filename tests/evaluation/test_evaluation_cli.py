@@ -145,3 +145,17 @@ def test_gato_eval_refuses_a_launch_that_formed_no_process_group(tiny_model_dir,
     assert main(["eval", "--model", tiny_model_dir, "--tasks", "cartpole", "--output-dir", str(tmp_path / "eval")]) == 2
     assert "WORLD_SIZE: the launcher started 2 processes but Accelerate formed a group of 1" in capsys.readouterr().err
     assert not (tmp_path / "eval").exists()
+
+
+def test_eval_command_names_only_the_settings_that_differ_from_the_defaults():
+    from dataclasses import asdict
+
+    from gato.evaluation.run_evaluation import EvaluationConfig, eval_command
+
+    settings = {k: v for k, v in asdict(EvaluationConfig(model="m")).items() if k not in ("model", "output_dir", "progress")}
+    assert eval_command(settings, model="run") == "gato eval --model run"
+    settings.update(episodes=50, captions=1000, data="data/multitask", text=False, do_sample=True, temperature=0.7, compile=True)
+    assert eval_command(settings, model="run") == ("gato eval --model run --episodes 50 --temperature 0.7 --compile "
+                                                   "--captions 1000 --data data/multitask --no-text")
+    settings.update(temperature=1.0)
+    assert eval_command(settings, model="run").endswith("--no-text --temperature 1")

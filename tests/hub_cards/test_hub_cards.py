@@ -28,7 +28,9 @@ def _summary(tasks, scored, mean):
 
 RESULTS = {
     "schema_version": 1, "model": "run", "model_type": "gato", "num_parameters": 1234567, "created": "2026-11-24T20:00:00+00:00",
-    "gato_version": "0.1.0", "device": "cpu", "platform": "linux", "episodes_per_task": 2, "settings": {},
+    "gato_version": "0.1.0", "device": "cpu", "platform": "linux", "episodes_per_task": 2,
+    "settings": {"tasks": "default", "episodes": 2, "num_envs": 4, "captions": 2, "data": "data", "text": True, "do_sample": False,
+                 "temperature": 1.0},
     "tasks": [_task("cartpole", "classic_control", 0.25, 143.0), _task("babyai_goto_red_ball", "babyai", -0.1, 0.0, 0.0),
               _task("unscored_task", "classic_control", None, 3.0)],
     "domains": {"babyai": _summary(1, 1, -0.1), "classic_control": _summary(2, 1, 0.25)},
@@ -46,6 +48,11 @@ RESULTS = {
 }
 
 
+TRAIN_RESULTS = {"global_step": 7, "start_step": 3, "steps_this_run": 4, "wall_seconds": 125.0, "step_seconds": 2.0,
+                 "data_wait_seconds": 0.05, "tokens_per_second": 100.0, "processes": 1, "device": "cpu", "final_loss": 2.5,
+                 "validation": {"text": 6.5, "captions": 1.25}}
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, save_tiny_checkpoint):
     path = tmp_path_factory.mktemp("run")
@@ -53,6 +60,7 @@ def run_dir(tmp_path_factory, save_tiny_checkpoint):
     TrainingConfig(data="data", output_dir=str(path), max_steps=7, max_length=64).to_yaml(path / "training_config.yaml")
     (path / "eval_results.json").write_text(json.dumps(RESULTS))
     (path / "normalized_scores.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (path / "train_results.json").write_text(json.dumps(TRAIN_RESULTS))
     write_model_card(path, repo_id="someone/gato-test")
     return path
 
@@ -112,6 +120,11 @@ def test_body_has_results_plot_captions_training_config_and_limitations(run_dir)
     block = re.search(r"```yaml\n(.*?)```", text, flags=re.S).group(1)
     assert yaml.safe_load(block) == yaml.safe_load((run_dir / "training_config.yaml").read_text())
     assert "1.2M parameters" in text
+    # How long training took, where, and the commands that reproduce the run (train_results.json, eval settings).
+    assert ("Training ran 7 optimizer steps; its last 4 steps (resumed from step 3) took 2 min 5 s on cpu, 1 process(es), "
+            "500 ms a step of which 2.5% waiting for data. Final validation losses: captions 1.250, text 6.500") in text
+    assert ("gato train --config training_config.yaml --output-dir gato-test\n"
+            "gato eval --model gato-test --episodes 2 --captions 2 --data data\n") in text
 
 
 def test_card_without_results_has_no_model_index(tmp_path):

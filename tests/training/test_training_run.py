@@ -1,5 +1,6 @@
 """A whole `gato train` run on a tiny mixture: the loss falls, resume is exact, the output loads through Auto classes."""
 
+import json
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import pytest
 
 from gato.cli import main
 from gato.training.config import TrainingConfig
-from gato.training.run_training import TRAINING_CONFIG_FILE, run_training
+from gato.training.run_training import TRAIN_RESULTS_FILE, TRAINING_CONFIG_FILE, run_training
 
 
 def _config(data, output_dir, **overrides):
@@ -33,6 +34,8 @@ def test_killed_run_resumes_with_the_same_losses(tiny_data_dir, tmp_path):
     assert killed.step == 9
     resumed = run_training(_config(tiny_data_dir, tmp_path / "b", max_steps=16, save_steps=6, resume=True))
     assert resumed.losses == pytest.approx(uninterrupted.losses[6:], rel=1e-6, abs=1e-6)
+    run = json.loads((tmp_path / "b" / TRAIN_RESULTS_FILE).read_text())
+    assert (run["global_step"], run["start_step"], run["steps_this_run"]) == (16, 6, 10)
 
 
 def test_cli_run_writes_a_folder_the_auto_classes_load(tiny_data_dir, tmp_path):
@@ -42,6 +45,10 @@ def test_cli_run_writes_a_folder_the_auto_classes_load(tiny_data_dir, tmp_path):
     assert status == 0
     assert (out / "model.safetensors").exists() and (out / TRAINING_CONFIG_FILE).exists()
     assert TrainingConfig.from_yaml(out / TRAINING_CONFIG_FILE).max_steps == 3
+    run = json.loads((out / TRAIN_RESULTS_FILE).read_text())
+    assert (run["global_step"], run["start_step"], run["steps_this_run"], run["processes"], run["device"]) == (3, 0, 3, 1, "cpu")
+    assert run["wall_seconds"] >= run["step_seconds"] > run["data_wait_seconds"] >= 0
+    assert set(run["validation"]) == {"captions", "classic_control", "text"} and run["final_loss"] > 0
     # A fresh process: registration by `import gato` alone must be enough to load both.
     code = (
         "import gato, torch\n"
