@@ -96,8 +96,9 @@ class EvaluationConfig:
             raise ValueError(f"model: {self.model} is not a folder (expected the output of `gato train`)")
 
 
-def eval_command(settings: dict[str, Any], model: str = "MODEL") -> str:
-    """The ``gato eval`` command line of an ``eval_results.json``'s ``settings`` (flags only where not default)."""
+def eval_command(settings: dict[str, Any], model: str = "MODEL", output_dir: str | None = None) -> str:
+    """The ``gato eval`` command line of an ``eval_results.json``'s ``settings`` (flags only where not default),
+    writing into ``output_dir`` when given (the model folder itself: then it also rewrites the model card)."""
     defaults = asdict(EvaluationConfig(model=model))
     parts = ["gato eval", f"--model {model}"]
     for key, value in settings.items():
@@ -114,6 +115,8 @@ def eval_command(settings: dict[str, Any], model: str = "MODEL") -> str:
             parts.append(f"--{key.replace('_', '-')} {value}")
     if settings.get("do_sample") and settings.get("temperature", 1.0) == defaults["temperature"]:
         parts.append("--temperature 1")  # sampled at the default temperature
+    if output_dir:
+        parts.append(f"--output-dir {output_dir}")
     return " ".join(parts)
 
 

@@ -241,7 +241,7 @@ def build_model_card(
     if training and results and isinstance(results.get("settings"), Mapping):
         sections += ["To reproduce (the data folder and the run folder as you name them):",
                      "```bash\n" + f"gato train --config training_config.yaml --output-dir {model_name}\n"
-                     + eval_command(dict(results["settings"]), model=model_name) + "\n```"]
+                     + eval_command(dict(results["settings"]), model=model_name, output_dir=model_name) + "\n```"]
     if job:
         stages = [job[name] for name in ("data", "train", "eval", "card") if isinstance(job.get(name), Mapping)]
         rows = []

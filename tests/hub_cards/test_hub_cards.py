@@ -124,7 +124,7 @@ def test_body_has_results_plot_captions_training_config_and_limitations(run_dir)
     assert ("Training ran 7 optimizer steps; its last 4 steps (resumed from step 3) took 2 min 5 s on cpu, 1 process(es), "
             "500 ms a step of which 2.5% waiting for data. Final validation losses: captions 1.250, text 6.500") in text
     assert ("gato train --config training_config.yaml --output-dir gato-test\n"
-            "gato eval --model gato-test --episodes 2 --captions 2 --data data\n") in text
+            "gato eval --model gato-test --episodes 2 --captions 2 --data data --output-dir gato-test\n") in text
 
 
 def test_card_without_results_has_no_model_index(tmp_path):
