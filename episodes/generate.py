@@ -132,6 +132,14 @@ def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: 
     )
 
 
+def _drop_chunks_of_another_spec(partial: Path, task: Task) -> None:
+    """Remove a task's unfinished chunks when any was recorded with another spec (an older version's encoding):
+    resuming would mix encodings in one dataset, and chunks are only a cache of work to redo."""
+    finished = [path for path in partial.glob("chunk-*") if (path / "state.json").exists()] if partial.is_dir() else []
+    if any(spec_differences(spec_from_dataset(load_from_disk(str(path))), task.spec) for path in finished):
+        shutil.rmtree(partial)
+
+
 def _summary(task: Task, dataset: Dataset, status: str) -> TaskSummary:
     returns = np.asarray(dataset["episode_return"], dtype=np.float64)
     return TaskSummary(task.name, task.domain, len(dataset), int(np.sum(dataset["num_steps"])),
@@ -295,6 +303,7 @@ def generate(
                          action_noise)
                   for start in range(0, episodes_per_task, chunk_episodes)]
         pending[task.name] = chunks
+        _drop_chunks_of_another_spec(partial, task)
         done_before = [c for c in chunks if (Path(c.path) / "state.json").exists()]
         status[task.name] = "resumed" if done_before else "generated"
 

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from cartpole_task import make_cartpole_task
 
-from gato.episodes.generate import expected_seeds, generate
+from gato.episodes.generate import PARTIAL_DIR, expected_seeds, generate
+from gato.episodes.recorder import record_task_episode
+from gato.episodes.writer import write_shard
 from gato.episodes.schema import spec_from_dataset
 from gato.processing.task_spec import ObservationField
 
@@ -143,6 +145,19 @@ def test_same_seeds_with_another_spec_are_refused_not_skipped(tmp_path):
     assert summaries[0].status == "generated" and spec_from_dataset(dataset_dict[old.name]) == changed.spec
     _, summaries = generate([changed], 2, tmp_path, seed=0, progress=False)
     assert summaries[0].status == "skipped"
+
+
+def test_unfinished_chunks_of_another_spec_are_recorded_again_not_resumed(tmp_path):
+    # A generation interrupted before a task's encoding changed leaves chunks in the old encoding; same features
+    # (only μ-law differs), so concatenating them would silently mix encodings under one spec.
+    old = TASKS[0]
+    binned_directly = (ObservationField("state", "continuous", (4,), mu_law=False),)
+    changed = dataclasses.replace(old, spec=dataclasses.replace(old.spec, observations=binned_directly))
+    stale = tmp_path / PARTIAL_DIR / f"{old.name}-s0-c1" / "chunk-000000-000001"
+    write_shard([record_task_episode(old, expected_seeds(old.name, 0, 2)[0])], old.spec, stale)
+    dataset_dict, summaries = generate([changed], 2, tmp_path, seed=0, chunk_episodes=1, progress=False)
+    assert summaries[0].status == "generated"  # not "resumed"
+    assert spec_from_dataset(dataset_dict[old.name]) == changed.spec and list(dataset_dict[old.name]["seed"]) == expected_seeds(old.name, 0, 2)
 
 
 def test_captions_and_text_join_the_dataset_dict(tmp_path):
