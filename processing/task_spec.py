@@ -153,19 +153,26 @@ def load_task_specs(folder: str | Path) -> dict[str, TaskSpec]:
 
 
 def spec_differences(trained: TaskSpec, current: TaskSpec) -> list[str]:
-    """What differs between two specs of one task, one readable line per observation field or action."""
+    """What differs between two specs of one task in the tokens they make, one readable line per observation
+    field or action (settings a kind ignores, such as μ-law for discrete values, and the domain are not compared)."""
     lines = []
     trained_fields = {f.name: f for f in trained.observations}
     current_fields = {f.name: f for f in current.observations}
     for name in sorted(trained_fields.keys() | current_fields.keys()):
-        before, after = trained_fields.get(name), current_fields.get(name)
+        before, after = _describe(trained_fields.get(name)), _describe(current_fields.get(name))
         if before != after:
-            lines.append(f"observation {name!r}: {_describe(before)} → {_describe(after)}")
-    if trained.action != current.action:
+            lines.append(f"observation {name!r}: {before} → {after}")
+    if _describe(trained.action) != _describe(current.action):
         lines.append(f"action: {_describe(trained.action)} → {_describe(current.action)}")
-    if [f.name for f in trained.observations] != [f.name for f in current.observations] and not lines:
-        lines.append(f"observation order: {[f.name for f in trained.observations]} → {[f.name for f in current.observations]}")
+    # Fields are laid out kind by kind, in spec order within a kind.
+    before, after = _layout_order(trained), _layout_order(current)
+    if before != after and not lines:
+        lines.append(f"observation order: {before} → {after}")
     return lines
+
+
+def _layout_order(spec: TaskSpec) -> list[str]:
+    return [f.name for kind in OBSERVATION_KINDS for f in spec.observations if f.kind == kind]
 
 
 def _describe(part: ObservationField | ActionSpec | None) -> str:
