@@ -102,19 +102,16 @@ def eval_command(settings: dict[str, Any], model: str = "MODEL", output_dir: str
     defaults = asdict(EvaluationConfig(model=model))
     parts = ["gato eval", f"--model {model}"]
     for key, value in settings.items():
-        if key not in defaults or key == "do_sample" or value == defaults[key]:
+        if key == "temperature" and settings.get("do_sample"):  # --temperature is what turns sampling on
+            parts.append(f"--temperature {value:g}")
+        elif key not in defaults or key in ("do_sample", "temperature") or value == defaults[key]:
             continue
-        if key == "temperature":
-            if settings.get("do_sample"):
-                parts.append(f"--temperature {value:g}")
         elif key == "text":
             parts.append("--no-text")
         elif key == "compile":
             parts.append("--compile")
         else:
             parts.append(f"--{key.replace('_', '-')} {value}")
-    if settings.get("do_sample") and settings.get("temperature", 1.0) == defaults["temperature"]:
-        parts.append("--temperature 1")  # sampled at the default temperature
     if output_dir:
         parts.append(f"--output-dir {output_dir}")
     return " ".join(parts)

@@ -158,4 +158,5 @@ def test_eval_command_names_only_the_settings_that_differ_from_the_defaults():
     assert eval_command(settings, model="run") == ("gato eval --model run --episodes 50 --temperature 0.7 --compile "
                                                    "--captions 1000 --data data/multitask --no-text")
     settings.update(temperature=1.0)
-    assert eval_command(settings, model="run", output_dir="run").endswith("--no-text --temperature 1 --output-dir run")
+    assert eval_command(settings, model="run", output_dir="run") == ("gato eval --model run --episodes 50 --temperature 1 --compile "
+                                                                     "--captions 1000 --data data/multitask --no-text --output-dir run")
