@@ -18,7 +18,7 @@ import torch
 
 from gato.episodes.recorder import record_task_episode
 from gato.evaluation.rollout import evaluate_task
-from gato.evaluation.run_evaluation import load_model_and_processor, trained_prompt_tokens
+from gato.evaluation.run_evaluation import check_trained_specs, load_model_and_processor, trained_prompt_tokens
 from gato.suite.registry import resolve_tasks
 
 LOCATIONS = {"in front of you": "front", "behind you": "behind", "on your left": "left", "on your right": "right"}
@@ -48,6 +48,7 @@ def main() -> None:
     (task,) = resolve_tasks(args.task)
     if not any(field.name == "mission" for field in task.spec.observations):
         raise SystemExit(f"--task: {task.name!r} has no mission; expected a BabyAI task")
+    check_trained_specs(args.model, [task])  # as `gato eval` does: a model of another BabyAI encoding is refused
     model, processor = load_model_and_processor(args.model)
     result = evaluate_task(
         model, processor, task, args.episodes, num_envs=1, prompt_tokens=trained_prompt_tokens(args.model, processor),

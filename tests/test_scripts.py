@@ -32,6 +32,23 @@ def test_babyai_failures_groups_each_evaluation_episode_by_mission_and_expert_le
     assert sum(count for name, count in rows.items() if name.startswith("mission location")) == 3
 
 
+def test_babyai_failures_refuses_a_model_trained_on_another_encoding(tmp_path, save_tiny_checkpoint, monkeypatch):
+    from dataclasses import replace
+
+    import pytest
+
+    from gato.processing.task_spec import ObservationField, save_task_specs
+    from gato.suite.registry import resolve_tasks
+
+    (task,) = resolve_tasks("babyai_pickup_loc")
+    model = save_tiny_checkpoint(tmp_path / "model", 256)
+    old_grid = tuple(ObservationField("grid", "discrete", shape=(7, 7, 3)) if f.name == "grid" else f for f in task.spec.observations)
+    save_task_specs([replace(task.spec, observations=old_grid)], model)
+    monkeypatch.setattr(sys, "argv", ["babyai_failures.py", "--model", model, "--episodes", "1"])
+    with pytest.raises(ValueError, match=r"babyai_pickup_loc: observation 'grid': discrete \(7, 7, 3\)"):
+        runpy.run_path(str(SCRIPTS / "babyai_failures.py"), run_name="__main__")
+
+
 def test_mission_location_reads_the_four_babyai_phrases():
     location = runpy.run_path(str(SCRIPTS / "babyai_failures.py"))["mission_location"]
     assert [location(m) for m in ("pick up the red key on your left", "pick up a ball behind you",
