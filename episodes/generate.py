@@ -174,7 +174,7 @@ def _task_card(path: Path, task: Task, dataset: Dataset, seed: int, command: str
     ))
 
 
-def _write_index(out: Path) -> DatasetDict:
+def write_index(out: Path) -> DatasetDict:
     """Rebuild ``dataset_dict.json`` from the finished dataset folders in ``out`` (atomically)."""
     splits = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "state.json").exists())
     tmp = out / ".dataset_dict.json.tmp"
@@ -343,7 +343,7 @@ def generate(
         _generate_captions(out, captions, seed, command)
     if text:
         _generate_text(out, command, text_sources)
-    dataset_dict = _write_index(out)
+    dataset_dict = write_index(out)
     summaries = [_summary(task, dataset_dict[task.name], status[task.name]) for task in task_list]
     _collection_card(out, dataset_dict, summaries, command)
     return dataset_dict, summaries

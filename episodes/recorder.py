@@ -88,7 +88,7 @@ def record_episode(
     to_episode_step: Callable[[Any], dict[str, Any]] | None = None,
     from_env_action: Callable[[Any], Any] | None = None,
     max_steps: int | None = None,
-    execute: Callable[[Any], Any] | None = None,
+    execute: Callable[[Any, Any], Any] | None = None,
 ) -> dict[str, Any]:
     """Run one episode and return it as an episode dict (unvalidated; the writer validates).
 
@@ -102,10 +102,11 @@ def record_episode(
             from what really happened).
         seed: the ``env.reset`` seed (also seeds ``env.action_space`` for random policies).
         max_steps: cut the episode after this many actions (``terminated`` is then False).
-        execute: ``policy action -> executed action`` (environment formats). The environment steps with the
-            executed action while the episode records the policy's: noise injection in the style of DART
-            (Laskey et al. 2017, :func:`action_noise`), so that the data shows the expert recovering from
-            states it would not reach by itself. Default: execute the policy's action.
+        execute: ``(policy action, observation) -> executed action`` (environment formats). The environment
+            steps with the executed action while the episode records the policy's: noise injection in the style
+            of DART (Laskey et al. 2017, :func:`action_noise`), or a learner acting while the expert labels
+            (DAgger, ``gato.evaluation.dagger``), so that the data shows the expert recovering from states it
+            would not reach by itself. Default: execute the policy's action.
 
     Returns:
         ``{"task", "seed", "observations": {name: (T, *shape)}, "actions": (T, size), "rewards": (T,),
@@ -130,7 +131,7 @@ def record_episode(
         steps.append(to_episode_step(observation))
         env_action = policy(observation)
         actions.append(np.asarray(from_env_action(env_action)).reshape(spec.action.size))
-        executed = execute(env_action) if execute else env_action
+        executed = execute(env_action, observation) if execute else env_action
         observation, reward, terminated, truncated, _ = env.step(executed)
         if callable(getattr(policy, "executed", None)):
             policy.executed(executed)
@@ -181,7 +182,7 @@ def action_noise(
         raise ValueError(f"action_noise: choices must be non-empty values in [0, {spec.action.num_values}), "
                          f"got {list(values)}")
 
-    def execute(env_action: Any) -> Any:
+    def execute(env_action: Any, observation: Any = None) -> Any:  # noise ignores the observation
         if spec.action.kind == "continuous":
             value = np.asarray(from_env_action(env_action), dtype=np.float64).reshape(size)
             noisy = np.clip(value + rng.normal(0.0, noise, size), spec.action.low, spec.action.high)

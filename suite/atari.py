@@ -196,6 +196,7 @@ def _register(name: str, env_id: str, num_actions: int, max_episode_steps: int) 
         discrete_action_codec(num_actions),
         make_env=_make_env_factory(name, env_id, max_episode_steps),
         make_expert=EXPERTS[name],
+        make_labeler=EXPERTS[name],  # the expert reads the state afresh at every step: it labels any state
         to_episode_step=to_episode_step,
         max_episode_steps=max_episode_steps,
         extra={"env_id": env_id, "has_success": False},

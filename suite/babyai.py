@@ -55,6 +55,7 @@ TILE_SIZE = PATCH_SIZE  # pixels per rendered cell: one patch per cell
 # the bot gives up (DisappearedBoxError); the drift that matters for imitation is the agent's pose.
 NOISE_ACTIONS = (0, 1, 2)  # left, right, forward
 FRAME_SHAPE = (VIEW_SHAPE[0] * TILE_SIZE, VIEW_SHAPE[1] * TILE_SIZE, 3)
+LEFT, DROP = 0, 4
 
 # task name → (BabyAI level id, max_episode_steps = the level's own max_steps)
 LEVELS: dict[str, tuple[str, int]] = {
@@ -69,6 +70,15 @@ LEVELS: dict[str, tuple[str, int]] = {
     "babyai_unlock_local": ("BabyAI-UnlockLocal-v0", 576),
     "babyai_key_corridor_s3r1": ("BabyAI-KeyCorridorS3R1-v0", 270),
 }
+# The levels whose states :class:`BabyAIStateLabeler` can label (missions that go to or pick up one object; in
+# the others carrying an object is part of the plan, which a bot rebuilt mid-episode cannot take up).
+LABELED_LEVELS: tuple[str, ...] = (
+    "babyai_goto_red_ball_grey",
+    "babyai_goto_red_ball",
+    "babyai_goto_obj",
+    "babyai_goto_local",
+    "babyai_pickup_loc",
+)
 # The levels also offered with rendered observations (domain "babyai_rgb"), named babyai_rgb_<level>.
 RGB_LEVELS: tuple[str, ...] = (
     "babyai_goto_red_ball",
@@ -144,6 +154,44 @@ class BabyAIBotPolicy:
         self._taken = None if action == self._suggested else action
 
 
+class BabyAIStateLabeler:
+    """The BabyAI bot's action for whatever state another policy reached (DAgger labels, ``gato data generate
+    --dagger-model``), for the go-to and pick-up levels (:data:`LABELED_LEVELS`).
+
+    :class:`BabyAIBotPolicy` keeps a plan and, told that another action was executed, plans to *undo* it
+    first (walk back, turn back): the right labels for a few noisy actions, the wrong ones for a learner that
+    drives a whole episode (its labels would be a growing stack of undos). This labeler instead builds a fresh
+    bot at every step, which plans from the current state to the mission, and hands it the cells seen so far
+    in the episode (the bot's ``vis_mask``), so it knows what the agent has already seen as the recording bot
+    does. Carrying an object — in these levels only a wrong pickup, the right one ends the episode — is
+    labelled ``drop`` when the cell ahead is free and ``left`` (turn to find a free one) when it is not: the
+    bot itself cannot plan with a full hand.
+    """
+
+    def __init__(self, env: Any) -> None:
+        self._bot_module = require("minigrid.utils.baby_ai_bot", task="babyai")
+        self._env = env
+        self._seen: np.ndarray | None = None
+
+    def __call__(self, observation: Any) -> int:
+        state = self._env.unwrapped
+        if state.step_count == 0:
+            self._seen = None
+        if state.carrying is not None:
+            return DROP if state.grid.get(*state.front_pos) is None else LEFT
+        bot = self._bot_module.BabyAIBot(self._env)
+        if self._seen is not None:
+            bot.vis_mask = self._seen
+        action = int(bot.replan())
+        self._seen = bot.vis_mask
+        return action
+
+
+def babyai_labeler(env: Any) -> Policy:
+    """:class:`BabyAIStateLabeler` for ``env``."""
+    return BabyAIStateLabeler(env)
+
+
 def babyai_expert(env: Any) -> Policy:
     """The BabyAI bot as a policy for ``env`` (:class:`BabyAIBotPolicy`)."""
     return BabyAIBotPolicy(env)
@@ -182,7 +230,7 @@ def to_episode_step_rgb(observation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _register(name: str, level: str, max_episode_steps: int, rgb: bool = False) -> None:
+def _register(name: str, level: str, max_episode_steps: int, rgb: bool = False, labeled: bool = False) -> None:
     view = (
         ObservationField("frame", "image", shape=FRAME_SHAPE)
         if rgb
@@ -199,6 +247,7 @@ def _register(name: str, level: str, max_episode_steps: int, rgb: bool = False) 
         discrete_action_codec(NUM_ACTIONS),
         make_env=_make_env_factory(name, level, max_episode_steps, rgb),
         make_expert=babyai_expert,
+        make_labeler=babyai_labeler if labeled else None,
         to_episode_step=to_episode_step_rgb if rgb else to_episode_step,
         max_episode_steps=max_episode_steps,
         extra={"env_id": level, "has_success": True, "noise_actions": NOISE_ACTIONS},
@@ -206,6 +255,6 @@ def _register(name: str, level: str, max_episode_steps: int, rgb: bool = False) 
 
 
 for _name, (_level, _steps) in LEVELS.items():
-    _register(_name, _level, _steps)
+    _register(_name, _level, _steps, labeled=_name in LABELED_LEVELS)
 for _name in RGB_LEVELS:
-    _register(_name.replace("babyai_", "babyai_rgb_", 1), *LEVELS[_name], rgb=True)
+    _register(_name.replace("babyai_", "babyai_rgb_", 1), *LEVELS[_name], rgb=True, labeled=_name in LABELED_LEVELS)

@@ -133,6 +133,7 @@ def _register(
         action,
         make_env=_make_env_factory(name, env_id, max_episode_steps, **env_kwargs),
         make_expert=expert,
+        make_labeler=expert,  # the expert reads the state afresh at every step: it labels any state
         to_episode_step=_state_step,
         max_episode_steps=max_episode_steps,
         extra={"env_id": env_id, "env_kwargs": dict(env_kwargs), "has_success": False},

@@ -82,6 +82,10 @@ class Task:
         expert_return / random_return: measured mean episode returns (docs/SUITE.md says how many
             episodes) used for expert-normalized scores; NaN when not measured yet.
         max_episode_steps: the horizon used when generating and evaluating.
+        make_labeler: ``make_labeler(env) -> policy`` that gives the expert's action for states *another* policy
+            reached (DAgger, ``gato data generate --dagger-model``): built after ``reset``, asked at every step
+            whatever was executed before. The suite's experts that read the state afresh at every step are
+            their own labelers; ``None``: the task cannot be labelled this way (an expert that keeps a plan).
         extra: free-form metadata (``has_success``, the environment id, …; ``noise_actions``: the discrete
             actions that noise-injected recording may execute at random, when not all of them).
     """
@@ -96,6 +100,7 @@ class Task:
     random_return: float
     max_episode_steps: int
     extra: dict[str, Any] = field(default_factory=dict)
+    make_labeler: Callable[[Any], Policy] | None = None
 
     @property
     def name(self) -> str:
@@ -180,6 +185,7 @@ def register_env_task(
     *,
     make_env: Callable[[int], Any],
     make_expert: Callable[[Any], Policy],
+    make_labeler: Callable[[Any], Policy] | None,
     to_episode_step: Callable[[Any], dict[str, Any]],
     max_episode_steps: int,
     extra: dict[str, Any],
@@ -194,6 +200,7 @@ def register_env_task(
             spec=TaskSpec(name=name, observations=observations, action=action_spec, domain=domain),
             make_env=make_env,
             make_expert=make_expert,
+            make_labeler=make_labeler,
             to_episode_step=to_episode_step,
             to_env_action=to_env_action,
             from_env_action=from_env_action,

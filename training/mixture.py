@@ -20,7 +20,7 @@ from gato.episodes.generate import CAPTIONS_SPLITS, TEXT_SPLITS
 from gato.episodes.schema import episode_from_arrow, spec_from_dataset
 from gato.processing.episode_layout import slice_episode
 from gato.processing.processing_gato import GatoProcessor
-from gato.processing.task_spec import TaskSpec
+from gato.processing.task_spec import TaskSpec, spec_differences
 
 SourceKind = str  # "episodes" | "captions" | "text"
 
@@ -67,6 +67,7 @@ def split_sources(data: DatasetDict, validation_fraction: float) -> tuple[list[M
     evaluation's alone (``gato eval``): training neither learns from it nor validates on it.
     """
     train, validation = [], []
+    specs: dict[str, tuple[str, TaskSpec]] = {}  # task → (first split, spec): a task's splits (expert, DAgger) must agree
     held_out_names = {CAPTIONS_SPLITS[1], CAPTIONS_SPLITS[2], TEXT_SPLITS[1]}
     for name, dataset in data.items():
         if name in held_out_names:
@@ -79,6 +80,10 @@ def split_sources(data: DatasetDict, validation_fraction: float) -> tuple[list[M
                 validation.append(MixtureSource(held_out_name, kind, data[held_out_name], modality=kind))
             continue
         spec = spec_from_dataset(dataset)
+        first, first_spec = specs.setdefault(spec.name, (name, spec))
+        if spec_differences(first_spec, spec):
+            raise ValueError(f"data: splits {first!r} and {name!r} hold task {spec.name!r} with different specs: "
+                             + "; ".join(spec_differences(first_spec, spec)))
         # Arrow rows decode episodes (frames included) straight from the memory map; numpy/python rows
         # go through nested lists, ~1000× slower for image episodes.
         dataset = dataset.with_format("arrow")

@@ -1,4 +1,5 @@
-"""``gato data list`` and ``gato data generate``: thin wrappers over :mod:`gato.episodes` and the suite."""
+"""``gato data list`` and ``gato data generate``: thin wrappers over :mod:`gato.episodes`, the suite and (DAgger
+episodes, ``--dagger-model``) :mod:`gato.evaluation.dagger`."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="DART-style noise: execute the expert's action with Gaussian noise of std X (continuous "
                                "actions, in [-1, 1] units) or a random action with probability X (discrete); the "
                                "recorded action stays the expert's (default 0: clean episodes)")
+    generate.add_argument("--dagger-model", default=None, metavar="RUN",
+                          help="record DAgger episodes instead: the model of this `gato train` folder acts, the expert "
+                               "labels every state, into the split <task>_dagger (train on it with --task-weights)")
+    generate.add_argument("--expert-mix", type=float, default=None, metavar="BETA",
+                          help="with --dagger-model: execute the expert's action instead of the model's with this "
+                               "probability (default 0.5)")
     generate.add_argument("--overwrite", action="store_true", help="regenerate tasks whose folder holds another generation")
     generate.add_argument("--no-progress", action="store_true", help="no progress bar")
     generate.set_defaults(handler=generate_command)
@@ -63,6 +70,11 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def generate_command(args: argparse.Namespace) -> int:
+    if args.dagger_model is not None:
+        return dagger_command(args)
+    if args.expert_mix is not None:
+        print("gato data generate: --expert-mix needs --dagger-model", file=sys.stderr)
+        return 2
     from gato.episodes.generate import generate, summary_table
 
     command = "gato data generate " + " ".join(
@@ -84,4 +96,29 @@ def generate_command(args: argparse.Namespace) -> int:
         return 2
     print(summary_table(summaries))
     print(f"\n{args.out}: DatasetDict with {len(dataset_dict)} datasets: {', '.join(dataset_dict)}")
+    return 0
+
+
+def dagger_command(args: argparse.Namespace) -> int:
+    from gato.evaluation.dagger import DEFAULT_EXPERT_MIX, generate_dagger
+
+    others = [flag for flag, value in (("--captions", args.captions), ("--text", args.text), ("--action-noise", args.action_noise)) if value]
+    if others:
+        print(f"gato data generate: {', '.join(others)} cannot go with --dagger-model (it records only DAgger episodes)", file=sys.stderr)
+        return 2
+    expert_mix = DEFAULT_EXPERT_MIX if args.expert_mix is None else args.expert_mix
+    command = "gato data generate " + " ".join(shlex.quote(part) for part in [
+        "--tasks", args.tasks, "--episodes-per-task", str(args.episodes_per_task), "--out", args.out, "--seed", str(args.seed),
+        "--workers", str(args.workers), "--dagger-model", args.dagger_model, "--expert-mix", f"{expert_mix:g}"])
+    try:
+        written = generate_dagger(args.dagger_model, args.tasks, args.episodes_per_task, args.out, expert_mix=expert_mix,
+                                  seed=args.seed, workers=args.workers, overwrite=args.overwrite,
+                                  progress=not args.no_progress, command=command)
+    except (KeyError, ValueError, FileNotFoundError) as error:
+        print(f"gato data generate: {error.args[0] if error.args else error}", file=sys.stderr)
+        return 2
+    for split, dataset in written.items():
+        returns = dataset["episode_return"]
+        print(f"{args.out}/{split}: {len(dataset)} episodes, {sum(dataset['num_steps'])} steps, "
+              f"mean return {sum(returns) / len(returns):.2f} (mixed execution)")
     return 0

@@ -100,7 +100,7 @@ class _ToldPolicy:
 
 def test_a_policy_is_told_the_action_the_environment_executed():
     policy = _ToldPolicy()
-    always_four = lambda action: 4  # noqa: E731
+    always_four = lambda action, observation: 4  # noqa: E731
     episode = record_episode(_CountingEnv(), policy, DISCRETE, seed=0, execute=always_four)
     assert policy.told == [4] * 6  # the executed action, not the policy's own
     assert episode["actions"].ravel().tolist() == [1] * 6  # the record keeps the policy's

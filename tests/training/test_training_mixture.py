@@ -112,3 +112,35 @@ def test_a_task_whose_steps_cannot_fit_is_refused_up_front_naming_it(sources):
     weights = mixture_weights(train, {"cartpole": 0.0, "pendulum": 0.0}, default_weight=1.0)
     kept = MixtureDataset(train, short, length=10, weights=weights)  # weight 0: not sampled, not refused
     assert {train[kept.plan(i).source].name for i in range(10)} <= {"captions", "text"}
+
+
+def test_a_tasks_dagger_split_is_a_source_of_its_own_with_the_tasks_spec(tiny_data_dir):
+    from datasets import DatasetDict
+
+    data = load_from_disk(tiny_data_dir)
+    with_dagger = DatasetDict({**data, "cartpole_dagger": data["cartpole"]})
+    train, _ = split_sources(with_dagger, validation_fraction=0.34)
+    by_name = {s.name: s for s in train}
+    assert by_name["cartpole_dagger"].spec == by_name["cartpole"].spec and by_name["cartpole_dagger"].spec.name == "cartpole"
+    weights = mixture_weights(train, {"cartpole_dagger": 2.0}, default_weight=1.0)
+    assert weights[[s.name for s in train].index("cartpole_dagger")] == pytest.approx(2 * weights[[s.name for s in train].index("cartpole")])
+
+
+def test_two_splits_of_one_task_with_different_specs_are_refused(tiny_data_dir):
+    import json
+    from dataclasses import replace
+
+    from datasets import DatasetDict
+
+    from gato.episodes.schema import SPEC_KEY, spec_from_dataset
+    from gato.processing.task_spec import ObservationField
+
+    data = load_from_disk(tiny_data_dir)
+    spec = spec_from_dataset(data["cartpole"])
+    (state,) = spec.observations
+    other = replace(spec, observations=(replace(state, mu_law=not state.mu_law),))
+    changed = data["cartpole"].select(range(len(data["cartpole"])))
+    changed.info.description = json.dumps({**json.loads(changed.info.description), SPEC_KEY: other.to_dict()})
+    assert spec_from_dataset(data["cartpole"]) == spec  # the original keeps its spec
+    with pytest.raises(ValueError, match="splits 'cartpole' and 'cartpole_dagger' hold task 'cartpole' with different specs"):
+        split_sources(DatasetDict({**data, "cartpole_dagger": changed}), validation_fraction=0.34)

@@ -1,0 +1,185 @@
+"""DAgger data: a trained model acts, the task's expert labels every state it reaches.
+
+Imitation from expert episodes alone never shows the states a learner drifts into, nor the way out of them
+(Ross et al. 2011): the CPU multi-task model picks up the first object it faces in BabyAI PickupLoc, a state
+no expert episode contains, and then carries it to the step limit. One round of DAgger runs the model with
+the expert's action executed instead at a rate ``expert_mix`` (β), records the expert's label for every state
+(``task.make_labeler``, which plans from whatever state the episode is in) and writes the episodes beside the
+expert data as the split ``<task>_dagger``; ``gato train`` then learns from both (its task weights name the
+split). ``gato data generate --dagger-model RUN`` is the command (README, BENCHMARKS.md).
+
+Deterministic: episode ``i`` resets with ``episode_seed(seed, "dagger/<task>", i)`` (a stream of its own, apart
+from the training, evaluation and prompt episodes) and draws its expert-or-model coin flips from a generator
+seeded by that seed; actions are greedy. With ``workers`` > 1 each worker process uses one torch thread.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset
+from tqdm.auto import tqdm
+
+from gato.episodes.cards import EPISODE_TASK_CATEGORIES, build_card, write_card
+from gato.episodes.generate import GENERATION_FILE, write_index
+from gato.episodes.recorder import episode_seed, record_episode
+from gato.episodes.writer import consolidate_shards, write_shard
+from gato.suite.registry import Task, resolve_tasks
+
+from .agent import GatoAgent
+from .rollout import DEFAULT_PROMPT_FRACTION, demonstration_prompt
+from .run_evaluation import check_trained_specs, load_model_and_processor, trained_prompt_tokens
+
+DAGGER_STREAM = "dagger/"
+SPLIT_SUFFIX = "_dagger"
+COIN_STREAM = 7  # seeds an episode's expert-or-model coin flips apart from everything else its seed seeds
+DEFAULT_EXPERT_MIX = 0.5
+SHARD_EPISODES = 8  # episodes a worker keeps in memory before writing them (gato.episodes.generate's chunk size)
+
+
+def dagger_split(task_name: str) -> str:
+    """The DatasetDict split that holds a task's DAgger episodes (``babyai_pickup_loc`` → ``babyai_pickup_loc_dagger``)."""
+    return task_name + SPLIT_SUFFIX
+
+
+def check_dagger_task(task: Task) -> None:
+    if task.make_labeler is None:
+        raise ValueError(f"--tasks: {task.name!r} has no labeler for states its expert did not choose (Task.make_labeler); "
+                         "DAgger needs one")
+
+
+def record_dagger_episode(task: Task, agent: GatoAgent, env: Any, seed: int, expert_mix: float,
+                          prompt: dict[str, Any] | None) -> dict[str, Any]:
+    """One episode: the model acts (the labeler's action instead with probability ``expert_mix``), the labeler's
+    action is recorded. The model is asked at every step, so its context holds every observation."""
+    coins = np.random.default_rng([seed, COIN_STREAM])
+    agent.reset(prompt=prompt, num_envs=1)
+
+    def execute(expert_action: Any, observation: Any) -> Any:
+        model_action = task.to_env_action(agent.act([observation])[0])
+        return expert_action if coins.random() < expert_mix else model_action
+
+    return record_episode(
+        env, None, task.spec, seed=seed, make_policy=task.make_labeler, to_episode_step=task.to_episode_step,
+        from_env_action=task.from_env_action, max_steps=task.max_episode_steps, execute=execute,
+    )
+
+
+def _record_range(model: str, task_name: str, seed: int, expert_mix: float, start: int, stop: int, path: str,
+                  threads: int = 0) -> list[str]:
+    """Episodes ``start … stop-1`` of one task into shards under ``path`` (a worker process sets ``threads``)."""
+    if threads:
+        torch.set_num_threads(threads)
+    (task,) = resolve_tasks(task_name)
+    network, processor = load_model_and_processor(model)
+    prompt_tokens = trained_prompt_tokens(model, processor)  # as `gato eval` prompts this model
+    if prompt_tokens is None:
+        prompt_tokens = int(processor.max_length * DEFAULT_PROMPT_FRACTION)
+    prompt = demonstration_prompt(task, processor, prompt_tokens, seed)
+    agent = GatoAgent(network, processor, task.spec, to_episode_step=task.to_episode_step)
+    env = task.make_env(seed)
+    paths = []
+    try:  # a shard every SHARD_EPISODES episodes: an image task's episodes as Python rows take ~30× their array size
+        for first in range(start, stop, SHARD_EPISODES):
+            last = min(first + SHARD_EPISODES, stop)
+            episodes = [record_dagger_episode(task, agent, env, episode_seed(seed, DAGGER_STREAM + task.name, index), expert_mix, prompt)
+                        for index in range(first, last)]
+            shard = f"{path}/{first:06d}-{last:06d}"
+            write_shard(episodes, task.spec, shard, start_index=first)
+            paths.append(shard)
+    finally:
+        env.close()
+    return paths
+
+
+def _card(path: Path, task: Task, dataset: Dataset, model: str, expert_mix: float, seed: int, command: str) -> None:
+    details = (f"DAgger episodes of `{task.name}` (`gato.evaluation.dagger`): the model `{model}` acted greedily, the "
+               f"expert's action was executed instead with probability {expert_mix:g}, and every recorded action is "
+               f"the expert's label for the state reached (`Task.make_labeler`). Episode i was reset with "
+               f"`episode_seed({seed}, 'dagger/{task.name}', i)`. Returns are those of the mixed execution.")
+    write_card(path, build_card(
+        pretty_name=f"gato DAgger episodes: {task.name}",
+        summary="One row per episode; per-step observations, actions (the expert's labels) and rewards (docs/DATA.md).",
+        features=dataset.features, command=command, task_categories=EPISODE_TASK_CATEGORIES,
+        tags=("gato", "generalist-agent", "imitation-learning", "dagger", task.domain), details=details,
+        size_rows=len(dataset),
+    ))
+
+
+def generate_dagger(
+    model: str | os.PathLike,
+    tasks: str | Sequence[Task],
+    episodes_per_task: int,
+    out: str | os.PathLike,
+    *,
+    expert_mix: float = DEFAULT_EXPERT_MIX,
+    seed: int = 0,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Dataset]:
+    """Record ``episodes_per_task`` DAgger episodes of each task with ``model`` (a ``gato train`` folder) into
+    ``out/<task>_dagger`` and rebuild ``out``'s DatasetDict index; returns ``{split: dataset}``.
+
+    Refuses tasks without a labeler, a model trained on another spec of a task (as ``gato eval`` does) and an
+    existing split unless ``overwrite`` (a split is written whole, through one rename, or not at all).
+    """
+    if episodes_per_task < 1 or workers < 1:
+        raise ValueError(f"episodes_per_task and workers: expected ≥ 1, got {episodes_per_task} and {workers}")
+    if not 0.0 <= expert_mix <= 1.0:
+        raise ValueError(f"expert_mix: expected a probability in [0, 1], got {expert_mix}")
+    task_list = resolve_tasks(tasks) if isinstance(tasks, str) else list(tasks)
+    for task in task_list:
+        check_dagger_task(task)
+    model = str(model)
+    check_trained_specs(model, task_list)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for task in task_list:
+        if (out / dagger_split(task.name)).exists() and not overwrite:
+            raise ValueError(f"out: {out / dagger_split(task.name)} exists; choose another --out or pass overwrite")
+    command = command or (f"gato data generate --tasks {','.join(t.name for t in task_list)} --episodes-per-task "
+                          f"{episodes_per_task} --out {out} --seed {seed} --dagger-model {model} --expert-mix {expert_mix:g}")
+    # fork keeps tasks registered at run time (tests', users') visible to the workers, as in gato.episodes.generate.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    written: dict[str, Dataset] = {}
+    for task in task_list:
+        split = dagger_split(task.name)
+        shards = out / f".{split}.shards-{os.getpid()}"
+        shutil.rmtree(shards, ignore_errors=True)
+        bounds = np.linspace(0, episodes_per_task, min(workers, episodes_per_task) + 1).astype(int)
+        jobs = [(model, task.name, seed, expert_mix, int(a), int(b), str(shards / f"worker-{a:06d}"))
+                for a, b in zip(bounds[:-1], bounds[1:])]
+        with tqdm(total=len(jobs), desc=f"dagger {task.name}", unit="shard", disable=not progress, file=sys.stderr) as bar:
+            if len(jobs) == 1:
+                paths = _record_range(*jobs[0])
+                bar.update(1)
+            else:
+                with ProcessPoolExecutor(max_workers=len(jobs), mp_context=multiprocessing.get_context(method)) as pool:
+                    futures = [pool.submit(_record_range, *job, threads=1) for job in jobs]
+                    paths = []
+                    for future in futures:  # in episode order
+                        paths.extend(future.result())
+                        bar.update(1)
+        dataset = consolidate_shards(paths, out / split)
+        shutil.rmtree(shards, ignore_errors=True)
+        (out / split / GENERATION_FILE).write_text(json.dumps(
+            {"seed": seed, "dagger": {"model": model, "expert_mix": expert_mix, "episodes": episodes_per_task}}) + "\n")
+        _card(out / split, task, dataset, model, expert_mix, seed, command)
+        written[split] = dataset
+    write_index(out)
+    return written
+
+
+__all__ = ["generate_dagger", "record_dagger_episode", "dagger_split", "DEFAULT_EXPERT_MIX"]
