@@ -1,9 +1,12 @@
-"""Where a model fails a BabyAI task: success rate by the mission's location word and by the expert's length.
+"""Where a model fails a BabyAI task: success rate by the mission's location word, by the expert's length and
+by what the model picked up first.
 
-Evaluates ``--model`` on ``--task`` as ``gato eval`` does (same seeds, the folder's prompt length, greedy
-unless ``--temperature``), then replays each evaluation seed with the expert to read the episode's mission
-and how many steps the expert needs. Prints one Markdown table (the one in BENCHMARKS.md, "Why PickupLoc
-fails") and, with ``--out FILE``, writes every episode as JSON.
+Plays ``--model`` on ``--task`` as ``gato eval`` does (same seeds, the folder's prompt length, greedy unless
+``--temperature``; one environment, the episodes and returns of ``gato eval --num-envs 1``), noting at every
+``pickup`` what the agent faced (nothing, the mission's object, another object) and every ``drop``, then
+replays each evaluation seed with the expert to read the episode's mission and how many steps the expert
+needs. Prints one Markdown table (BENCHMARKS.md, "Why PickupLoc fails" and session 7) and, with ``--out FILE``,
+writes every episode as JSON.
 
     python scripts/babyai_failures.py --model runs/multitask --episodes 100
 """
@@ -16,12 +19,40 @@ from collections import defaultdict
 
 import torch
 
-from gato.episodes.recorder import record_task_episode
-from gato.evaluation.rollout import evaluate_task
+from gato.episodes.recorder import episode_seed, record_task_episode
+from gato.evaluation.agent import GatoAgent
+from gato.evaluation.rollout import DEFAULT_PROMPT_FRACTION, EVALUATION_STREAM, demonstration_prompt
 from gato.evaluation.run_evaluation import check_trained_specs, load_model_and_processor, trained_prompt_tokens
 from gato.suite.registry import resolve_tasks
 
 LOCATIONS = {"in front of you": "front", "behind you": "behind", "on your left": "left", "on your right": "right"}
+PICKUP, DROP = 3, 4  # minigrid's actions
+
+
+def play_episode(agent: GatoAgent, task, env, seed: int, prompt) -> dict:
+    """One greedy (or sampled) episode; ``pickups``: what the agent faced at each ``pickup`` — ``nothing``,
+    ``target`` (an object the mission names), ``wrong`` (another object), ``full hand`` — and ``drop``s."""
+    observation, _ = env.reset(seed=seed)
+    agent.reset(prompt=prompt, num_envs=1)
+    state, events, total, length = env.unwrapped, [], 0.0, 0
+    targets = state.instrs.desc.obj_set
+    while True:
+        action = int(task.to_env_action(agent.act([observation])[0]))
+        ahead, carrying = state.grid.get(*state.front_pos), state.carrying
+        if action == PICKUP:
+            events.append("full hand" if carrying is not None else "nothing" if ahead is None or not ahead.can_pickup()
+                          else "target" if any(ahead is target for target in targets) else "wrong")
+        elif action == DROP and carrying is not None:
+            events.append("drop")
+        observation, reward, terminated, truncated, _ = env.step(action)
+        total, length = total + float(reward), length + 1
+        if terminated or truncated or length >= task.max_episode_steps:
+            return {"return": total, "length": length, "events": events}
+
+
+def first_pickup(events: list[str]) -> str:
+    """What the agent faced at its first ``pickup`` (``none`` if it never tried one)."""
+    return next((event for event in events if event != "drop"), "none")
 
 
 def mission_location(mission: str) -> str:
@@ -50,21 +81,30 @@ def main() -> None:
         raise SystemExit(f"--task: {task.name!r} has no mission; expected a BabyAI task")
     check_trained_specs(args.model, [task])  # as `gato eval` does: a model of another BabyAI encoding is refused
     model, processor = load_model_and_processor(args.model)
-    result = evaluate_task(
-        model, processor, task, args.episodes, num_envs=1, prompt_tokens=trained_prompt_tokens(args.model, processor),
-        do_sample=args.temperature is not None, temperature=args.temperature or 1.0,
-    )
+    prompt_tokens = trained_prompt_tokens(args.model, processor)
+    prompt = demonstration_prompt(task, processor, int(processor.max_length * DEFAULT_PROMPT_FRACTION) if prompt_tokens is None else prompt_tokens, 0)
+    agent = GatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step,
+                      do_sample=args.temperature is not None, temperature=args.temperature or 1.0)
+    env = task.make_env(0)
     episodes = []
-    for episode_return, length, seed in zip(result.returns, result.lengths, result.seeds):
+    for index in range(args.episodes):
+        seed = episode_seed(0, EVALUATION_STREAM + task.name, index)
+        played = play_episode(agent, task, env, seed, prompt)
         expert = record_task_episode(task, seed)  # the evaluation episode's seed: same mission, same room
         mission = str(expert["observations"]["mission"][0])
         episodes.append({"seed": seed, "mission": mission, "location": mission_location(mission),
-                         "success": episode_return > 0, "length": length, "expert_length": len(expert["actions"])})
+                         "success": played["return"] > 0, "return": played["return"], "length": played["length"],
+                         "expert_length": len(expert["actions"]), "pickups": played["events"],
+                         "first_pickup": first_pickup(played["events"])})
+    env.close()
     groups: dict[str, list[bool]] = defaultdict(list)
     for episode in episodes:
         short = episode["expert_length"] <= args.short
         groups[f"expert solves it in ≤ {args.short} steps" if short else f"expert needs > {args.short} steps"].append(episode["success"])
         groups[f"mission location: {episode['location']}"].append(episode["success"])
+        groups[f"first pickup: {episode['first_pickup']}"].append(episode["success"])
+        if "wrong" in episode["pickups"]:
+            groups["a wrong pickup, then a drop" if "drop" in episode["pickups"] else "a wrong pickup, never a drop"].append(episode["success"])
     failures = [episode for episode in episodes if not episode["success"]]
     print(f"{task.name}: {args.model}, {len(episodes)} episodes, success {sum(e['success'] for e in episodes) / len(episodes):.0%}; "
           f"{sum(e['length'] >= task.max_episode_steps for e in failures)} of {len(failures)} failures ran to the "

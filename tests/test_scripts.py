@@ -5,6 +5,8 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
@@ -30,6 +32,26 @@ def test_babyai_failures_groups_each_evaluation_episode_by_mission_and_expert_le
     rows = {line.split(" | ")[0].lstrip("| "): int(line.split(" | ")[1]) for line in table.splitlines() if line.startswith("| ") and "---" not in line and "count" not in line}
     assert sum(count for name, count in rows.items() if name.startswith("expert")) == 3
     assert sum(count for name, count in rows.items() if name.startswith("mission location")) == 3
+    assert sum(count for name, count in rows.items() if name.startswith("first pickup")) == 3
+    # The script plays the episodes `gato eval --num-envs 1` plays: same seeds, returns and lengths.
+    from gato.evaluation.rollout import evaluate_task
+    from gato.evaluation.run_evaluation import load_model_and_processor
+
+    network, processor = load_model_and_processor(model)
+    reference = evaluate_task(network, processor, task, 3, num_envs=1, progress=False)
+    assert [e["seed"] for e in episodes] == reference.seeds
+    assert [e["length"] for e in episodes] == reference.lengths
+    assert [e["return"] for e in episodes] == pytest.approx(reference.returns)
+    for episode in episodes:
+        assert set(episode["pickups"]) <= {"nothing", "target", "wrong", "full hand", "drop"}
+        assert episode["first_pickup"] == next((e for e in episode["pickups"] if e != "drop"), "none")
+        assert episode["success"] == ("target" in episode["pickups"])  # PickupLoc ends on the right pickup
+
+
+def test_first_pickup_names_the_first_pickup_not_a_drop():
+    first_pickup = runpy.run_path(str(SCRIPTS / "babyai_failures.py"))["first_pickup"]
+    assert first_pickup(["drop", "wrong", "target"]) == "wrong"
+    assert first_pickup(["drop"]) == "none" and first_pickup([]) == "none"
 
 
 def test_babyai_failures_refuses_a_model_trained_on_another_encoding(tmp_path, save_tiny_checkpoint, monkeypatch):
