@@ -51,3 +51,24 @@ def test_shipped_cpu_multitask_recipe_is_valid_and_weights_only_default_suite_da
     generated = {task.name for task in resolve_tasks("default")} | {"captions", "text"}
     assert set(config.task_weights) == generated
     assert GatoConfig.from_preset(config.preset, **config.model_overrides).num_hidden_layers == 3
+
+
+def test_second_round_recipe_is_the_first_plus_the_dagger_splits_the_script_collects():
+    """cpu_multitask_dagger.yaml = cpu_multitask.yaml + weights for the `<task>_dagger` splits that
+    scripts/cpu_multitask.sh collects with `--dagger-model`; everything else the same."""
+    import re
+    from dataclasses import replace
+    from pathlib import Path
+
+    from gato.evaluation.dagger import dagger_split
+
+    root = Path(__file__).resolve().parents[2]
+    first = TrainingConfig.from_yaml(root / "training" / "recipes" / "cpu_multitask.yaml")
+    second = TrainingConfig.from_yaml(root / "training" / "recipes" / "cpu_multitask_dagger.yaml")
+    second.validate()
+    script = (root / "scripts" / "cpu_multitask.sh").read_text()
+    collected = {dagger_split(name) for name in re.findall(r"--tasks (\S+) --episodes-per-task \d+ \\\n\s+--dagger-model", script)}
+    assert collected == {"babyai_pickup_loc_dagger", "atari_breakout_dagger"}
+    assert set(second.task_weights) == set(first.task_weights) | collected
+    assert all(second.task_weights[name] == weight for name, weight in first.task_weights.items())
+    assert replace(second, task_weights={}) == replace(first, task_weights={})
