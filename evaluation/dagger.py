@@ -156,8 +156,9 @@ def generate_dagger(
     written: dict[str, Dataset] = {}
     for task in task_list:
         split = dagger_split(task.name)
+        for stale in out.glob(f".{split}.shards-*"):  # a killed run's shards never became data
+            shutil.rmtree(stale, ignore_errors=True)
         shards = out / f".{split}.shards-{os.getpid()}"
-        shutil.rmtree(shards, ignore_errors=True)
         bounds = np.linspace(0, episodes_per_task, min(workers, episodes_per_task) + 1).astype(int)
         jobs = [(model, task.name, seed, expert_mix, int(a), int(b), str(shards / f"worker-{a:06d}"))
                 for a, b in zip(bounds[:-1], bounds[1:])]
