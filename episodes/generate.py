@@ -237,8 +237,8 @@ def _remove_stale_temporaries(out: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # fork keeps tasks registered at run time (users', tests') visible to the workers.
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers see the tasks registered at run time (users', tests'): fork where available."""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
 
@@ -325,7 +325,7 @@ def generate(
             for chunk in todo:
                 chunk_done(*_record_chunk(chunk))
         elif todo:
-            with _pool(workers) as pool:
+            with worker_pool(workers) as pool:
                 futures: set[Future] = {pool.submit(_record_chunk, chunk) for chunk in todo}
                 try:
                     while futures:

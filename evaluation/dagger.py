@@ -16,12 +16,10 @@ seeded by that seed; actions are greedy. With ``workers`` > 1 each worker proces
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +29,13 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from gato.episodes.cards import EPISODE_TASK_CATEGORIES, build_card, write_card
-from gato.episodes.generate import GENERATION_FILE, write_index
+from gato.episodes.generate import GENERATION_FILE, worker_pool, write_index
 from gato.episodes.recorder import episode_seed, record_episode
 from gato.episodes.writer import consolidate_shards, write_shard
 from gato.suite.registry import Task, resolve_tasks
 
 from .agent import GatoAgent
-from .rollout import DEFAULT_PROMPT_FRACTION, demonstration_prompt
+from .rollout import demonstration_prompt
 from .run_evaluation import check_trained_specs, load_model_and_processor, trained_prompt_tokens
 
 DAGGER_STREAM = "dagger/"
@@ -82,10 +80,7 @@ def _record_range(model: str, task_name: str, seed: int, expert_mix: float, star
         torch.set_num_threads(threads)
     (task,) = resolve_tasks(task_name)
     network, processor = load_model_and_processor(model)
-    prompt_tokens = trained_prompt_tokens(model, processor)  # as `gato eval` prompts this model
-    if prompt_tokens is None:
-        prompt_tokens = int(processor.max_length * DEFAULT_PROMPT_FRACTION)
-    prompt = demonstration_prompt(task, processor, prompt_tokens, seed)
+    prompt = demonstration_prompt(task, processor, trained_prompt_tokens(model, processor), seed)  # as `gato eval` prompts
     agent = GatoAgent(network, processor, task.spec, to_episode_step=task.to_episode_step)
     env = task.make_env(seed)
     paths = []
@@ -151,8 +146,6 @@ def generate_dagger(
             raise ValueError(f"out: {out / dagger_split(task.name)} exists; choose another --out or pass overwrite")
     command = command or (f"gato data generate --tasks {','.join(t.name for t in task_list)} --episodes-per-task "
                           f"{episodes_per_task} --out {out} --seed {seed} --dagger-model {model} --expert-mix {expert_mix:g}")
-    # fork keeps tasks registered at run time (tests', users') visible to the workers, as in gato.episodes.generate.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     written: dict[str, Dataset] = {}
     for task in task_list:
         split = dagger_split(task.name)
@@ -167,7 +160,7 @@ def generate_dagger(
                 paths = _record_range(*jobs[0])
                 bar.update(1)
             else:
-                with ProcessPoolExecutor(max_workers=len(jobs), mp_context=multiprocessing.get_context(method)) as pool:
+                with worker_pool(len(jobs)) as pool:
                     futures = [pool.submit(_record_range, *job, threads=1) for job in jobs]
                     paths = []
                     for future in futures:  # in episode order

@@ -23,7 +23,7 @@ from gato.modeling_gato.acting import check_cache_implementation, check_greedy_d
 from gato.suite.registry import resolve_tasks
 
 from .report import SCHEMA_VERSION, write_results
-from .rollout import evaluate_task
+from .rollout import DEFAULT_PROMPT_FRACTION, evaluate_task
 from .scores import SCORE_THRESHOLD, domain_summaries, score_summary
 
 
@@ -127,14 +127,14 @@ def load_model_and_processor(path: str | Path) -> tuple[torch.nn.Module, Any]:
     return model, processor
 
 
-def trained_prompt_tokens(model_dir: str | Path, processor: Any) -> int | None:
+def trained_prompt_tokens(model_dir: str | Path, processor: Any) -> int:
     """The prompt length the model was trained with (``prompt_fraction × max_length`` from the folder's
-    ``training_config.yaml``), or ``None`` (the rollout's default) when the folder has no training config."""
+    ``training_config.yaml``), or the rollout's default (the training default's fraction) without one."""
     from gato.training.run_training import TRAINING_CONFIG_FILE
 
     path = Path(model_dir) / TRAINING_CONFIG_FILE
     if not path.exists():
-        return None
+        return int(processor.max_length * DEFAULT_PROMPT_FRACTION)
     from gato.training.config import TrainingConfig
 
     return max(1, int(processor.max_length * TrainingConfig.from_yaml(path).prompt_fraction))

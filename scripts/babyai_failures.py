@@ -21,7 +21,7 @@ import torch
 
 from gato.episodes.recorder import episode_seed, record_task_episode
 from gato.evaluation.agent import GatoAgent
-from gato.evaluation.rollout import DEFAULT_PROMPT_FRACTION, EVALUATION_STREAM, demonstration_prompt
+from gato.evaluation.rollout import EVALUATION_STREAM, demonstration_prompt
 from gato.evaluation.run_evaluation import check_trained_specs, load_model_and_processor, trained_prompt_tokens
 from gato.suite.registry import resolve_tasks
 
@@ -81,8 +81,7 @@ def main() -> None:
         raise SystemExit(f"--task: {task.name!r} has no mission; expected a BabyAI task")
     check_trained_specs(args.model, [task])  # as `gato eval` does: a model of another BabyAI encoding is refused
     model, processor = load_model_and_processor(args.model)
-    prompt_tokens = trained_prompt_tokens(args.model, processor)
-    prompt = demonstration_prompt(task, processor, int(processor.max_length * DEFAULT_PROMPT_FRACTION) if prompt_tokens is None else prompt_tokens, 0)
+    prompt = demonstration_prompt(task, processor, trained_prompt_tokens(args.model, processor), 0)
     agent = GatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step,
                       do_sample=args.temperature is not None, temperature=args.temperature or 1.0)
     env = task.make_env(0)
