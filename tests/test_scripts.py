@@ -76,3 +76,35 @@ def test_mission_location_reads_the_four_babyai_phrases():
     assert [location(m) for m in ("pick up the red key on your left", "pick up a ball behind you",
                                   "pick up the box in front of you", "pick up the key on your right",
                                   "pick up a grey ball")] == ["left", "behind", "front", "right", "none"]
+
+
+def test_play_episode_counts_steps_return_and_pickups_of_a_known_action_sequence():
+    """Replaying the expert's own actions: the episode ends on its last step with the expert's return, and the
+    final pickup faced the mission's object."""
+    import numpy as np
+
+    from gato.episodes.recorder import record_task_episode
+    from gato.suite.registry import resolve_tasks
+
+    play_episode = runpy.run_path(str(SCRIPTS / "babyai_failures.py"))["play_episode"]
+    (task,) = resolve_tasks("babyai_pickup_loc")
+
+    class Replay:  # the agent interface play_episode uses: reset, then one action per observation
+        def __init__(self, actions):
+            self.actions = list(actions)
+
+        def reset(self, prompt=None, num_envs=1):
+            self.step = 0
+
+        def act(self, observations):
+            self.step += 1
+            return np.array([[self.actions[self.step - 1]]])
+
+    env = task.make_env(0)
+    for seed in (3, 4, 5):
+        expert = record_task_episode(task, seed)
+        played = play_episode(Replay(expert["actions"].ravel()), task, env, seed, None)
+        assert played["length"] == len(expert["actions"])
+        assert played["return"] == pytest.approx(float(expert["rewards"].sum())) and played["return"] > 0
+        assert played["events"][-1] == "target"
+    env.close()
