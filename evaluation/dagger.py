@@ -6,11 +6,14 @@ no expert episode contains, and then carries it to the step limit. One round of 
 the expert's action executed instead at a rate ``expert_mix`` (β), records the expert's label for every state
 (``task.make_labeler``, which plans from whatever state the episode is in) and writes the episodes beside the
 expert data as the split ``<task>_dagger``; ``gato train`` then learns from both (its task weights name the
-split). ``gato data generate --dagger-model RUN`` is the command (README, BENCHMARKS.md).
+split). ``gato data generate --dagger-model RUN`` is the command (README, BENCHMARKS.md). Later rounds (a model
+trained on the earlier rounds' splits collects again, DAgger's aggregation) go into ``<task>_dagger<round>``
+(``--dagger-round``), so every round's episodes stay in the data folder beside the others.
 
-Deterministic: episode ``i`` resets with ``episode_seed(seed, "dagger/<task>", i)`` (a stream of its own, apart
-from the training, evaluation and prompt episodes) and draws its expert-or-model coin flips from a generator
-seeded by that seed; actions are greedy. With ``workers`` > 1 each worker process uses one torch thread.
+Deterministic: episode ``i`` of round ``r`` resets with ``episode_seed(seed, dagger_stream(task, r), i)`` (a
+stream of its own, apart from the training, evaluation and prompt episodes and from the other rounds) and draws
+its expert-or-model coin flips from a generator seeded by that seed; actions are greedy. With ``workers`` > 1
+each worker process uses one torch thread.
 """
 
 from __future__ import annotations
@@ -45,9 +48,21 @@ DEFAULT_EXPERT_MIX = 0.5
 SHARD_EPISODES = 8  # episodes a worker keeps in memory before writing them (gato.episodes.generate's chunk size)
 
 
-def dagger_split(task_name: str) -> str:
-    """The DatasetDict split that holds a task's DAgger episodes (``babyai_pickup_loc`` → ``babyai_pickup_loc_dagger``)."""
-    return task_name + SPLIT_SUFFIX
+def _round_suffix(dagger_round: int) -> str:
+    if isinstance(dagger_round, bool) or not isinstance(dagger_round, int) or dagger_round < 1:
+        raise ValueError(f"dagger_round (--dagger-round): expected an integer ≥ 1, got {dagger_round!r}")
+    return "" if dagger_round == 1 else str(dagger_round)
+
+
+def dagger_split(task_name: str, dagger_round: int = 1) -> str:
+    """The DatasetDict split that holds a task's DAgger episodes of one round (``babyai_pickup_loc`` →
+    ``babyai_pickup_loc_dagger`` for round 1, ``babyai_pickup_loc_dagger2`` for round 2)."""
+    return task_name + SPLIT_SUFFIX + _round_suffix(dagger_round)
+
+
+def dagger_stream(task_name: str, dagger_round: int = 1) -> str:
+    """The seed stream of a task's DAgger episodes of one round: each round resets its own rooms and games."""
+    return DAGGER_STREAM.rstrip("/") + _round_suffix(dagger_round) + "/" + task_name
 
 
 def check_dagger_task(task: Task) -> None:
@@ -73,7 +88,7 @@ def record_dagger_episode(task: Task, agent: GatoAgent, env: Any, seed: int, exp
     )
 
 
-def _record_range(model: str, task_name: str, seed: int, expert_mix: float, start: int, stop: int, path: str,
+def _record_range(model: str, task_name: str, dagger_round: int, seed: int, expert_mix: float, start: int, stop: int, path: str,
                   threads: int = 0) -> list[str]:
     """Episodes ``start … stop-1`` of one task into shards under ``path`` (a worker process sets ``threads``)."""
     if threads:
@@ -87,7 +102,7 @@ def _record_range(model: str, task_name: str, seed: int, expert_mix: float, star
     try:  # a shard every SHARD_EPISODES episodes: an image task's episodes as Python rows take ~30× their array size
         for first in range(start, stop, SHARD_EPISODES):
             last = min(first + SHARD_EPISODES, stop)
-            episodes = [record_dagger_episode(task, agent, env, episode_seed(seed, DAGGER_STREAM + task.name, index), expert_mix, prompt)
+            episodes = [record_dagger_episode(task, agent, env, episode_seed(seed, dagger_stream(task.name, dagger_round), index), expert_mix, prompt)
                         for index in range(first, last)]
             shard = f"{path}/{first:06d}-{last:06d}"
             write_shard(episodes, task.spec, shard, start_index=first)
@@ -97,11 +112,11 @@ def _record_range(model: str, task_name: str, seed: int, expert_mix: float, star
     return paths
 
 
-def _card(path: Path, task: Task, dataset: Dataset, model: str, expert_mix: float, seed: int, command: str) -> None:
-    details = (f"DAgger episodes of `{task.name}` (`gato.evaluation.dagger`): the model `{model}` acted greedily, the "
+def _card(path: Path, task: Task, dagger_round: int, dataset: Dataset, model: str, expert_mix: float, seed: int, command: str) -> None:
+    details = (f"DAgger episodes of `{task.name}`, round {dagger_round} (`gato.evaluation.dagger`): the model `{model}` acted greedily, the "
                f"expert's action was executed instead with probability {expert_mix:g}, and every recorded action is "
                f"the expert's label for the state reached (`Task.make_labeler`). Episode i was reset with "
-               f"`episode_seed({seed}, 'dagger/{task.name}', i)`. Returns are those of the mixed execution.")
+               f"`episode_seed({seed}, '{dagger_stream(task.name, dagger_round)}', i)`. Returns are those of the mixed execution.")
     write_card(path, build_card(
         pretty_name=f"gato DAgger episodes: {task.name}",
         summary="One row per episode; per-step observations, actions (the expert's labels) and rewards (docs/DATA.md).",
@@ -118,6 +133,7 @@ def generate_dagger(
     out: str | os.PathLike,
     *,
     expert_mix: float = DEFAULT_EXPERT_MIX,
+    dagger_round: int = 1,
     seed: int = 0,
     workers: int = 1,
     overwrite: bool = False,
@@ -125,7 +141,8 @@ def generate_dagger(
     command: str | None = None,
 ) -> dict[str, Dataset]:
     """Record ``episodes_per_task`` DAgger episodes of each task with ``model`` (a ``gato train`` folder) into
-    ``out/<task>_dagger`` and rebuild ``out``'s DatasetDict index; returns ``{split: dataset}``.
+    ``out/<task>_dagger`` (``out/<task>_dagger<round>`` for ``dagger_round`` ≥ 2) and rebuild ``out``'s DatasetDict index;
+    returns ``{split: dataset}``.
 
     Refuses tasks without a labeler, a model trained on another spec of a task (as ``gato eval`` does) and an
     existing split unless ``overwrite`` (a split is written whole, through one rename, or not at all).
@@ -134,6 +151,7 @@ def generate_dagger(
         raise ValueError(f"episodes_per_task and workers: expected ≥ 1, got {episodes_per_task} and {workers}")
     if not 0.0 <= expert_mix <= 1.0:
         raise ValueError(f"expert_mix: expected a probability in [0, 1], got {expert_mix}")
+    _round_suffix(dagger_round)  # refuses a bad round before any work
     task_list = resolve_tasks(tasks) if isinstance(tasks, str) else list(tasks)
     for task in task_list:
         check_dagger_task(task)
@@ -142,18 +160,20 @@ def generate_dagger(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for task in task_list:
-        if (out / dagger_split(task.name)).exists() and not overwrite:
-            raise ValueError(f"out: {out / dagger_split(task.name)} exists; choose another --out or pass overwrite")
+        if (out / dagger_split(task.name, dagger_round)).exists() and not overwrite:
+            raise ValueError(f"out: {out / dagger_split(task.name, dagger_round)} exists; choose another --out or --dagger-round, "
+                             "or pass overwrite")
     command = command or (f"gato data generate --tasks {','.join(t.name for t in task_list)} --episodes-per-task "
-                          f"{episodes_per_task} --out {out} --seed {seed} --dagger-model {model} --expert-mix {expert_mix:g}")
+                          f"{episodes_per_task} --out {out} --seed {seed} --dagger-model {model} --expert-mix {expert_mix:g}"
+                          + (f" --dagger-round {dagger_round}" if dagger_round > 1 else ""))
     written: dict[str, Dataset] = {}
     for task in task_list:
-        split = dagger_split(task.name)
+        split = dagger_split(task.name, dagger_round)
         for stale in out.glob(f".{split}.shards-*"):  # a killed run's shards never became data
             shutil.rmtree(stale, ignore_errors=True)
         shards = out / f".{split}.shards-{os.getpid()}"
         bounds = np.linspace(0, episodes_per_task, min(workers, episodes_per_task) + 1).astype(int)
-        jobs = [(model, task.name, seed, expert_mix, int(a), int(b), str(shards / f"worker-{a:06d}"))
+        jobs = [(model, task.name, dagger_round, seed, expert_mix, int(a), int(b), str(shards / f"worker-{a:06d}"))
                 for a, b in zip(bounds[:-1], bounds[1:])]
         with tqdm(total=len(jobs), desc=f"dagger {task.name}", unit="shard", disable=not progress, file=sys.stderr) as bar:
             if len(jobs) == 1:
@@ -169,11 +189,12 @@ def generate_dagger(
         dataset = consolidate_shards(paths, out / split)
         shutil.rmtree(shards, ignore_errors=True)
         (out / split / GENERATION_FILE).write_text(json.dumps(
-            {"seed": seed, "dagger": {"model": model, "expert_mix": expert_mix, "episodes": episodes_per_task}}) + "\n")
-        _card(out / split, task, dataset, model, expert_mix, seed, command)
+            {"seed": seed, "dagger": {"model": model, "expert_mix": expert_mix, "episodes": episodes_per_task, "round": dagger_round}})
+            + "\n")
+        _card(out / split, task, dagger_round, dataset, model, expert_mix, seed, command)
         written[split] = dataset
     write_index(out)
     return written
 
 
-__all__ = ["generate_dagger", "record_dagger_episode", "dagger_split", "DEFAULT_EXPERT_MIX"]
+__all__ = ["generate_dagger", "record_dagger_episode", "dagger_split", "dagger_stream", "DEFAULT_EXPERT_MIX"]

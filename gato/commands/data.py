@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     generate.add_argument("--expert-mix", type=float, default=None, metavar="BETA",
                           help="with --dagger-model: execute the expert's action instead of the model's with this "
                                "probability (default 0.5)")
+    generate.add_argument("--dagger-round", type=int, default=1, metavar="R",
+                          help="with --dagger-model: the DAgger round; round R ≥ 2 writes <task>_daggerR and resets "
+                               "rooms and games of its own (default 1: <task>_dagger)")
     generate.add_argument("--overwrite", action="store_true", help="regenerate tasks whose folder holds another generation")
     generate.add_argument("--no-progress", action="store_true", help="no progress bar")
     generate.set_defaults(handler=generate_command)
@@ -72,9 +75,10 @@ def list_command(args: argparse.Namespace) -> int:
 def generate_command(args: argparse.Namespace) -> int:
     if args.dagger_model is not None:
         return dagger_command(args)
-    if args.expert_mix is not None:
-        print("gato data generate: --expert-mix needs --dagger-model", file=sys.stderr)
-        return 2
+    for flag, value, default in (("--expert-mix", args.expert_mix, None), ("--dagger-round", args.dagger_round, 1)):
+        if value != default:
+            print(f"gato data generate: {flag} needs --dagger-model", file=sys.stderr)
+            return 2
     from gato.episodes.generate import generate, summary_table
 
     command = "gato data generate " + " ".join(
@@ -109,10 +113,11 @@ def dagger_command(args: argparse.Namespace) -> int:
     expert_mix = DEFAULT_EXPERT_MIX if args.expert_mix is None else args.expert_mix
     command = "gato data generate " + " ".join(shlex.quote(part) for part in [
         "--tasks", args.tasks, "--episodes-per-task", str(args.episodes_per_task), "--out", args.out, "--seed", str(args.seed),
-        "--workers", str(args.workers), "--dagger-model", args.dagger_model, "--expert-mix", f"{expert_mix:g}"])
+        "--workers", str(args.workers), "--dagger-model", args.dagger_model, "--expert-mix", f"{expert_mix:g}",
+        *(["--dagger-round", str(args.dagger_round)] if args.dagger_round != 1 else [])])
     try:
         written = generate_dagger(args.dagger_model, args.tasks, args.episodes_per_task, args.out, expert_mix=expert_mix,
-                                  seed=args.seed, workers=args.workers, overwrite=args.overwrite,
+                                  dagger_round=args.dagger_round, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
                                   progress=not args.no_progress, command=command)
     except (KeyError, ValueError, FileNotFoundError) as error:
         print(f"gato data generate: {error.args[0] if error.args else error}", file=sys.stderr)

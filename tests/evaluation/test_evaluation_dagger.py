@@ -91,13 +91,13 @@ def test_dagger_episodes_record_the_experts_labels_of_the_states_the_model_reach
         # … while the untrained model drove: it drops the pole long before the expert's 500 steps.
         assert len(labels) < 100
     generation = json.loads((tmp_path / "data" / "cartpole_dagger" / "generation.json").read_text())
-    assert generation["dagger"] == {"model": model, "expert_mix": 0.0, "episodes": 3}
+    assert generation["dagger"] == {"model": model, "expert_mix": 0.0, "episodes": 3, "round": 1}
 
 
 def test_dagger_with_only_expert_actions_is_the_labelers_own_episode_and_workers_do_not_change_it(
     tmp_path, save_tiny_checkpoint, one_torch_thread
 ):
-    from gato.evaluation.dagger import DAGGER_STREAM, generate_dagger
+    from gato.evaluation.dagger import dagger_stream, generate_dagger
 
     (task,) = resolve_tasks("babyai_pickup_loc")
     model = save_tiny_checkpoint(tmp_path / "model", 256)
@@ -105,7 +105,7 @@ def test_dagger_with_only_expert_actions_is_the_labelers_own_episode_and_workers
     pooled = generate_dagger(model, task.name, 2, tmp_path / "two", expert_mix=1.0, workers=2, progress=False)["babyai_pickup_loc_dagger"]
     env = task.make_env(0)
     for index in range(2):
-        seed = episode_seed(0, DAGGER_STREAM + task.name, index)
+        seed = episode_seed(0, dagger_stream(task.name), index)
         own = record_episode(env, None, task.spec, seed=seed, make_policy=task.make_labeler, to_episode_step=task.to_episode_step,
                              from_env_action=task.from_env_action, max_steps=task.max_episode_steps)
         for dataset in (alone, pooled):
@@ -114,6 +114,26 @@ def test_dagger_with_only_expert_actions_is_the_labelers_own_episode_and_workers
             assert np.asarray(row["actions"]).ravel().tolist() == own["actions"].ravel().tolist()
             assert list(row["observations"]["mission"]) == own["observations"]["mission"]
             assert row["episode_return"] > 0  # the labeler's own episode solves the level
+
+
+def test_a_later_round_writes_a_split_of_its_own_from_rooms_of_its_own(tmp_path, save_tiny_checkpoint, one_torch_thread):
+    from gato.evaluation.dagger import dagger_split, dagger_stream, generate_dagger
+
+    assert dagger_stream("cartpole") == "dagger/cartpole" and dagger_stream("cartpole", 3) == "dagger3/cartpole"
+    model = save_tiny_checkpoint(tmp_path / "model", 256)
+    out = tmp_path / "data"
+    first = generate_dagger(model, "cartpole", 2, out, expert_mix=1.0, progress=False)["cartpole_dagger"]
+    second = generate_dagger(model, "cartpole", 2, out, expert_mix=1.0, dagger_round=2, progress=False)[dagger_split("cartpole", 2)]
+    # Both rounds stay in the folder and its index; round 1 is untouched by round 2.
+    assert set(load_from_disk(str(out))) == {"cartpole_dagger", "cartpole_dagger2"}
+    assert load_from_disk(str(out / "cartpole_dagger"))["seed"] == first["seed"]
+    assert second["seed"] == [episode_seed(0, "dagger2/cartpole", index) for index in range(2)]
+    assert not set(second["seed"]) & set(first["seed"])
+    generation = json.loads((out / "cartpole_dagger2" / "generation.json").read_text())
+    assert generation["dagger"]["round"] == 2 and "--dagger-round 2" in (out / "cartpole_dagger2" / "README.md").read_text()
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match=r"dagger_round \(--dagger-round\): expected an integer ≥ 1"):
+            generate_dagger(model, "cartpole", 1, out, dagger_round=bad, progress=False)
 
 
 def test_dagger_refuses_an_existing_split_and_a_bad_mix(tmp_path, save_tiny_checkpoint, one_torch_thread):
@@ -146,6 +166,11 @@ def test_gato_data_generate_dagger_model_flag(tmp_path, save_tiny_checkpoint, on
     assert "--captions cannot go with --dagger-model" in capsys.readouterr().err
     assert main(["data", "generate", "--tasks", "cartpole", "--episodes-per-task", "1", "--out", str(out), "--expert-mix", "0.5"]) == 2
     assert "--expert-mix needs --dagger-model" in capsys.readouterr().err
+    assert main(["data", "generate", "--tasks", "cartpole", "--episodes-per-task", "1", "--out", str(out), "--dagger-round", "2"]) == 2
+    assert "--dagger-round needs --dagger-model" in capsys.readouterr().err
+    assert main(["data", "generate", "--tasks", "cartpole", "--episodes-per-task", "1", "--out", str(out),
+                 "--dagger-model", model, "--dagger-round", "2", "--no-progress"]) == 0
+    assert "cartpole_dagger2: 1 episodes" in capsys.readouterr().out
     assert main(["data", "generate", "--tasks", "babyai_put_next_local", "--episodes-per-task", "1", "--out", str(out),
                  "--dagger-model", model]) == 2
     assert "babyai_put_next_local" in capsys.readouterr().err
