@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ DAGGER_STREAM = "dagger/"
 SPLIT_SUFFIX = "_dagger"
 COIN_STREAM = 7  # seeds an episode's expert-or-model coin flips apart from everything else its seed seeds
 DEFAULT_EXPERT_MIX = 0.5
-SHARD_EPISODES = 8  # episodes a worker keeps in memory before writing them (gato.episodes.generate's chunk size)
+SHARD_EPISODES = 8  # episodes a process keeps in memory before writing them, and the progress bar's step
 
 
 def _round_suffix(dagger_round: int) -> str:
@@ -88,28 +89,39 @@ def record_dagger_episode(task: Task, agent: GatoAgent, env: Any, seed: int, exp
     )
 
 
-def _record_range(model: str, task_name: str, dagger_round: int, seed: int, expert_mix: float, start: int, stop: int, path: str,
-                  threads: int = 0) -> list[str]:
-    """Episodes ``start … stop-1`` of one task into shards under ``path`` (a worker process sets ``threads``)."""
+_ACTORS: dict[tuple[str, str, int], tuple[Task, GatoAgent, dict[str, Any] | None, Any]] = {}
+
+
+def _actor(model: str, task_name: str, seed: int) -> tuple[Task, GatoAgent, dict[str, Any] | None, Any]:
+    """The task, agent, prompt and environment that a process records with, built once per process (loading the
+    model for every 8-episode shard would cost more than the episodes of a small task)."""
+    key = (model, task_name, seed)
+    if key not in _ACTORS:
+        (task,) = resolve_tasks(task_name)
+        network, processor = load_model_and_processor(model)
+        prompt = demonstration_prompt(task, processor, trained_prompt_tokens(model, processor), seed)  # as `gato eval` prompts
+        agent = GatoAgent(network, processor, task.spec, to_episode_step=task.to_episode_step)
+        _ACTORS[key] = (task, agent, prompt, task.make_env(seed))
+    return _ACTORS[key]
+
+
+def _close_actors() -> None:
+    while _ACTORS:
+        _ACTORS.popitem()[1][3].close()
+
+
+def _record_shard(model: str, task_name: str, dagger_round: int, seed: int, expert_mix: float, first: int, last: int,
+                  path: str, threads: int = 0) -> str:
+    """Episodes ``first … last-1`` of one task into the shard ``path`` (a worker process sets ``threads``).
+    Shards of SHARD_EPISODES episodes: an image task's episodes as Python rows take ~30× their array size."""
     if threads:
         torch.set_num_threads(threads)
-    (task,) = resolve_tasks(task_name)
-    network, processor = load_model_and_processor(model)
-    prompt = demonstration_prompt(task, processor, trained_prompt_tokens(model, processor), seed)  # as `gato eval` prompts
-    agent = GatoAgent(network, processor, task.spec, to_episode_step=task.to_episode_step)
-    env = task.make_env(seed)
-    paths = []
-    try:  # a shard every SHARD_EPISODES episodes: an image task's episodes as Python rows take ~30× their array size
-        for first in range(start, stop, SHARD_EPISODES):
-            last = min(first + SHARD_EPISODES, stop)
-            episodes = [record_dagger_episode(task, agent, env, episode_seed(seed, dagger_stream(task.name, dagger_round), index), expert_mix, prompt)
-                        for index in range(first, last)]
-            shard = f"{path}/{first:06d}-{last:06d}"
-            write_shard(episodes, task.spec, shard, start_index=first)
-            paths.append(shard)
-    finally:
-        env.close()
-    return paths
+    task, agent, prompt, env = _actor(model, task_name, seed)
+    episodes = [record_dagger_episode(task, agent, env, episode_seed(seed, dagger_stream(task.name, dagger_round), index),
+                                      expert_mix, prompt)
+                for index in range(first, last)]
+    write_shard(episodes, task.spec, path, start_index=first)
+    return path
 
 
 def _card(path: Path, task: Task, dagger_round: int, dataset: Dataset, model: str, expert_mix: float, seed: int, command: str) -> None:
@@ -172,20 +184,24 @@ def generate_dagger(
         for stale in out.glob(f".{split}.shards-*"):  # a killed run's shards never became data
             shutil.rmtree(stale, ignore_errors=True)
         shards = out / f".{split}.shards-{os.getpid()}"
-        bounds = np.linspace(0, episodes_per_task, min(workers, episodes_per_task) + 1).astype(int)
-        jobs = [(model, task.name, dagger_round, seed, expert_mix, int(a), int(b), str(shards / f"worker-{a:06d}"))
-                for a, b in zip(bounds[:-1], bounds[1:])]
-        with tqdm(total=len(jobs), desc=f"dagger {task.name}", unit="shard", disable=not progress, file=sys.stderr) as bar:
-            if len(jobs) == 1:
-                paths = _record_range(*jobs[0])
-                bar.update(1)
+        jobs = [(model, task.name, dagger_round, seed, expert_mix, first, min(first + SHARD_EPISODES, episodes_per_task),
+                 str(shards / f"{first:06d}")) for first in range(0, episodes_per_task, SHARD_EPISODES)]
+        with tqdm(total=episodes_per_task, desc=f"dagger {task.name}", unit="episode", disable=not progress,
+                  file=sys.stderr) as bar:
+            if workers == 1:
+                try:
+                    for job in jobs:
+                        _record_shard(*job)
+                        bar.update(job[6] - job[5])
+                finally:
+                    _close_actors()
             else:
-                with worker_pool(len(jobs)) as pool:
-                    futures = [pool.submit(_record_range, *job, threads=1) for job in jobs]
-                    paths = []
-                    for future in futures:  # in episode order
-                        paths.extend(future.result())
-                        bar.update(1)
+                with worker_pool(min(workers, len(jobs))) as pool:
+                    futures = {pool.submit(_record_shard, *job, threads=1): job for job in jobs}
+                    for future in as_completed(futures):
+                        future.result()
+                        bar.update(futures[future][6] - futures[future][5])
+        paths = [job[7] for job in jobs]  # in episode order
         dataset = consolidate_shards(paths, out / split)
         shutil.rmtree(shards, ignore_errors=True)
         (out / split / GENERATION_FILE).write_text(json.dumps(

@@ -95,10 +95,12 @@ def test_dagger_episodes_record_the_experts_labels_of_the_states_the_model_reach
 
 
 def test_dagger_with_only_expert_actions_is_the_labelers_own_episode_and_workers_do_not_change_it(
-    tmp_path, save_tiny_checkpoint, one_torch_thread
+    tmp_path, save_tiny_checkpoint, one_torch_thread, monkeypatch
 ):
+    from gato.evaluation import dagger
     from gato.evaluation.dagger import dagger_stream, generate_dagger
 
+    monkeypatch.setattr(dagger, "SHARD_EPISODES", 1)  # two shards: one process records both with one agent and env
     (task,) = resolve_tasks("babyai_pickup_loc")
     model = save_tiny_checkpoint(tmp_path / "model", 256)
     alone = generate_dagger(model, task.name, 2, tmp_path / "one", expert_mix=1.0, progress=False)["babyai_pickup_loc_dagger"]
