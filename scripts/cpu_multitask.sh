@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CPU multi-task run published in the README ("One set of weights") and BENCHMARKS.md: data → train →
-# DAgger data from that model → train again → evaluate → model card, on 2 CPU cores (about 2 h 20 min).
+# DAgger data from that model → train again → DAgger data from the second model → train a third time → evaluate →
+# model card, on 2 CPU cores (about 3 h 50 min).
 # Usage: bash scripts/cpu_multitask.sh [DATA_DIR] [RUN_DIR]
 set -euo pipefail
 DATA=${1:-data/multitask}
@@ -28,7 +29,17 @@ gato train --config training/recipes/cpu_multitask.yaml --data "$DATA" --output-
     --dagger-model "$RUN-round1" --expert-mix 0.5 --out "$DATA" --workers 2
 
 # Round 2: a new model, from scratch, on the expert data + the DAgger episodes (the first recipe + their weights).
-gato train --config training/recipes/cpu_multitask_dagger.yaml --data "$DATA" --output-dir "$RUN" --resume
+gato train --config training/recipes/cpu_multitask_dagger.yaml --data "$DATA" --output-dir "$RUN-round2" --resume
+
+# DAgger, second round: round 2's model plays, into <task>_dagger2 (rooms and games of its own); round 1's
+# episodes stay (DAgger aggregates every round's data).
+[ -d "$DATA/babyai_pickup_loc_dagger2" ] || gato data generate --tasks babyai_pickup_loc --episodes-per-task 3000 \
+    --dagger-model "$RUN-round2" --expert-mix 0.5 --dagger-round 2 --out "$DATA" --workers 2
+[ -d "$DATA/atari_breakout_dagger2" ] || gato data generate --tasks atari_breakout --episodes-per-task 240 \
+    --dagger-model "$RUN-round2" --expert-mix 0.5 --dagger-round 2 --out "$DATA" --workers 2
+
+# Round 3: a new model, from scratch, on everything (round 2's recipe + the second round's weights and steps).
+gato train --config training/recipes/cpu_multitask_dagger2.yaml --data "$DATA" --output-dir "$RUN" --resume
 
 # Every default task (50 episodes each), 1,000 images of each held-out caption split, text loss;
 # results and plot go into the run folder.

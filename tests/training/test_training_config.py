@@ -53,9 +53,10 @@ def test_shipped_cpu_multitask_recipe_is_valid_and_weights_only_default_suite_da
     assert GatoConfig.from_preset(config.preset, **config.model_overrides).num_hidden_layers == 3
 
 
-def test_second_round_recipe_is_the_first_plus_the_dagger_splits_the_script_collects():
+def test_each_dagger_rounds_recipe_is_the_last_plus_the_splits_the_script_collects_for_it():
     """cpu_multitask_dagger.yaml = cpu_multitask.yaml + weights for the `<task>_dagger` splits that
-    scripts/cpu_multitask.sh collects with `--dagger-model`; everything else the same."""
+    scripts/cpu_multitask.sh collects with `--dagger-model`, and cpu_multitask_dagger2.yaml = that + weights for
+    the `--dagger-round 2` splits and more steps; everything else the same."""
     import re
     from dataclasses import replace
     from pathlib import Path
@@ -63,12 +64,19 @@ def test_second_round_recipe_is_the_first_plus_the_dagger_splits_the_script_coll
     from gato.evaluation.dagger import dagger_split
 
     root = Path(__file__).resolve().parents[2]
-    first = TrainingConfig.from_yaml(root / "training" / "recipes" / "cpu_multitask.yaml")
-    second = TrainingConfig.from_yaml(root / "training" / "recipes" / "cpu_multitask_dagger.yaml")
-    second.validate()
+    recipes = [TrainingConfig.from_yaml(root / "training" / "recipes" / name)
+               for name in ("cpu_multitask.yaml", "cpu_multitask_dagger.yaml", "cpu_multitask_dagger2.yaml")]
     script = (root / "scripts" / "cpu_multitask.sh").read_text()
-    collected = {dagger_split(name) for name in re.findall(r"--tasks (\S+) --episodes-per-task \d+ \\\n\s+--dagger-model", script)}
-    assert collected == {"babyai_pickup_loc_dagger", "atari_breakout_dagger"}
-    assert set(second.task_weights) == set(first.task_weights) | collected
-    assert all(second.task_weights[name] == weight for name, weight in first.task_weights.items())
-    assert replace(second, task_weights={}) == replace(first, task_weights={})
+    calls = re.findall(r"--tasks (\S+) --episodes-per-task \d+ \\\n\s+--dagger-model \S+ --expert-mix \S+( --dagger-round \d+)?", script)
+    rounds = [(name, int(flag.split()[-1]) if flag else 1) for name, flag in calls]
+    collected = [{dagger_split(name, n) for name, r in rounds if r == n} for n in (1, 2)]
+    assert collected == [{"babyai_pickup_loc_dagger", "atari_breakout_dagger"}, {"babyai_pickup_loc_dagger2", "atari_breakout_dagger2"}]
+    for before, after, new_splits in zip(recipes, recipes[1:], collected):
+        after.validate()
+        assert set(after.task_weights) == set(before.task_weights) | new_splits
+        assert all(after.task_weights[name] == weight for name, weight in before.task_weights.items())
+        assert replace(after, task_weights={}, max_steps=1) == replace(before, task_weights={}, max_steps=1)
+    # Round 3's steps keep round 2's sources sampled as often as round 2 sampled them (to 250 steps).
+    second, third = recipes[1:]
+    kept = third.max_steps * sum(second.task_weights.values()) / sum(third.task_weights.values())
+    assert abs(kept - second.max_steps) < 250 and recipes[0].max_steps == second.max_steps
