@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -114,11 +114,16 @@ def run_episodes(
     prompt: dict[str, Any] | None = None,
     max_steps: int | None = None,
     progress: bool = True,
+    before_step: Callable[[Any, np.ndarray, list[int | None]], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
     """Play ``episodes`` episodes of ``task`` with ``agent`` in waves of ``num_envs`` (see the module docstring).
 
     Args:
         max_steps: cut every episode after this many steps (default: the task's ``max_episode_steps``).
+        before_step: called before every step of the vector env as ``before_step(env, env_actions, episodes)``:
+            the ``SyncVectorEnv`` (``env.envs[i].unwrapped`` is environment ``i``'s state), the actions about
+            to be executed and, per environment, the index of the episode it is playing (``None`` once that
+            episode has ended). For analyses that read the environment's state (``scripts/babyai_failures.py``).
 
     Returns:
         ``(returns (episodes,) float64, lengths (episodes,) int64, successes (episodes,) float64 — NaN where
@@ -149,6 +154,8 @@ def run_episodes(
             while active.any():
                 actions = agent.act(observation)
                 env_actions = np.stack([np.asarray(task.to_env_action(action)) for action in actions])
+                if before_step is not None:
+                    before_step(env, env_actions, [start + slot if active[slot] else None for slot in range(num_envs)])
                 observation, reward, terminated, truncated, info = env.step(env_actions)
                 wave_returns += np.where(active, np.asarray(reward, dtype=np.float64), 0.0)
                 wave_lengths += active

@@ -1,8 +1,8 @@
 """Where a model fails a BabyAI task: success rate by the mission's location word, by the expert's length and
 by what the model picked up first.
 
-Plays ``--model`` on ``--task`` as ``gato eval`` does (same seeds, the folder's prompt length, greedy unless
-``--temperature``; one environment, the episodes and returns of ``gato eval --num-envs 1``), noting at every
+Plays ``--model`` on ``--task`` as ``gato eval`` does (``gato.evaluation.rollout.run_episodes``: same seeds, the
+folder's prompt length, greedy unless ``--temperature``; the episodes and returns of ``gato eval``), noting at every
 ``pickup`` what the agent faced (nothing, the mission's object, another object) and every ``drop``, then
 replays each evaluation seed with the expert to read the episode's mission and how many steps the expert
 needs. Prints one Markdown table (BENCHMARKS.md, "Why PickupLoc fails" and session 7) and, with ``--out FILE``,
@@ -17,11 +17,12 @@ import argparse
 import json
 from collections import defaultdict
 
+import numpy as np
 import torch
 
-from gato.episodes.recorder import episode_seed, record_task_episode
+from gato.episodes.recorder import record_task_episode
 from gato.evaluation.agent import GatoAgent
-from gato.evaluation.rollout import EVALUATION_STREAM, demonstration_prompt
+from gato.evaluation.rollout import demonstration_prompt, run_episodes
 from gato.evaluation.run_evaluation import check_trained_specs, load_model_and_processor, trained_prompt_tokens
 from gato.suite.registry import resolve_tasks
 
@@ -29,25 +30,26 @@ LOCATIONS = {"in front of you": "front", "behind you": "behind", "on your left":
 PICKUP, DROP = 3, 4  # minigrid's actions
 
 
-def play_episode(agent: GatoAgent, task, env, seed: int, prompt) -> dict:
-    """One greedy (or sampled) episode; ``pickups``: what the agent faced at each ``pickup`` — ``nothing``,
-    ``target`` (an object the mission names), ``wrong`` (another object), ``full hand`` — and ``drop``s."""
-    observation, _ = env.reset(seed=seed)
-    agent.reset(prompt=prompt, num_envs=1)
-    state, events, total, length = env.unwrapped, [], 0.0, 0
-    targets = state.instrs.desc.obj_set
-    while True:
-        action = int(task.to_env_action(agent.act([observation])[0]))
-        ahead, carrying = state.grid.get(*state.front_pos), state.carrying
-        if action == PICKUP:
-            events.append("full hand" if carrying is not None else "nothing" if ahead is None or not ahead.can_pickup()
-                          else "target" if any(ahead is target for target in targets) else "wrong")
-        elif action == DROP and carrying is not None:
-            events.append("drop")
-        observation, reward, terminated, truncated, _ = env.step(action)
-        total, length = total + float(reward), length + 1
-        if terminated or truncated or length >= task.max_episode_steps:
-            return {"return": total, "length": length, "events": events}
+class PickupWatcher:
+    """A ``run_episodes`` ``before_step`` hook: ``events[i]`` lists what episode ``i``'s agent faced at each
+    ``pickup`` — ``nothing``, ``target`` (an object the mission names), ``wrong`` (another object), ``full hand``
+    — and its ``drop``s, in order."""
+
+    def __init__(self) -> None:
+        self.events: dict[int, list[str]] = defaultdict(list)
+
+    def __call__(self, env, actions, episodes) -> None:
+        for slot, index in enumerate(episodes):
+            if index is None:
+                continue
+            state, action = env.envs[slot].unwrapped, int(np.asarray(actions[slot]).item())
+            ahead, carrying = state.grid.get(*state.front_pos), state.carrying
+            if action == PICKUP:
+                self.events[index].append(
+                    "full hand" if carrying is not None else "nothing" if ahead is None or not ahead.can_pickup()
+                    else "target" if any(ahead is target for target in state.instrs.desc.obj_set) else "wrong")
+            elif action == DROP and carrying is not None:
+                self.events[index].append("drop")
 
 
 def first_pickup(events: list[str]) -> str:
@@ -84,18 +86,16 @@ def main() -> None:
     prompt = demonstration_prompt(task, processor, trained_prompt_tokens(args.model, processor), 0)
     agent = GatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step,
                       do_sample=args.temperature is not None, temperature=args.temperature or 1.0)
-    env = task.make_env(0)
+    watcher = PickupWatcher()
+    returns, lengths, _, seeds = run_episodes(agent, task, args.episodes, num_envs=1, prompt=prompt, before_step=watcher)
     episodes = []
-    for index in range(args.episodes):
-        seed = episode_seed(0, EVALUATION_STREAM + task.name, index)
-        played = play_episode(agent, task, env, seed, prompt)
+    for index, seed in enumerate(seeds):
         expert = record_task_episode(task, seed)  # the evaluation episode's seed: same mission, same room
         mission = str(expert["observations"]["mission"][0])
+        events = watcher.events[index]
         episodes.append({"seed": seed, "mission": mission, "location": mission_location(mission),
-                         "success": played["return"] > 0, "return": played["return"], "length": played["length"],
-                         "expert_length": len(expert["actions"]), "pickups": played["events"],
-                         "first_pickup": first_pickup(played["events"])})
-    env.close()
+                         "success": bool(returns[index] > 0), "return": float(returns[index]), "length": int(lengths[index]),
+                         "expert_length": len(expert["actions"]), "pickups": events, "first_pickup": first_pickup(events)})
     groups: dict[str, list[bool]] = defaultdict(list)
     for episode in episodes:
         short = episode["expert_length"] <= args.short

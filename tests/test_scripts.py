@@ -78,33 +78,33 @@ def test_mission_location_reads_the_four_babyai_phrases():
                                   "pick up a grey ball")] == ["left", "behind", "front", "right", "none"]
 
 
-def test_play_episode_counts_steps_return_and_pickups_of_a_known_action_sequence():
-    """Replaying the expert's own actions: the episode ends on its last step with the expert's return, and the
-    final pickup faced the mission's object."""
+def test_pickup_watcher_notes_the_pickups_of_a_known_action_sequence_through_run_episodes():
+    """Replaying the expert's own actions of the evaluation seeds: every episode ends on its last step with the
+    expert's return, and the watcher saw its final pickup face the mission's object."""
     import numpy as np
 
-    from gato.episodes.recorder import record_task_episode
+    from gato.episodes.recorder import episode_seed, record_task_episode
+    from gato.evaluation.rollout import EVALUATION_STREAM, run_episodes
     from gato.suite.registry import resolve_tasks
 
-    play_episode = runpy.run_path(str(SCRIPTS / "babyai_failures.py"))["play_episode"]
+    watcher = runpy.run_path(str(SCRIPTS / "babyai_failures.py"))["PickupWatcher"]()
     (task,) = resolve_tasks("babyai_pickup_loc")
+    experts = [record_task_episode(task, episode_seed(0, EVALUATION_STREAM + task.name, index)) for index in range(3)]
 
-    class Replay:  # the agent interface play_episode uses: reset, then one action per observation
-        def __init__(self, actions):
-            self.actions = list(actions)
+    class Replay:  # the agent interface run_episodes uses: reset per episode (one environment), then one action per step
+        def __init__(self):
+            self.episode = -1
 
         def reset(self, prompt=None, num_envs=1):
-            self.step = 0
+            self.episode, self.step = self.episode + 1, 0
 
         def act(self, observations):
             self.step += 1
-            return np.array([[self.actions[self.step - 1]]])
+            return np.array([[experts[self.episode]["actions"].ravel()[self.step - 1]]])
 
-    env = task.make_env(0)
-    for seed in (3, 4, 5):
-        expert = record_task_episode(task, seed)
-        played = play_episode(Replay(expert["actions"].ravel()), task, env, seed, None)
-        assert played["length"] == len(expert["actions"])
-        assert played["return"] == pytest.approx(float(expert["rewards"].sum())) and played["return"] > 0
-        assert played["events"][-1] == "target"
-    env.close()
+    returns, lengths, _, _ = run_episodes(Replay(), task, 3, num_envs=1, progress=False, before_step=watcher)
+    for index, expert in enumerate(experts):
+        assert lengths[index] == len(expert["actions"])
+        assert returns[index] == pytest.approx(float(expert["rewards"].sum())) and returns[index] > 0
+        assert watcher.events[index][-1] == "target"
+        assert "wrong" not in watcher.events[index]  # the expert never picks up another object

@@ -102,11 +102,21 @@ def test_vector_env_waves_give_the_same_episodes_as_one_env_at_a_time():
     model, processor = tiny(seed=1)
     task = get_task("cartpole")
     agent = GatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step)
-    batched = run_episodes(agent, task, episodes=5, num_envs=3, seed=7, progress=False)
+    seen: dict[int, list[int]] = {}
+
+    def before_step(env, env_actions, episodes):  # which episode each environment steps, with which action
+        assert env.num_envs == len(env_actions) == len(episodes) == 3
+        for slot, index in enumerate(episodes):
+            if index is not None:
+                seen.setdefault(index, []).append(int(env_actions[slot]))
+
+    batched = run_episodes(agent, task, episodes=5, num_envs=3, seed=7, progress=False, before_step=before_step)
     single = run_episodes(agent, task, episodes=5, num_envs=1, seed=7, progress=False)
     np.testing.assert_array_equal(batched[0], single[0])
     np.testing.assert_array_equal(batched[1], single[1])
     assert batched[3] == single[3] and len(set(batched[3])) == 5
+    # The hook sees each counted step of each episode once, and none of the masked (ended or spare) ones.
+    assert sorted(seen) == list(range(5)) and [len(seen[i]) for i in range(5)] == batched[1].tolist()
 
 
 def test_sampling_is_seeded_and_legal():
