@@ -184,24 +184,26 @@ def generate_dagger(
         for stale in out.glob(f".{split}.shards-*"):  # a killed run's shards never became data
             shutil.rmtree(stale, ignore_errors=True)
         shards = out / f".{split}.shards-{os.getpid()}"
-        jobs = [(model, task.name, dagger_round, seed, expert_mix, first, min(first + SHARD_EPISODES, episodes_per_task),
-                 str(shards / f"{first:06d}")) for first in range(0, episodes_per_task, SHARD_EPISODES)]
+        shared = (model, task.name, dagger_round, seed, expert_mix)
+        spans = [(first, min(first + SHARD_EPISODES, episodes_per_task), str(shards / f"{first:06d}"))
+                 for first in range(0, episodes_per_task, SHARD_EPISODES)]
         with tqdm(total=episodes_per_task, desc=f"dagger {task.name}", unit="episode", disable=not progress,
                   file=sys.stderr) as bar:
             if workers == 1:
                 try:
-                    for job in jobs:
-                        _record_shard(*job)
-                        bar.update(job[6] - job[5])
+                    for first, last, path in spans:
+                        _record_shard(*shared, first, last, path)
+                        bar.update(last - first)
                 finally:
                     _close_actors()
             else:
-                with worker_pool(min(workers, len(jobs))) as pool:
-                    futures = {pool.submit(_record_shard, *job, threads=1): job for job in jobs}
+                with worker_pool(min(workers, len(spans))) as pool:
+                    futures = {pool.submit(_record_shard, *shared, first, last, path, threads=1): last - first
+                               for first, last, path in spans}
                     for future in as_completed(futures):
                         future.result()
-                        bar.update(futures[future][6] - futures[future][5])
-        paths = [job[7] for job in jobs]  # in episode order
+                        bar.update(futures[future])
+        paths = [path for _, _, path in spans]  # in episode order
         dataset = consolidate_shards(paths, out / split)
         shutil.rmtree(shards, ignore_errors=True)
         (out / split / GENERATION_FILE).write_text(json.dumps(
