@@ -38,6 +38,11 @@ from .agent import GatoAgent
 
 # A prompt's default share of the context: the training mixture's default (``TrainingConfig.prompt_fraction``).
 DEFAULT_PROMPT_FRACTION = 0.25
+
+
+def default_prompt_tokens(processor: Any) -> int:
+    """The prompt length a rollout uses when none is given: :data:`DEFAULT_PROMPT_FRACTION` of the context."""
+    return int(processor.max_length * DEFAULT_PROMPT_FRACTION)
 # Evaluation episodes and prompt demonstrations draw reset seeds from streams of their own
 # (``episode_seed(seed, prefix + task name, i)``), disjoint from each other and from the episodes that
 # ``gato data generate`` records (``episode_seed(seed, task name, i)``): evaluating with the training data's
@@ -209,7 +214,7 @@ def evaluate_task(
             (:class:`~gato.evaluation.agent.GatoAgent`).
     """
     if prompt_tokens is None:
-        prompt_tokens = int(processor.max_length * DEFAULT_PROMPT_FRACTION)
+        prompt_tokens = default_prompt_tokens(processor)
     if any(field.kind == "text" for field in task.spec.observations):
         num_envs = 1
     agent = GatoAgent(

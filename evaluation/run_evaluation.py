@@ -23,7 +23,7 @@ from gato.modeling_gato.acting import check_cache_implementation, check_greedy_d
 from gato.suite.registry import resolve_tasks
 
 from .report import SCHEMA_VERSION, write_results
-from .rollout import DEFAULT_PROMPT_FRACTION, evaluate_task
+from .rollout import default_prompt_tokens, evaluate_task
 from .scores import SCORE_THRESHOLD, domain_summaries, score_summary
 
 
@@ -134,7 +134,7 @@ def trained_prompt_tokens(model_dir: str | Path, processor: Any) -> int:
 
     path = Path(model_dir) / TRAINING_CONFIG_FILE
     if not path.exists():
-        return int(processor.max_length * DEFAULT_PROMPT_FRACTION)
+        return default_prompt_tokens(processor)
     from gato.training.config import TrainingConfig
 
     return max(1, int(processor.max_length * TrainingConfig.from_yaml(path).prompt_fraction))

@@ -165,13 +165,13 @@ class GatoPolicy:
     def __init__(self, model: torch.nn.Module, processor: Any, task: Any, *, prompt_tokens: int | None = None,
                  seed: int = 0, do_sample: bool = False, temperature: float = 1.0) -> None:
         from gato.evaluation.agent import GatoAgent
-        from gato.evaluation.rollout import DEFAULT_PROMPT_FRACTION, demonstration_prompt
+        from gato.evaluation.rollout import default_prompt_tokens, demonstration_prompt
 
         self.task = task
         self.agent = GatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step, do_sample=do_sample,
                                temperature=temperature, seed=seed)
         if prompt_tokens is None:
-            prompt_tokens = int(processor.max_length * DEFAULT_PROMPT_FRACTION)
+            prompt_tokens = default_prompt_tokens(processor)
         # A demonstration recorded with the task's expert (the evaluation's prompt stream), cut from its end.
         self.prompt = demonstration_prompt(task, processor, prompt_tokens, seed)
         self.reset()

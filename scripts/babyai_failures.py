@@ -24,10 +24,10 @@ from gato.episodes.recorder import record_task_episode
 from gato.evaluation.agent import GatoAgent
 from gato.evaluation.rollout import demonstration_prompt, run_episodes
 from gato.evaluation.run_evaluation import check_trained_specs, load_model_and_processor, trained_prompt_tokens
+from gato.suite.babyai import DROP, PICKUP
 from gato.suite.registry import resolve_tasks
 
 LOCATIONS = {"in front of you": "front", "behind you": "behind", "on your left": "left", "on your right": "right"}
-PICKUP, DROP = 3, 4  # minigrid's actions
 
 
 class PickupWatcher:

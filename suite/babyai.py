@@ -55,7 +55,7 @@ TILE_SIZE = PATCH_SIZE  # pixels per rendered cell: one patch per cell
 # the bot gives up (DisappearedBoxError); the drift that matters for imitation is the agent's pose.
 NOISE_ACTIONS = (0, 1, 2)  # left, right, forward
 FRAME_SHAPE = (VIEW_SHAPE[0] * TILE_SIZE, VIEW_SHAPE[1] * TILE_SIZE, 3)
-LEFT, DROP = 0, 4
+LEFT, PICKUP, DROP = 0, 3, 4  # minigrid's actions
 
 # task name → (BabyAI level id, max_episode_steps = the level's own max_steps)
 LEVELS: dict[str, tuple[str, int]] = {

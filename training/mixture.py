@@ -81,9 +81,10 @@ def split_sources(data: DatasetDict, validation_fraction: float) -> tuple[list[M
             continue
         spec = spec_from_dataset(dataset)
         first, first_spec = specs.setdefault(spec.name, (name, spec))
-        if spec_differences(first_spec, spec):
+        differences = spec_differences(first_spec, spec)
+        if differences:
             raise ValueError(f"data: splits {first!r} and {name!r} hold task {spec.name!r} with different specs: "
-                             + "; ".join(spec_differences(first_spec, spec)))
+                             + "; ".join(differences))
         # Arrow rows decode episodes (frames included) straight from the memory map; numpy/python rows
         # go through nested lists, ~1000× slower for image episodes.
         dataset = dataset.with_format("arrow")

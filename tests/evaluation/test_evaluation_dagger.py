@@ -7,9 +7,8 @@ import pytest
 from datasets import load_from_disk
 
 from gato.episodes.recorder import episode_seed, record_episode, record_task_episode
+from gato.suite.babyai import DROP, LEFT, PICKUP
 from gato.suite.registry import resolve_tasks
-
-LEFT, PICKUP, DROP = 0, 3, 4
 
 
 def _replay_labels(task, seed, actions):
