@@ -50,7 +50,7 @@ import transformers
 from gato.evaluation.agent import GatoAgent, RecomputeGatoAgent
 from gato.modeling_gato.acting import DEFAULT_WINDOW_KEEP_FRACTION
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
-from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.training.run_training import build_processor
 
 OBSERVATION_SIZE = 39  # Meta-World's proprioceptive state

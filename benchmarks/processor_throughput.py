@@ -50,10 +50,10 @@ import PIL.Image  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from gato.processing import token_layout as tl  # noqa: E402
+from gato.suite import token_layout as tl  # noqa: E402
 from gato.processing.image_processing_gato import GatoImageProcessor  # noqa: E402
 from gato.processing.processing_gato import GatoProcessor  # noqa: E402
-from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec  # noqa: E402
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec  # noqa: E402
 from gato.processing.tokenize_values import tokenize_continuous  # noqa: E402
 
 

@@ -38,7 +38,7 @@ import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
-from gato.processing import token_layout as tl
+from gato.suite import token_layout as tl
 
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16
 PATCHES_PER_IMAGE = 16  # a 64×64 image in 16×16 patches

@@ -27,7 +27,7 @@ from datasets import Dataset, DatasetDict, Features, Image, List, Value
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from gato.processing.token_layout import DEFAULT_IMAGE_SIZE
+from gato.suite.token_layout import DEFAULT_IMAGE_SIZE
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),

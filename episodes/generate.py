@@ -38,19 +38,17 @@ import numpy as np
 from datasets import Dataset, DatasetDict, load_from_disk
 from tqdm.auto import tqdm
 
-from gato.processing.task_spec import spec_differences
+from gato.suite.task_spec import spec_differences
 from gato.suite.registry import Task, get_task, resolve_tasks
 
 from .cards import CAPTION_TASK_CATEGORIES, EPISODE_TASK_CATEGORIES, TEXT_TASK_CATEGORIES, build_card, write_card
 from .captions import HELD_OUT_PAIRS, build_captions_dataset
 from .recorder import check_action_noise, episode_seed, record_task_episode
-from .schema import spec_from_dataset
+from .schema import CAPTIONS_SPLITS, TEXT_SPLITS, spec_from_dataset
 from .writer import _save_atomically, consolidate_shards, write_shard
 
 DEFAULT_CHUNK_EPISODES = 8
 PARTIAL_DIR = ".partial"
-CAPTIONS_SPLITS = ("captions", "captions_validation", "captions_test")  # train, held-out pairs, new scenes
-TEXT_SPLITS = ("text", "text_validation")
 
 # Tasks handed to worker processes: forked workers inherit this mapping, so tasks that are not in the
 # registry (a user's own, or a test's) work too; spawned workers fall back to the registry by name.

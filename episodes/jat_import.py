@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
-from gato.processing.token_layout import DISCRETE_VALUES
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.suite.token_layout import DISCRETE_VALUES
 
 from .writer import EpisodeWriter, episodes_to_dataset
 
@@ -106,7 +106,7 @@ def _max_plus_one(dataset: Dataset, column: str) -> int:
 
 
 def episode_from_jat_row(row: Mapping[str, Any], spec: TaskSpec, frame_channel: int = -1) -> dict[str, Any]:
-    """One JAT row → the episode dict of :mod:`gato.processing.task_spec` (validated by the writer)."""
+    """One JAT row → the episode dict of :mod:`gato.suite.task_spec` (validated by the writer)."""
     observations: dict[str, Any] = {}
     for field in spec.observations:
         if field.name not in row:

@@ -10,7 +10,7 @@ Recording your own task::
 
     import gymnasium as gym
     from gato.episodes import record_episodes
-    from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
+    from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 
     spec = TaskSpec("my-cartpole", (ObservationField("state", "continuous", (4,)),),
                     ActionSpec("discrete", size=1, num_values=2))
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from datasets import Dataset
 
-from gato.processing.task_spec import TaskSpec
+from gato.suite.task_spec import TaskSpec
 
 from .writer import EpisodeWriter, episodes_to_dataset
 

@@ -50,10 +50,13 @@ import numpy as np
 import pyarrow as pa
 from datasets import Array2D, Array3D, Array4D, Array5D, Dataset, DatasetInfo, Features, IterableDataset, List, Value
 
-from gato.processing.task_spec import ObservationField, TaskSpec
+from gato.suite.task_spec import ObservationField, TaskSpec
 
 SPEC_KEY = "gato_task_spec"
 SCHEMA_VERSION = 1
+# The non-episode splits of a data folder: captions (train, held-out colour×shape pairs, new scenes) and text.
+CAPTIONS_SPLITS = ("captions", "captions_validation", "captions_test")
+TEXT_SPLITS = ("text", "text_validation")
 _ARRAY_FEATURES = {1: Array2D, 2: Array3D, 3: Array4D, 4: Array5D}  # per-step rank → feature with a dynamic T
 MAX_STEP_RANK = max(_ARRAY_FEATURES)
 

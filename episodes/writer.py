@@ -27,7 +27,7 @@ import numpy as np
 from datasets import Dataset, IterableDataset, concatenate_datasets, load_from_disk
 from datasets import utils as datasets_utils
 
-from gato.processing.task_spec import TaskSpec
+from gato.suite.task_spec import TaskSpec
 
 from .schema import action_dtype, dataset_info, episode_features, field_dtype
 

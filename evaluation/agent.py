@@ -39,7 +39,7 @@ from gato.modeling_gato.acting import (
     overflow_drops,
     segment_model_inputs,
 )
-from gato.processing.task_spec import TaskSpec
+from gato.suite.task_spec import TaskSpec
 
 Observation = Mapping[str, Any]
 

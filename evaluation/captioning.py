@@ -27,7 +27,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from gato.episodes.captions import COLOURS, HELD_OUT_PAIRS, SHAPES
-from gato.processing.token_layout import EOS_TOKEN_ID, PAD_TOKEN_ID, TEXT_VOCAB_SIZE
+from gato.suite.token_layout import EOS_TOKEN_ID, PAD_TOKEN_ID, TEXT_VOCAB_SIZE
 
 # "red circle", "blue squares": a colour word directly followed by a shape word.
 MENTION_PATTERN = re.compile(r"\b(" + "|".join(COLOURS) + r")\s+(" + "|".join(SHAPES) + r")s?\b")

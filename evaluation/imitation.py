@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from gato.episodes.schema import read_episode
-from gato.processing.task_spec import TaskSpec
-from gato.processing.token_layout import IGNORE_INDEX
+from gato.suite.task_spec import TaskSpec
+from gato.suite.token_layout import IGNORE_INDEX
 
 
 @torch.no_grad()

@@ -151,7 +151,7 @@ def trained_validation_fraction(model_dir: str) -> float:
 def check_trained_specs(model_dir: str | Path, tasks: list[Any]) -> None:
     """Refuse to evaluate a task whose spec differs from the one the model learnt it with (its tokens would mean
     other things to the model); models without ``task_specs.json`` (trained before it existed) are not checked."""
-    from gato.processing.task_spec import TASK_SPECS_FILE, load_task_specs, spec_differences
+    from gato.suite.task_spec import TASK_SPECS_FILE, load_task_specs, spec_differences
 
     trained = load_task_specs(model_dir)
     problems = []
@@ -220,7 +220,7 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
     task_results = own_results
     captions = captions_test = text = None
     if config.data:
-        from gato.episodes.generate import CAPTIONS_SPLITS, TEXT_SPLITS
+        from gato.episodes.schema import CAPTIONS_SPLITS, TEXT_SPLITS
         from gato.training.run_training import load_data
 
         data = load_data(config.data)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gato.processing.token_layout import IGNORE_INDEX
+from gato.suite.token_layout import IGNORE_INDEX
 
 
 @torch.no_grad()

@@ -32,7 +32,7 @@ from transformers.pipelines import PIPELINE_REGISTRY, ImageTextToTextPipeline
 from transformers.utils import logging
 
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
-from gato.processing.token_layout import EOS_TOKEN_ID, PAD_TOKEN_ID
+from gato.suite.token_layout import EOS_TOKEN_ID, PAD_TOKEN_ID
 
 CAPTION_TASKS = ("image-text-to-text", "image-to-text")
 DEFAULT_MAX_NEW_TOKENS = 48  # the caption evaluation's budget (gato.evaluation.captioning)

@@ -46,7 +46,7 @@ from transformers.cache_utils import Cache, DynamicCache, StaticCache
 from transformers.generation.configuration_utils import CompileConfig
 from transformers.utils import ModelOutput
 
-from gato.processing.token_layout import LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
+from gato.suite.token_layout import LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
 
 # On overflow, the window (prompt + kept steps + new step) is cut down to this fraction of the context.
 DEFAULT_WINDOW_KEEP_FRACTION = 0.5

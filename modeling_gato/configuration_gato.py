@@ -11,7 +11,7 @@ from transformers.configuration_utils import PreTrainedConfig
 # `save_pretrained` writes a remote-code copy of this file beside the weights and rewrites this one import to
 # `from .token_layout import (...)` (a copy of the constants module saved with it), so that the folder loads
 # with `trust_remote_code=True` where `gato` is not installed. Keep it a single `from gato.processing...` import.
-from gato.processing.token_layout import (
+from gato.suite.token_layout import (
     BOS_TOKEN_ID,
     CONTINUOUS_BINS,
     CONTINUOUS_OFFSET,
@@ -27,8 +27,8 @@ from gato.processing.token_layout import (
     SEPARATOR_TOKEN_ID,
     TEXT_VOCAB_SIZE,
 )
-from gato.processing.token_layout import discrete_offset as layout_discrete_offset
-from gato.processing.token_layout import vocab_size as layout_vocab_size
+from gato.suite.token_layout import discrete_offset as layout_discrete_offset
+from gato.suite.token_layout import vocab_size as layout_vocab_size
 
 # GATO_SPEC.md section 6 (appendix C.1), plus a tiny shape for tests and CPU smoke runs.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -55,7 +55,7 @@ class GatoConfig(PreTrainedConfig):
     r"""Configuration of a Gato model: a decoder-only, pre-norm transformer over Gato's token stream.
 
     Vocabulary layout and tokenization constants default to the values in
-    ``gato.processing.token_layout`` (the one place the processor keeps them).
+    ``gato.suite.token_layout`` (the one place the processor keeps them).
 
     Args:
         hidden_size: model width (embedding and residual stream size).

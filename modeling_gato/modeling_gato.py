@@ -5,7 +5,7 @@ positions, MLP, attention, decoder layer, pretrained base, model, causal-LM head
 2 (embeddings), 3 (loss) and 5 (deployment) are what this file implements; the action API itself lives in
 ``acting.py``.
 
-Inputs are the processor's tensors (see ``gato.processing.token_layout``): ``input_ids``,
+Inputs are the processor's tensors (see ``gato.suite.token_layout``): ``input_ids``,
 ``attention_mask``, ``local_positions`` and, when there are images, ``patch_mask``, ``patch_pixels``,
 ``patch_rows``, ``patch_cols``, ``patch_valid``; for training also ``labels`` and ``loss_mask``.
 
@@ -15,7 +15,7 @@ shapes, which is what keeps the output layer to the loss targets). Set
 the forward as one graph; without them dynamo breaks the graph at those gathers.
 
 Remote code: ``save_pretrained`` writes this file, ``configuration_gato.py``, ``acting.py`` and a copy of
-``token_layout.py`` beside the weights, with every ``from gato.processing.token_layout import`` rewritten to
+``token_layout.py`` beside the weights, with every ``from gato.suite.token_layout import`` rewritten to
 ``from .token_layout import``, so ``trust_remote_code=True`` loads the folder where ``gato`` is not installed.
 Keep every import of the constants in that one form.
 """
@@ -47,7 +47,7 @@ from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
-from gato.processing.token_layout import IGNORE_INDEX, LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
+from gato.suite.token_layout import IGNORE_INDEX, LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
 
 from .acting import GatoActingMixin
 from .configuration_gato import GatoConfig

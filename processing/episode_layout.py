@@ -5,7 +5,7 @@ GATO_SPEC.md sections 1, 3 and 4. Each time step of an episode becomes::
     [text tokens, image patches, discrete values, continuous values]  |  [action tokens]
      └──────────── observation (fields in layout order) ───────────┘  sep
 
-Layout order is :data:`gato.processing.task_spec.OBSERVATION_KINDS` (text, image, discrete,
+Layout order is :data:`gato.suite.task_spec.OBSERVATION_KINDS` (text, image, discrete,
 continuous); within a kind, fields keep the order the spec lists them in (``task_spec.py``).
 
 This module is pure numpy and knows nothing about SentencePiece or image resizing: text and images
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .task_spec import OBSERVATION_KINDS, ObservationField, TaskSpec
-from .token_layout import (
+from gato.suite.task_spec import OBSERVATION_KINDS, ObservationField, TaskSpec
+from gato.suite.token_layout import (
     LOCAL_POSITION_ACTION,
     LOCAL_POSITION_NONE,
     MAX_LOCAL_POSITIONS,

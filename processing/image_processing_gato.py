@@ -1,7 +1,7 @@
 """Images → Gato's 16×16 patches with their row/column position intervals (GATO_SPEC.md sections 1–2).
 
 Each image is resized to ``size`` (a multiple of the patch size), its pixels are mapped to [-1, 1]
-and divided by :data:`~gato.processing.token_layout.PATCH_PIXEL_DIVISOR` (√16 = 4), and it is cut into
+and divided by :data:`~gato.suite.token_layout.PATCH_PIXEL_DIVISOR` (√16 = 4), and it is cut into
 non-overlapping ``patch_size × patch_size`` patches in raster order (row by row, left to right).
 Every patch also gets its normalized row and column interval quantized to ``position_bins`` bins,
 which the model turns into its patch position encoding.
@@ -36,7 +36,7 @@ from transformers.image_utils import ChannelDimension, ImageInput, PILImageResam
 from transformers.processing_utils import ImagesKwargs, Unpack
 from transformers.utils import TensorType
 
-from .token_layout import DEFAULT_IMAGE_SIZE, PATCH_PIXEL_DIVISOR, PATCH_SIZE, POSITION_BINS
+from gato.suite.token_layout import DEFAULT_IMAGE_SIZE, PATCH_PIXEL_DIVISOR, PATCH_SIZE, POSITION_BINS
 
 _MAX_PIXEL_VALUE = 255  # integer images are 8-bit
 

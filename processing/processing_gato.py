@@ -31,8 +31,8 @@ from transformers.processing_utils import ProcessorMixin
 
 from . import episode_layout
 from .episode_layout import SEQUENCE_KEYS, EpisodeTokens, concatenate_sequences
-from .task_spec import TaskSpec
-from .token_layout import (
+from gato.suite.task_spec import TaskSpec
+from gato.suite.token_layout import (
     BOS_TOKEN_ID,
     CONTINUOUS_BINS,
     CONTINUOUS_OFFSET,

@@ -26,7 +26,7 @@ Choices (the paper says only "SentencePiece, 32000"):
 - the dummy prefix (a space before the text) stays on, SentencePiece's default, so a word is the
   same piece at the start of a text as inside it.
 - **special tokens**: pad ``<pad>`` = 0, unk ``<unk>`` = 1, bos ``<s>`` = 2, eos ``</s>`` = 3
-  (:mod:`gato.processing.token_layout`). Encoding adds **none** of them (no post-processor): the
+  (:mod:`gato.suite.token_layout`). Encoding adds **none** of them (no post-processor): the
   Gato processor places bos/eos itself. ``split_special_tokens`` is on, so the literal text "<s>"
   in data is encoded as text and can never inject a control id.
 """
@@ -41,7 +41,7 @@ from typing import Literal
 
 from transformers import PreTrainedTokenizerFast
 
-from .token_layout import BOS_TOKEN_ID, EOS_TOKEN_ID, PAD_TOKEN_ID, TEXT_VOCAB_SIZE, UNK_TOKEN_ID
+from gato.suite.token_layout import BOS_TOKEN_ID, EOS_TOKEN_ID, PAD_TOKEN_ID, TEXT_VOCAB_SIZE, UNK_TOKEN_ID
 
 DEFAULT_TOKENIZER_DIR = Path(__file__).resolve().parent / "tokenizer"
 SENTENCEPIECE_MODEL_FILE = "tokenizer.model"

@@ -12,7 +12,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from .token_layout import (
+from gato.suite.token_layout import (
     CONTINUOUS_BINS,
     CONTINUOUS_OFFSET,
     DEFAULT_DISCRETE_LAYOUT,

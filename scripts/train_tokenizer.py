@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gato.episodes.text_corpus import DEFAULT_SOURCES, corpus_manifest, iter_corpus_documents
-from gato.processing.token_layout import TEXT_VOCAB_SIZE
+from gato.suite.token_layout import TEXT_VOCAB_SIZE
 from gato.processing.tokenization_gato import (
     CORPUS_MANIFEST_FILE,
     DEFAULT_TOKENIZER_DIR,

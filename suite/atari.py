@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from gato.processing.task_spec import ObservationField
-from gato.processing.token_layout import PATCH_SIZE
+from gato.suite.task_spec import ObservationField
+from gato.suite.token_layout import PATCH_SIZE
 
 from .common import discrete_action_codec, seeded_env
 from .registry import Policy, register_env_task, require

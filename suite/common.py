@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from gato.processing.task_spec import ActionSpec
+from gato.suite.task_spec import ActionSpec
 
 
 def discrete_action_codec(num_actions: int) -> tuple[ActionSpec, Callable[[Any], int], Callable[[Any], np.ndarray]]:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from gato.processing.task_spec import ObservationField
+from gato.suite.task_spec import ObservationField
 
 from .common import box_action_codec, seeded_env
 from .registry import Policy, register_env_task, require

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 
 # A policy maps one observation (the environment's own format) to one action (the environment's own format).
 Policy = Callable[[Any], Any]

@@ -59,7 +59,7 @@ def test_babyai_failures_refuses_a_model_trained_on_another_encoding(tmp_path, s
 
     import pytest
 
-    from gato.processing.task_spec import ObservationField, save_task_specs
+    from gato.suite.task_spec import ObservationField, save_task_specs
     from gato.suite.registry import resolve_tasks
 
     (task,) = resolve_tasks("babyai_pickup_loc")

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from gato.processing import token_layout
+from gato.suite import token_layout
 
 
 @dataclass

@@ -16,11 +16,11 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 from torch.utils.data import Dataset as TorchDataset
 
-from gato.episodes.generate import CAPTIONS_SPLITS, TEXT_SPLITS
+from gato.episodes.schema import CAPTIONS_SPLITS, TEXT_SPLITS
 from gato.episodes.schema import episode_from_arrow, spec_from_dataset
 from gato.processing.episode_layout import slice_episode
 from gato.processing.processing_gato import GatoProcessor
-from gato.processing.task_spec import TaskSpec, spec_differences
+from gato.suite.task_spec import TaskSpec, spec_differences
 
 SourceKind = str  # "episodes" | "captions" | "text"
 

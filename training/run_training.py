@@ -19,7 +19,7 @@ from datasets import DatasetDict, load_from_disk
 
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.processing.processing_gato import GatoProcessor
-from gato.processing.task_spec import save_task_specs
+from gato.suite.task_spec import save_task_specs
 
 from .config import TrainingConfig
 from .loop import TrainingResult, train

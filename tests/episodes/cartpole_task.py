@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.suite.registry import Task
 
 CARTPOLE_SPEC = TaskSpec(

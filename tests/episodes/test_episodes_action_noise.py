@@ -8,7 +8,7 @@ from cartpole_task import make_cartpole_task
 
 from gato.episodes.generate import generate
 from gato.episodes.recorder import action_noise, record_episode, record_task_episode
-from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.suite.registry import get_task
 
 CONTINUOUS = TaskSpec("c", (ObservationField("x", "continuous", (1,)),), ActionSpec("continuous", size=2))

@@ -21,7 +21,7 @@ from gato.episodes.generate import PARTIAL_DIR, expected_seeds, generate
 from gato.episodes.recorder import record_task_episode
 from gato.episodes.writer import write_shard
 from gato.episodes.schema import spec_from_dataset
-from gato.processing.task_spec import ObservationField
+from gato.suite.task_spec import ObservationField
 
 TASKS = [make_cartpole_task("test_cart_a", max_episode_steps=20), make_cartpole_task("test_cart_b", max_episode_steps=20)]
 

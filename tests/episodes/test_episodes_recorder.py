@@ -10,8 +10,8 @@ from cartpole_task import CARTPOLE_SPEC, cartpole_heuristic
 
 from gato.episodes.recorder import episode_seed, record_episode, record_episodes, record_task_episode
 from gato.episodes.schema import episode_from_row, spec_from_dataset
-from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
-from gato.processing.token_layout import CONTINUOUS_BINS, LOCAL_POSITION_ACTION
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.suite.token_layout import CONTINUOUS_BINS, LOCAL_POSITION_ACTION
 
 
 def test_task_episode_pairs_each_action_with_the_observation_it_was_chosen_from(cartpole_task):

@@ -8,7 +8,7 @@ from datasets import Array2D, Array3D, Array4D, List, load_from_disk
 
 from gato.episodes.schema import episode_features, episode_from_row, iter_episodes, read_episode, spec_from_dataset
 from gato.episodes.writer import EpisodeWriter, episodes_to_dataset, load_episodes, validate_episode
-from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 
 SPEC = TaskSpec(
     name="toy",

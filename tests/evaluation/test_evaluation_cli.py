@@ -7,7 +7,7 @@ from datasets import Dataset, DatasetDict
 
 from gato.cli import main
 from gato.episodes.captions import build_captions_dataset
-from gato.processing.task_spec import TaskSpec
+from gato.suite.task_spec import TaskSpec
 from gato.suite.registry import resolve_tasks
 
 TOP_LEVEL = {"schema_version", "model", "model_type", "num_parameters", "created", "gato_version", "device", "processes", "platform",

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from test_modeling_gato import random_image, tiny_model, tiny_processor
 
 from gato.modeling_gato.acting import DEFAULT_WINDOW_KEEP_FRACTION, overflow_drops
-from gato.processing import token_layout as tl
-from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.suite import token_layout as tl
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 
 IMAGE_SPEC = TaskSpec(
     "image-task",

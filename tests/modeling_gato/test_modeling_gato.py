@@ -12,7 +12,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
-from gato.processing import token_layout as tl
+from gato.suite import token_layout as tl
 
 
 def tiny_config(**overrides) -> GatoConfig:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gato.processing import token_layout as tl
+from gato.suite import token_layout as tl
 from gato.processing.episode_layout import (
     SEQUENCE_KEYS,
     chunk_boundaries,
@@ -20,7 +20,7 @@ from gato.processing.episode_layout import (
     ordered_fields,
 )
 from gato.processing.image_processing_gato import GatoImageProcessor
-from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.processing.tokenize_values import tokenize_continuous
 
 settings.register_profile("gato_episodes", max_examples=60, deadline=None, derandomize=True)

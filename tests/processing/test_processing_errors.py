@@ -5,10 +5,10 @@ import re
 import numpy as np
 import pytest
 
-from gato.processing import token_layout as tl
+from gato.suite import token_layout as tl
 from gato.processing.image_processing_gato import GatoImageProcessor
 from gato.processing.processing_gato import GatoProcessor
-from gato.processing.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.processing.tokenization_gato import load_default_tokenizer
 
 SPEC = TaskSpec(

@@ -5,7 +5,7 @@ import PIL.Image
 import pytest
 import torch
 
-from gato.processing import token_layout
+from gato.suite import token_layout
 from gato.processing.image_processing_gato import GatoImageProcessor, patch_position_intervals
 
 P = token_layout.PATCH_SIZE

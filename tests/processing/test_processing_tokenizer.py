@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
-from gato.processing import token_layout
+from gato.suite import token_layout
 from gato.processing.tokenization_gato import (
     CORPUS_MANIFEST_FILE,
     DEFAULT_TOKENIZER_DIR,

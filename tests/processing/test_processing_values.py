@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from gato.processing import token_layout
+from gato.suite import token_layout
 from gato.processing.tokenize_values import (
     detokenize_continuous,
     detokenize_discrete,

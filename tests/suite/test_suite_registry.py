@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from gato.processing.task_spec import TaskSpec
+from gato.suite.task_spec import TaskSpec
 from gato.suite import registry
 from gato.suite.registry import (
     DEFAULT_SUITE,

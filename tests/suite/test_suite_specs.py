@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gato.processing.token_layout import PATCH_SIZE
+from gato.suite.token_layout import PATCH_SIZE
 from gato.suite.registry import list_tasks
 
 TASKS = list_tasks()

@@ -133,7 +133,7 @@ def test_two_splits_of_one_task_with_different_specs_are_refused(tiny_data_dir):
     from datasets import DatasetDict
 
     from gato.episodes.schema import SPEC_KEY, spec_from_dataset
-    from gato.processing.task_spec import ObservationField
+    from gato.suite.task_spec import ObservationField
 
     data = load_from_disk(tiny_data_dir)
     spec = spec_from_dataset(data["cartpole"])

@@ -3,7 +3,7 @@
 import json
 from dataclasses import replace
 
-from gato.processing.task_spec import (
+from gato.suite.task_spec import (
     TASK_SPECS_FILE,
     ActionSpec,
     ObservationField,
