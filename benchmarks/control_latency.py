@@ -15,10 +15,10 @@ Paths, all greedy, with identical actions checked:
   (``modeling_gato/acting.py``). Reported as the mean time per action over one cycle (re-prefill + the steps
   that then fit), for the default fraction (0.5) and for 1.0 (drop only what the new step needs, so a
   re-prefill at every step); the prompt is a quarter of the context here, as in training.
-- ``naive``: ``RecomputeGatoAgent``: one full forward pass over the whole window for every action token
-  (4 per action), no cache.
+- ``naive``: ``GatoAgent`` with ``ActingConfig(use_cache=False)``: one full forward pass over the whole window for
+  every action token (4 per action), no cache.
 - ``--static`` adds the same rows (``cached``, and past the window for both fractions) for
-  ``GatoAgent(cache_implementation="static")``: a transformers ``StaticCache`` of ``--context`` slots, reset
+  ``ActingConfig(cache_implementation="static")``: a transformers ``StaticCache`` of ``--context`` slots, reset
   in place on re-prefills. ``--compile`` adds them for the static cache with the two steady-state forward
   shapes ``torch.compile``d (``compile=True``: ``mode="reduce-overhead"``, i.e. CUDA graphs, on CUDA;
   inductor's default mode on CPU); compiling and graph recording happen in untimed warm-up calls. Every
@@ -47,8 +47,8 @@ import numpy as np
 import torch
 import transformers
 
-from gato.evaluation.agent import GatoAgent, RecomputeGatoAgent
-from gato.modeling_gato.acting import DEFAULT_WINDOW_KEEP_FRACTION
+from gato.evaluation.agent import GatoAgent
+from gato.modeling_gato.acting import DEFAULT_WINDOW_KEEP_FRACTION, ActingConfig
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.training.run_training import build_processor
@@ -97,7 +97,7 @@ def time_calls(fn, repeats: int, device: torch.device, after=None) -> list[float
 
 
 def past_window_row(model, processor, spec, context: int, batch: int, fraction: float, rng, device, name="cached",
-                    agent_kwargs=None) -> dict:
+                    acting=None) -> dict:
     """Mean time per action over at least one re-prefill cycle once the window is full (re-prefills included).
 
     The agent starts with a prompt of a quarter of the context (the training recipe's prompt budget) and acts
@@ -105,8 +105,9 @@ def past_window_row(model, processor, spec, context: int, batch: int, fraction: 
     timed up to and including the next re-prefill (at least 3 steps).
     """
     step_length = OBSERVATION_SIZE + 1 + ACTION_SIZE
-    agent = GatoAgent(model, processor, spec, window_keep_fraction=fraction, **(agent_kwargs or {}))
-    agent.reset(prompt=demonstration(spec, max(1, context // 4 // step_length), rng), num_envs=batch)
+    agent = GatoAgent(model, processor, spec, acting_config=ActingConfig(window_keep_fraction=fraction, **(acting or {})),
+                      prompt=demonstration(spec, max(1, context // 4 // step_length), rng))
+    agent.reset(num_envs=batch)
     while agent.num_reprefills == 0:
         agent.act(observations(batch, rng))
     times: list[float] = []
@@ -120,7 +121,7 @@ def past_window_row(model, processor, spec, context: int, batch: int, fraction: 
 
 
 def cached_paths(static: bool, compile: bool) -> list[tuple[str, dict]]:
-    """(row label, ``GatoAgent`` keyword arguments) of every KV-cached path to time."""
+    """(row label, ``ActingConfig`` fields) of every KV-cached path to time."""
     paths = [("cached", {})]
     if static:
         paths.append(("cached, static cache", {"cache_implementation": "static"}))
@@ -142,9 +143,9 @@ def run_case(model, processor, spec, context: int, batch: int, repeats: int, nai
     after_length = 0
     prefills = {}
 
-    for name, agent_kwargs in cached_paths(static, compile):
-        cached = GatoAgent(model, processor, spec, **agent_kwargs)
-        cached.reset(prompt=prompt, num_envs=batch)
+    for name, acting in cached_paths(static, compile):
+        cached = GatoAgent(model, processor, spec, acting_config=ActingConfig(**acting), prompt=prompt)
+        cached.reset(num_envs=batch)
         start = time.perf_counter()
         cached.act(first)  # prefill: prompt + first step
         synchronize(device)
@@ -154,7 +155,7 @@ def run_case(model, processor, spec, context: int, batch: int, repeats: int, nai
         uncached = cached.context.uncached
 
         def cached_act(cached=cached, name=name):
-            tokens[name] = cached.act_tokens(cached.observation_tokens(timed_obs))
+            tokens[name] = cached.act_tokens(cached.observation_inputs(timed_obs))
 
         def roll_back(cached=cached, cache_length=cache_length, uncached=uncached):
             context = cached.context
@@ -163,7 +164,7 @@ def run_case(model, processor, spec, context: int, batch: int, repeats: int, nai
             context.uncached = uncached
 
         # Warm-up (allocator, kernels; compiling, then CUDA graph warm-up and recording for the compiled path).
-        for _ in range(3 if agent_kwargs.get("compile") else 1):
+        for _ in range(3 if acting.get("compile") else 1):
             cached_act()
             roll_back()
         times = time_calls(cached_act, repeats, device, after=roll_back)
@@ -172,28 +173,28 @@ def run_case(model, processor, spec, context: int, batch: int, repeats: int, nai
         assert cached.context.num_reprefills == 0, "the timed step must fit in the window"
 
         for fraction in (DEFAULT_WINDOW_KEEP_FRACTION, 1.0):
-            rows.append(past_window_row(model, processor, spec, context, batch, fraction, rng, device, name, agent_kwargs))
+            rows.append(past_window_row(model, processor, spec, context, batch, fraction, rng, device, name, acting))
 
-    naive = RecomputeGatoAgent(model, processor, spec)
-    naive.reset(prompt=prompt, num_envs=batch)
-    naive.act_tokens(naive.observation_tokens(first))  # the same first step (cheap to replay: recompute is stateless)
-    first_action = naive.step_segments[-1]
+    naive = GatoAgent(model, processor, spec, acting_config=ActingConfig(use_cache=False), prompt=prompt)
+    naive.reset(num_envs=batch)
+    naive.act_tokens(naive.observation_inputs(first))  # the same first step (cheap to replay: recompute keeps no cache)
+    first_step = naive.context.steps[-1]
 
     def naive_act():
-        tokens["naive"] = naive.act_tokens(naive.observation_tokens(timed_obs))
+        tokens["naive"] = naive.act_tokens(naive.observation_inputs(timed_obs))
 
     def naive_roll_back():
-        naive.step_segments = [first_action]
+        naive.context.steps = [first_step]
 
     times = time_calls(naive_act, naive_repeats, device, after=naive_roll_back)
     rows.append(dict(path="naive full recompute", batch=batch, context=after_length, times=times))
-    for name, agent_kwargs in cached_paths(static, compile):
+    for name, acting in cached_paths(static, compile):
         if not torch.equal(tokens[name].cpu(), tokens["naive"].cpu()):
             print(f"WARNING batch {batch}: {name} and naive greedy actions differ: {tokens[name].tolist()} vs {tokens['naive'].tolist()}")
         else:
             # The compiled path's first call also compiles its single-token step (the observation step compiles
             # in the warm-up).
-            compiling = " (and compiling)" if agent_kwargs.get("compile") else ""
+            compiling = " (and compiling)" if acting.get("compile") else ""
             print(f"batch {batch}: {name} and naive greedy action tokens identical; "
                   f"prefill of {before} tokens{compiling} took {prefills[name]:.2f} s")
     return rows
@@ -209,7 +210,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--static", action="store_true", help="add rows for GatoAgent(cache_implementation='static')")
+    parser.add_argument("--static", action="store_true", help="add rows for ActingConfig(cache_implementation='static')")
     parser.add_argument("--compile", action="store_true", help="add rows for the static cache + torch.compile (CUDA graphs on CUDA)")
     args = parser.parse_args()
     if args.threads:

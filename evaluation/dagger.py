@@ -39,8 +39,8 @@ from gato.episodes.writer import consolidate_shards, write_shard
 from gato.suite.registry import Task, resolve_tasks
 
 from .agent import GatoAgent
-from .rollout import demonstration_prompt
-from .run_evaluation import check_trained_specs, load_model_and_processor, trained_prompt_tokens
+from .rollout import make_agent
+from .run_evaluation import check_trained_specs, load_model_and_processor
 
 DAGGER_STREAM = "dagger/"
 SPLIT_SUFFIX = "_dagger"
@@ -77,10 +77,11 @@ def record_dagger_episode(task: Task, agent: GatoAgent, env: Any, seed: int, exp
     """One episode: the model acts (the labeler's action instead with probability ``expert_mix``), the labeler's
     action is recorded. The model is asked at every step, so its context holds every observation."""
     coins = np.random.default_rng([seed, COIN_STREAM])
-    agent.reset(prompt=prompt, num_envs=1)
+    agent.prompt = prompt
+    agent.reset(num_envs=1)
 
     def execute(expert_action: Any, observation: Any) -> Any:
-        model_action = task.to_env_action(agent.act([observation])[0])
+        model_action = agent(observation)
         return expert_action if coins.random() < expert_mix else model_action
 
     return record_episode(
@@ -99,9 +100,8 @@ def _actor(model: str, task_name: str, seed: int) -> tuple[Task, GatoAgent, dict
     if key not in _ACTORS:
         (task,) = resolve_tasks(task_name)
         network, processor = load_model_and_processor(model)
-        prompt = demonstration_prompt(task, processor, trained_prompt_tokens(model, processor), seed)  # as `gato eval` prompts
-        agent = GatoAgent(network, processor, task.spec, to_episode_step=task.to_episode_step)
-        _ACTORS[key] = (task, agent, prompt, task.make_env(seed))
+        agent = make_agent(network, processor, task, seed=seed, model_dir=model)  # prompted as `gato eval` prompts
+        _ACTORS[key] = (task, agent, agent.prompt, task.make_env(seed))
     return _ACTORS[key]
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from gato.episodes.schema import read_episode
+from gato.modeling_gato.acting import restrict_to_ranges
 from gato.suite.task_spec import TaskSpec
 from gato.suite.token_layout import IGNORE_INDEX
 
@@ -65,9 +66,7 @@ def held_out_action_accuracy(
         # Episode targets are the action tokens, whole steps in order: target i is action dimension i % A.
         logits = output.logits.float()
         dims = torch.arange(logits.shape[0], device=device) % action_size
-        ids = torch.arange(logits.shape[1], device=device)
-        legal = (ids[None] >= ranges[dims, :1]) & (ids[None] < ranges[dims, 1:])
-        predicted.append(logits.masked_fill(~legal, float("-inf")).argmax(-1).cpu())
+        predicted.append(restrict_to_ranges(logits, ranges[dims]).argmax(-1).cpu())
         expected.append(targets[is_target].cpu())
     if not predicted or sum(len(p) for p in predicted) % action_size:
         raise ValueError(f"dataset: expected whole time steps of {action_size} action targets in the episodes of {spec.name!r}")

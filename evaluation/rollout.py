@@ -22,9 +22,11 @@ different environments; they run one environment at a time (``num_envs`` is set 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,17 +34,24 @@ import torch
 from tqdm.auto import tqdm
 
 from gato.episodes.recorder import episode_seed, record_task_episode
+from gato.modeling_gato.acting import ActingConfig
 from gato.suite.registry import Task
 
 from .agent import GatoAgent
 
-# A prompt's default share of the context: the training mixture's default (``TrainingConfig.prompt_fraction``).
-DEFAULT_PROMPT_FRACTION = 0.25
+
+def default_prompt_tokens(processor: Any, model_dir: str | os.PathLike | None = None) -> int:
+    """The prompt length the model was trained with: ``prompt_fraction × max_length``, the fraction from
+    ``model_dir``'s ``training_config.yaml`` when it has one, else ``TrainingConfig``'s default (the one home of
+    the prompt fraction); at least 1 token."""
+    from gato.training.config import TrainingConfig
+    from gato.training.run_training import TRAINING_CONFIG_FILE
+
+    path = Path(model_dir) / TRAINING_CONFIG_FILE if model_dir is not None else None
+    fraction = (TrainingConfig.from_yaml(path) if path is not None and path.exists() else TrainingConfig()).prompt_fraction
+    return max(1, int(processor.max_length * fraction))
 
 
-def default_prompt_tokens(processor: Any) -> int:
-    """The prompt length a rollout uses when none is given: :data:`DEFAULT_PROMPT_FRACTION` of the context."""
-    return int(processor.max_length * DEFAULT_PROMPT_FRACTION)
 # Evaluation episodes and prompt demonstrations draw reset seeds from streams of their own
 # (``episode_seed(seed, prefix + task name, i)``), disjoint from each other and from the episodes that
 # ``gato data generate`` records (``episode_seed(seed, task name, i)``): evaluating with the training data's
@@ -109,6 +118,26 @@ def demonstration_prompt(task: Task, processor: Any, prompt_tokens: int, seed: i
         return None
 
 
+def make_agent(
+    model: torch.nn.Module,
+    processor: Any,
+    task: Task,
+    acting_config: ActingConfig | None = None,
+    *,
+    seed: int = 0,
+    model_dir: str | os.PathLike | None = None,
+) -> GatoAgent:
+    """The agent as ``gato eval`` deploys it on ``task``: prompted with an expert demonstration
+    (:func:`demonstration_prompt`, seeded by ``seed``) of ``acting_config.prompt_tokens`` tokens — when that is
+    ``None``, as many as the model was trained with (:func:`default_prompt_tokens` of ``model_dir``)."""
+    acting_config = ActingConfig() if acting_config is None else acting_config
+    prompt_tokens = acting_config.prompt_tokens
+    if prompt_tokens is None:
+        prompt_tokens = default_prompt_tokens(processor, model_dir)
+    prompt = demonstration_prompt(task, processor, prompt_tokens, seed)
+    return GatoAgent(model, processor, task, acting_config=acting_config, seed=seed, prompt=prompt)
+
+
 def run_episodes(
     agent: GatoAgent,
     task: Task,
@@ -116,12 +145,13 @@ def run_episodes(
     *,
     num_envs: int = 1,
     seed: int = 0,
-    prompt: dict[str, Any] | None = None,
     max_steps: int | None = None,
     progress: bool = True,
     before_step: Callable[[Any, np.ndarray, list[int | None]], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
-    """Play ``episodes`` episodes of ``task`` with ``agent`` in waves of ``num_envs`` (see the module docstring).
+    """Play ``episodes`` episodes of ``task`` with ``agent`` in waves of ``num_envs`` (see the module docstring); every
+    episode starts with the agent's prompt. The agent turns observations into environment actions (``agent.reset``,
+    ``agent.act``); this loop only steps the environments and counts.
 
     Args:
         max_steps: cut every episode after this many steps (default: the task's ``max_episode_steps``).
@@ -135,6 +165,9 @@ def run_episodes(
         the task reports no ``info["success"]``, reset seeds)``. Episode ``i`` is reset with
         ``episode_seed(seed, EVALUATION_STREAM + task.name, i)``.
     """
+    own_task = getattr(agent, "task", None)
+    if own_task is not None and own_task.name != task.name:
+        raise ValueError(f"task: the agent acts in {own_task.name!r}, got episodes of {task.name!r}")
     if episodes < 1:
         raise ValueError(f"episodes: expected ≥ 1, got {episodes}")
     num_envs = max(1, min(num_envs, episodes))
@@ -151,14 +184,13 @@ def run_episodes(
             # The last wave may have fewer episodes than environments: the spare ones run masked from the start.
             wave_seeds = seeds[start : start + count] + [seeds[start]] * (num_envs - count)
             observation, _ = env.reset(seed=wave_seeds)
-            agent.reset(prompt=prompt, num_envs=num_envs)
+            agent.reset(num_envs=num_envs)
             active = np.arange(num_envs) < count
             wave_returns = np.zeros(num_envs)
             wave_lengths = np.zeros(num_envs, dtype=np.int64)
             wave_success = np.full(num_envs, np.nan)
             while active.any():
-                actions = agent.act(observation)
-                env_actions = np.stack([np.asarray(task.to_env_action(action)) for action in actions])
+                env_actions = agent.act(observation)
                 if before_step is not None:
                     before_step(env, env_actions, [start + slot if active[slot] else None for slot in range(num_envs)])
                 observation, reward, terminated, truncated, info = env.step(env_actions)
@@ -188,44 +220,30 @@ def evaluate_task(
     task: Task,
     episodes: int = 10,
     *,
+    acting_config: ActingConfig | None = None,
     num_envs: int = 4,
     seed: int = 0,
-    prompt_tokens: int | None = None,
     max_steps: int | None = None,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    cache_implementation: str = "dynamic",
-    compile: bool = False,
-    continuous_decoding: str = "median",
     progress: bool = True,
 ) -> TaskResult:
     """Evaluate ``model`` on one suite task: mean return ± std, expert-normalized score, success rate.
 
     Args:
         episodes: evaluation episodes (reset seeds ``episode_seed(seed, EVALUATION_STREAM + task.name, i)``).
+        acting_config: how the agent acts and how long its prompt is (:func:`make_agent`; ``prompt_tokens=None``:
+            the training default's fraction of the processor's ``max_length``).
         num_envs: environments stepped together (1 for tasks with text observations, see the module docstring).
-        prompt_tokens: the prompt demonstration's length in tokens; default a quarter of the processor's
-            ``max_length``, as in training; 0 = no prompt.
+        seed: seeds the episodes, the prompt demonstration and the sampler.
         max_steps: cut episodes after this many steps (default: the task's horizon).
-        do_sample / temperature: sample actions instead of greedy decoding.
-        cache_implementation / compile: the action API's KV cache (``"dynamic"`` or ``"static"``) and whether its
-            static decode steps are ``torch.compile``d (``modeling_gato/acting.py``); same actions, other speed.
-        continuous_decoding: greedy choice of a continuous action's bin, ``"median"`` or ``"argmax"``
-            (:class:`~gato.evaluation.agent.GatoAgent`).
     """
-    if prompt_tokens is None:
-        prompt_tokens = default_prompt_tokens(processor)
     if any(field.kind == "text" for field in task.spec.observations):
         num_envs = 1
-    agent = GatoAgent(
-        model, processor, task.spec, to_episode_step=task.to_episode_step, do_sample=do_sample, temperature=temperature, seed=seed,
-        cache_implementation=cache_implementation, compile=compile, continuous_decoding=continuous_decoding,
-    )
-    prompt = demonstration_prompt(task, processor, prompt_tokens, seed)
+    agent = make_agent(model, processor, task, acting_config, seed=seed)
+    prompt = agent.prompt
     used_prompt_tokens = int(processor.episode_step_lengths(prompt, task.spec).sum()) if prompt is not None else 0
     started = time.perf_counter()
     returns, lengths, successes, seeds = run_episodes(
-        agent, task, episodes, num_envs=num_envs, seed=seed, prompt=prompt, max_steps=max_steps, progress=progress
+        agent, task, episodes, num_envs=num_envs, seed=seed, max_steps=max_steps, progress=progress
     )
     seconds = time.perf_counter() - started
     mean_return = float(returns.mean())
@@ -266,4 +284,13 @@ def evaluate_tasks(
     return [evaluate_task(model, processor, task, episodes, **kwargs) for task in tasks]
 
 
-__all__ = ["TaskResult", "evaluate_task", "evaluate_tasks", "run_episodes", "demonstration_prompt", "make_vector_env"]
+__all__ = [
+    "TaskResult",
+    "default_prompt_tokens",
+    "demonstration_prompt",
+    "evaluate_task",
+    "evaluate_tasks",
+    "make_agent",
+    "make_vector_env",
+    "run_episodes",
+]

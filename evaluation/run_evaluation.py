@@ -11,15 +11,17 @@ the results are the same whatever the number of processes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import platform
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from gato.modeling_gato.acting import check_cache_implementation, check_greedy_decoding
+from gato.modeling_gato.acting import ActingConfig
 from gato.suite.registry import resolve_tasks
 
 from .report import SCHEMA_VERSION, write_results
@@ -37,15 +39,13 @@ class EvaluationConfig:
         episodes: evaluation episodes per task.
         output_dir: where the JSON, markdown and PNG go (default: ``<model>/eval``).
         num_envs: environments stepped together per task.
-        seed: seeds the evaluation episodes (and, through a stream of its own, the prompt demonstrations).
-        prompt_tokens: prompt demonstration length; ``None`` = as in training (``prompt_fraction × max_length`` from
-            the folder's ``training_config.yaml``, else a quarter of the context); 0 = none.
+        seed: seeds the evaluation episodes (and, through a stream of its own, the prompt demonstrations) and the
+            sampler.
         max_steps: cut episodes after this many steps (default: each task's horizon).
-        do_sample / temperature: sample actions instead of greedy decoding.
-        cache_implementation / compile: the action API's KV cache (``"dynamic"``, ``"static"``) and
-            ``torch.compile`` of its static decode steps (the fast path for GPUs; same actions).
-        continuous_decoding: greedy choice of a continuous action's bin: ``"median"`` of the predicted
-            distribution (default) or ``"argmax"``.
+        acting: how the agent acts (:class:`~gato.modeling_gato.acting.ActingConfig`: sampling or greedy, the greedy
+            rule of continuous actions, the KV cache and ``torch.compile``, the overflow rule) and the prompt
+            demonstration's length (``prompt_tokens``; ``None`` = as in training, ``prompt_fraction × max_length``
+            from the folder's ``training_config.yaml``; 0 = none). A mapping of its fields is accepted.
         captions: caption this many rows of each held-out caption split of ``data`` (0 = skip):
             ``captions_validation`` (held-out colour×shape pairs) and, when present, ``captions_test`` (new scenes).
         data: a ``gato data generate`` folder for the caption and text validation splits.
@@ -62,19 +62,31 @@ class EvaluationConfig:
     output_dir: str | None = None
     num_envs: int = 4
     seed: int = 0
-    prompt_tokens: int | None = None
     max_steps: int | None = None
-    do_sample: bool = False
-    temperature: float = 1.0
-    cache_implementation: str = "dynamic"
-    compile: bool = False
-    continuous_decoding: str = "median"
+    acting: ActingConfig = field(default_factory=ActingConfig)
     captions: int = 0
     data: str | None = None
     text: bool = True
     threads: int = 0
     device: str = "auto"
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.acting, Mapping):  # e.g. from YAML or JSON
+            self.acting = ActingConfig(**self.acting)
+        if not isinstance(self.acting, ActingConfig):
+            raise ValueError(f"acting: expected an ActingConfig or a mapping of its fields, got {type(self.acting).__name__}")
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that ``eval_results.json`` records (flat: the acting fields beside the others; what the
+        results depend on, so without ``model``, ``output_dir`` and ``progress``)."""
+        settings: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            if item.name == "acting":
+                settings.update(self.acting.to_dict())
+            elif item.name not in ("model", "output_dir", "progress"):
+                settings[item.name] = getattr(self, item.name)
+        return settings
 
     def validate(self) -> None:
         if self.episodes < 1:
@@ -85,8 +97,6 @@ class EvaluationConfig:
             raise ValueError(f"captions: expected ≥ 0, got {self.captions}")
         if self.captions and not self.data:
             raise ValueError("captions: the caption split comes from --data DIR (a `gato data generate` folder)")
-        check_cache_implementation(self.cache_implementation, self.compile)
-        check_greedy_decoding(self.continuous_decoding)
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -96,15 +106,21 @@ class EvaluationConfig:
             raise ValueError(f"model: {self.model} is not a folder (expected the output of `gato train`)")
 
 
+# ActingConfig fields that `gato eval` has no flag for.
+ACTING_SETTINGS_WITHOUT_FLAGS = ("use_cache", "window_keep_fraction")
+
+
 def eval_command(settings: dict[str, Any], model: str = "MODEL", output_dir: str | None = None) -> str:
     """The ``gato eval`` command line of an ``eval_results.json``'s ``settings`` (flags only where not default),
     writing into ``output_dir`` when given (the model folder itself: then it also rewrites the model card)."""
-    defaults = asdict(EvaluationConfig(model=model))
+    defaults = EvaluationConfig(model=model).settings()
     parts = ["gato eval", f"--model {model}"]
     for key, value in settings.items():
         if key == "temperature" and settings.get("do_sample"):  # --temperature is what turns sampling on
             parts.append(f"--temperature {value:g}")
         elif key not in defaults or key in ("do_sample", "temperature") or value == defaults[key]:
+            continue
+        elif key in ACTING_SETTINGS_WITHOUT_FLAGS:  # set through the Python API only; `gato eval` uses the default
             continue
         elif key == "text":
             parts.append("--no-text")
@@ -125,19 +141,6 @@ def load_model_and_processor(path: str | Path) -> tuple[torch.nn.Module, Any]:
     model = AutoModelForCausalLM.from_pretrained(str(path)).eval()
     processor = AutoProcessor.from_pretrained(str(path))
     return model, processor
-
-
-def trained_prompt_tokens(model_dir: str | Path, processor: Any) -> int:
-    """The prompt length the model was trained with (``prompt_fraction × max_length`` from the folder's
-    ``training_config.yaml``), or the rollout's default (the training default's fraction) without one."""
-    from gato.training.run_training import TRAINING_CONFIG_FILE
-
-    path = Path(model_dir) / TRAINING_CONFIG_FILE
-    if not path.exists():
-        return default_prompt_tokens(processor)
-    from gato.training.config import TrainingConfig
-
-    return max(1, int(processor.max_length * TrainingConfig.from_yaml(path).prompt_fraction))
 
 
 def trained_validation_fraction(model_dir: str) -> float:
@@ -202,13 +205,13 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         torch.set_num_threads(config.threads)
     model, processor = load_model_and_processor(config.model)
     model.to(state.device if config.device == "auto" else torch.device(config.device))
-    prompt_tokens = config.prompt_tokens if config.prompt_tokens is not None else trained_prompt_tokens(config.model, processor)
+    acting = config.acting
+    if acting.prompt_tokens is None:  # as the folder was trained
+        acting = dataclasses.replace(acting, prompt_tokens=default_prompt_tokens(processor, config.model))
     own_results = [
         evaluate_task(
-            model, processor, task, config.episodes, num_envs=config.num_envs, seed=config.seed,
-            prompt_tokens=prompt_tokens, max_steps=config.max_steps, do_sample=config.do_sample,
-            temperature=config.temperature, cache_implementation=config.cache_implementation, compile=config.compile,
-            continuous_decoding=config.continuous_decoding, progress=config.progress and state.is_main_process,
+            model, processor, task, config.episodes, acting_config=acting, num_envs=config.num_envs, seed=config.seed,
+            max_steps=config.max_steps, progress=config.progress and state.is_main_process,
         ).to_dict()
         for task in tasks[state.process_index :: state.num_processes]
     ]
@@ -251,7 +254,7 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         "processes": state.num_processes,
         "platform": platform.platform(),
         "episodes_per_task": config.episodes,
-        "settings": {key: value for key, value in asdict(config).items() if key not in ("model", "output_dir", "progress")},
+        "settings": config.settings(),
         "tasks": task_results,
         "domains": domain_summaries(task_results, SCORE_THRESHOLD),
         "summary": score_summary([result["normalized_score"] for result in task_results], SCORE_THRESHOLD),

@@ -193,7 +193,7 @@ def evaluation_is_done(config: Any) -> bool:
     if not results_file.exists() or not model_file.exists() or results_file.stat().st_mtime < model_file.stat().st_mtime:
         return False
     settings = json.loads(results_file.read_text()).get("settings", {})
-    wanted = dataclasses.asdict(config)
+    wanted = config.settings()
     return all(settings.get(key) == wanted[key] for key in _RESULT_SETTINGS)
 
 

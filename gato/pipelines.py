@@ -16,9 +16,9 @@ registries only (no patched internals):
   subclass of transformers' ``ImageTextToTextPipeline`` that builds a :class:`GatoImageToTextPipeline` when the
   model is a Gato and is exactly transformers' pipeline otherwise (same Auto class, default model and type).
 
-Control: :func:`load_agent` returns a :class:`GatoPolicy` — the evaluation agent, prompted with an expert
-demonstration of the task as at deployment in the paper (GATO_SPEC §4–5) — that maps an environment
-observation to an environment action.
+Control: :func:`load_agent` returns the evaluation agent (:class:`gato.evaluation.GatoAgent`), prompted with an
+expert demonstration of the task as at deployment in the paper (GATO_SPEC §4–5), ready for one environment:
+``agent(observation)`` maps an environment observation to an environment action.
 """
 
 from __future__ import annotations
@@ -154,61 +154,22 @@ def register_pipelines() -> None:
 # --- control -------------------------------------------------------------------------------------------------
 
 
-class GatoPolicy:
-    """A trained Gato playing one suite task in one environment, prompted with an expert demonstration.
-
-    ``policy(observation)`` takes the environment's observation and returns the environment's action; call
-    :meth:`reset` at every episode start (it restores the prompt). :meth:`play` runs whole episodes.
-    ``policy.agent`` is the underlying :class:`gato.evaluation.GatoAgent`.
-    """
-
-    def __init__(self, model: torch.nn.Module, processor: Any, task: Any, *, prompt_tokens: int | None = None,
-                 seed: int = 0, do_sample: bool = False, temperature: float = 1.0) -> None:
-        from gato.evaluation.agent import GatoAgent
-        from gato.evaluation.rollout import default_prompt_tokens, demonstration_prompt
-
-        self.task = task
-        self.agent = GatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step, do_sample=do_sample,
-                               temperature=temperature, seed=seed)
-        if prompt_tokens is None:
-            prompt_tokens = default_prompt_tokens(processor)
-        # A demonstration recorded with the task's expert (the evaluation's prompt stream), cut from its end.
-        self.prompt = demonstration_prompt(task, processor, prompt_tokens, seed)
-        self.reset()
-
-    def reset(self) -> None:
-        """Start a new episode: forget the context, keep the prompt."""
-        self.agent.reset(prompt=self.prompt, num_envs=1)
-
-    def __call__(self, observation: Any) -> Any:
-        """One environment observation → one environment action."""
-        return self.task.to_env_action(self.agent.act([observation])[0])
-
-    def make_env(self, seed: int = 0) -> Any:
-        """A fresh gymnasium environment of the task (horizon applied)."""
-        return self.task.make_env(seed)
-
-    def play(self, episodes: int = 1, seed: int = 0, max_steps: int | None = None) -> list[float]:
-        """Play ``episodes`` episodes (the evaluation's reset seeds); returns their undiscounted returns."""
-        from gato.evaluation.rollout import run_episodes
-
-        returns, _, _, _ = run_episodes(self.agent, self.task, episodes, num_envs=1, seed=seed, prompt=self.prompt,
-                                        max_steps=max_steps, progress=False)
-        self.reset()
-        return [float(value) for value in returns]
-
-
-def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any = None, prompt_tokens: int | None = None,
-               seed: int = 0, do_sample: bool = False, temperature: float = 1.0) -> GatoPolicy:
-    """A saved Gato ready to act in a suite task, in one line.
+def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any = None, seed: int = 0,
+               acting_config: Any = None, **acting: Any) -> Any:
+    """A saved Gato ready to act in a suite task, in one line: a :class:`gato.evaluation.GatoAgent` prompted as
+    ``gato eval`` prompts it (``gato.evaluation.rollout.make_agent``) and reset for one environment.
 
     Args:
         model: a folder or Hub id written by ``gato train`` / ``gato run`` (loaded with the Auto classes), or a
             loaded ``GatoForCausalLM`` (then pass ``processor``).
         task: a suite task name (``gato data list``) or a ``gato.suite.registry.Task``.
-        prompt_tokens: prompt demonstration length (default: a quarter of the context, as in training; 0: none).
         seed: seeds the prompt demonstration (and the sampler).
-        do_sample / temperature: sample actions instead of greedy decoding.
+        acting_config: a ``gato.modeling_gato.acting.ActingConfig``; or its fields as keywords instead, e.g.
+            ``prompt_tokens`` (prompt demonstration length; default a quarter of the context, as in training; 0:
+            none), ``do_sample`` / ``temperature`` (sample actions instead of greedy decoding).
+
+    ``agent(observation)`` returns the environment's action; ``agent.reset()`` starts a new episode (the prompt is
+    kept); ``agent.play(episodes)`` plays whole episodes; ``agent.make_env(seed)`` makes the task's environment.
 
     Example::
 
@@ -218,8 +179,13 @@ def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any 
         policy.reset()
         observation, reward, terminated, truncated, info = env.step(policy(observation))
     """
+    from gato.evaluation.rollout import make_agent
+    from gato.modeling_gato.acting import ActingConfig
     from gato.suite.registry import get_task
 
+    if acting_config is not None and acting:
+        raise ValueError(f"acting_config: pass an ActingConfig or its fields as keywords, not both (got {sorted(acting)})")
+    acting_config = acting_config if acting_config is not None else ActingConfig(**acting)
     if isinstance(model, str):
         from gato.evaluation.run_evaluation import load_model_and_processor
 
@@ -228,8 +194,18 @@ def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any 
     elif processor is None:
         raise ValueError("processor: a loaded model needs its GatoProcessor (or pass the folder instead)")
     task = get_task(task) if isinstance(task, str) else task
-    return GatoPolicy(model, processor, task, prompt_tokens=prompt_tokens, seed=seed, do_sample=do_sample,
-                      temperature=temperature)
+    agent = make_agent(model, processor, task, acting_config, seed=seed)
+    agent.reset()
+    return agent
 
 
-__all__ = ["GatoImageToTextPipeline", "ImageTextToTextDispatchPipeline", "register_pipelines", "GatoPolicy", "load_agent"]
+def __getattr__(name: str) -> Any:
+    # `GatoPolicy` (what `load_agent` returned before the agent took the task's conversions) is the agent now.
+    if name == "GatoPolicy":
+        from gato.evaluation.agent import GatoAgent
+
+        return GatoAgent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["GatoImageToTextPipeline", "ImageTextToTextDispatchPipeline", "register_pipelines", "load_agent"]

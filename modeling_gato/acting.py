@@ -1,10 +1,13 @@
 """The action API: Gato acting in a batch of environments, one time step per call, with a KV cache.
 
 GATO_SPEC.md section 5: the prompt demonstration and the episode so far are the context; each new
-observation (its tokens and the separator, from ``processor.tokenize_observation``) is appended, then one
-token per action dimension is chosen — restricted to that dimension's legal ``[lo, hi)`` token range
-(``processor.action_token_ranges(spec)``) — and fed back with the shared action local position. The model
-returns token ids; ``processor.decode_action`` turns them into environment actions.
+observation (its tokens and the separator, from ``processor.tokenize_observation``, batched into tensors by
+``processor.collate``) is appended, then one token per action dimension is chosen — restricted to that
+dimension's legal ``[lo, hi)`` token range (``processor.action_token_ranges(spec)``) — and fed back with the
+shared action local position. Like ``generate``, :meth:`GatoActingMixin.act` takes tensors and returns token
+ids; ``processor.decode_action`` turns them into actions. How tokens are chosen (sampling, temperature, the
+cache, ``torch.compile``, the overflow rule, the prompt's length) is one validated :class:`ActingConfig`, the
+acting counterpart of transformers' ``GenerationConfig``.
 
 Context beyond ``max_position_embeddings``: **re-prefill** on time-step boundaries (:func:`overflow_drops`).
 When the prompt, the kept past steps and the new step (observation + action tokens) no longer fit, the
@@ -28,7 +31,13 @@ one graph per shape; mode ``"reduce-overhead"``, i.e. CUDA graphs, on CUDA, ``"d
 Prefills (the first call, re-prefills) have variable lengths and stay eager. The compiled region is the
 decoder trunk over input embeddings: the token / image-patch / local-position embeddings are computed
 eagerly first (:func:`embed_segment`), because the patch scatter selects with boolean masks
-(data-dependent shapes, which CUDA graphs cannot hold). The default (``"dynamic"``) path is unchanged.
+(data-dependent shapes, which CUDA graphs cannot hold). Both caches go through the same forward
+(:meth:`GatoActingMixin.cached_forward`: input embeddings and explicit position ids); only the static one may
+be compiled.
+
+Without a cache (``ActingConfig(use_cache=False)``) every action token is chosen after a full forward pass over
+the window, kept by the same overflow rule: quadratically slower, the reference that cached actions are tested
+against and the naive baseline of ``benchmarks/control_latency.py``.
 
 This module holds no model code: :class:`GatoActingMixin` is mixed into ``GatoForCausalLM`` and uses its
 ``model``, ``lm_head`` and ``config``.
@@ -36,11 +45,12 @@ This module holds no model code: :class:`GatoActingMixin` is mixed into ``GatoFo
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from transformers.cache_utils import Cache, DynamicCache, StaticCache
 from transformers.generation.configuration_utils import CompileConfig
@@ -52,10 +62,93 @@ from gato.suite.token_layout import LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
 DEFAULT_WINDOW_KEEP_FRACTION = 0.5
 # The keys of one context segment (all batch-first; ``n`` tokens, ``p`` patches).
 SEGMENT_KEYS = ("input_ids", "local_positions", "patch_mask", "patch_pixels", "patch_rows", "patch_cols")
+PATCH_KEYS = ("patch_mask", "patch_pixels", "patch_rows", "patch_cols")
+# Keys of ``processor.collate``'s batch that acting reads only to check them (no padding) or ignores (targets).
+PADDING_KEYS = ("attention_mask", "patch_valid")
+TARGET_KEYS = ("labels", "loss_mask")
 # The KV caches `act` can keep (transformers' `cache_implementation` names).
 CACHE_IMPLEMENTATIONS = ("dynamic", "static")
-# Deterministic choices of an action token from its distribution (`act(greedy_decoding=...)`).
+# Deterministic choices of a continuous action's bin from its distribution (`ActingConfig.continuous_decoding`).
 GREEDY_DECODINGS = ("argmax", "median")
+
+
+@dataclass
+class ActingConfig:
+    """How Gato chooses its actions: the settings of :meth:`GatoActingMixin.act` and of the agent that prompts it,
+    validated once, here (the acting counterpart of transformers' ``GenerationConfig``).
+
+    Args:
+        do_sample: sample every action token from the softmax of its legal logits / ``temperature``; else greedy.
+        temperature: softmax temperature when sampling, a finite number ≥ 0. ``0`` means greedy decoding (the limit
+            of sampling as the temperature goes to 0): ``do_sample`` is then set to ``False``.
+        continuous_decoding: greedy choice of a continuous action's bin: ``"median"`` of the predicted distribution
+            over the legal bins (default) or its ``"argmax"`` (:func:`choose_tokens`). Applies only to actions that
+            ``act`` is told are continuous (``continuous_actions=True``; the agent says so from the task's spec):
+            a discrete action's ids are categories and always take the argmax. Sampling ignores it.
+        use_cache: keep a KV cache across calls (default). ``False``: a full forward pass over the window for every
+            action token — the slow reference of tests and benchmarks (same actions when greedy).
+        cache_implementation: ``"dynamic"`` (a ``DynamicCache``) or ``"static"`` (a ``StaticCache`` of
+            ``max_position_embeddings`` slots: the fast decode path, see the module docstring). Same actions.
+        compile: static cache only — ``True`` runs the two fixed-shape steady-state forwards through
+            ``torch.compile`` (:func:`acting_compile_config`), or a transformers ``CompileConfig`` to choose the
+            mode/backend.
+        window_keep_fraction: when the context would pass ``max_position_embeddings``, the re-prefilled window keeps
+            at most this fraction of it, in ``(0, 1]`` (:func:`overflow_drops`).
+        prompt_tokens: the prompt demonstration's length in tokens, used by whoever builds the prompt (the agent's
+            factory ``gato.evaluation.rollout.make_agent``); ``None`` = as the model was trained
+            (``prompt_fraction × max_length``), ``0`` = no prompt.
+    """
+
+    do_sample: bool = False
+    temperature: float = 1.0
+    continuous_decoding: str = "median"
+    use_cache: bool = True
+    cache_implementation: str = "dynamic"
+    compile: bool | CompileConfig = False
+    window_keep_fraction: float = DEFAULT_WINDOW_KEEP_FRACTION
+    prompt_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("do_sample", "use_cache"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
+        temperature = self.temperature
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature: expected a finite number ≥ 0 (0 = greedy), got {temperature!r}")
+        self.temperature = float(temperature)
+        if self.temperature == 0:
+            self.do_sample = False  # the limit of sampling as the temperature goes to 0 is the argmax
+        if self.continuous_decoding not in GREEDY_DECODINGS:
+            raise ValueError(f"continuous_decoding: expected one of {GREEDY_DECODINGS}, got {self.continuous_decoding!r}")
+        if self.cache_implementation not in CACHE_IMPLEMENTATIONS:
+            raise ValueError(f"cache_implementation: expected one of {CACHE_IMPLEMENTATIONS}, got {self.cache_implementation!r}")
+        if not isinstance(self.compile, (bool, CompileConfig)):
+            raise ValueError(f"compile: expected a bool or a transformers CompileConfig, got {self.compile!r}")
+        if self.compile and (self.cache_implementation != "static" or not self.use_cache):
+            # A DynamicCache grows by one token per step: every step would be a new shape (a recompile).
+            raise ValueError(
+                f'compile needs use_cache=True and cache_implementation="static", got use_cache={self.use_cache} and '
+                f"cache_implementation={self.cache_implementation!r}"
+            )
+        if not self.use_cache and self.cache_implementation != "dynamic":
+            raise ValueError(f"cache_implementation: use_cache=False keeps no cache, got cache_implementation={self.cache_implementation!r}")
+        fraction = self.window_keep_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise ValueError(f"window_keep_fraction: expected a fraction in (0, 1], got {fraction!r}")
+        prompt_tokens = self.prompt_tokens
+        if prompt_tokens is not None and (isinstance(prompt_tokens, bool) or not isinstance(prompt_tokens, int) or prompt_tokens < 0):
+            raise ValueError(f"prompt_tokens: expected None (as in training) or an integer ≥ 0 (0 = no prompt), got {prompt_tokens!r}")
+
+    def greedy_decoding(self, continuous_actions: bool) -> str:
+        """The greedy rule for an action: ``continuous_decoding`` for bins of continuous values, else ``"argmax"``."""
+        return self.continuous_decoding if continuous_actions else "argmax"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON values (a ``CompileConfig`` as its dict)."""
+        values = dataclasses.asdict(self)
+        if isinstance(self.compile, CompileConfig):
+            values["compile"] = self.compile.to_dict()
+        return values
 
 
 @dataclass
@@ -73,9 +166,9 @@ class GatoActingContext:
         uncached: the tail of the window not yet run through the model (the last action token, or the whole
             window after a re-prefill); it is fed together with the next observation.
         cache: the key/value cache over the window minus ``uncached`` (a ``StaticCache`` of
-            ``max_position_embeddings`` slots with ``cache_implementation="static"``).
-        num_reprefills: how many times the window overflowed and was re-run from scratch.
-        cache_implementation: ``"dynamic"`` or ``"static"``, fixed for the context's life.
+            ``max_position_embeddings`` slots with ``cache_implementation="static"``; ``None`` without a cache).
+        num_reprefills: how many times the window overflowed and was cut (and, with a cache, re-run from scratch).
+        cache_implementation: ``"dynamic"``, ``"static"``, or ``None`` (``use_cache=False``), fixed for the context's life.
     """
 
     batch_size: int
@@ -84,17 +177,44 @@ class GatoActingContext:
     uncached: dict[str, torch.Tensor] | None = None
     cache: Cache | None = None
     num_reprefills: int = 0
-    cache_implementation: str = "dynamic"
+    cache_implementation: str | None = "dynamic"
 
     def length(self) -> int:
         """Tokens in the window (prompt + kept steps), cached or not."""
-        segments = ([self.prompt] if self.prompt is not None else []) + self.steps
-        return sum(segment["input_ids"].shape[1] for segment in segments)
+        return sum(segment["input_ids"].shape[1] for segment in self.segments())
+
+    def segments(self) -> list[dict[str, torch.Tensor]]:
+        """The window's segments: the prompt (if any) and the kept steps, oldest first."""
+        return ([self.prompt] if self.prompt is not None else []) + self.steps
 
     def window(self) -> dict[str, torch.Tensor] | None:
         """The whole window as one segment (prompt + kept steps), or ``None`` if empty."""
-        segments = ([self.prompt] if self.prompt is not None else []) + self.steps
+        segments = self.segments()
         return concat_segments(segments) if segments else None
+
+    def make_room(self, step_length: int, max_length: int, window_keep_fraction: float) -> bool:
+        """Make room for a new time step of ``step_length`` tokens in a context of ``max_length``.
+
+        While everything fits nothing changes and ``False`` is returned. Otherwise the oldest steps (the prompt
+        last) are dropped by :func:`overflow_drops`, the cache is emptied (a static cache in place: its tensors
+        keep their addresses, which CUDA graphs replay) and the remaining window becomes ``uncached``, to be
+        re-prefilled with the new observation; returns ``True``.
+        """
+        prompt_length = self.prompt["input_ids"].shape[1] if self.prompt is not None else 0
+        step_lengths = [step["input_ids"].shape[1] for step in self.steps]
+        drop_steps, drop_prompt = overflow_drops(prompt_length, step_lengths, step_length, max_length, window_keep_fraction)
+        if not (drop_steps or drop_prompt):
+            return False
+        del self.steps[:drop_steps]
+        if drop_prompt:
+            self.prompt = None
+        self.uncached = self.window()
+        if isinstance(self.cache, StaticCache):
+            self.cache.reset()
+        else:
+            self.cache = None
+        self.num_reprefills += 1
+        return True
 
 
 @dataclass
@@ -115,93 +235,81 @@ def concat_segments(segments: Sequence[Mapping[str, torch.Tensor]]) -> dict[str,
     return {key: torch.cat([segment[key] for segment in segments], dim=1) for key in SEGMENT_KEYS}
 
 
-def as_segment(tokens: Any, config, device: torch.device) -> dict[str, torch.Tensor]:
-    """The processor's token dict(s) → one batched segment on ``device``.
-
-    ``tokens`` is a mapping with unbatched arrays (``input_ids`` ``(n,)`` → batch of 1) or batched ones
-    (``(B, n)``), or a sequence of unbatched mappings (one per environment; equal lengths required). Missing
-    ``local_positions`` means ``LOCAL_POSITION_NONE``; missing patch keys mean no patches.
-    """
-    if isinstance(tokens, Sequence) and not isinstance(tokens, (str, bytes)):
-        if not tokens:
-            raise ValueError("observation/prompt: got an empty sequence of token dicts")
-        per_env = [as_segment(item, config, device) for item in tokens]
-        shapes = {tuple(segment["input_ids"].shape) for segment in per_env}
-        if len(shapes) != 1:
-            raise ValueError(f"observation/prompt: every environment needs the same number of tokens, got {sorted(shapes)}")
-        return {key: torch.cat([segment[key] for segment in per_env], dim=0) for key in SEGMENT_KEYS}
-    if not isinstance(tokens, Mapping) or "input_ids" not in tokens:
-        raise ValueError("observation/prompt must be a token dict with 'input_ids' (or a list of them)")
-
-    def tensor(name: str, dtype: torch.dtype) -> torch.Tensor | None:
-        value = tokens.get(name)
-        if value is None:
-            return None
-        value = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
-        return value.to(device=device, dtype=dtype)
-
-    input_ids = tensor("input_ids", torch.long)
-    batched = input_ids.ndim == 2
-    if not batched:
-        if input_ids.ndim != 1:
-            raise ValueError(f"input_ids must be (n,) or (batch, n), got {tuple(input_ids.shape)}")
-        input_ids = input_ids[None]
-    batch, length = input_ids.shape
-
-    def with_batch(value: torch.Tensor | None, name: str, tail: tuple[int, ...]) -> torch.Tensor | None:
-        if value is None:
-            return None
-        value = value if batched else value[None]
-        if value.shape[0] != batch or tuple(value.shape[2:]) != tail:
-            raise ValueError(f"{name} must be (batch, n{''.join(', ' + str(d) for d in tail)}), got {tuple(value.shape)}")
-        return value
-
-    patch_shape = (config.num_channels, config.patch_size, config.patch_size)
-    local_positions = with_batch(tensor("local_positions", torch.long), "local_positions", ())
-    patch_mask = with_batch(tensor("patch_mask", torch.bool), "patch_mask", ())
-    patch_pixels = with_batch(tensor("patch_pixels", torch.float32), "patch_pixels", patch_shape)
-    patch_rows = with_batch(tensor("patch_rows", torch.long), "patch_rows", (2,))
-    patch_cols = with_batch(tensor("patch_cols", torch.long), "patch_cols", (2,))
-    if local_positions is None:
-        local_positions = torch.full_like(input_ids, LOCAL_POSITION_NONE)
-    if patch_mask is None:
-        patch_mask = torch.zeros_like(input_ids, dtype=torch.bool)
-    if patch_pixels is None:
-        patch_pixels = torch.zeros((batch, 0, *patch_shape), device=device)
-        patch_rows = torch.zeros((batch, 0, 2), dtype=torch.long, device=device)
-        patch_cols = torch.zeros((batch, 0, 2), dtype=torch.long, device=device)
-    for name, value in (("local_positions", local_positions), ("patch_mask", patch_mask)):
-        if value.shape != (batch, length):
-            raise ValueError(f"{name} must have the shape of input_ids {(batch, length)}, got {tuple(value.shape)}")
+def no_patches(batch: int, config, device: torch.device) -> dict[str, torch.Tensor]:
+    """The patch tensors of a segment without images: ``(batch, 0, C, ps, ps)`` pixels, ``(batch, 0, 2)`` rows/cols."""
     return {
-        "input_ids": input_ids,
-        "local_positions": local_positions,
-        "patch_mask": patch_mask,
-        "patch_pixels": patch_pixels,
-        "patch_rows": patch_rows,
-        "patch_cols": patch_cols,
+        "patch_pixels": torch.zeros((batch, 0, config.num_channels, config.patch_size, config.patch_size), device=device),
+        "patch_rows": torch.zeros((batch, 0, 2), dtype=torch.long, device=device),
+        "patch_cols": torch.zeros((batch, 0, 2), dtype=torch.long, device=device),
     }
+
+
+def tensor_segment(inputs: Any, name: str, config, device: torch.device) -> dict[str, torch.Tensor]:
+    """A batch of token tensors (``processor.collate``'s output, ``return_tensors="pt"``) → one segment on ``device``.
+
+    ``inputs`` maps ``input_ids`` ``(B, n)`` and optionally ``local_positions`` (missing: ``LOCAL_POSITION_NONE``),
+    the patch tensors (all four or none) and ``attention_mask`` / ``patch_valid``, which must mark no padding:
+    every environment of the batch has the same number of tokens and patches. ``labels`` / ``loss_mask`` are
+    ignored. Values must be torch tensors; ``name`` names the argument in errors.
+    """
+    if not isinstance(inputs, Mapping) or "input_ids" not in inputs:
+        raise ValueError(f"{name}: expected a mapping of batched token tensors with 'input_ids' (processor.collate's output), "
+                         f"got {type(inputs).__name__}")
+    unknown = sorted(set(inputs) - set(SEGMENT_KEYS) - set(PADDING_KEYS) - set(TARGET_KEYS))
+    if unknown:
+        raise ValueError(f"{name}: unexpected keys {unknown}; expected {list(SEGMENT_KEYS + PADDING_KEYS)}")
+    for key, value in inputs.items():
+        if value is not None and not torch.is_tensor(value):
+            raise TypeError(f"{name}[{key!r}]: expected a torch.Tensor, got {type(value).__name__}; batch the processor's "
+                            "token dicts with processor.collate(..., return_tensors='pt')")
+    input_ids = inputs["input_ids"]
+    if input_ids.ndim != 2:
+        raise ValueError(f"{name}['input_ids']: expected (batch, n), got {tuple(input_ids.shape)}")
+    batch, length = input_ids.shape
+    for key in PADDING_KEYS:
+        if inputs.get(key) is not None and not bool(inputs[key].bool().all()):
+            raise ValueError(f"{name}[{key!r}]: every environment needs the same number of tokens and patches, got padding")
+    present = [key for key in PATCH_KEYS if inputs.get(key) is not None]
+    if present and len(present) != len(PATCH_KEYS):
+        raise ValueError(f"{name}: image inputs need all of {list(PATCH_KEYS)}, got only {present}")
+    segment = {"input_ids": input_ids.to(device=device, dtype=torch.long)}
+    local_positions = inputs.get("local_positions")
+    segment["local_positions"] = (torch.full_like(segment["input_ids"], LOCAL_POSITION_NONE) if local_positions is None
+                                  else local_positions.to(device=device, dtype=torch.long))
+    if present:
+        segment["patch_mask"] = inputs["patch_mask"].to(device=device, dtype=torch.bool)
+        segment["patch_pixels"] = inputs["patch_pixels"].to(device=device, dtype=torch.float32)
+        segment["patch_rows"] = inputs["patch_rows"].to(device=device, dtype=torch.long)
+        segment["patch_cols"] = inputs["patch_cols"].to(device=device, dtype=torch.long)
+    else:
+        segment["patch_mask"] = torch.zeros_like(segment["input_ids"], dtype=torch.bool)
+        segment.update(no_patches(batch, config, device))
+    for key in ("local_positions", "patch_mask"):
+        if segment[key].shape != (batch, length):
+            raise ValueError(f"{name}[{key!r}]: expected the shape of input_ids {(batch, length)}, got {tuple(segment[key].shape)}")
+    patch_shape = (config.num_channels, config.patch_size, config.patch_size)
+    for key, tail in (("patch_pixels", patch_shape), ("patch_rows", (2,)), ("patch_cols", (2,))):
+        value = segment[key]
+        if value.ndim != 2 + len(tail) or value.shape[0] != batch or tuple(value.shape[2:]) != tail:
+            raise ValueError(f"{name}[{key!r}]: expected (batch={batch}, patches, {', '.join(map(str, tail))}), got {tuple(value.shape)}")
+    return segment
 
 
 def segment_model_inputs(segment: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A segment → keyword inputs of ``GatoModel.forward`` (patch inputs only when there are patches)."""
     inputs = {"input_ids": segment["input_ids"], "local_positions": segment["local_positions"]}
     if segment["patch_pixels"].shape[1] > 0:
-        inputs.update({key: segment[key] for key in ("patch_mask", "patch_pixels", "patch_rows", "patch_cols")})
+        inputs.update({key: segment[key] for key in PATCH_KEYS})
     return inputs
 
 
 def action_segment(action_tokens: torch.Tensor, config) -> dict[str, torch.Tensor]:
     """Action token ids ``(B, k)`` → a segment (action local position, no patches)."""
-    batch = action_tokens.shape[0]
-    device = action_tokens.device
     return {
         "input_ids": action_tokens,
         "local_positions": torch.full_like(action_tokens, LOCAL_POSITION_ACTION),
         "patch_mask": torch.zeros_like(action_tokens, dtype=torch.bool),
-        "patch_pixels": torch.zeros((batch, 0, config.num_channels, config.patch_size, config.patch_size), device=device),
-        "patch_rows": torch.zeros((batch, 0, 2), dtype=torch.long, device=device),
-        "patch_cols": torch.zeros((batch, 0, 2), dtype=torch.long, device=device),
+        **no_patches(action_tokens.shape[0], config, action_tokens.device),
     }
 
 
@@ -212,7 +320,7 @@ def overflow_drops(
     max_length: int,
     window_keep_fraction: float = DEFAULT_WINDOW_KEEP_FRACTION,
 ) -> tuple[int, bool]:
-    """The context-window rule shared by the cached action API and the full-recompute reference.
+    """The context-window rule of the action API (cached or not).
 
     Args:
         prompt_length: tokens of the prompt demonstration in the window (0: none).
@@ -242,7 +350,7 @@ def overflow_drops(
 
 
 def acting_compile_config(compile: bool | CompileConfig, device: torch.device) -> CompileConfig | None:
-    """``act``'s ``compile`` argument → the ``CompileConfig`` of its decode steps (``None``: eager).
+    """``ActingConfig.compile`` → the ``CompileConfig`` of the decode steps (``None``: eager).
 
     ``True`` gives transformers' defaults (inductor, ``mode="reduce-overhead"``: CUDA graphs) on CUDA and
     ``mode="default"`` elsewhere (CUDA graphs need CUDA), both with ``dynamic=False``: the two decode shapes
@@ -257,27 +365,11 @@ def acting_compile_config(compile: bool | CompileConfig, device: torch.device) -
     return CompileConfig(dynamic=False, mode="reduce-overhead" if torch.device(device).type == "cuda" else "default")
 
 
-def check_cache_implementation(cache_implementation: str, compile: bool | CompileConfig = False) -> None:
-    """Raise a ``ValueError`` for an unknown ``cache_implementation`` or ``compile`` without the static cache."""
-    if cache_implementation not in CACHE_IMPLEMENTATIONS:
-        raise ValueError(f"cache_implementation: expected one of {CACHE_IMPLEMENTATIONS}, got {cache_implementation!r}")
-    if not isinstance(compile, (bool, CompileConfig)) and compile is not None:
-        raise ValueError(f"compile: expected a bool or a transformers CompileConfig, got {compile!r}")
-    if compile and cache_implementation != "static":
-        # A DynamicCache grows by one token per step: every step would be a new shape (a recompile).
-        raise ValueError(f'compile needs cache_implementation="static", got cache_implementation={cache_implementation!r}')
-
-
 def embed_segment(model: torch.nn.Module, segment: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """A segment → its input embeddings ``(B, n, hidden_size)`` (``GatoModel.embed_inputs``: tokens, image
-    patches, local positions); the static path runs them eagerly so that the (compiled) decoder trunk only sees
-    fixed shapes. ``model`` is a ``GatoModel``."""
+    patches, local positions), computed eagerly so that a compiled decoder trunk only sees fixed shapes.
+    ``model`` is a ``GatoModel``."""
     return model.embed_inputs(**segment_model_inputs(segment))
-
-
-def check_greedy_decoding(greedy_decoding: str) -> None:
-    if greedy_decoding not in GREEDY_DECODINGS:
-        raise ValueError(f"greedy_decoding must be one of {GREEDY_DECODINGS}, got {greedy_decoding!r}")
 
 
 def choose_tokens(
@@ -304,10 +396,21 @@ def choose_tokens(
     return logits.argmax(dim=-1)
 
 
+def restrict_to_ranges(logits: torch.Tensor, ranges: torch.Tensor, first_id: int = 0) -> torch.Tensor:
+    """Logits ``(N, n)`` over the token ids ``first_id … first_id + n - 1`` with every id outside its row's legal
+    ``[lo, hi)`` range (``ranges`` ``(N, 2)``) set to ``-inf`` — the legal-range mask of action tokens."""
+    ids = torch.arange(first_id, first_id + logits.shape[-1], device=logits.device)
+    ranges = ranges.to(logits.device)
+    legal = (ids[None] >= ranges[:, :1]) & (ids[None] < ranges[:, 1:])
+    return logits.masked_fill(~legal, float("-inf"))
+
+
 def as_action_ranges(action_ranges: Any, batch_size: int, vocab_size: int) -> torch.Tensor:
-    """``(A, 2)`` or ``(B, A, 2)`` legal ``[lo, hi)`` token ranges → ``(B, A, 2)`` long on the CPU, validated."""
-    ranges = torch.as_tensor(np.asarray(action_ranges) if not torch.is_tensor(action_ranges) else action_ranges)
-    ranges = ranges.to(device="cpu", dtype=torch.long)
+    """``(A, 2)`` or ``(B, A, 2)`` legal ``[lo, hi)`` token ranges (a tensor) → ``(B, A, 2)`` long on the CPU, validated."""
+    if not torch.is_tensor(action_ranges):
+        raise TypeError(f"action_ranges: expected a torch.Tensor, got {type(action_ranges).__name__}; "
+                        "e.g. torch.as_tensor(processor.action_token_ranges(spec))")
+    ranges = action_ranges.to(device="cpu", dtype=torch.long)
     if ranges.ndim == 2:
         ranges = ranges[None].expand(batch_size, -1, -1)
     if ranges.ndim != 3 or ranges.shape[0] != batch_size or ranges.shape[2] != 2 or ranges.shape[1] < 1:
@@ -335,33 +438,32 @@ class GatoActingMixin:
         lo_min, hi_max = int(ranges[:, 0].min()), int(ranges[:, 1].max())
         weight = self.lm_head.weight[lo_min:hi_max]
         logits = (hidden.to(weight.dtype) @ weight.T).float()
-        ids = torch.arange(lo_min, hi_max, device=logits.device)
-        ranges = ranges.to(logits.device)
-        legal = (ids[None] >= ranges[:, :1]) & (ids[None] < ranges[:, 1:])
-        return logits.masked_fill(~legal, float("-inf")), lo_min
+        return restrict_to_ranges(logits, ranges, first_id=lo_min), lo_min
 
-    def static_cache_forward(self, inputs_embeds: torch.Tensor, cache: StaticCache) -> torch.Tensor:
-        """The decoder trunk on a ``StaticCache``: ``inputs_embeds`` ``(B, n, hidden_size)`` → the last
-        position's final hidden state ``(B, hidden_size)``; the keys/values are written into ``cache``.
+    def cached_forward(self, inputs_embeds: torch.Tensor, cache: Cache | None) -> torch.Tensor:
+        """The decoder trunk: ``inputs_embeds`` ``(B, n, hidden_size)`` → the last position's final hidden state
+        ``(B, hidden_size)``; the keys/values are appended to ``cache`` (``None``: no cache, a full forward).
 
         Position ids are explicit — the cache's length (a device tensor for a static cache, so no host sync
-        and no recompile as it grows) + ``arange(n)``.
+        and no recompile as it grows) + ``arange(n)``. The one forward of every acting path: dynamic and static
+        caches, eager or compiled (:meth:`decode_forward`), and the cache-free recompute.
         """
         length = inputs_embeds.shape[1]
-        position_ids = (cache.get_seq_length() + torch.arange(length, device=inputs_embeds.device))[None]
-        output = self.model(inputs_embeds=inputs_embeds, position_ids=position_ids, cache=cache, use_cache=True)
+        past = cache.get_seq_length() if cache is not None else 0
+        position_ids = (past + torch.arange(length, device=inputs_embeds.device))[None]
+        output = self.model(inputs_embeds=inputs_embeds, position_ids=position_ids, cache=cache, use_cache=cache is not None)
         return output.last_hidden_state[:, -1]
 
-    def static_decode_forward(self, compile: bool | CompileConfig, device: torch.device):
-        """:meth:`static_cache_forward`, eager or ``torch.compile``d (one compiled function per model and
-        compile config, kept on the model like transformers' ``get_compiled_call``)."""
+    def decode_forward(self, compile: bool | CompileConfig, device: torch.device):
+        """:meth:`cached_forward`, eager or ``torch.compile``d (one compiled function per model and compile
+        config, kept on the model like transformers' ``get_compiled_call``)."""
         compile_config = acting_compile_config(compile, device)
         if compile_config is None:
-            return self.static_cache_forward
+            return self.cached_forward
         compiled = self.__dict__.setdefault("_acting_compiled_forwards", {})
         key = (torch.device(device).type, repr(sorted(compile_config.to_dict().items())))
         if key not in compiled:
-            compiled_forward = torch.compile(self.static_cache_forward, **compile_config.to_dict())
+            compiled_forward = torch.compile(self.cached_forward, **compile_config.to_dict())
             use_cuda_graphs = compile_config.mode == "reduce-overhead" and torch.device(device).type == "cuda"
 
             def forward(inputs_embeds: torch.Tensor, cache: StaticCache) -> torch.Tensor:
@@ -375,83 +477,73 @@ class GatoActingMixin:
             compiled[key] = forward
         return compiled[key]
 
+    def start_context(self, batch_size: int, prompt: Any, acting_config: ActingConfig) -> GatoActingContext:
+        """A new :class:`GatoActingContext` for ``batch_size`` environments, with the prompt's tokens (tensors, as
+        the observation's) at the start of the window, not yet run through the model."""
+        prompt_segment = tensor_segment(prompt, "prompt", self.config, self.lm_head.weight.device) if prompt is not None else None
+        if prompt_segment is not None and prompt_segment["input_ids"].shape[0] != batch_size:
+            raise ValueError(f"prompt has batch {prompt_segment['input_ids'].shape[0]}, observation has {batch_size}")
+        return GatoActingContext(
+            batch_size=batch_size, prompt=prompt_segment, uncached=prompt_segment,
+            cache_implementation=acting_config.cache_implementation if acting_config.use_cache else None,
+        )
+
     @torch.no_grad()
     def act(
         self,
-        observation: Any,
-        action_ranges: Any,
+        observation: Mapping[str, torch.Tensor],
+        action_ranges: torch.Tensor,
         context: GatoActingContext | None = None,
-        prompt: Any = None,
-        do_sample: bool = False,
-        temperature: float = 1.0,
+        prompt: Mapping[str, torch.Tensor] | None = None,
+        acting_config: ActingConfig | None = None,
         generator: torch.Generator | None = None,
-        window_keep_fraction: float = DEFAULT_WINDOW_KEEP_FRACTION,
-        cache_implementation: str = "dynamic",
-        compile: bool | CompileConfig = False,
-        greedy_decoding: str = "argmax",
+        continuous_actions: bool = False,
     ) -> GatoActionOutput:
         """Append one time step's observation to the context and choose its action tokens.
 
         Call ``model.eval()`` first (patch positions are sampled at random in training mode).
 
         Args:
-            observation: the new observation's tokens followed by the separator, as
-                ``processor.tokenize_observation`` returns them: one dict per environment (a list), or one
-                dict with batched ``(B, n)`` arrays. All environments must have the same number of tokens.
-            action_ranges: legal ``[lo, hi)`` token ids per action dimension, ``(A, 2)`` shared by the batch
-                or ``(B, A, 2)`` per environment (``processor.action_token_ranges(spec)``).
+            observation: the new observation's tokens followed by the separator, batched into tensors:
+                ``processor.collate([processor.tokenize_observation(step, spec) for step in steps])``
+                (``input_ids`` ``(B, n)``, ``local_positions``, the patch tensors). All environments must have the
+                same number of tokens (no padding). Tensors only: numpy arrays are refused with a ``TypeError``.
+            action_ranges: legal ``[lo, hi)`` token ids per action dimension, a long tensor ``(A, 2)`` shared by
+                the batch or ``(B, A, 2)`` per environment (``processor.action_token_ranges(spec)``).
             context: the context returned by the previous call; ``None`` starts an episode.
-            prompt: first call only — the prompt demonstration's tokens (same formats as ``observation``,
-                equal lengths across the batch), put before the episode.
-            do_sample: sample from the softmax of the restricted logits / ``temperature``; else greedy.
-            temperature: softmax temperature when sampling (> 0).
+            prompt: first call only — the prompt demonstration's tokens (same format as ``observation``, equal
+                lengths across the batch), put before the episode.
+            acting_config: how to choose (:class:`ActingConfig`; default ``ActingConfig()``: greedy, dynamic cache).
+                The cache it names is fixed by the first call of an episode; later calls must name the same.
             generator: a ``torch.Generator`` on the model's device, for reproducible sampling.
-            window_keep_fraction: when the context overflows, how much of it the re-prefilled window keeps
-                (:func:`overflow_drops`).
-            cache_implementation: ``"dynamic"`` (default, a ``DynamicCache``) or ``"static"`` (a
-                ``StaticCache`` of ``max_position_embeddings`` slots, see the module docstring); fixed by the
-                first call of an episode, later calls must pass the same value.
-            compile: static cache only — ``True`` runs the two fixed-shape steady-state forwards through
-                ``torch.compile`` (:func:`acting_compile_config`), or a transformers ``CompileConfig`` to
-                choose the mode/backend. The first calls of each shape compile (seconds) and, on CUDA, record
-                the CUDA graphs.
-            greedy_decoding: without sampling, ``"argmax"`` (the most likely token) or ``"median"`` (the median
-                token of the predicted distribution over the legal range, :func:`choose_tokens`) — for actions
-                whose tokens are ordered bins of continuous values; categorical actions want ``"argmax"``.
+            continuous_actions: the action tokens are ordered bins of continuous values, so a greedy choice uses
+                ``acting_config.continuous_decoding``; otherwise (categories) the argmax.
 
         Returns:
             :class:`GatoActionOutput` with ``action_tokens`` ``(B, A)`` and the updated ``context``.
         """
-        if do_sample and not temperature > 0:
-            raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
-        check_greedy_decoding(greedy_decoding)
-        check_cache_implementation(cache_implementation, compile)
+        acting_config = ActingConfig() if acting_config is None else acting_config
+        if not isinstance(acting_config, ActingConfig):
+            raise TypeError(f"acting_config: expected an ActingConfig, got {type(acting_config).__name__}")
         config = self.config
         device = self.lm_head.weight.device
-        obs = as_segment(observation, config, device)
+        obs = tensor_segment(observation, "observation", config, device)
         batch_size, obs_length = obs["input_ids"].shape
         ranges = as_action_ranges(action_ranges, batch_size, config.vocab_size)
         action_size = ranges.shape[1]
 
         if context is None:
-            prompt_segment = as_segment(prompt, config, device) if prompt is not None else None
-            if prompt_segment is not None and prompt_segment["input_ids"].shape[0] != batch_size:
-                raise ValueError(f"prompt has batch {prompt_segment['input_ids'].shape[0]}, observation has {batch_size}")
-            context = GatoActingContext(
-                batch_size=batch_size, prompt=prompt_segment, uncached=prompt_segment, cache_implementation=cache_implementation
-            )
+            context = self.start_context(batch_size, prompt, acting_config)
         elif prompt is not None:
             raise ValueError("prompt is only taken on the first call (context=None)")
         if context.batch_size != batch_size:
             raise ValueError(f"observation has batch {batch_size}, the context was started with {context.batch_size}")
+        cache_implementation = acting_config.cache_implementation if acting_config.use_cache else None
         if context.cache_implementation != cache_implementation:
             raise ValueError(
-                f"cache_implementation: the context was started with {context.cache_implementation!r}, got {cache_implementation!r}"
+                f"cache_implementation: the context was started with {context.cache_implementation!r}, got "
+                f"{cache_implementation!r} (None: use_cache=False)"
             )
-        static = cache_implementation == "static"
-        # A prefill (first call, re-prefill) has a variable length: it stays eager.
-        prefill = context.cache is None
-
         step_length = obs_length + action_size
         max_length = config.max_position_embeddings
         if step_length > max_length:
@@ -459,44 +551,34 @@ class GatoActingMixin:
                 f"one time step ({obs_length} observation + {action_size} action tokens) exceeds "
                 f"max_position_embeddings ({max_length})"
             )
-        prompt_length = context.prompt["input_ids"].shape[1] if context.prompt is not None else 0
-        step_lengths = [step["input_ids"].shape[1] for step in context.steps]
-        drop_steps, drop_prompt = overflow_drops(prompt_length, step_lengths, step_length, max_length, window_keep_fraction)
-        if drop_steps or drop_prompt:
-            # Re-prefill from a shorter time-step-aligned window (see the module docstring).
-            del context.steps[:drop_steps]
-            if drop_prompt:
-                context.prompt = None
-            context.uncached = context.window()
-            if static and context.cache is not None:
-                context.cache.reset()  # in place: the static tensors keep their addresses (CUDA graphs)
-            else:
-                context.cache = None
-            context.num_reprefills += 1
-            prefill = True
+        # A prefill (first call, re-prefill) has a variable length: it stays eager.
+        prefill = context.cache is None
+        prefill |= context.make_room(step_length, max_length, acting_config.window_keep_fraction)
 
-        feed = concat_segments([context.uncached, obs]) if context.uncached is not None else obs
-        if context.cache is None:
-            context.cache = StaticCache(config=config, max_cache_len=max_length) if static else DynamicCache(config=config)
-        if static:
-            steady_forward = self.static_decode_forward(compile, device)
-            forward = self.static_decode_forward(False, device) if prefill else steady_forward
-            hidden = forward(embed_segment(self.model, feed), context.cache)
-        else:
-            hidden = self.model(**segment_model_inputs(feed), cache=context.cache, use_cache=True).last_hidden_state[:, -1]
+        def choose(hidden: torch.Tensor, dim: int) -> torch.Tensor:
+            logits, offset = self.action_logits(hidden, ranges[:, dim])
+            greedy_decoding = acting_config.greedy_decoding(continuous_actions)
+            return choose_tokens(logits, acting_config.do_sample, acting_config.temperature, generator, greedy_decoding) + offset
 
         tokens: list[torch.Tensor] = []
-        for dim in range(action_size):  # autoregressive over action dimensions: each token conditions the next
-            if dim > 0:
-                previous = action_segment(tokens[-1][:, None], config)
-                if static:
-                    hidden = steady_forward(embed_segment(self.model, previous), context.cache)
-                else:
-                    hidden = self.model(**segment_model_inputs(previous), cache=context.cache, use_cache=True)
-                    hidden = hidden.last_hidden_state[:, -1]
-            logits, offset = self.action_logits(hidden, ranges[:, dim])
-            choice = choose_tokens(logits, do_sample, temperature, generator, greedy_decoding)
-            tokens.append(choice + offset)
+        if not acting_config.use_cache:
+            # The reference: a full forward pass over the window (+ the tokens chosen so far) for every action token.
+            for dim in range(action_size):
+                chosen = [action_segment(torch.stack(tokens, dim=1), config)] if tokens else []
+                window = concat_segments(context.segments() + [obs] + chosen)
+                tokens.append(choose(self.cached_forward(embed_segment(self.model, window), None), dim))
+        else:
+            if context.cache is None:
+                static = acting_config.cache_implementation == "static"
+                context.cache = StaticCache(config=config, max_cache_len=max_length) if static else DynamicCache(config=config)
+            steady_forward = self.decode_forward(acting_config.compile, device)
+            forward = self.decode_forward(False, device) if prefill else steady_forward
+            feed = concat_segments([context.uncached, obs]) if context.uncached is not None else obs
+            hidden = forward(embed_segment(self.model, feed), context.cache)
+            for dim in range(action_size):  # autoregressive over action dimensions: each token conditions the next
+                if dim > 0:
+                    hidden = steady_forward(embed_segment(self.model, action_segment(tokens[-1][:, None], config)), context.cache)
+                tokens.append(choose(hidden, dim))
         action_tokens = torch.stack(tokens, dim=1)
 
         context.steps.append(concat_segments([obs, action_segment(action_tokens, config)]))
@@ -506,6 +588,7 @@ class GatoActingMixin:
 
 
 __all__ = [
+    "ActingConfig",
     "CACHE_IMPLEMENTATIONS",
     "DEFAULT_WINDOW_KEEP_FRACTION",
     "GREEDY_DECODINGS",
@@ -513,11 +596,12 @@ __all__ = [
     "GatoActingContext",
     "GatoActionOutput",
     "acting_compile_config",
-    "as_segment",
-    "check_cache_implementation",
-    "check_greedy_decoding",
+    "action_segment",
     "choose_tokens",
     "concat_segments",
     "embed_segment",
     "overflow_drops",
+    "restrict_to_ranges",
+    "segment_model_inputs",
+    "tensor_segment",
 ]

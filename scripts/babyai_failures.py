@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from gato.episodes.recorder import record_task_episode
-from gato.evaluation.agent import GatoAgent
-from gato.evaluation.rollout import demonstration_prompt, run_episodes
-from gato.evaluation.run_evaluation import check_trained_specs, load_model_and_processor, trained_prompt_tokens
+from gato.evaluation.rollout import make_agent, run_episodes
+from gato.evaluation.run_evaluation import check_trained_specs, load_model_and_processor
+from gato.modeling_gato.acting import ActingConfig
 from gato.suite.babyai import DROP, PICKUP
 from gato.suite.registry import resolve_tasks
 
@@ -68,7 +68,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--task", default="babyai_pickup_loc", help="a BabyAI task (default: babyai_pickup_loc)")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes (default: 100)")
     parser.add_argument("--short", type=int, default=5, help="expert lengths up to this count as short (default: 5)")
-    parser.add_argument("--temperature", type=float, default=None, help="sample actions at this temperature (default: greedy)")
+    parser.add_argument("--temperature", type=float, default=None, help="sample actions at this temperature (default: greedy; 0 = greedy)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     parser.add_argument("--out", default=None, help="also write every episode (mission, success, lengths) as JSON")
     return parser.parse_args()
@@ -83,11 +83,10 @@ def main() -> None:
         raise SystemExit(f"--task: {task.name!r} has no mission; expected a BabyAI task")
     check_trained_specs(args.model, [task])  # as `gato eval` does: a model of another BabyAI encoding is refused
     model, processor = load_model_and_processor(args.model)
-    prompt = demonstration_prompt(task, processor, trained_prompt_tokens(args.model, processor), 0)
-    agent = GatoAgent(model, processor, task.spec, to_episode_step=task.to_episode_step,
-                      do_sample=args.temperature is not None, temperature=args.temperature or 1.0)
+    acting = ActingConfig(do_sample=args.temperature is not None, temperature=1.0 if args.temperature is None else args.temperature)
+    agent = make_agent(model, processor, task, acting, seed=0, model_dir=args.model)  # the folder's prompt length
     watcher = PickupWatcher()
-    returns, lengths, _, seeds = run_episodes(agent, task, args.episodes, num_envs=1, prompt=prompt, before_step=watcher)
+    returns, lengths, _, seeds = run_episodes(agent, task, args.episodes, num_envs=1, before_step=watcher)
     episodes = []
     for index, seed in enumerate(seeds):
         expert = record_task_episode(task, seed)  # the evaluation episode's seed: same mission, same room

@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prompt-tokens", type=int, default=None,
                         help="prompt demonstration length in tokens (default: as in training; 0 = none)")
     parser.add_argument("--max-steps", type=int, default=None, help="cut episodes after this many steps")
-    parser.add_argument("--temperature", type=float, default=None, help="sample actions at this temperature (default: greedy)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sample actions at this temperature (default: greedy; 0 = greedy)")
     parser.add_argument("--continuous-decoding", default="median", choices=["median", "argmax"],
                         help="greedy choice of a continuous action's bin: the median of the predicted distribution "
                              "(default) or its most likely bin")
@@ -55,16 +56,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gato.evaluation.report import print_results
     from gato.evaluation.run_evaluation import EvaluationConfig, run_evaluation
+    from gato.modeling_gato.acting import ActingConfig
 
-    config = EvaluationConfig(
-        model=args.model, tasks=args.tasks, episodes=args.episodes, output_dir=args.output_dir, num_envs=args.num_envs,
-        seed=args.seed, prompt_tokens=args.prompt_tokens, max_steps=args.max_steps,
-        do_sample=args.temperature is not None, temperature=args.temperature or 1.0,
-        cache_implementation=args.cache_implementation, compile=args.compile,
-        continuous_decoding=args.continuous_decoding, captions=args.captions,
-        data=args.data, text=args.text, threads=args.threads, device=args.device, progress=args.progress,
-    )
     try:
+        # --temperature turns sampling on (0: greedy); ActingConfig validates every acting flag.
+        acting = ActingConfig(
+            do_sample=args.temperature is not None, temperature=1.0 if args.temperature is None else args.temperature,
+            continuous_decoding=args.continuous_decoding, cache_implementation=args.cache_implementation,
+            compile=args.compile, prompt_tokens=args.prompt_tokens,
+        )
+        config = EvaluationConfig(
+            model=args.model, tasks=args.tasks, episodes=args.episodes, output_dir=args.output_dir, num_envs=args.num_envs,
+            seed=args.seed, max_steps=args.max_steps, acting=acting, captions=args.captions,
+            data=args.data, text=args.text, threads=args.threads, device=args.device, progress=args.progress,
+        )
         results = run_evaluation(config)
     except (ValueError, KeyError) as error:
         print(f"gato eval: {error}", file=sys.stderr)

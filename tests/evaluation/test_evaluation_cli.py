@@ -148,11 +148,9 @@ def test_gato_eval_refuses_a_launch_that_formed_no_process_group(tiny_model_dir,
 
 
 def test_eval_command_names_only_the_settings_that_differ_from_the_defaults():
-    from dataclasses import asdict
-
     from gato.evaluation.run_evaluation import EvaluationConfig, eval_command
 
-    settings = {k: v for k, v in asdict(EvaluationConfig(model="m")).items() if k not in ("model", "output_dir", "progress")}
+    settings = EvaluationConfig(model="m").settings()
     assert eval_command(settings, model="run") == "gato eval --model run"
     settings.update(episodes=50, captions=1000, data="data/multitask", text=False, do_sample=True, temperature=0.7, compile=True)
     assert eval_command(settings, model="run") == ("gato eval --model run --episodes 50 --temperature 0.7 --compile "
@@ -160,3 +158,35 @@ def test_eval_command_names_only_the_settings_that_differ_from_the_defaults():
     settings.update(temperature=1.0)
     assert eval_command(settings, model="run", output_dir="run") == ("gato eval --model run --episodes 50 --temperature 1 --compile "
                                                                      "--captions 1000 --data data/multitask --no-text --output-dir run")
+
+
+def test_gato_eval_temperature_zero_is_greedy_and_bad_acting_flags_are_refused(tiny_model_dir, tmp_path, capsys):
+    common = ["eval", "--model", tiny_model_dir, "--tasks", "acrobot", "--episodes", "2", "--num-envs", "2", "--max-steps", "15",
+              "--no-text", "--threads", "1", "--no-progress"]
+    runs = {}
+    for name, flags in {"greedy": [], "zero": ["--temperature", "0"], "hot": ["--temperature", "3"]}.items():
+        assert main([*common, "--output-dir", str(tmp_path / name), *flags]) == 0
+        runs[name] = json.loads((tmp_path / name / "eval_results.json").read_text())
+    assert runs["zero"]["tasks"][0]["returns"] == runs["greedy"]["tasks"][0]["returns"]
+    assert runs["zero"]["settings"]["do_sample"] is False and runs["hot"]["settings"]["do_sample"] is True
+    # The acting settings sit flat in the results, beside the others, as before ActingConfig.
+    assert {"do_sample", "temperature", "continuous_decoding", "cache_implementation", "compile", "prompt_tokens",
+            "window_keep_fraction", "use_cache", "episodes", "seed"} <= set(runs["greedy"]["settings"])
+    capsys.readouterr()
+    for flags, message in ((["--temperature", "-1"], "temperature: expected a finite number ≥ 0"),
+                           (["--prompt-tokens", "-3"], "prompt_tokens: expected None (as in training) or an integer ≥ 0")):
+        assert main([*common, "--output-dir", str(tmp_path / "bad"), *flags]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_evaluation_config_nests_one_acting_config():
+    from gato.evaluation.run_evaluation import EvaluationConfig
+    from gato.modeling_gato.acting import ActingConfig
+
+    config = EvaluationConfig(model="m", acting={"do_sample": True, "temperature": 0.5})
+    assert config.acting == ActingConfig(do_sample=True, temperature=0.5)
+    with pytest.raises(ValueError, match="temperature: expected a finite number"):
+        EvaluationConfig(model="m", acting={"temperature": -1})
+    with pytest.raises(ValueError, match="acting: expected an ActingConfig or a mapping of its fields, got str"):
+        EvaluationConfig(model="m", acting="greedy")

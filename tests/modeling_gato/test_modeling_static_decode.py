@@ -1,4 +1,5 @@
-"""The static-cache decode path of the action API (``act(..., cache_implementation="static", compile=...)``):
+"""The static-cache decode path of the action API (``act(..., acting_config=ActingConfig(cache_implementation="static",
+compile=...))``):
 the same action tokens as the default dynamic cache through overflows and re-prefills, greedy and sampled;
 the cache is reset in place; bad arguments are ValueErrors."""
 
@@ -12,7 +13,7 @@ from test_modeling_acting import IMAGE_SPEC, episode, random_observation
 from test_modeling_gato import tiny_model, tiny_processor
 from transformers.cache_utils import StaticCache
 
-from gato.modeling_gato.acting import as_segment, embed_segment, segment_model_inputs
+from gato.modeling_gato.acting import ActingConfig, embed_segment, segment_model_inputs, tensor_segment
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
@@ -25,15 +26,18 @@ def sharp_model():
     return tiny_model(max_position_embeddings=CONTEXT, initializer_range=0.2)
 
 
-def run_episode(model, processor, steps: int, seed: int, **act_kwargs) -> tuple[list[torch.Tensor], object]:
-    """Batch 2, a one-step prompt demonstration, ``steps`` calls of ``act``: the action tokens of every call."""
+def run_episode(model, processor, steps: int, seed: int, generator=None, **acting) -> tuple[list[torch.Tensor], object]:
+    """Batch 2, a one-step prompt demonstration, ``steps`` calls of ``act`` with ``ActingConfig(**acting)``: the action
+    tokens of every call."""
     rng = np.random.default_rng(seed)
-    ranges = processor.action_token_ranges(IMAGE_SPEC)
-    prompt = processor.tokenize_episode(episode(IMAGE_SPEC, 1, rng), IMAGE_SPEC)[0]
+    ranges = torch.as_tensor(processor.action_token_ranges(IMAGE_SPEC))
+    prompt = processor.collate([processor.tokenize_episode(episode(IMAGE_SPEC, 1, rng), IMAGE_SPEC)[0]] * 2)
+    acting_config = ActingConfig(**acting)
     context, taken = None, []
     for _ in range(steps):
-        observations = [processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC) for _ in range(2)]
-        out = model.act(observations, ranges, context=context, prompt=[prompt] * 2 if context is None else None, **act_kwargs)
+        observations = processor.collate([processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC) for _ in range(2)])
+        out = model.act(observations, ranges, context=context, prompt=prompt if context is None else None,
+                        acting_config=acting_config, generator=generator)
         context = out.context
         taken.append(out.action_tokens)
     return taken, context
@@ -58,14 +62,14 @@ def test_static_cache_forward_in_chunks_equals_one_full_forward():
     chunk's last token equals a cache-free forward over the whole sequence (positions, masks, patches)."""
     model, processor = sharp_model(), tiny_processor()
     tokens = processor.tokenize_episode(episode(IMAGE_SPEC, 3, np.random.default_rng(6)), IMAGE_SPEC)[0]
-    sequence = as_segment([tokens, tokens], model.config, torch.device("cpu"))  # (2, 33): 3 steps of 11 tokens
+    sequence = tensor_segment(processor.collate([tokens, tokens]), "sequence", model.config, torch.device("cpu"))  # (2, 33): 3 steps of 11 tokens
     not_patch = ~sequence["patch_mask"][1]
     sequence["input_ids"][1, not_patch] = sequence["input_ids"][1, not_patch].flip(0)  # row 1 differs from row 0
     full = model.model(**segment_model_inputs(sequence), use_cache=False).last_hidden_state  # (2, 33, H)
     cache = StaticCache(config=model.config, max_cache_len=CONTEXT)
     start = 0
     for end in (10, 11, 12, 20, 33):  # a prefill, two single tokens, 8 tokens (observation + separator), the rest
-        hidden = model.static_cache_forward(embed_segment(model.model, sliced(sequence, start, end)), cache)
+        hidden = model.cached_forward(embed_segment(model.model, sliced(sequence, start, end)), cache)
         torch.testing.assert_close(hidden, full[:, end - 1], rtol=1e-5, atol=1e-5)
         start = end
     assert int(cache.get_seq_length()) == 33
@@ -99,11 +103,12 @@ def test_a_re_prefill_resets_the_static_cache_in_place():
     """CUDA graphs replay fixed addresses: a re-prefill must reuse the same key/value tensors, emptied."""
     model, processor = sharp_model(), tiny_processor()
     rng = np.random.default_rng(2)
-    ranges = processor.action_token_ranges(IMAGE_SPEC)
+    ranges = torch.as_tensor(processor.action_token_ranges(IMAGE_SPEC))
+    static = ActingConfig(cache_implementation="static")
     context, pointers, lengths = None, set(), []
     for _ in range(7):
-        observation = processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC)
-        context = model.act([observation], ranges, context=context, cache_implementation="static").context
+        observation = processor.collate([processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC)])
+        context = model.act(observation, ranges, context=context, acting_config=static).context
         layer = context.cache.layers[0]
         pointers.add((id(context.cache), layer.keys.data_ptr(), layer.values.data_ptr()))
         assert layer.keys.shape[2] == CONTEXT
@@ -116,15 +121,15 @@ def test_a_re_prefill_resets_the_static_cache_in_place():
 
 def test_unknown_cache_implementation_and_misused_compile_are_value_errors():
     model, processor = sharp_model(), tiny_processor()
-    observation = processor.tokenize_observation(random_observation(IMAGE_SPEC, np.random.default_rng(3)), IMAGE_SPEC)
-    ranges = processor.action_token_ranges(IMAGE_SPEC)
+    observation = processor.collate([processor.tokenize_observation(random_observation(IMAGE_SPEC, np.random.default_rng(3)), IMAGE_SPEC)])
+    ranges = torch.as_tensor(processor.action_token_ranges(IMAGE_SPEC))
     with pytest.raises(ValueError, match="cache_implementation"):
-        model.act(observation, ranges, cache_implementation="sliding")
+        ActingConfig(cache_implementation="sliding")
     with pytest.raises(ValueError, match="compile"):
-        model.act(observation, ranges, compile=True)  # compile needs the static cache
+        ActingConfig(compile=True)  # compile needs the static cache
     with pytest.raises(ValueError, match="compile"):
-        model.act(observation, ranges, cache_implementation="static", compile="max-autotune")
-    context = model.act(observation, ranges, cache_implementation="static").context
+        ActingConfig(cache_implementation="static", compile="max-autotune")
+    context = model.act(observation, ranges, acting_config=ActingConfig(cache_implementation="static")).context
     with pytest.raises(ValueError, match="cache_implementation"):
         model.act(observation, ranges, context=context)  # the context was started static
 
