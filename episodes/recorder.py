@@ -105,7 +105,7 @@ def record_episode(
         execute: ``(policy action, observation) -> executed action`` (environment formats). The environment
             steps with the executed action while the episode records the policy's: noise injection in the style
             of DART (Laskey et al. 2017, :func:`action_noise`), or a learner acting while the expert labels
-            (DAgger, ``gato.evaluation.dagger``), so that the data shows the expert recovering from states it
+            (DAgger, ``gato.episodes.dagger``), so that the data shows the expert recovering from states it
             would not reach by itself. Default: execute the policy's action.
 
     Returns:

@@ -143,6 +143,37 @@ def load_model_and_processor(path: str | Path) -> tuple[torch.nn.Module, Any]:
     return model, processor
 
 
+@dataclass(frozen=True)
+class AgentFactory:
+    """The agent of a saved gato folder for a task, prompted as ``gato eval`` prompts it (greedy, the folder's prompt
+    length): the actor of DAgger episodes (``gato.episodes.dagger.ActorFactory``). Picklable and equal by value,
+    so that each worker process loads the model once per task.
+
+    Args:
+        model: a folder written by ``gato train``.
+    """
+
+    model: str
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    def check(self, tasks: list[Any]) -> None:
+        """Refuse tasks the folder learnt with another spec (:func:`check_trained_specs`)."""
+        check_trained_specs(self.model, tasks)
+
+    def __call__(self, task: Any, seed: int) -> Any:
+        """A :class:`~gato.evaluation.agent.GatoAgent` for one environment of ``task``, prompted with the expert
+        demonstration of ``seed``'s prompt stream."""
+        from .rollout import make_agent
+
+        network, processor = load_model_and_processor(self.model)
+        agent = make_agent(network, processor, task, seed=seed, model_dir=self.model)
+        agent.reset()
+        return agent
+
+
 def trained_validation_fraction(model_dir: str) -> float:
     """The ``validation_fraction`` the folder was trained with (its ``training_config.yaml``), else the default."""
     from gato.training.config import TrainingConfig
@@ -267,4 +298,4 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
     return results
 
 
-__all__ = ["EvaluationConfig", "load_model_and_processor", "run_evaluation"]
+__all__ = ["AgentFactory", "EvaluationConfig", "load_model_and_processor", "run_evaluation"]

@@ -1,5 +1,6 @@
 """``gato data list`` and ``gato data generate``: thin wrappers over :mod:`gato.episodes`, the suite and (DAgger
-episodes, ``--dagger-model``) :mod:`gato.evaluation.dagger`."""
+episodes, ``--dagger-model``) :mod:`gato.episodes.dagger`, the model acting through
+``gato.evaluation.run_evaluation.AgentFactory``."""
 
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ def generate_command(args: argparse.Namespace) -> int:
 
 
 def dagger_command(args: argparse.Namespace) -> int:
-    from gato.evaluation.dagger import DEFAULT_EXPERT_MIX, generate_dagger
+    from gato.episodes.dagger import DEFAULT_EXPERT_MIX, generate_dagger
+    from gato.evaluation.run_evaluation import AgentFactory
 
     others = [flag for flag, value in (("--captions", args.captions), ("--text", args.text), ("--action-noise", args.action_noise)) if value]
     if others:
@@ -116,7 +118,7 @@ def dagger_command(args: argparse.Namespace) -> int:
         "--workers", str(args.workers), "--dagger-model", args.dagger_model, "--expert-mix", f"{expert_mix:g}",
         *(["--dagger-round", str(args.dagger_round)] if args.dagger_round != 1 else [])])
     try:
-        written = generate_dagger(args.dagger_model, args.tasks, args.episodes_per_task, args.out, expert_mix=expert_mix,
+        written = generate_dagger(AgentFactory(args.dagger_model), args.tasks, args.episodes_per_task, args.out, expert_mix=expert_mix,
                                   dagger_round=args.dagger_round, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
                                   progress=not args.no_progress, command=command)
     except (KeyError, ValueError, FileNotFoundError) as error:

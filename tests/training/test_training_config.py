@@ -61,7 +61,7 @@ def test_each_dagger_rounds_recipe_is_the_last_plus_the_splits_the_script_collec
     from dataclasses import replace
     from pathlib import Path
 
-    from gato.evaluation.dagger import dagger_split
+    from gato.episodes.dagger import dagger_split
 
     root = Path(__file__).resolve().parents[2]
     recipes = [TrainingConfig.from_yaml(root / "training" / "recipes" / name)

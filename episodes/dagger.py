@@ -10,6 +10,11 @@ split). ``gato data generate --dagger-model RUN`` is the command (README, BENCHM
 trained on the earlier rounds' splits collects again, DAgger's aggregation) go into ``<task>_dagger<round>``
 (``--dagger-round``), so every round's episodes stay in the data folder beside the others.
 
+The data side knows nothing of models: whoever acts is injected as an :class:`ActorFactory` — a picklable object,
+equal by value, that builds the actor of a task (an ``observation -> env action`` callable with a ``reset``). The
+command builds it from the model folder (``gato.evaluation.run_evaluation.AgentFactory``: the agent prompted as
+``gato eval`` prompts it, greedy); each process builds one actor per factory, task and seed and keeps it.
+
 Deterministic: episode ``i`` of round ``r`` resets with ``episode_seed(seed, dagger_stream(task, r), i)`` (a
 stream of its own, apart from the training, evaluation and prompt episodes and from the other rounds) and draws
 its expert-or-model coin flips from a generator seeded by that seed; actions are greedy. With ``workers`` > 1
@@ -22,10 +27,10 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from concurrent.futures import as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -37,10 +42,6 @@ from gato.episodes.generate import GENERATION_FILE, worker_pool, write_index
 from gato.episodes.recorder import episode_seed, record_episode
 from gato.episodes.writer import consolidate_shards, write_shard
 from gato.suite.registry import Task, resolve_tasks
-
-from .agent import GatoAgent
-from .rollout import make_agent
-from .run_evaluation import check_trained_specs, load_model_and_processor
 
 DAGGER_STREAM = "dagger/"
 SPLIT_SUFFIX = "_dagger"
@@ -66,22 +67,46 @@ def dagger_stream(task_name: str, dagger_round: int = 1) -> str:
     return DAGGER_STREAM.rstrip("/") + _round_suffix(dagger_round) + "/" + task_name
 
 
+class Actor(Protocol):
+    """What acts in a DAgger episode: ``reset()`` at every episode start, then ``actor(observation)`` → the
+    environment's action, once per step of one environment."""
+
+    def reset(self) -> None: ...
+
+    def __call__(self, observation: Any) -> Any: ...
+
+
+class ActorFactory(Hashable, Protocol):
+    """Builds the :class:`Actor` of a task. Picklable (worker processes receive it) and equal by value (each process
+    keeps one actor per factory, task and seed instead of building one per shard).
+
+    Attributes:
+        name: what acts (the model folder), recorded in ``generation.json`` and the dataset card.
+    """
+
+    name: str
+
+    def check(self, tasks: Sequence[Task]) -> None:
+        """Refuse (``ValueError``) tasks the actor cannot act in, before any episode is recorded."""
+
+    def __call__(self, task: Task, seed: int) -> Actor:
+        """The actor of ``task`` for the generation seeded by ``seed``."""
+
+
 def check_dagger_task(task: Task) -> None:
     if task.make_labeler is None:
         raise ValueError(f"--tasks: {task.name!r} has no labeler for states its expert did not choose (Task.make_labeler); "
                          "DAgger needs one")
 
 
-def record_dagger_episode(task: Task, agent: GatoAgent, env: Any, seed: int, expert_mix: float,
-                          prompt: dict[str, Any] | None) -> dict[str, Any]:
-    """One episode: the model acts (the labeler's action instead with probability ``expert_mix``), the labeler's
-    action is recorded. The model is asked at every step, so its context holds every observation."""
+def record_dagger_episode(task: Task, actor: Actor, env: Any, seed: int, expert_mix: float) -> dict[str, Any]:
+    """One episode: the actor acts (the labeler's action instead with probability ``expert_mix``), the labeler's
+    action is recorded. The actor is asked at every step, so its context holds every observation."""
     coins = np.random.default_rng([seed, COIN_STREAM])
-    agent.prompt = prompt
-    agent.reset(num_envs=1)
+    actor.reset()
 
     def execute(expert_action: Any, observation: Any) -> Any:
-        model_action = agent(observation)
+        model_action = actor(observation)
         return expert_action if coins.random() < expert_mix else model_action
 
     return record_episode(
@@ -90,42 +115,40 @@ def record_dagger_episode(task: Task, agent: GatoAgent, env: Any, seed: int, exp
     )
 
 
-_ACTORS: dict[tuple[str, str, int], tuple[Task, GatoAgent, dict[str, Any] | None, Any]] = {}
+_ACTORS: dict[tuple[ActorFactory, str, int], tuple[Task, Actor, Any]] = {}
 
 
-def _actor(model: str, task_name: str, seed: int) -> tuple[Task, GatoAgent, dict[str, Any] | None, Any]:
-    """The task, agent, prompt and environment that a process records with, built once per process (loading the
-    model for every 8-episode shard would cost more than the episodes of a small task)."""
-    key = (model, task_name, seed)
+def _actor(make_actor: ActorFactory, task_name: str, seed: int) -> tuple[Task, Actor, Any]:
+    """The task, actor and environment that a process records with, built once per process (loading a model for
+    every 8-episode shard would cost more than the episodes of a small task)."""
+    key = (make_actor, task_name, seed)
     if key not in _ACTORS:
         (task,) = resolve_tasks(task_name)
-        network, processor = load_model_and_processor(model)
-        agent = make_agent(network, processor, task, seed=seed, model_dir=model)  # prompted as `gato eval` prompts
-        _ACTORS[key] = (task, agent, agent.prompt, task.make_env(seed))
+        _ACTORS[key] = (task, make_actor(task, seed), task.make_env(seed))
     return _ACTORS[key]
 
 
 def _close_actors() -> None:
     while _ACTORS:
-        _ACTORS.popitem()[1][3].close()
+        _ACTORS.popitem()[1][2].close()
 
 
-def _record_shard(model: str, task_name: str, dagger_round: int, seed: int, expert_mix: float, first: int, last: int,
-                  path: str, threads: int = 0) -> str:
+def _record_shard(make_actor: ActorFactory, task_name: str, dagger_round: int, seed: int, expert_mix: float, first: int,
+                  last: int, path: str, threads: int = 0) -> str:
     """Episodes ``first … last-1`` of one task into the shard ``path`` (a worker process sets ``threads``).
     Shards of SHARD_EPISODES episodes: an image task's episodes as Python rows take ~30× their array size."""
     if threads:
         torch.set_num_threads(threads)
-    task, agent, prompt, env = _actor(model, task_name, seed)
-    episodes = [record_dagger_episode(task, agent, env, episode_seed(seed, dagger_stream(task.name, dagger_round), index),
-                                      expert_mix, prompt)
+    task, actor, env = _actor(make_actor, task_name, seed)
+    episodes = [record_dagger_episode(task, actor, env, episode_seed(seed, dagger_stream(task.name, dagger_round), index),
+                                      expert_mix)
                 for index in range(first, last)]
     write_shard(episodes, task.spec, path, start_index=first)
     return path
 
 
 def _card(path: Path, task: Task, dagger_round: int, dataset: Dataset, model: str, expert_mix: float, seed: int, command: str) -> None:
-    details = (f"DAgger episodes of `{task.name}`, round {dagger_round} (`gato.evaluation.dagger`): the model `{model}` acted greedily, the "
+    details = (f"DAgger episodes of `{task.name}`, round {dagger_round} (`gato.episodes.dagger`): the model `{model}` acted greedily, the "
                f"expert's action was executed instead with probability {expert_mix:g}, and every recorded action is "
                f"the expert's label for the state reached (`Task.make_labeler`). Episode i was reset with "
                f"`episode_seed({seed}, '{dagger_stream(task.name, dagger_round)}', i)`. Returns are those of the mixed execution.")
@@ -139,7 +162,7 @@ def _card(path: Path, task: Task, dagger_round: int, dataset: Dataset, model: st
 
 
 def generate_dagger(
-    model: str | os.PathLike,
+    make_actor: ActorFactory,
     tasks: str | Sequence[Task],
     episodes_per_task: int,
     out: str | os.PathLike,
@@ -152,12 +175,14 @@ def generate_dagger(
     progress: bool = True,
     command: str | None = None,
 ) -> dict[str, Dataset]:
-    """Record ``episodes_per_task`` DAgger episodes of each task with ``model`` (a ``gato train`` folder) into
-    ``out/<task>_dagger`` (``out/<task>_dagger<round>`` for ``dagger_round`` ≥ 2) and rebuild ``out``'s DatasetDict index;
-    returns ``{split: dataset}``.
+    """Record ``episodes_per_task`` DAgger episodes of each task, the actors of ``make_actor`` acting (for a model
+    folder: ``gato.evaluation.run_evaluation.AgentFactory(folder)``), into ``out/<task>_dagger``
+    (``out/<task>_dagger<round>`` for ``dagger_round`` ≥ 2) and rebuild ``out``'s DatasetDict index; returns
+    ``{split: dataset}``.
 
-    Refuses tasks without a labeler, a model trained on another spec of a task (as ``gato eval`` does) and an
-    existing split unless ``overwrite`` (a split is written whole, through one rename, or not at all).
+    Refuses tasks without a labeler, tasks the actor refuses (``make_actor.check``: a model trained on another spec
+    of a task, as ``gato eval`` does) and an existing split unless ``overwrite`` (a split is written whole, through
+    one rename, or not at all).
     """
     if episodes_per_task < 1 or workers < 1:
         raise ValueError(f"episodes_per_task and workers: expected ≥ 1, got {episodes_per_task} and {workers}")
@@ -167,8 +192,8 @@ def generate_dagger(
     task_list = resolve_tasks(tasks) if isinstance(tasks, str) else list(tasks)
     for task in task_list:
         check_dagger_task(task)
-    model = str(model)
-    check_trained_specs(model, task_list)
+    make_actor.check(task_list)
+    model = make_actor.name
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for task in task_list:
@@ -184,7 +209,7 @@ def generate_dagger(
         for stale in out.glob(f".{split}.shards-*"):  # a killed run's shards never became data
             shutil.rmtree(stale, ignore_errors=True)
         shards = out / f".{split}.shards-{os.getpid()}"
-        shared = (model, task.name, dagger_round, seed, expert_mix)
+        shared = (make_actor, task.name, dagger_round, seed, expert_mix)
         spans = [(first, min(first + SHARD_EPISODES, episodes_per_task), str(shards / f"{first:06d}"))
                  for first in range(0, episodes_per_task, SHARD_EPISODES)]
         with tqdm(total=episodes_per_task, desc=f"dagger {task.name}", unit="episode", disable=not progress,
@@ -215,4 +240,4 @@ def generate_dagger(
     return written
 
 
-__all__ = ["generate_dagger", "record_dagger_episode", "dagger_split", "dagger_stream", "DEFAULT_EXPERT_MIX"]
+__all__ = ["Actor", "ActorFactory", "DEFAULT_EXPERT_MIX", "dagger_split", "dagger_stream", "generate_dagger", "record_dagger_episode"]

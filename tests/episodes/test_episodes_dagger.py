@@ -1,4 +1,5 @@
-"""DAgger episodes (``gato.evaluation.dagger``, ``gato data generate --dagger-model``) and the BabyAI state labeler."""
+"""DAgger episodes (``gato.episodes.dagger``, ``gato data generate --dagger-model``) with an injected actor — a saved
+model's agent (``gato.evaluation.run_evaluation.AgentFactory``) or any picklable factory — and the BabyAI state labeler."""
 
 import json
 
@@ -7,6 +8,7 @@ import pytest
 from datasets import load_from_disk
 
 from gato.episodes.recorder import episode_seed, record_episode, record_task_episode
+from gato.evaluation.run_evaluation import AgentFactory
 from gato.suite.babyai import DROP, LEFT, PICKUP
 from gato.suite.registry import resolve_tasks
 
@@ -62,7 +64,7 @@ def test_babyai_labeler_drops_a_wrong_object_where_it_can_and_turns_where_it_can
 
 
 def test_tasks_whose_expert_keeps_a_plan_have_no_labeler():
-    from gato.evaluation.dagger import check_dagger_task
+    from gato.episodes.dagger import check_dagger_task
 
     (task,) = resolve_tasks("babyai_put_next_local")
     assert task.make_labeler is None
@@ -73,11 +75,11 @@ def test_tasks_whose_expert_keeps_a_plan_have_no_labeler():
 
 
 def test_dagger_episodes_record_the_experts_labels_of_the_states_the_model_reaches(tmp_path, save_tiny_checkpoint, one_torch_thread):
-    from gato.evaluation.dagger import generate_dagger
+    from gato.episodes.dagger import generate_dagger
 
     (task,) = resolve_tasks("cartpole")
     model = save_tiny_checkpoint(tmp_path / "model", 256)
-    written = generate_dagger(model, "cartpole", 3, tmp_path / "data", expert_mix=0.0, progress=False)
+    written = generate_dagger(AgentFactory(model), "cartpole", 3, tmp_path / "data", expert_mix=0.0, progress=False)
     dataset = written["cartpole_dagger"]
     assert len(dataset) == 3 and "cartpole_dagger" in load_from_disk(str(tmp_path / "data"))
     env = task.make_env(0)
@@ -96,14 +98,14 @@ def test_dagger_episodes_record_the_experts_labels_of_the_states_the_model_reach
 def test_dagger_with_only_expert_actions_is_the_labelers_own_episode_and_workers_do_not_change_it(
     tmp_path, save_tiny_checkpoint, one_torch_thread, monkeypatch
 ):
-    from gato.evaluation import dagger
-    from gato.evaluation.dagger import dagger_stream, generate_dagger
+    from gato.episodes import dagger
+    from gato.episodes.dagger import dagger_stream, generate_dagger
 
     monkeypatch.setattr(dagger, "SHARD_EPISODES", 1)  # two shards: one process records both with one agent and env
     (task,) = resolve_tasks("babyai_pickup_loc")
     model = save_tiny_checkpoint(tmp_path / "model", 256)
-    alone = generate_dagger(model, task.name, 2, tmp_path / "one", expert_mix=1.0, progress=False)["babyai_pickup_loc_dagger"]
-    pooled = generate_dagger(model, task.name, 2, tmp_path / "two", expert_mix=1.0, workers=2, progress=False)["babyai_pickup_loc_dagger"]
+    alone = generate_dagger(AgentFactory(model), task.name, 2, tmp_path / "one", expert_mix=1.0, progress=False)["babyai_pickup_loc_dagger"]
+    pooled = generate_dagger(AgentFactory(model), task.name, 2, tmp_path / "two", expert_mix=1.0, workers=2, progress=False)["babyai_pickup_loc_dagger"]
     env = task.make_env(0)
     for index in range(2):
         seed = episode_seed(0, dagger_stream(task.name), index)
@@ -118,13 +120,13 @@ def test_dagger_with_only_expert_actions_is_the_labelers_own_episode_and_workers
 
 
 def test_a_later_round_writes_a_split_of_its_own_from_rooms_of_its_own(tmp_path, save_tiny_checkpoint, one_torch_thread):
-    from gato.evaluation.dagger import dagger_split, dagger_stream, generate_dagger
+    from gato.episodes.dagger import dagger_split, dagger_stream, generate_dagger
 
     assert dagger_stream("cartpole") == "dagger/cartpole" and dagger_stream("cartpole", 3) == "dagger3/cartpole"
     model = save_tiny_checkpoint(tmp_path / "model", 256)
     out = tmp_path / "data"
-    first = generate_dagger(model, "cartpole", 2, out, expert_mix=1.0, progress=False)["cartpole_dagger"]
-    second = generate_dagger(model, "cartpole", 2, out, expert_mix=1.0, dagger_round=2, progress=False)[dagger_split("cartpole", 2)]
+    first = generate_dagger(AgentFactory(model), "cartpole", 2, out, expert_mix=1.0, progress=False)["cartpole_dagger"]
+    second = generate_dagger(AgentFactory(model), "cartpole", 2, out, expert_mix=1.0, dagger_round=2, progress=False)[dagger_split("cartpole", 2)]
     # Both rounds stay in the folder and its index; round 1 is untouched by round 2.
     assert set(load_from_disk(str(out))) == {"cartpole_dagger", "cartpole_dagger2"}
     assert load_from_disk(str(out / "cartpole_dagger"))["seed"] == first["seed"]
@@ -134,22 +136,22 @@ def test_a_later_round_writes_a_split_of_its_own_from_rooms_of_its_own(tmp_path,
     assert generation["dagger"]["round"] == 2 and "--dagger-round 2" in (out / "cartpole_dagger2" / "README.md").read_text()
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match=r"dagger_round \(--dagger-round\): expected an integer ≥ 1"):
-            generate_dagger(model, "cartpole", 1, out, dagger_round=bad, progress=False)
+            generate_dagger(AgentFactory(model), "cartpole", 1, out, dagger_round=bad, progress=False)
 
 
 def test_dagger_refuses_an_existing_split_and_a_bad_mix(tmp_path, save_tiny_checkpoint, one_torch_thread):
-    from gato.evaluation.dagger import generate_dagger
+    from gato.episodes.dagger import generate_dagger
 
     model = save_tiny_checkpoint(tmp_path / "model", 256)
     with pytest.raises(ValueError, match=r"expert_mix: expected a probability in \[0, 1\], got 1.5"):
-        generate_dagger(model, "cartpole", 1, tmp_path / "data", expert_mix=1.5, progress=False)
+        generate_dagger(AgentFactory(model), "cartpole", 1, tmp_path / "data", expert_mix=1.5, progress=False)
     stale = tmp_path / "data" / ".cartpole_dagger.shards-999999" / "worker-000000"
     stale.mkdir(parents=True)  # what a killed run leaves
-    generate_dagger(model, "cartpole", 1, tmp_path / "data", expert_mix=1.0, progress=False)
+    generate_dagger(AgentFactory(model), "cartpole", 1, tmp_path / "data", expert_mix=1.0, progress=False)
     assert not stale.parent.exists() and sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cartpole_dagger", "dataset_dict.json"]
     with pytest.raises(ValueError, match="cartpole_dagger exists"):
-        generate_dagger(model, "cartpole", 1, tmp_path / "data", progress=False)
-    assert len(generate_dagger(model, "cartpole", 2, tmp_path / "data", overwrite=True, progress=False)["cartpole_dagger"]) == 2
+        generate_dagger(AgentFactory(model), "cartpole", 1, tmp_path / "data", progress=False)
+    assert len(generate_dagger(AgentFactory(model), "cartpole", 2, tmp_path / "data", overwrite=True, progress=False)["cartpole_dagger"]) == 2
 
 
 def test_gato_data_generate_dagger_model_flag(tmp_path, save_tiny_checkpoint, one_torch_thread, capsys):
@@ -175,3 +177,63 @@ def test_gato_data_generate_dagger_model_flag(tmp_path, save_tiny_checkpoint, on
     assert main(["data", "generate", "--tasks", "babyai_put_next_local", "--episodes-per-task", "1", "--out", str(out),
                  "--dagger-model", model]) == 2
     assert "babyai_put_next_local" in capsys.readouterr().err
+
+
+class AlwaysLeft:
+    """A model-free actor factory: CartPole's left push at every step (frozen: equal by value, as the protocol asks)."""
+
+    name = "always-left"
+    built = 0
+
+    def __eq__(self, other):
+        return isinstance(other, AlwaysLeft)
+
+    def __hash__(self):
+        return hash(AlwaysLeft)
+
+    def check(self, tasks):
+        if any(task.name != "cartpole" for task in tasks):
+            raise ValueError("tasks: always-left only pushes CartPole")
+
+    def __call__(self, task, seed):
+        AlwaysLeft.built += 1
+
+        class Actor:
+            def reset(self):
+                pass
+
+            def __call__(self, observation):
+                return 0
+
+        return Actor()
+
+
+def test_any_injected_actor_drives_while_the_labeler_labels(tmp_path):
+    from gato.episodes.dagger import generate_dagger
+
+    (task,) = resolve_tasks("cartpole")
+    AlwaysLeft.built = 0
+    dataset = generate_dagger(AlwaysLeft(), "cartpole", 3, tmp_path / "data", expert_mix=0.0, progress=False)["cartpole_dagger"]
+    assert AlwaysLeft.built == 1  # one actor per process, task and seed, kept across episodes
+    expert = task.make_labeler(task.make_env(0))
+    for row in dataset.with_format("numpy"):
+        states, labels = np.asarray(row["observations"]["state"]), np.asarray(row["actions"]).ravel()
+        assert labels.tolist() == [int(expert(state)) for state in states]
+        assert len(labels) < 20 and (np.diff(states[:, 1]) < 0).all()  # always pushed left: the cart speeds leftwards
+    generation = json.loads((tmp_path / "data" / "cartpole_dagger" / "generation.json").read_text())
+    assert generation["dagger"]["model"] == "always-left"
+    with pytest.raises(ValueError, match="always-left only pushes CartPole"):
+        generate_dagger(AlwaysLeft(), "acrobot", 1, tmp_path / "other", progress=False)
+
+
+def test_a_saved_models_agent_factory_is_picklable_and_equal_by_value(tmp_path, save_tiny_checkpoint, one_torch_thread):
+    import pickle
+
+    model = save_tiny_checkpoint(tmp_path / "model", 256)
+    factory = AgentFactory(model)
+    copy = pickle.loads(pickle.dumps(factory))
+    assert copy == factory and hash(copy) == hash(factory) and factory.name == model
+    (task,) = resolve_tasks("cartpole")
+    agent = factory(task, seed=0)
+    observation, _ = task.make_env(0).reset(seed=0)
+    assert agent.prompt is not None and agent(observation) in (0, 1)
