@@ -1,6 +1,6 @@
 """Tokens → logits and actions: GatoConfig, GatoModel, GatoForCausalLM and the action API."""
 
-from .acting import GatoActingContext, GatoActionOutput
+from .acting import ActingConfig, GatoActingContext, GatoActionOutput
 from .configuration_gato import PAPER_PARAMETER_COUNTS, PRESETS, GatoConfig
 from .modeling_gato import GatoForCausalLM, GatoModel, GatoPreTrainedModel
 
@@ -11,6 +11,7 @@ __all__ = [
     "GatoPreTrainedModel",
     "GatoModel",
     "GatoForCausalLM",
+    "ActingConfig",
     "GatoActingContext",
     "GatoActionOutput",
 ]
