@@ -174,7 +174,7 @@ class GatoAgent:
 
     def __call__(self, observation: Any) -> Any:
         """One environment (``reset(num_envs=1)``): one env observation → one env action."""
-        if self.num_envs != 1:
+        if self.num_envs > 1:
             raise ValueError(f"agent(observation) acts in one environment; the agent was reset for {self.num_envs}: use act()")
         return self.env_actions([observation])[0]
 
