@@ -12,6 +12,8 @@ the results are the same whatever the number of processes.
 from __future__ import annotations
 
 import datetime
+import json
+import shlex
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +22,8 @@ from typing import Any
 import torch
 
 from gato.modeling_gato.acting import check_cache_implementation, check_greedy_decoding
-from gato.suite.registry import resolve_tasks
+from gato.suite.registry import resolve_model_tasks
+from gato.suite.task_spec import load_task_specs
 
 from .report import SCHEMA_VERSION, write_results
 from .rollout import default_prompt_tokens, evaluate_task
@@ -54,6 +57,8 @@ class EvaluationConfig:
         device: ``"auto"`` (this process's accelerator as ``accelerate`` assigns it: ``cuda:<local rank>`` under
             ``accelerate launch`` on GPUs, the GPU if there is one, else the CPU) or a torch device (``"cpu"``, ``"cuda:1"``).
         progress: show progress bars (the main process's).
+        env / env_kwargs: the gymnasium id (and its ``gym.make`` arguments, a JSON object) to play a task in that the
+            suite does not know but the model does (its ``task_specs.json``); default: the id its spec stores.
     """
 
     model: str
@@ -75,6 +80,20 @@ class EvaluationConfig:
     threads: int = 0
     device: str = "auto"
     progress: bool = True
+    env: str | None = None
+    env_kwargs: str | None = None
+
+    def parsed_env_kwargs(self) -> dict[str, Any] | None:
+        """``env_kwargs`` as a dict (None when not given)."""
+        if self.env_kwargs is None:
+            return None
+        try:
+            kwargs = json.loads(self.env_kwargs)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"env_kwargs: expected a JSON object such as '{{\"map_name\": \"8x8\"}}', got {self.env_kwargs!r} ({error})") from None
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"env_kwargs: expected a JSON object, got {self.env_kwargs!r}")
+        return kwargs
 
     def validate(self) -> None:
         if self.episodes < 1:
@@ -85,6 +104,7 @@ class EvaluationConfig:
             raise ValueError(f"captions: expected ≥ 0, got {self.captions}")
         if self.captions and not self.data:
             raise ValueError("captions: the caption split comes from --data DIR (a `gato data generate` folder)")
+        self.parsed_env_kwargs()
         check_cache_implementation(self.cache_implementation, self.compile)
         check_greedy_decoding(self.continuous_decoding)
         if self.device != "auto":
@@ -110,6 +130,8 @@ def eval_command(settings: dict[str, Any], model: str = "MODEL", output_dir: str
             parts.append("--no-text")
         elif key == "compile":
             parts.append("--compile")
+        elif key == "env_kwargs":
+            parts.append(f"--env-kwargs {shlex.quote(value)}")
         else:
             parts.append(f"--{key.replace('_', '-')} {value}")
     if output_dir:
@@ -187,7 +209,9 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
     whole results dict and writes it, the others return ``None``.
     """
     config.validate()
-    tasks = resolve_tasks(config.tasks) if config.tasks.strip() else []
+    # A task the suite does not know is rebuilt from the model's stored spec and its environment id (gato.suite.spaces).
+    tasks = (resolve_model_tasks(config.tasks, load_task_specs(config.model), config.env, config.parsed_env_kwargs())
+             if config.tasks.strip() else [])
     check_trained_specs(config.model, tasks)
     from accelerate import PartialState
     from accelerate.utils import gather_object, parse_flag_from_env

@@ -23,6 +23,8 @@ observation to an environment action.
 
 from __future__ import annotations
 
+import os
+
 from typing import Any
 
 import numpy as np
@@ -199,16 +201,20 @@ class GatoPolicy:
 
 
 def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any = None, prompt_tokens: int | None = None,
-               seed: int = 0, do_sample: bool = False, temperature: float = 1.0) -> GatoPolicy:
+               seed: int = 0, do_sample: bool = False, temperature: float = 1.0, env: str | None = None,
+               env_kwargs: dict[str, Any] | None = None) -> GatoPolicy:
     """A saved Gato ready to act in a suite task, in one line.
 
     Args:
         model: a folder or Hub id written by ``gato train`` / ``gato run`` (loaded with the Auto classes), or a
             loaded ``GatoForCausalLM`` (then pass ``processor``).
-        task: a suite task name (``gato data list``) or a ``gato.suite.registry.Task``.
+        task: a suite task name (``gato data list``), the name of a task the model was trained on from recorded data
+            (its ``task_specs.json`` stores the spec and the gymnasium id), or a ``gato.suite.registry.Task``.
         prompt_tokens: prompt demonstration length (default: a quarter of the context, as in training; 0: none).
         seed: seeds the prompt demonstration (and the sampler).
         do_sample / temperature: sample actions instead of greedy decoding.
+        env / env_kwargs: for a task the suite does not know, the gymnasium id (and ``gym.make`` arguments) to play it
+            in, when its stored spec has none or another is wanted.
 
     Example::
 
@@ -218,16 +224,19 @@ def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any 
         policy.reset()
         observation, reward, terminated, truncated, info = env.step(policy(observation))
     """
-    from gato.suite.registry import get_task
+    from gato.suite.registry import get_model_task
+    from gato.suite.task_spec import load_task_specs
 
+    specs = {}
     if isinstance(model, str):
+        specs = load_task_specs(model) if os.path.isdir(model) else {}
         from gato.evaluation.run_evaluation import load_model_and_processor
 
         model, loaded = load_model_and_processor(model)
         processor = processor or loaded
     elif processor is None:
         raise ValueError("processor: a loaded model needs its GatoProcessor (or pass the folder instead)")
-    task = get_task(task) if isinstance(task, str) else task
+    task = get_model_task(task, specs, env, env_kwargs) if isinstance(task, str) else task
     return GatoPolicy(model, processor, task, prompt_tokens=prompt_tokens, seed=seed, do_sample=do_sample,
                       temperature=temperature)
 

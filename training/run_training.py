@@ -15,8 +15,9 @@ import os
 from pathlib import Path
 
 import torch
-from datasets import DatasetDict, load_from_disk
+from datasets import Dataset, DatasetDict, load_from_disk
 
+from gato.episodes.schema import spec_from_dataset
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.processing.processing_gato import GatoProcessor
 from gato.suite.task_spec import save_task_specs
@@ -46,8 +47,11 @@ def load_data(path: str) -> DatasetDict:
     if not Path(path).exists():
         raise ValueError(f"data: {path} does not exist; write it with `gato data generate --out {path}`")
     data = load_from_disk(path)
-    if not isinstance(data, DatasetDict):
-        raise ValueError(f"data: {path} holds one dataset; expected the DatasetDict that `gato data generate` writes")
+    if isinstance(data, Dataset):  # one task's collection (`record_episodes`, `gato data record`): the split is its task
+        try:
+            return DatasetDict({spec_from_dataset(data).name: data})
+        except ValueError as error:
+            raise ValueError(f"data: {path} holds one dataset that is not a gato episode collection ({error})") from None
     return data
 
 
