@@ -28,6 +28,7 @@ from gato.suite.task_spec import load_task_specs
 from .report import SCHEMA_VERSION, write_results
 from .rollout import default_prompt_tokens, evaluate_task
 from .scores import SCORE_THRESHOLD, domain_summaries, score_summary
+from .statistics import score_statistics
 
 
 @dataclass
@@ -279,6 +280,8 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         "tasks": task_results,
         "domains": domain_summaries(task_results, SCORE_THRESHOLD),
         "summary": score_summary([result["normalized_score"] for result in task_results], SCORE_THRESHOLD),
+        # IQM, median, mean, optimality gap with stratified-bootstrap intervals over the episodes (statistics.py).
+        "statistics": score_statistics(task_results, seed=config.seed),
         "captions": captions,
         "captions_test": captions_test,
         "text": text,
