@@ -101,3 +101,17 @@ def test_bad_input_is_refused_naming_what_was_expected(user_dir, capsys, flags, 
     assert main(["data", "record", *flags, "--episodes", "1", "--out", "never"]) == 2
     assert message in capsys.readouterr().err
     assert not (user_dir / "never").exists()
+
+
+def test_the_readme_python_recording_runs_as_written(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Recording your own task"):]
+    code = re.search(r"The same from Python.*?```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code.replace("num_episodes=100", "num_episodes=2"), "README recording", "exec"), namespace)
+    spec = spec_from_dataset(load_from_disk("data/my-cartpole"))
+    assert spec.name == "my-cartpole" and spec.extra["env_id"] == "CartPole-v1" and len(namespace["dataset"]) == 2
