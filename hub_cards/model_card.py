@@ -150,6 +150,14 @@ def _training_run(run: Mapping[str, Any]) -> str:
     return text + " (`train_results.json`)."
 
 
+def _example_task(folder: Path, results: Mapping[str, Any] | None) -> str:
+    """A task the model plays, for the card's snippet: the first evaluated, else the first it learnt, else cartpole."""
+    from gato.suite.task_spec import load_task_specs
+
+    evaluated = [task["task"] for task in (results or {}).get("tasks", [])]
+    return (evaluated or list(load_task_specs(folder)) or ["cartpole"])[0]
+
+
 _REPRODUCE_BLOCK = re.compile(r"## Reproduce\s*```bash\n(.*?)```", flags=re.S)
 
 
@@ -241,9 +249,10 @@ def build_model_card(
         f"processor = AutoProcessor.from_pretrained({load_path!r})\n\n"
         f"captioner = pipeline(\"image-to-text\", model={load_path!r})  # or \"image-text-to-text\"\n"
         "print(captioner(\"scene.png\"))  # [{'generated_text': '...'}]\n```",
-        "Acting in an environment of the built-in suite, prompted with an expert demonstration as in the paper:",
+        "Acting in one of its tasks (a built-in one, or one it learnt from recorded data), "
+        "prompted with an expert demonstration as in the paper:",
         "```python\nfrom gato.pipelines import load_agent\n\n"
-        f"policy = load_agent({load_path!r}, \"cartpole\")\n"
+        f"policy = load_agent({load_path!r}, \"{_example_task(folder, results)}\")\n"
         "returns = policy.play(episodes=3)            # or step it yourself:\n"
         "env = policy.make_env(seed=0)\nobservation, _ = env.reset(seed=0)\npolicy.reset()\n"
         "observation, reward, terminated, truncated, info = env.step(policy(observation))\n```",

@@ -19,9 +19,7 @@ import sys
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``record`` to ``gato data``'s subcommands."""
-    from gato.episodes.record_env import RecordConfig
-
-    defaults = RecordConfig(env="", policy="", episodes=1, out="")
+    # Defaults as in gato.episodes.record_env.RecordConfig, not imported here: `gato --help` stays free of datasets.
     parser = commands.add_parser("record", help="record your policy in any gymnasium environment (spec from its spaces)",
                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", required=True, metavar="ID", help="a registered gymnasium id, e.g. CartPole-v1")
@@ -35,12 +33,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="a new folder, or a `gato data generate` folder to add the task to")
     parser.add_argument("--name", default=None, help="the task's name (default: from the id, CartPole-v1 → cartpole_v1)")
     parser.add_argument("--domain", default=None, help="the task's domain (default: its name)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help=f"collection seed (default {defaults.seed})")
+    parser.add_argument("--seed", type=int, default=0, help="collection seed (default 0)")
     parser.add_argument("--max-steps", type=int, default=None, help="cut episodes after this many steps (default: the id's horizon)")
     parser.add_argument("--measure-references", action="store_true",
                         help="measure the policy's and a random policy's mean returns, for expert-normalized scores")
-    parser.add_argument("--reference-episodes", type=int, default=defaults.reference_episodes,
-                        help=f"episodes of each reference measurement (default {defaults.reference_episodes})")
+    parser.add_argument("--reference-episodes", type=int, default=10,
+                        help="episodes of each reference measurement (default 10)")
     parser.add_argument("--overwrite", action="store_true", help="replace the task's folder when it exists")
     parser.set_defaults(handler=run)
 

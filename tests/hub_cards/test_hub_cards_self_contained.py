@@ -85,3 +85,14 @@ def test_the_card_shows_interval_statistics_and_the_performance_profile(run_with
     metrics = {(r.dataset_type, r.metric_type): r.metric_value for r in card.data.eval_results}
     assert metrics[("gato-suite", "iqm_expert_normalized_score")] == pytest.approx(0.5)
     assert metrics[("gato-suite", "iqm_expert_normalized_score_ci_low")] <= 0.5
+
+
+def test_the_acting_snippet_names_a_task_the_model_plays(run_with_data, tmp_path, save_tiny_checkpoint):
+    assert 'load_agent(' in build_model_card(run_with_data).text
+    assert f"load_agent('{run_with_data}', \"cartpole\")" in build_model_card(run_with_data).text  # first evaluated
+    from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec, save_task_specs
+
+    save_tiny_checkpoint(tmp_path, 64)
+    save_task_specs([TaskSpec("my_lake", (ObservationField("observation", "discrete", (), num_values=16),),
+                              ActionSpec("discrete", num_values=4))], tmp_path)
+    assert f"load_agent('{tmp_path}', \"my_lake\")" in build_model_card(tmp_path).text  # learnt, not evaluated
