@@ -333,7 +333,12 @@ def task_from_env_id(
     policy_ref = spec.extra.get("policy")
     if make_expert is None and policy_ref:
         def make_expert(env: Any, ref: str = policy_ref) -> Policy:
-            return load_policy(ref, env)
+            try:
+                return load_policy(ref, env)
+            except ValueError as error:
+                raise ValueError(f"task {name!r}: its recording policy {ref!r} plays its prompt demonstrations and cannot "
+                                 f"be loaded here ({error}); run where it imports, or play unprompted (--prompt-tokens 0)"
+                                 ) from None
 
     def make_env(seed: int) -> Any:
         env = make_gym_env(env_id, env_kwargs, max_episode_steps)

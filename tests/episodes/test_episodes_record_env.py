@@ -115,3 +115,17 @@ def test_the_readme_python_recording_runs_as_written(tmp_path, monkeypatch):
     exec(compile(code.replace("num_episodes=100", "num_episodes=2"), "README recording", "exec"), namespace)
     spec = spec_from_dataset(load_from_disk("data/my-cartpole"))
     assert spec.name == "my-cartpole" and spec.extra["env_id"] == "CartPole-v1" and len(namespace["dataset"]) == 2
+
+
+def test_record_a_dict_environment_with_image_text_and_discrete_fields(user_dir):
+    pytest.importorskip("minigrid")
+    (user_dir / "grid_policies.py").write_text("def forward(observation):\n    return 2\n")
+    assert main(["data", "record", "--env", "BabyAI-GoToRedBall-v0", "--policy", "grid_policies:forward", "--episodes", "2",
+                 "--out", "grid", "--max-steps", "3"]) == 0
+    dataset = load_from_disk("grid")
+    spec = spec_from_dataset(dataset)
+    assert [(f.name, f.kind) for f in spec.observations] == [("direction", "discrete"), ("image", "image"), ("mission", "text")]
+    episode = dataset[0]
+    assert episode["num_steps"] == 3 and episode["observations"]["mission"][0].startswith("go to the red ball")
+    assert list(episode["actions"]) == [[2], [2], [2]]
+    sys.modules.pop("grid_policies", None)

@@ -94,3 +94,11 @@ def test_a_task_rebuilt_from_a_spec_of_spaces_plays_its_environment_with_the_sto
     observation, *_ = env.step(task.to_env_action(np.array([2])))  # right, on a lake that does not slip
     assert task.to_episode_step(observation) == {"observation": 1}
     assert task.make_expert is None and np.isnan(task.expert_return)
+
+
+def test_a_recording_policy_that_cannot_be_loaded_is_named_with_the_way_out():
+    spec = spec_from_env(gym.make("CartPole-v1"), "my-cartpole")
+    stored = TaskSpec(spec.name, spec.observations, spec.action, spec.domain, {**spec.extra, "policy": "gone_module:act"})
+    task = task_from_env_id("my-cartpole", "CartPole-v1", stored)
+    with pytest.raises(ValueError, match=r"recording policy 'gone_module:act'.*--prompt-tokens 0"):
+        task.make_expert(task.make_env(0))
