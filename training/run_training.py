@@ -84,7 +84,10 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
         trained.save_pretrained(output_dir, state_dict=state_dict)
         processor.save_pretrained(output_dir)
         config.to_yaml(output_dir / TRAINING_CONFIG_FILE)
-        (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        # With the seed and the episodes each task trained on, so that the results file says what it came from.
+        episodes = {source.name: len(source.dataset) for source in train_sources if source.kind == "episodes"}
+        summary = {**result.to_dict(), "seed": config.seed, "train_episodes": episodes}
+        (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         save_task_specs([source.spec for source in train_sources if source.kind == "episodes"], output_dir)
 
     return train(

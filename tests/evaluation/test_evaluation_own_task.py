@@ -40,6 +40,9 @@ def test_the_trained_model_stores_the_spec_with_its_environment(trained_run):
     assert stored == SPEC
     assert stored.extra["env_id"] == "CartPole-v1" and stored.extra["env_kwargs"] == {}
     assert stored.extra["max_episode_steps"] == 500
+    # The run's results file names its seed and the episodes each task trained on (3 recorded, validation held out).
+    summary = json.loads((run / "train_results.json").read_text())
+    assert summary["seed"] == 0 and 1 <= summary["train_episodes"]["my-cartpole"] <= 3
 
 
 def test_gato_eval_plays_the_recorded_task_by_name(trained_run, capsys):
