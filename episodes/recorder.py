@@ -247,6 +247,7 @@ def record_episodes(
     ``gato train`` / ``gato eval`` can rebuild the task from the data and the model alone.
     """
     spec = with_env(spec, env)
+
     def episode(index: int) -> dict[str, Any]:
         return record_episode(env, policy, spec, seed=episode_seed(seed, spec.name, index), make_policy=make_policy,
                               to_episode_step=to_episode_step, from_env_action=from_env_action, max_steps=max_steps)

@@ -24,7 +24,6 @@ observation to an environment action.
 from __future__ import annotations
 
 import os
-
 from typing import Any
 
 import numpy as np
@@ -208,8 +207,8 @@ def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any 
     Args:
         model: a folder or Hub id written by ``gato train`` / ``gato run`` (loaded with the Auto classes), or a
             loaded ``GatoForCausalLM`` (then pass ``processor``).
-        task: a suite task name (``gato data list``), the name of a task the model was trained on from recorded data
-            (its ``task_specs.json`` stores the spec and the gymnasium id), or a ``gato.suite.registry.Task``.
+        task: a suite task name (``gato data list``), the name of a task a model folder was trained on from recorded
+            data (its ``task_specs.json`` stores the spec and the gymnasium id), or a ``gato.suite.registry.Task``.
         prompt_tokens: prompt demonstration length (default: a quarter of the context, as in training; 0: none).
         seed: seeds the prompt demonstration (and the sampler).
         do_sample / temperature: sample actions instead of greedy decoding.
