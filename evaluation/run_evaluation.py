@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from gato.modeling_gato.acting import check_cache_implementation, check_greedy_decoding
-from gato.suite.registry import resolve_model_tasks
+from gato.suite.registry import resolve_model_tasks, tasks_for_env
 from gato.suite.task_spec import load_task_specs
 
 from .report import SCHEMA_VERSION, write_results
@@ -59,7 +59,8 @@ class EvaluationConfig:
             ``accelerate launch`` on GPUs, the GPU if there is one, else the CPU) or a torch device (``"cpu"``, ``"cuda:1"``).
         progress: show progress bars (the main process's).
         env / env_kwargs: the gymnasium id (and its ``gym.make`` arguments, a JSON object) to play a task in that the
-            suite does not know but the model does (its ``task_specs.json``); default: the id its spec stores.
+            suite does not know but the model does (its ``task_specs.json``); default: the id its spec stores. With
+            ``tasks`` left at its default, ``env`` alone evaluates the model's tasks recorded in that id.
     """
 
     model: str
@@ -211,8 +212,11 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
     """
     config.validate()
     # A task the suite does not know is rebuilt from the model's stored spec and its environment id (gato.suite.spaces).
-    tasks = (resolve_model_tasks(config.tasks, load_task_specs(config.model), config.env, config.parsed_env_kwargs())
-             if config.tasks.strip() else [])
+    specs = load_task_specs(config.model)
+    names = config.tasks
+    if config.env and names == EvaluationConfig.tasks:  # `gato eval --env ID`: the model's tasks recorded in that id
+        names = ",".join(tasks_for_env(specs, config.env)) or names
+    tasks = resolve_model_tasks(names, specs, config.env, config.parsed_env_kwargs()) if names.strip() else []
     check_trained_specs(config.model, tasks)
     from accelerate import PartialState
     from accelerate.utils import gather_object, parse_flag_from_env

@@ -389,6 +389,15 @@ def get_model_task(name: str, specs: dict[str, TaskSpec], env_id: str | None = N
     return task_from_env_id(name, env_id or stored_id, spec, kwargs)
 
 
+def tasks_for_env(specs: dict[str, TaskSpec], env_id: str) -> list[str]:
+    """The tasks of ``specs`` (a model's ``task_specs.json``) recorded in the gymnasium id ``env_id``; when none names
+    it, the model's tasks that the suite does not know and that store no environment (to be played in ``env_id``)."""
+    load_builtin_tasks()
+    own = {name: spec for name, spec in specs.items() if name not in _TASKS}
+    recorded = [name for name, spec in own.items() if spec.extra.get("env_id") == env_id]
+    return recorded or [name for name, spec in own.items() if not spec.extra.get("env_id")]
+
+
 def resolve_model_tasks(names_or_suite: str, specs: dict[str, TaskSpec], env_id: str | None = None,
                         env_kwargs: dict[str, Any] | None = None) -> list[Task]:
     """:func:`resolve_tasks`, where a name the suite does not know may be a task of ``specs`` (a trained model's

@@ -58,6 +58,15 @@ def test_gato_eval_plays_the_recorded_task_by_name(trained_run, capsys):
     assert task["normalized_score"] is None  # no reference returns were measured
 
 
+def test_gato_eval_env_alone_evaluates_the_tasks_recorded_in_that_environment(trained_run):
+    root, run = trained_run
+    out = root / "by_env"
+    assert main(["eval", "--model", str(run), "--env", "CartPole-v1", "--episodes", "1", "--max-steps", "3",
+                 "--output-dir", str(out), "--threads", "1", "--no-progress", "--no-text"]) == 0
+    results = json.loads((out / "eval_results.json").read_text())
+    assert [task["task"] for task in results["tasks"]] == ["my-cartpole"]
+
+
 def test_load_agent_plays_the_recorded_task_by_name(trained_run):
     from gato.pipelines import load_agent
 
