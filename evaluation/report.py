@@ -112,7 +112,8 @@ def markdown_report(results: Mapping[str, Any]) -> str:
     parts = [f"# Evaluation of `{results['model']}`", ""]
     if results["tasks"]:
         parts += ["## Control", "", _markdown_table(TASK_HEADER, task_rows(results)), "",
-                  "Normalized score = (return − random) / (expert − random), GATO_SPEC.md §8.", "",
+                  "Normalized score = (return − random) / (expert − random): 0 is a uniformly random policy, 1 the expert "
+                  "(as in the Gato paper, Reed et al. 2022).", "",
                   _markdown_table(DOMAIN_HEADER, domain_rows(results)), ""]
         if statistics_rows(results):
             parts += [_markdown_table(["domain", *STATISTICS_HEADER], statistics_rows(results)), "",

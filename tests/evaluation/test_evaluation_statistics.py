@@ -101,6 +101,7 @@ def test_report_shows_the_statistics_table_and_writes_the_profile_plot(tmp_path)
     report = markdown_report(results)
     assert "| domain | tasks | episodes | IQM | median | mean | optimality gap |" in report
     assert "stratified-bootstrap" in report
+    assert "GATO_SPEC" not in report and "docs/" not in report  # uploaded beside the model: cites nothing outside it
     paths = write_results(results, tmp_path)
     assert paths["profile"] == tmp_path / PROFILE_FILE and (tmp_path / PROFILE_FILE).read_bytes()[:4] == b"\x89PNG"
     # Results without statistics (written before they existed) still report, with neither table nor profile.
