@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from datasets import Dataset
 
+from gato.suite.spaces import SPACES_KEY, env_adapters, with_env
 from gato.suite.task_spec import TaskSpec
 
 from .writer import EpisodeWriter, episodes_to_dataset
@@ -51,7 +52,10 @@ def episode_seed(seed: int, task_name: str, index: int) -> int:
 
 
 def default_to_episode_step(spec: TaskSpec) -> Callable[[Any], dict[str, Any]]:
-    """Observation → spec fields: dict observations by key, a bare observation for a one-field spec."""
+    """Observation → spec fields: as the spec's space layout says (``gato.suite.spaces.spec_from_env``), else dict
+    observations by key and a bare observation for a one-field spec."""
+    if SPACES_KEY in spec.extra:
+        return env_adapters(spec)[0]
     names = [field.name for field in spec.observations]
 
     def to_episode_step(observation: Any) -> dict[str, Any]:
@@ -70,7 +74,10 @@ def default_to_episode_step(spec: TaskSpec) -> Callable[[Any], dict[str, Any]]:
 
 
 def default_from_env_action(spec: TaskSpec) -> Callable[[Any], np.ndarray]:
-    """Environment action → ``(action_size,)`` array (scalars and arrays are flattened)."""
+    """Environment action → ``(action_size,)`` array (scalars and arrays are flattened; a spec from spaces shifts and
+    rescales as its layout says)."""
+    if SPACES_KEY in spec.extra:
+        return env_adapters(spec)[2]
 
     def from_env_action(action: Any) -> np.ndarray:
         return np.asarray(action).reshape(spec.action.size)
@@ -235,8 +242,12 @@ def record_episodes(
 
     Episode ``i`` is reset with :func:`episode_seed` ``(seed, spec.name, i)``. With ``out`` the
     episodes go through :class:`~gato.episodes.writer.EpisodeWriter` (validated, sharded, resumable)
-    and the returned dataset is memory-mapped from ``out``; without it, the dataset is in memory.
+    and the returned dataset is memory-mapped from ``out``; without it, the dataset is in memory. The stored spec
+    carries the environment's id and arguments (``spec.extra``, from ``env.spec`` when the spec has none), so that
+    ``gato train`` / ``gato eval`` can rebuild the task from the data and the model alone.
     """
+    spec = with_env(spec, env)
+
     def episode(index: int) -> dict[str, Any]:
         return record_episode(env, policy, spec, seed=episode_seed(seed, spec.name, index), make_policy=make_policy,
                               to_episode_step=to_episode_step, from_env_action=from_env_action, max_steps=max_steps)

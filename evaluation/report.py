@@ -1,4 +1,5 @@
-"""Evaluation results → ``eval_results.json``, a markdown table, a PNG bar chart and a terminal table.
+"""Evaluation results → ``eval_results.json``, markdown tables, PNG plots (scores per task, performance profile) and
+terminal tables.
 
 The JSON's fields are documented in ``docs/EVALUATION.md`` and read by the model card: keep names stable.
 """
@@ -14,6 +15,7 @@ from typing import Any
 RESULTS_FILE = "eval_results.json"
 TABLE_FILE = "eval_results.md"
 CHART_FILE = "normalized_scores.png"
+PROFILE_FILE = "performance_profile.png"
 SCHEMA_VERSION = 1
 
 
@@ -55,6 +57,35 @@ def domain_rows(results: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+STATISTICS_HEADER = ["tasks", "episodes", "IQM", "median", "mean", "optimality gap"]
+
+
+def _interval(estimate: Mapping[str, float]) -> str:
+    """``value [low, high]`` in percent."""
+    return f"{100 * estimate['value']:.0f}% [{100 * estimate['low']:.0f}, {100 * estimate['high']:.0f}]"
+
+
+def statistics_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    """One row per domain and one for all tasks: the aggregates of ``results["statistics"]`` with their intervals
+    (empty when the results have none: no scored task, or written before statistics existed)."""
+    statistics = results.get("statistics")
+    if not statistics:
+        return []
+    return [[name, str(summary["tasks"]), str(summary["episodes"]),
+             *(_interval(summary[aggregate]) for aggregate in ("iqm", "median", "mean", "optimality_gap"))]
+            for name, summary in [*statistics["domains"].items(), ("all", statistics["all"])]]
+
+
+def statistics_note(results: Mapping[str, Any]) -> str:
+    """What the statistics table's brackets are."""
+    statistics = results["statistics"]
+    return (f"Expert-normalized scores of the episodes (each episode's return normalized as the task's mean is): "
+            f"interquartile mean, median and mean of the task means, optimality gap (mean shortfall below the expert, "
+            f"lower is better); [brackets]: {100 * statistics['confidence']:.0f}% stratified-bootstrap confidence "
+            f"intervals over each task's episodes ({statistics['reps']} replicates, seed {statistics['seed']}; Agarwal et al. 2021, "
+            f"https://arxiv.org/abs/2108.13264).")
+
+
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
@@ -81,8 +112,12 @@ def markdown_report(results: Mapping[str, Any]) -> str:
     parts = [f"# Evaluation of `{results['model']}`", ""]
     if results["tasks"]:
         parts += ["## Control", "", _markdown_table(TASK_HEADER, task_rows(results)), "",
-                  "Normalized score = (return − random) / (expert − random), GATO_SPEC.md §8.", "",
+                  "Normalized score = (return − random) / (expert − random): 0 is a uniformly random policy, 1 the expert "
+                  "(as in the Gato paper, Reed et al. 2022).", "",
                   _markdown_table(DOMAIN_HEADER, domain_rows(results)), ""]
+        if statistics_rows(results):
+            parts += [_markdown_table(["domain", *STATISTICS_HEADER], statistics_rows(results)), "",
+                      statistics_note(results), ""]
     splits = caption_results(results)
     if splits:
         parts += ["## Captions", "", _markdown_table(CAPTION_HEADER, [caption_row(c) for c in splits]), "",
@@ -137,8 +172,38 @@ def bar_chart(results: Mapping[str, Any], path: str | Path) -> Path | None:
     return path
 
 
+def profile_plot(results: Mapping[str, Any], path: str | Path) -> Path | None:
+    """PNG performance profile: the fraction of episodes scoring above τ against τ, with its confidence band
+    (Agarwal et al. 2021); None when the results have no statistics."""
+    statistics = results.get("statistics")
+    if not statistics:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    profile = statistics["performance_profile"]
+    taus = [100 * tau for tau in profile["thresholds"]]
+    figure, axes = plt.subplots(figsize=(5, 3.5))
+    axes.plot(taus, profile["fraction"], color="tab:blue", label=f"all tasks ({statistics['all']['tasks']})")
+    axes.fill_between(taus, profile["low"], profile["high"], color="tab:blue", alpha=0.25,
+                      label=f"{100 * statistics['confidence']:.0f}% CI")
+    axes.axvline(100 * results["summary"]["threshold"], color="grey", linestyle="--", linewidth=1)
+    axes.set_xlabel("expert-normalized score τ (%)")
+    axes.set_ylabel("fraction of episodes with score > τ")
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_title(score_plot_title(results), fontsize=9)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def write_results(results: Mapping[str, Any], output_dir: str | Path) -> dict[str, Path]:
-    """Write ``eval_results.json``, ``eval_results.md`` and (when any task has a score) the PNG chart."""
+    """Write ``eval_results.json``, ``eval_results.md`` and (when any task has a score) the PNG chart and profile."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": output_dir / RESULTS_FILE, "markdown": output_dir / TABLE_FILE}
@@ -147,6 +212,9 @@ def write_results(results: Mapping[str, Any], output_dir: str | Path) -> dict[st
     chart = bar_chart(results, output_dir / CHART_FILE)
     if chart is not None:
         paths["chart"] = chart
+    profile = profile_plot(results, output_dir / PROFILE_FILE)
+    if profile is not None:
+        paths["profile"] = profile
     return paths
 
 
@@ -158,7 +226,10 @@ def print_results(results: Mapping[str, Any]) -> None:
     console = Console()
     if results["tasks"]:
         for title, header, rows in (("control tasks", TASK_HEADER, task_rows(results)),
-                                    ("domains", DOMAIN_HEADER, domain_rows(results))):
+                                    ("domains", DOMAIN_HEADER, domain_rows(results)),
+                                    ("normalized scores, 95% CI", ["domain", *STATISTICS_HEADER], statistics_rows(results))):
+            if not rows:
+                continue
             table = Table(title=title)
             for column in header:
                 table.add_column(column, justify="left" if column in ("task", "domain") else "right")
@@ -174,4 +245,5 @@ def print_results(results: Mapping[str, Any]) -> None:
         console.print(f"text ({t['split']}): loss {_fmt(t['loss'], 3)} nats/token, perplexity {_fmt(t['perplexity'], 1)}")
 
 
-__all__ = ["RESULTS_FILE", "TABLE_FILE", "CHART_FILE", "SCHEMA_VERSION", "CAPTION_HEADER", "caption_results", "caption_row", "markdown_report", "bar_chart", "write_results", "print_results"]
+__all__ = ["RESULTS_FILE", "TABLE_FILE", "CHART_FILE", "PROFILE_FILE", "STATISTICS_HEADER", "statistics_rows",
+           "statistics_note", "profile_plot", "SCHEMA_VERSION", "CAPTION_HEADER", "caption_results", "caption_row", "markdown_report", "bar_chart", "write_results", "print_results"]

@@ -108,8 +108,9 @@ def make_vector_env(task: Task, num_envs: int, seed: int) -> Any:
 
 def demonstration_prompt(task: Task, processor: Any, prompt_tokens: int, seed: int) -> dict[str, Any] | None:
     """An expert episode of ``task`` (reset seed from the :data:`PROMPT_STREAM` stream), cut from its end to at most
-    ``prompt_tokens`` tokens of whole time steps; ``None`` when ``prompt_tokens`` is 0 or one step does not fit."""
-    if prompt_tokens <= 0:
+    ``prompt_tokens`` tokens of whole time steps; ``None`` when ``prompt_tokens`` is 0, one step does not fit, or the task
+    has no expert (a task rebuilt from a model's stored spec, ``registry.task_from_env_id``)."""
+    if prompt_tokens <= 0 or task.make_expert is None:
         return None
     episode = record_task_episode(task, episode_seed(seed, PROMPT_STREAM + task.name, 0))
     try:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
+import shlex
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,11 +24,13 @@ from typing import Any
 import torch
 
 from gato.modeling_gato.acting import ActingConfig
-from gato.suite.registry import resolve_tasks
+from gato.suite.registry import resolve_model_tasks, tasks_for_env
+from gato.suite.task_spec import load_task_specs
 
 from .report import SCHEMA_VERSION, write_results
 from .rollout import default_prompt_tokens, evaluate_task
 from .scores import SCORE_THRESHOLD, domain_summaries, score_summary
+from .statistics import score_statistics
 
 
 @dataclass
@@ -54,6 +58,9 @@ class EvaluationConfig:
         device: ``"auto"`` (this process's accelerator as ``accelerate`` assigns it: ``cuda:<local rank>`` under
             ``accelerate launch`` on GPUs, the GPU if there is one, else the CPU) or a torch device (``"cpu"``, ``"cuda:1"``).
         progress: show progress bars (the main process's).
+        env / env_kwargs: the gymnasium id (and its ``gym.make`` arguments, a JSON object) to play a task in that the
+            suite does not know but the model does (its ``task_specs.json``); default: the id its spec stores. With
+            ``tasks`` left at its default, ``env`` alone evaluates the model's tasks recorded in that id.
     """
 
     model: str
@@ -70,6 +77,20 @@ class EvaluationConfig:
     threads: int = 0
     device: str = "auto"
     progress: bool = True
+    env: str | None = None
+    env_kwargs: str | None = None
+
+    def parsed_env_kwargs(self) -> dict[str, Any] | None:
+        """``env_kwargs`` as a dict (None when not given)."""
+        if self.env_kwargs is None:
+            return None
+        try:
+            kwargs = json.loads(self.env_kwargs)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"env_kwargs: expected a JSON object such as '{{\"map_name\": \"8x8\"}}', got {self.env_kwargs!r} ({error})") from None
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"env_kwargs: expected a JSON object, got {self.env_kwargs!r}")
+        return kwargs
 
     def __post_init__(self) -> None:
         if isinstance(self.acting, Mapping):  # e.g. from YAML or JSON
@@ -97,6 +118,7 @@ class EvaluationConfig:
             raise ValueError(f"captions: expected ≥ 0, got {self.captions}")
         if self.captions and not self.data:
             raise ValueError("captions: the caption split comes from --data DIR (a `gato data generate` folder)")
+        self.parsed_env_kwargs()
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -126,6 +148,8 @@ def eval_command(settings: dict[str, Any], model: str = "MODEL", output_dir: str
             parts.append("--no-text")
         elif key == "compile":
             parts.append("--compile")
+        elif key == "env_kwargs":
+            parts.append(f"--env-kwargs {shlex.quote(value)}")
         else:
             parts.append(f"--{key.replace('_', '-')} {value}")
     if output_dir:
@@ -221,7 +245,12 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
     whole results dict and writes it, the others return ``None``.
     """
     config.validate()
-    tasks = resolve_tasks(config.tasks) if config.tasks.strip() else []
+    # A task the suite does not know is rebuilt from the model's stored spec and its environment id (gato.suite.spaces).
+    specs = load_task_specs(config.model)
+    names = config.tasks
+    if config.env and names == EvaluationConfig.tasks:  # `gato eval --env ID`: the model's tasks recorded in that id
+        names = ",".join(tasks_for_env(specs, config.env)) or names
+    tasks = resolve_model_tasks(names, specs, config.env, config.parsed_env_kwargs()) if names.strip() else []
     check_trained_specs(config.model, tasks)
     from accelerate import PartialState
     from accelerate.utils import gather_object, parse_flag_from_env
@@ -289,6 +318,8 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         "tasks": task_results,
         "domains": domain_summaries(task_results, SCORE_THRESHOLD),
         "summary": score_summary([result["normalized_score"] for result in task_results], SCORE_THRESHOLD),
+        # IQM, median, mean, optimality gap with stratified-bootstrap intervals over the episodes (statistics.py).
+        "statistics": score_statistics(task_results, seed=config.seed),
         "captions": captions,
         "captions_test": captions_test,
         "text": text,

@@ -23,6 +23,7 @@ expert demonstration of the task as at deployment in the paper (GATO_SPEC §4–
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -155,15 +156,19 @@ def register_pipelines() -> None:
 
 
 def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any = None, seed: int = 0,
-               acting_config: Any = None, **acting: Any) -> Any:
-    """A saved Gato ready to act in a suite task, in one line: a :class:`gato.evaluation.GatoAgent` prompted as
+               env: str | None = None, env_kwargs: dict[str, Any] | None = None, acting_config: Any = None,
+               **acting: Any) -> Any:
+    """A saved Gato ready to act in a task, in one line: a :class:`gato.evaluation.GatoAgent` prompted as
     ``gato eval`` prompts it (``gato.evaluation.rollout.make_agent``) and reset for one environment.
 
     Args:
         model: a folder or Hub id written by ``gato train`` / ``gato run`` (loaded with the Auto classes), or a
             loaded ``GatoForCausalLM`` (then pass ``processor``).
-        task: a suite task name (``gato data list``) or a ``gato.suite.registry.Task``.
+        task: a suite task name (``gato data list``), the name of a task a model folder was trained on from recorded
+            data (its ``task_specs.json`` stores the spec and the gymnasium id), or a ``gato.suite.registry.Task``.
         seed: seeds the prompt demonstration (and the sampler).
+        env / env_kwargs: for a task the suite does not know, the gymnasium id (and ``gym.make`` arguments) to play it
+            in, when its stored spec has none or another is wanted.
         acting_config: a ``gato.modeling_gato.acting.ActingConfig``; or its fields as keywords instead, e.g.
             ``prompt_tokens`` (prompt demonstration length; default a quarter of the context, as in training; 0:
             none), ``do_sample`` / ``temperature`` (sample actions instead of greedy decoding).
@@ -181,19 +186,22 @@ def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any 
     """
     from gato.evaluation.rollout import make_agent
     from gato.modeling_gato.acting import ActingConfig
-    from gato.suite.registry import get_task
+    from gato.suite.registry import get_model_task
+    from gato.suite.task_spec import load_task_specs
 
     if acting_config is not None and acting:
         raise ValueError(f"acting_config: pass an ActingConfig or its fields as keywords, not both (got {sorted(acting)})")
     acting_config = acting_config if acting_config is not None else ActingConfig(**acting)
+    specs = {}
     if isinstance(model, str):
+        specs = load_task_specs(model) if os.path.isdir(model) else {}
         from gato.evaluation.run_evaluation import load_model_and_processor
 
         model, loaded = load_model_and_processor(model)
         processor = processor or loaded
     elif processor is None:
         raise ValueError("processor: a loaded model needs its GatoProcessor (or pass the folder instead)")
-    task = get_task(task) if isinstance(task, str) else task
+    task = get_model_task(task, specs, env, env_kwargs) if isinstance(task, str) else task
     agent = make_agent(model, processor, task, acting_config, seed=seed)
     agent.reset()
     return agent

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,16 @@ def eval_results_from_json(results: Mapping[str, Any]) -> list[EvalResult]:
             ("median_expert_normalized_score", "Median expert-normalized score", summary.get("median_normalized_score")),
             ("fraction_above_50_percent_expert", "Fraction of tasks ≥ 50% of expert", summary.get("fraction_above_threshold")),
         ])
+    statistics = results.get("statistics") or {}
+    intervals = [*((f"gato-suite/{name}", f"{name} (domain)", summary) for name, summary in statistics.get("domains", {}).items())]
+    if statistics.get("all"):
+        intervals.append(("gato-suite", "all evaluated tasks", statistics["all"]))
+    for dataset_type, dataset_name, summary in intervals:
+        evals += _metrics(CONTROL_TASK_TYPE, "Control", dataset_type, dataset_name, [
+            (f"{name}_expert_normalized_score{bound}", f"{label} expert-normalized score{text}", summary[name][key])
+            for name, label in (("iqm", "Interquartile mean"), ("optimality_gap", "Optimality gap of"))
+            for key, bound, text in (("value", "", ""), ("low", "_ci_low", ", 95% CI low"), ("high", "_ci_high", ", 95% CI high"))
+        ])
     from gato.evaluation.report import caption_results
 
     for captions in caption_results(results):
@@ -139,6 +150,52 @@ def _training_run(run: Mapping[str, Any]) -> str:
     return text + " (`train_results.json`)."
 
 
+def _example_task(folder: Path, results: Mapping[str, Any] | None) -> str:
+    """A task the model plays, for the card's snippet: the first evaluated, else the first it learnt, else cartpole."""
+    from gato.suite.task_spec import load_task_specs
+
+    evaluated = [task["task"] for task in (results or {}).get("tasks", [])]
+    return (evaluated or list(load_task_specs(folder)) or ["cartpole"])[0]
+
+
+_REPRODUCE_BLOCK = re.compile(r"## Reproduce\s*```bash\n(.*?)```", flags=re.S)
+
+
+def _card_commands(data: Path) -> list[str]:
+    """The commands in the ``## Reproduce`` blocks of a data folder's dataset cards (the folder's and its splits'),
+    each once, in split order: the ``gato data generate`` / ``gato data record`` lines that wrote the data."""
+    cards = [data / CARD_FILE, *sorted(data.glob(f"*/{CARD_FILE}"))] if data.is_dir() else []
+    commands: list[str] = []
+    for card in cards:
+        if card.is_file():
+            for block in _REPRODUCE_BLOCK.findall(card.read_text(encoding="utf-8")):
+                commands += [line.strip() for line in block.splitlines() if line.strip()]
+    return list(dict.fromkeys(commands))
+
+
+def data_commands(folder: Path, training: Mapping[str, Any], job: Mapping[str, Any] | None = None) -> list[str]:
+    """The commands that make the training data again, for the card's reproduce block: those its dataset cards name
+    (the data folder of ``training_config.yaml``, as given or relative to the run folder), else the ``gato data
+    generate`` line of a ``gato run`` (``main_job.json``'s config), else one line for the tasks the model learnt
+    (``task_specs.json``) whose episode count the folder does not record (said in a comment)."""
+    data = str(training.get("data") or "")
+    for candidate in (Path(data), folder / data) if data else ():
+        commands = _card_commands(candidate)
+        if commands:
+            return commands
+    config = (job or {}).get("config") if isinstance(job, Mapping) else None
+    if isinstance(config, Mapping) and config.get("tasks") and config.get("episodes_per_task"):
+        extras = [f"--captions {config['captions']}" if config.get("captions") else "", "--text" if config.get("text") else ""]
+        return [" ".join(part for part in ["gato data generate", f"--tasks {config['tasks']}",
+                                           f"--episodes-per-task {config['episodes_per_task']}", f"--out {data or 'data'}",
+                                           f"--seed {config.get('seed', 0)}", *extras] if part)]
+    from gato.suite.task_spec import load_task_specs
+
+    tasks = ",".join(load_task_specs(folder)) or "default"
+    return [f"gato data generate --tasks {tasks} --episodes-per-task N --out {data or 'data'} --text  "
+            "# N: the episodes per task of the training data (this folder does not record it)"]
+
+
 def build_model_card(
     run_dir: str | Path,
     *,
@@ -156,7 +213,8 @@ def build_model_card(
             on the Hub unless pushed, so by default the card describes them in prose only).
         job: the ``main_job.json`` record (default: read from ``run_dir``).
     """
-    from gato.evaluation.report import CHART_FILE, DOMAIN_HEADER, TASK_HEADER, caption_results, domain_rows, task_rows
+    from gato.evaluation.report import (CHART_FILE, DOMAIN_HEADER, PROFILE_FILE, STATISTICS_HEADER, TASK_HEADER,
+                                        caption_results, domain_rows, statistics_note, statistics_rows, task_rows)
     from gato.evaluation.run_evaluation import eval_command
     from gato.training.run_training import TRAIN_RESULTS_FILE
 
@@ -191,9 +249,10 @@ def build_model_card(
         f"processor = AutoProcessor.from_pretrained({load_path!r})\n\n"
         f"captioner = pipeline(\"image-to-text\", model={load_path!r})  # or \"image-text-to-text\"\n"
         "print(captioner(\"scene.png\"))  # [{'generated_text': '...'}]\n```",
-        "Acting in an environment of the built-in suite, prompted with an expert demonstration as in the paper:",
+        "Acting in one of its tasks (a built-in one, or one it learnt from recorded data), "
+        "prompted with an expert demonstration as in the paper:",
         "```python\nfrom gato.pipelines import load_agent\n\n"
-        f"policy = load_agent({load_path!r}, \"cartpole\")\n"
+        f"policy = load_agent({load_path!r}, \"{_example_task(folder, results)}\")\n"
         "returns = policy.play(episodes=3)            # or step it yourself:\n"
         "env = policy.make_env(seed=0)\nobservation, _ = env.reset(seed=0)\npolicy.reset()\n"
         "observation, reward, terminated, truncated, info = env.step(policy(observation))\n```",
@@ -203,12 +262,16 @@ def build_model_card(
     if results:
         episodes = results["episodes_per_task"]
         sections += ["## Evaluation", f"`gato eval`, {episodes} episode{'s' if episodes != 1 else ''} per task, prompted with an "
-                     "expert demonstration of the task (GATO_SPEC §4–5). Normalized score = (return − random) / "
+                     "expert demonstration of the task, as the paper deploys Gato. Normalized score = (return − random) / "
                      "(expert − random): 0 is a uniformly random policy, 100% the scripted expert."]
         if results.get("tasks"):
             sections += [_table(DOMAIN_HEADER, domain_rows(results)), _table(TASK_HEADER, task_rows(results))]
             if (folder / CHART_FILE).exists():
                 sections.append(f"![Expert-normalized score per task]({CHART_FILE})")
+            if statistics_rows(results):
+                sections += [_table(["domain", *STATISTICS_HEADER], statistics_rows(results)), statistics_note(results)]
+                if (folder / PROFILE_FILE).exists():
+                    sections.append(f"![Performance profile: fraction of episodes above each score]({PROFILE_FILE})")
         for captions in caption_results(results):
             if not captions.get("examples"):
                 continue
@@ -240,7 +303,8 @@ def build_model_card(
         sections.append(_training_run(train_run))
     if training and results and isinstance(results.get("settings"), Mapping):
         sections += ["To reproduce (the data folder and the run folder as you name them):",
-                     "```bash\n" + f"gato train --config training_config.yaml --output-dir {model_name}\n"
+                     "```bash\n" + "".join(line + "\n" for line in data_commands(folder, training, job))
+                     + f"gato train --config training_config.yaml --output-dir {model_name}\n"
                      + eval_command(dict(results["settings"]), model=model_name, output_dir=model_name) + "\n```"]
     if job:
         stages = [job[name] for name in ("data", "train", "eval", "card") if isinstance(job.get(name), Mapping)]

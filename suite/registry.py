@@ -271,3 +271,150 @@ def resolve_tasks(names_or_suite: str) -> list[Task]:
     if not names:
         raise KeyError(f"no tasks named in {names_or_suite!r}")
     return [_TASKS[name] for name in dict.fromkeys(names)]
+
+
+# --- tasks the package does not know, carried by their spec ---------------------------------------------------------
+
+# The horizon of a task built from an environment id whose registration sets none (and the spec stores none).
+DEFAULT_MAX_EPISODE_STEPS = 1000
+# Environment packages that register their ids when imported, by id prefix (gym.make needs them imported first).
+_ENV_ID_PACKAGES = {"ALE/": "ale_py", "BabyAI-": "minigrid", "MiniGrid-": "minigrid", "Meta-World/": "metaworld"}
+
+
+def make_gym_env(env_id: str, env_kwargs: dict[str, Any] | None = None, max_episode_steps: int | None = None) -> Any:
+    """``gym.make(env_id, **env_kwargs)``, after importing the package that registers ``env_id`` (ALE, minigrid,
+    Meta-World) when it is one of those; ``max_episode_steps`` overrides the registered horizon."""
+    gym = require("gymnasium")
+    for prefix, package in _ENV_ID_PACKAGES.items():
+        if env_id.startswith(prefix):
+            module = require(package)
+            if package == "ale_py":
+                gym.register_envs(module)
+    kwargs = dict(env_kwargs or {})
+    if max_episode_steps is not None:
+        kwargs["max_episode_steps"] = int(max_episode_steps)
+    try:
+        return gym.make(env_id, **kwargs)
+    except gym.error.Error as error:
+        raise ValueError(f"env: gym.make({env_id!r}, **{env_kwargs or {}}) failed: {error}") from error
+
+
+def task_from_env_id(
+    name: str,
+    env_id: str,
+    spec: TaskSpec,
+    env_kwargs: dict[str, Any] | None = None,
+    *,
+    make_expert: Callable[[Any], Policy] | None = None,
+    max_episode_steps: int | None = None,
+    expert_return: float | None = None,
+    random_return: float | None = None,
+) -> Task:
+    """A :class:`Task` for a gymnasium id and a stored spec, without registering it: what ``gato eval --env`` and
+    ``load_agent`` play for a task that only a recorded collection and a trained model know.
+
+    The adapters come from the spec (:func:`gato.suite.spaces.env_adapters`: the layout that ``spec_from_env`` stored,
+    or a hand-written spec's defaults). The expert, when none is given, is the policy the collection was recorded
+    with if the spec names one (``spec.extra["policy"]``, ``module:callable`` or ``sb3:PATH.zip``); without one the
+    task has no expert (``make_expert`` is None): it is played unprompted. Reference returns and the horizon default
+    to the spec's (``spec.extra``: ``expert_return``, ``random_return``, ``max_episode_steps``), then to the
+    environment's registered horizon.
+    """
+    from gato.suite.policies import load_policy
+    from gato.suite.spaces import env_adapters
+
+    if spec.name != name or not spec.domain:  # a task of no domain is reported under its own name, as training groups it
+        spec = TaskSpec(name=name, observations=spec.observations, action=spec.action, domain=spec.domain or name,
+                        extra=spec.extra)
+    env_kwargs = dict(spec.extra.get("env_kwargs") or {}) if env_kwargs is None else dict(env_kwargs)
+    to_episode_step, to_env_action, from_env_action = env_adapters(spec)
+    if max_episode_steps is None:
+        max_episode_steps = spec.extra.get("max_episode_steps") or _registered_horizon(env_id) or DEFAULT_MAX_EPISODE_STEPS
+    policy_ref = spec.extra.get("policy")
+    if make_expert is None and policy_ref:
+        def make_expert(env: Any, ref: str = policy_ref) -> Policy:
+            try:
+                return load_policy(ref, env)
+            except ValueError as error:
+                raise ValueError(f"task {name!r}: its recording policy {ref!r} plays its prompt demonstrations and cannot "
+                                 f"be loaded here ({error}); run where it imports, or play unprompted (--prompt-tokens 0)"
+                                 ) from None
+
+    def make_env(seed: int) -> Any:
+        env = make_gym_env(env_id, env_kwargs, max_episode_steps)
+        env.action_space.seed(seed)
+        return env
+
+    def reference(value: float | None, key: str) -> float:
+        value = spec.extra.get(key) if value is None else value
+        return math.nan if value is None else float(value)
+
+    return Task(
+        spec=spec, make_env=make_env, make_expert=make_expert, to_episode_step=to_episode_step,
+        to_env_action=to_env_action, from_env_action=from_env_action,
+        expert_return=reference(expert_return, "expert_return"), random_return=reference(random_return, "random_return"),
+        max_episode_steps=int(max_episode_steps), extra={"env_id": env_id, "env_kwargs": env_kwargs},
+    )
+
+
+def _registered_horizon(env_id: str) -> int | None:
+    gym = require("gymnasium")
+    try:
+        return gym.spec(env_id).max_episode_steps
+    except gym.error.Error:
+        return None
+
+
+def get_model_task(name: str, specs: dict[str, TaskSpec], env_id: str | None = None,
+                   env_kwargs: dict[str, Any] | None = None) -> Task:
+    """The task ``name``: the suite's when it has one, else a task of ``specs`` (a trained model's ``task_specs.json``)
+    played in ``env_id`` (default: the environment id its spec stores) with :func:`task_from_env_id`.
+
+    Raises:
+        KeyError: a name that is neither in the suite nor in ``specs``, or a stored task with no environment id.
+    """
+    load_builtin_tasks()
+    if name in _TASKS or name not in specs:
+        if name not in _TASKS and specs:
+            raise KeyError(f"unknown task {name!r}: not in the suite ({', '.join(sorted(_TASKS))}) nor among the model's "
+                           f"tasks ({', '.join(sorted(specs))})")
+        return get_task(name)
+    spec = specs[name]
+    stored_id = spec.extra.get("env_id")
+    if not (env_id or stored_id):
+        raise KeyError(f"task {name!r}: the model knows its spec but not its environment; pass the gymnasium id "
+                       "(`gato eval --env ID`, or load_agent(..., env=ID))")
+    # The stored arguments belong to the stored id; another id starts from its own defaults.
+    kwargs = env_kwargs if env_kwargs is not None or env_id in (None, stored_id) else {}
+    return task_from_env_id(name, env_id or stored_id, spec, kwargs)
+
+
+def tasks_for_env(specs: dict[str, TaskSpec], env_id: str) -> list[str]:
+    """The tasks of ``specs`` (a model's ``task_specs.json``) recorded in the gymnasium id ``env_id``; when none names
+    it, the model's tasks that the suite does not know and that store no environment (to be played in ``env_id``)."""
+    load_builtin_tasks()
+    own = {name: spec for name, spec in specs.items() if name not in _TASKS}
+    recorded = [name for name, spec in own.items() if spec.extra.get("env_id") == env_id]
+    return recorded or [name for name, spec in own.items() if not spec.extra.get("env_id")]
+
+
+def resolve_model_tasks(names_or_suite: str, specs: dict[str, TaskSpec], env_id: str | None = None,
+                        env_kwargs: dict[str, Any] | None = None) -> list[Task]:
+    """:func:`resolve_tasks`, where a name the suite does not know may be a task of ``specs`` (a trained model's
+    ``task_specs.json``), built by :func:`get_model_task`."""
+    load_builtin_tasks()
+    tasks: list[Task] = []
+    for item in (part.strip() for part in names_or_suite.split(",")):
+        if item and item in specs and item not in _TASKS:
+            tasks.append(get_model_task(item, specs, env_id, env_kwargs))
+        elif item:
+            try:
+                tasks += resolve_tasks(item)
+            except KeyError as error:
+                own = sorted(set(specs) - set(_TASKS))
+                if not own:
+                    raise
+                raise KeyError(f"{error.args[0]}; tasks of the model: {', '.join(own)}") from None
+    if not tasks:
+        raise KeyError(f"no tasks named in {names_or_suite!r}")
+    return list({task.name: task for task in tasks}.values())

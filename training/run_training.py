@@ -15,8 +15,9 @@ import os
 from pathlib import Path
 
 import torch
-from datasets import DatasetDict, load_from_disk
+from datasets import Dataset, DatasetDict, load_from_disk
 
+from gato.episodes.schema import spec_from_dataset
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.processing.processing_gato import GatoProcessor
 from gato.suite.task_spec import save_task_specs
@@ -46,8 +47,11 @@ def load_data(path: str) -> DatasetDict:
     if not Path(path).exists():
         raise ValueError(f"data: {path} does not exist; write it with `gato data generate --out {path}`")
     data = load_from_disk(path)
-    if not isinstance(data, DatasetDict):
-        raise ValueError(f"data: {path} holds one dataset; expected the DatasetDict that `gato data generate` writes")
+    if isinstance(data, Dataset):  # one task's collection (`record_episodes`, `gato data record`): the split is its task
+        try:
+            return DatasetDict({spec_from_dataset(data).name: data})
+        except ValueError as error:
+            raise ValueError(f"data: {path} holds one dataset that is not a gato episode collection ({error})") from None
     return data
 
 
@@ -80,7 +84,10 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
         trained.save_pretrained(output_dir, state_dict=state_dict)
         processor.save_pretrained(output_dir)
         config.to_yaml(output_dir / TRAINING_CONFIG_FILE)
-        (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        # With the seed and the episodes each task trained on, so that the results file says what it came from.
+        episodes = {source.name: len(source.dataset) for source in train_sources if source.kind == "episodes"}
+        summary = {**result.to_dict(), "seed": config.seed, "train_episodes": episodes}
+        (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         save_task_specs([source.spec for source in train_sources if source.kind == "episodes"], output_dir)
 
     return train(

@@ -9,11 +9,13 @@ import math
 import shlex
 import sys
 
+from gato.commands import record
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="list and generate episode datasets", description=__doc__)
     parser.set_defaults(handler=lambda args: (parser.print_help(), 0)[1])
-    commands = parser.add_subparsers(dest="data_command", metavar="{list,generate}")
+    commands = parser.add_subparsers(dest="data_command", metavar="{list,generate,record}")
 
     listing = commands.add_parser("list", help="one line per built-in task: domain, observations, action, reference returns")
     listing.set_defaults(handler=list_command)
@@ -47,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     generate.add_argument("--overwrite", action="store_true", help="regenerate tasks whose folder holds another generation")
     generate.add_argument("--no-progress", action="store_true", help="no progress bar")
     generate.set_defaults(handler=generate_command)
+    record.register(commands)  # `gato data record`: your own gymnasium environment and policy (gato/commands/record.py)
 
 
 def _kinds(task) -> str:

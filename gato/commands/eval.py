@@ -49,6 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto (this process's GPU when there is one, as accelerate assigns it; else the CPU), "
                              "or a torch device: cpu, cuda, cuda:1 (default auto)")
+    parser.add_argument("--env", default=None, metavar="ID",
+                        help="a gymnasium id to play a task in that the suite does not know but the model learnt from "
+                             "recorded data (default: the id stored with its spec in the model's task_specs.json)")
+    parser.add_argument("--env-kwargs", default=None, metavar="JSON", help="gym.make arguments for --env, a JSON object")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.set_defaults(handler=run)
 
@@ -69,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             model=args.model, tasks=args.tasks, episodes=args.episodes, output_dir=args.output_dir, num_envs=args.num_envs,
             seed=args.seed, max_steps=args.max_steps, acting=acting, captions=args.captions,
             data=args.data, text=args.text, threads=args.threads, device=args.device, progress=args.progress,
+            env=args.env, env_kwargs=args.env_kwargs,
         )
         results = run_evaluation(config)
     except (ValueError, KeyError) as error:

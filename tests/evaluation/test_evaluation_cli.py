@@ -11,7 +11,7 @@ from gato.suite.task_spec import TaskSpec
 from gato.suite.registry import resolve_tasks
 
 TOP_LEVEL = {"schema_version", "model", "model_type", "num_parameters", "created", "gato_version", "device", "processes", "platform",
-             "episodes_per_task", "settings", "tasks", "domains", "summary", "captions", "captions_test", "text"}
+             "episodes_per_task", "settings", "tasks", "domains", "summary", "statistics", "captions", "captions_test", "text"}
 TASK_FIELDS = {"task", "domain", "episodes", "num_envs", "returns", "lengths", "mean_return", "std_return", "mean_length",
                "expert_return", "random_return", "normalized_score", "success_rate", "prompt_tokens", "seconds",
                "actions_per_second", "reprefills", "seeds", "imitation"}
@@ -61,7 +61,14 @@ def test_gato_eval_writes_json_markdown_and_chart_with_the_documented_fields(tin
     assert results["captions_test"]["held_out_colour_shape_accuracy"] is None  # no held-out pair in new scenes
     assert set(results["text"]) == TEXT_FIELDS and results["text"]["loss"] > 0
     assert (out / "normalized_scores.png").read_bytes()[:4] == b"\x89PNG"
+    # Interval estimates over the 4 scored episodes (2 a task), seeded by --seed; and the performance profile.
+    statistics = results["statistics"]
+    assert statistics["all"]["episodes"] == 4 and set(statistics["domains"]) == {"classic_control"}
+    assert statistics["seed"] == results["settings"]["seed"] == 0
+    assert statistics["all"]["iqm"]["low"] <= statistics["all"]["iqm"]["value"] <= statistics["all"]["iqm"]["high"]
+    assert (out / "performance_profile.png").read_bytes()[:4] == b"\x89PNG"
     markdown = (out / "eval_results.md").read_text()
+    assert "| domain | tasks | episodes | IQM |" in markdown
     assert "| cartpole |" in markdown and "## Captions" in markdown and "## Text" in markdown
     assert "| captions_validation | 2 |" in markdown and "| captions_test | 2 |" in markdown
     assert "control tasks" in capsys.readouterr().out  # rich may shorten task names in a narrow terminal
