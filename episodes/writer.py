@@ -29,6 +29,7 @@ from datasets import utils as datasets_utils
 
 from gato.suite.task_spec import TaskSpec
 
+from .manifest import verify_manifest, write_manifest
 from .schema import action_dtype, dataset_info, episode_features, field_dtype
 
 DEFAULT_SHARD_EPISODES = 64
@@ -267,6 +268,7 @@ class EpisodeWriter:
         """Flush, consolidate the shards into ``path`` and return the memory-mapped dataset."""
         self.flush()
         self.dataset = consolidate_shards(self._shards, self.path)
+        write_manifest(self.path)
         shutil.rmtree(self.partial, ignore_errors=True)
         return self.dataset
 
@@ -284,8 +286,10 @@ def load_episodes(path: str | os.PathLike, streaming: bool = False, num_shards: 
     """Read an episode dataset folder: memory-mapped, or as a stream (``streaming=True``) for large ones.
 
     The streamed dataset reads the same Arrow files lazily, episode by episode; ``num_shards > 1``
-    splits it for several ``DataLoader`` workers. Both keep ``info`` (and so the spec).
+    splits it for several ``DataLoader`` workers. Both keep ``info`` (and so the spec). The folder's manifest is
+    verified first (:func:`gato.episodes.manifest.verify_manifest`: a changed file is named, never read).
     """
+    verify_manifest(path)
     dataset = load_from_disk(str(path))
     if not isinstance(dataset, Dataset):
         raise ValueError(f"{path}: expected one episode dataset, found a DatasetDict; open one task's folder")
