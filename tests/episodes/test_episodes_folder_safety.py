@@ -46,8 +46,8 @@ def test_second_writer_is_refused_and_a_killed_writer_takes_its_workers_and_lock
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     first = subprocess.Popen(_gato("--tasks", "atari_breakout", "--episodes-per-task", "16", "--workers", "2", "--out", str(out)),
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    parent = psutil.Process(first.pid)
     try:
-        parent = psutil.Process(first.pid)
         _wait_for(lambda: len(parent.children()) >= 2 or first.poll() is not None, 120, "the two workers")
         assert first.poll() is None, first.stderr.read().decode()
         assert f"(pid {first.pid})" in (out / LOCK_FILE).read_text()
@@ -67,9 +67,10 @@ def test_second_writer_is_refused_and_a_killed_writer_takes_its_workers_and_lock
         gone, alive = psutil.wait_procs(workers, timeout=5)
         assert not alive, f"workers {[p.pid for p in alive]} outlived their killed parent"
     finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+        for process in [*workers, parent] if "workers" in locals() else [parent]:
+            if process.is_running():
+                process.kill()
+        first.wait()
 
     # The killed run's lock is not stuck: the next run takes the folder and finishes.
     third = subprocess.run(_gato("--tasks", "acrobot", "--episodes-per-task", "2", "--out", str(out)),
