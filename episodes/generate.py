@@ -47,7 +47,7 @@ from .folder_lock import FolderLock
 from .manifest import verify_manifest, write_manifest
 from .processes import die_with_parent
 from .recorder import check_action_noise, episode_seed, record_task_episode
-from .schema import CAPTIONS_SPLITS, TEXT_SPLITS, spec_from_dataset
+from .schema import CAPTIONS_SPLITS, TEXT_SPLITS, episode_features, spec_from_dataset
 from .writer import _save_atomically, consolidate_shards, write_shard
 
 DEFAULT_CHUNK_EPISODES = 8
@@ -91,15 +91,18 @@ def expected_seeds(task_name: str, seed: int, episodes: int) -> list[int]:
 
 
 def _record_chunk(chunk: _Chunk) -> tuple[str, int]:
-    """Worker: record one chunk and write it as a shard; returns (task, episodes written)."""
+    """Worker: record one chunk and write it as a shard; returns (task, episodes written).
+
+    Episodes are streamed into the shard: each is validated (and its frames PNG-encoded) as soon as it is recorded,
+    so a worker holds one raw episode at a time whatever the chunk size or the episode count."""
     task = _WORKER_TASKS.get(chunk.task) or get_task(chunk.task)
     env = task.make_env(episode_seed(chunk.seed, f"{task.name}/env", chunk.start))
     try:
-        episodes = [record_task_episode(task, episode_seed(chunk.seed, task.name, index), env=env, noise=chunk.noise)
-                    for index in range(chunk.start, chunk.stop)]
+        episodes = (record_task_episode(task, episode_seed(chunk.seed, task.name, index), env=env, noise=chunk.noise)
+                    for index in range(chunk.start, chunk.stop))
+        write_shard(episodes, task.spec, chunk.path, start_index=chunk.start)
     finally:
         env.close()
-    write_shard(episodes, task.spec, chunk.path, start_index=chunk.start)
     return chunk.task, chunk.stop - chunk.start
 
 
@@ -141,10 +144,12 @@ def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: 
 
 
 def _drop_chunks_of_another_spec(partial: Path, task: Task) -> None:
-    """Remove a task's unfinished chunks when any was recorded with another spec (an older version's encoding):
-    resuming would mix encodings in one dataset, and chunks are only a cache of work to redo."""
+    """Remove a task's unfinished chunks when any was recorded with another spec or storage (an older version's
+    encoding, raw frames before PNG): resuming would mix them in one dataset, and chunks are only a cache of work."""
     finished = [path for path in partial.glob("chunk-*") if (path / "state.json").exists()] if partial.is_dir() else []
-    if any(spec_differences(spec_from_dataset(load_from_disk(str(path))), task.spec) for path in finished):
+    features = episode_features(task.spec)
+    stored = [load_from_disk(str(path)) for path in finished]
+    if any(spec_differences(spec_from_dataset(chunk), task.spec) or chunk.features != features for chunk in stored):
         shutil.rmtree(partial)
 
 
