@@ -119,3 +119,27 @@ def test_peak_rss_counts_this_process_and_its_largest_worker():
     own = peak_rss_bytes()
     assert 10 * 2**20 < own < 64 * 2**30  # bytes, not kilobytes: pytest with numpy and datasets loaded
     assert peak_rss_summary().startswith(f"peak RSS {own / 1e9:.2f} GB (largest worker ")
+
+
+def _raw_frames_shard(path: Path, spec: TaskSpec) -> None:
+    """A shard of the old storage (schema 1: a raw Array4D frame column) for ``spec``."""
+    frames = np.zeros((2, *spec.observations[0].shape), dtype=np.uint8)
+    episode = {"observations": {"frame": frames}, "actions": np.zeros(2, dtype=np.int64), "rewards": np.zeros(2)}
+    _raw_storage(episode, spec).save_to_disk(str(path))
+
+
+def test_old_raw_frame_shards_are_never_mixed_with_png_ones(tmp_path):
+    from types import SimpleNamespace
+
+    from gato.episodes.generate import _drop_chunks_of_another_spec
+    from gato.episodes.writer import EpisodeWriter
+
+    spec = TaskSpec("frames", (ObservationField("frame", "image", (16, 16, 3)),), ActionSpec("discrete", 1, num_values=4))
+    partial = tmp_path / ".partial" / "frames-s0-c8"
+    _raw_frames_shard(partial / "chunk-000000-000008", spec)
+    _drop_chunks_of_another_spec(partial, SimpleNamespace(spec=spec))
+    assert not partial.exists()  # recorded again, not concatenated with PNG chunks
+
+    _raw_frames_shard(tmp_path / "ds.partial" / "shard-00000", spec)
+    with pytest.raises(ValueError, match=r"shard-00000: written with other features than this version's"):
+        EpisodeWriter(tmp_path / "ds", spec)
