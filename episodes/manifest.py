@@ -24,9 +24,13 @@ from pathlib import Path
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "gato-manifest"
 MANIFEST_VERSION = 1
-# Files of a model folder that gato writes again after training (the card, evaluation reports and plots): a model
-# manifest leaves them out, so that evaluating or pushing never trips over the folder's own later reports.
-MODEL_REPORT_FILES = ("README.md", "eval_results.*", "*.png")
+# What a model manifest lists: the files `from_pretrained` loads (weights, configs, processor, tokenizer, the
+# remote code) and training's own records. The reports written later (README card, eval_results.*, plots,
+# main_job.json) and anything else in the folder are left out, so evaluating or pushing never trips over them.
+MODEL_FILE_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json", "generation_config.json",
+                       "processor_config.json", "preprocessor_config.json", "tokenizer*", "special_tokens_map.json",
+                       "added_tokens.json", "chat_template*", "*.model", "*.py", "training_config.yaml",
+                       "train_results.json", "task_specs.json")
 _CHUNK = 1 << 20
 
 logger = logging.getLogger(__name__)
@@ -81,16 +85,12 @@ def manifest_bytes(entries: dict[str, dict]) -> bytes:
     return (json.dumps(payload, indent=1, sort_keys=True) + "\n").encode()
 
 
-def write_manifest(folder: str | os.PathLike, files: Iterable[str] | None = None, *, recursive: bool = True,
-                   exclude: Iterable[str] = ()) -> Path:
-    """Hash ``files`` of ``folder`` (default: every file, recursively unless ``recursive=False``, except the manifest,
-    hidden ones and those matching an ``exclude`` pattern) into ``folder/manifest.json``, atomically (a temporary
-    file and one rename); returns its path."""
+def write_manifest(folder: str | os.PathLike, files: Iterable[str] | None = None, *, recursive: bool = True) -> Path:
+    """Hash ``files`` of ``folder`` (default: every file, recursively unless ``recursive=False``, except the manifest
+    and hidden ones) into ``folder/manifest.json``, atomically (a temporary file and one rename); returns its path."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ManifestError(f"{folder}: expected a folder to write a manifest into")
-    if files is None and exclude:
-        files = [name for name in _listed_files(folder, recursive) if not any(fnmatch(name, pattern) for pattern in exclude)]
     target = folder / MANIFEST_FILE
     tmp = folder / f".{MANIFEST_FILE}.tmp-{os.getpid()}"
     tmp.write_bytes(manifest_bytes(manifest_entries(folder, files, recursive)))
@@ -99,9 +99,11 @@ def write_manifest(folder: str | os.PathLike, files: Iterable[str] | None = None
 
 
 def write_model_manifest(folder: str | os.PathLike) -> Path:
-    """The manifest of a saved model folder: its top-level files (weights, config, processor, training records)
-    except the reports written after training (:data:`MODEL_REPORT_FILES`); checkpoints and logs are not listed."""
-    return write_manifest(folder, recursive=False, exclude=MODEL_REPORT_FILES)
+    """The manifest of a saved model folder: its top-level files that match :data:`MODEL_FILE_PATTERNS` (weights,
+    configs, processor, tokenizer, code, training records); reports, checkpoints and logs are not listed."""
+    folder = Path(folder)
+    names = [path.name for path in folder.iterdir() if path.is_file()] if folder.is_dir() else []
+    return write_manifest(folder, [name for name in names if any(fnmatch(name, pattern) for pattern in MODEL_FILE_PATTERNS)])
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, dict] | None:

@@ -70,14 +70,16 @@ def test_folder_without_manifest_loads_with_a_one_line_warning(tmp_path, caplog)
     assert "written before gato kept manifests" in caplog.records[0].getMessage()
 
 
-def test_model_manifest_leaves_out_the_reports_written_after_training(tmp_path):
-    for name in ("model.safetensors", "config.json", "README.md", "eval_results.json", "normalized_scores.png"):
+def test_model_manifest_lists_the_model_and_training_records_not_the_later_reports(tmp_path):
+    model = ["config.json", "model.safetensors", "modeling_gato.py", "tokenizer.json", "training_config.yaml"]
+    for name in [*model, "README.md", "eval_results.json", "normalized_scores.png", "main_job.json", "notes.txt"]:
         (tmp_path / name).write_text(name)
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "optimizer.bin").write_text("x")
     listed = json.loads(write_model_manifest(tmp_path).read_text())["files"]
-    assert sorted(listed) == ["config.json", "model.safetensors"]
-    (tmp_path / "eval_results.json").write_text("rewritten by gato eval")
+    assert sorted(listed) == model
+    for name in ("eval_results.json", "main_job.json", "README.md"):  # rewritten by later stages of `gato run`
+        (tmp_path / name).write_text("rewritten")
     verify_manifest(tmp_path)
 
 
