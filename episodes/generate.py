@@ -44,7 +44,7 @@ from gato.suite.registry import Task, get_task, resolve_tasks
 from .cards import CAPTION_TASK_CATEGORIES, EPISODE_TASK_CATEGORIES, TEXT_TASK_CATEGORIES, build_card, write_card
 from .captions import HELD_OUT_PAIRS, build_captions_dataset
 from .folder_lock import FolderLock
-from .manifest import verify_manifest, write_manifest
+from .manifest import MANIFEST_FILE, verify_manifest, write_manifest
 from .processes import die_with_parent
 from .recorder import check_action_noise, episode_seed, record_task_episode
 from .schema import CAPTIONS_SPLITS, TEXT_SPLITS, episode_features, spec_from_dataset
@@ -188,11 +188,16 @@ def _task_card(path: Path, task: Task, dataset: Dataset, seed: int, command: str
 
 
 def write_index(out: Path) -> DatasetDict:
-    """Rebuild ``dataset_dict.json`` from the finished dataset folders in ``out`` (atomically)."""
+    """Rebuild ``dataset_dict.json`` from the finished dataset folders in ``out`` (atomically), and the manifests
+    that cover it: the collection's own, and one for each split folder written without (e.g. DAgger splits)."""
     splits = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "state.json").exists())
     tmp = out / ".dataset_dict.json.tmp"
     tmp.write_text(json.dumps({"splits": splits}))
     os.replace(tmp, out / "dataset_dict.json")
+    for split in splits:
+        if not (out / split / MANIFEST_FILE).exists():
+            write_manifest(out / split)
+    write_manifest(out, recursive=False)
     return load_from_disk(str(out))
 
 

@@ -111,6 +111,21 @@ def test_generation_writes_manifests_and_a_flipped_shard_is_named_before_trainin
         verify_data_folder(tmp_path)
 
 
+def test_a_split_added_by_another_writer_through_write_index_keeps_the_folder_verifiable(tmp_path, caplog):
+    """DAgger (gato.evaluation.dagger) writes its split and calls write_index: the collection stays loadable."""
+    from gato.episodes.generate import write_index
+    from gato.episodes.recorder import record_task_episode
+    from gato.episodes.writer import write_shard
+
+    generate(TASKS[:1], 2, tmp_path, seed=0, progress=False)
+    write_shard([record_task_episode(TASKS[0], 5)], TASKS[0].spec, tmp_path / "test_cart_a_dagger")
+    write_index(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert sorted(load_data(str(tmp_path))) == ["test_cart_a", "test_cart_a_dagger"]
+    assert not caplog.records
+    assert (tmp_path / "test_cart_a_dagger" / MANIFEST_FILE).exists()
+
+
 def test_episode_writer_writes_a_manifest(tmp_path):
     task = TASKS[0]
     from gato.episodes.recorder import record_task_episode
