@@ -9,6 +9,7 @@ folder stays locked until they are gone too (they end with their parent, :mod:`g
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +20,8 @@ except ImportError:  # pragma: no cover - exercised on Windows only
     fcntl = None
 
 LOCK_FILE = ".gato.lock"
+
+logger = logging.getLogger(__name__)
 
 
 class FolderInUseError(ValueError):
@@ -35,18 +38,24 @@ class FolderLock:
         self._fd: int | None = None
 
     def acquire(self) -> "FolderLock":
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # no O_TRUNC: the holder's pid stays readable
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # no O_TRUNC: the holder's pid stays readable
+        except OSError as error:
+            raise ValueError(f"{self.folder}: cannot write into it ({error.strerror}); expected a folder this user "
+                             "can create files in") from None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except BlockingIOError:  # held by a live process (EWOULDBLOCK)
                 holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
                 os.close(fd)
                 raise FolderInUseError(
                     f"{self.folder}: in use by {holder}; two writers would overwrite each other's data. "
                     "Wait for it to finish (or stop it), or choose another output folder"
                 ) from None
+            except OSError as error:  # a file system without locks (some network mounts): write, but say so
+                logger.warning("%s: cannot be locked (%s); a second writer into it would not be refused", self.folder, error)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{self.what} (pid {os.getpid()})\n".encode(), 0)
         self._fd = fd

@@ -40,6 +40,12 @@ def test_lock_refuses_a_second_holder_and_is_free_again_after_release(tmp_path):
         pass
 
 
+def test_a_folder_that_cannot_be_written_is_one_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'file' / 'out'}: cannot write into it"):
+        FolderLock(tmp_path / "file" / "out").acquire()  # a file where a folder is expected on the way
+
+
 @pytest.mark.slow  # three `gato` processes (~10 s of imports each on a busy 2-core machine)
 def test_second_writer_is_refused_and_a_killed_writer_takes_its_workers_and_lock_with_it(tmp_path):
     out = tmp_path / "data"
