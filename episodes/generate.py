@@ -93,7 +93,7 @@ def expected_seeds(task_name: str, seed: int, episodes: int) -> list[int]:
 def _record_chunk(chunk: _Chunk) -> tuple[str, int]:
     """Worker: record one chunk and write it as a shard; returns (task, episodes written).
 
-    Episodes are streamed into the shard: each is validated (and its frames PNG-encoded) as soon as it is recorded,
+    Episodes are streamed into the shard: each is validated (and its frames compressed) as soon as it is recorded,
     so a worker holds one raw episode at a time whatever the chunk size or the episode count."""
     task = _WORKER_TASKS.get(chunk.task) or get_task(chunk.task)
     env = task.make_env(episode_seed(chunk.seed, f"{task.name}/env", chunk.start))
@@ -145,7 +145,7 @@ def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: 
 
 def _drop_chunks_of_another_spec(partial: Path, task: Task) -> None:
     """Remove a task's unfinished chunks when any was recorded with another spec or storage (an older version's
-    encoding, raw frames before PNG): resuming would mix them in one dataset, and chunks are only a cache of work."""
+    encoding, raw frames before compression): resuming would mix them in one dataset, and chunks are only a cache of work."""
     finished = [path for path in partial.glob("chunk-*") if (path / "state.json").exists()] if partial.is_dir() else []
     features = episode_features(task.spec)
     stored = [load_from_disk(str(path)) for path in finished]

@@ -20,17 +20,17 @@ Observation fields, by kind (``T`` is dynamic, the per-step shape is fixed by th
 =============  ============================================  ===========================================
 kind           feature                                       dtype
 =============  ============================================  ===========================================
-``image``      ``List(Image())``: one lossless PNG per step     ``uint8`` pixels, ``(H, W, 3)`` or ``(H, W)``
+``image``      ``List(Value("binary"))``: one zlib-compressed frame per step    ``uint8`` pixels, ``(H, W, 3)`` or ``(H, W)``
 ``discrete``   ``List(Value)`` for scalars, ``Array{k+1}D((None, *shape))``           ``uint8`` if ``num_values ≤ 256``, else ``int16``
 ``continuous`` same as discrete                              ``float32``
 ``text``       ``List(Value("string"))``                     one string per step
 =============  ============================================  ===========================================
 
-Frames are PNG (:mod:`gato.episodes.frames`): lossless, so the pixels the processor tokenizes are exactly the
-recorded ones, and 10–20× smaller than raw ``uint8`` for game frames (an Atari episode of 1000 80×80 frames:
-19 MB raw, ~1.2 MB as PNG). :func:`read_episode` decodes them with PIL straight from the Arrow bytes (~0.1 ms a
-frame); going through ``datasets``' own image decoding (``ds[i]``) is far slower. Datasets written before
-schema version 2 hold raw ``Array4D``/``Array3D`` frames and are read as before.
+Frames are compressed (:mod:`gato.episodes.frames`): each step's raw pixels through zlib, lossless, so the pixels
+the processor tokenizes are exactly the recorded ones, and 15–20× smaller than raw ``uint8`` for game frames (an
+Atari episode of 1000 80×80 frames: 19 MB raw, ~1 MB compressed). :func:`read_episode` decodes them straight
+from the Arrow bytes (~0.1 ms a frame; ``steps=`` decodes only a window). Datasets written before schema
+version 2 hold raw ``Array4D``/``Array3D`` frames and are read as before.
 
 Reading fast: ``Dataset.__getitem__`` in the default (python) or ``"numpy"`` format converts nested
 array columns element by element through Python (~15 s for a 1000-frame 80×80 Atari episode). Use
@@ -50,14 +50,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from datasets import Array2D, Array3D, Array4D, Array5D, Dataset, DatasetInfo, Features, Image, IterableDataset, List, Value
+from datasets import Array2D, Array3D, Array4D, Array5D, Dataset, DatasetInfo, Features, IterableDataset, List, Value
 
 from gato.suite.task_spec import ObservationField, TaskSpec
 
-from .frames import decode_frames
+from .frames import FRAME_CODEC, decode_frames
 
 SPEC_KEY = "gato_task_spec"
-SCHEMA_VERSION = 2  # 2: image fields as PNG (List(Image())); 1: raw Array4D/Array3D frames (still read)
+SCHEMA_VERSION = 2  # 2: image fields as zlib-compressed frames (List(binary)); 1: raw Array4D/Array3D (still read)
 # The non-episode splits of a data folder: captions (train, held-out colour×shape pairs, new scenes) and text.
 CAPTIONS_SPLITS = ("captions", "captions_validation", "captions_test")
 TEXT_SPLITS = ("text", "text_validation")
@@ -102,7 +102,7 @@ def observation_feature(field: ObservationField):
     if field.kind == "image" and (len(field.shape) not in (2, 3) or (len(field.shape) == 3 and field.shape[-1] != 3)):
         raise ValueError(f"observation field {field.name!r}: image shape must be (H, W, 3) or (H, W), got {field.shape}")
     if field.kind == "image":
-        return List(Image())
+        return List(Value("binary"))
     return _per_step_feature(field.shape, field_dtype(field), f"observation field {field.name!r}")
 
 
@@ -124,7 +124,7 @@ def episode_features(spec: TaskSpec) -> Features:
 
 def dataset_info(spec: TaskSpec, description: str = "") -> DatasetInfo:
     """A :class:`DatasetInfo` carrying the features and the spec (JSON in ``description``)."""
-    payload = {SPEC_KEY: spec.to_dict(), "schema_version": SCHEMA_VERSION}
+    payload = {SPEC_KEY: spec.to_dict(), "schema_version": SCHEMA_VERSION, "frame_codec": FRAME_CODEC}
     if description:
         payload["description"] = description
     return DatasetInfo(description=json.dumps(payload, sort_keys=True), features=episode_features(spec))
@@ -161,7 +161,7 @@ def episode_from_row(row: Mapping[str, Any], spec: TaskSpec) -> dict[str, Any]:
         if field.kind == "text":
             observations[field.name] = [str(text) for text in values]
         elif field.kind == "image" and not (isinstance(values, np.ndarray) and values.dtype != object):
-            observations[field.name] = decode_frames(values, field.shape)  # PNG bytes, PIL images or per-step arrays
+            observations[field.name] = decode_frames(values, field.shape)  # compressed bytes, PIL images or arrays
         else:
             observations[field.name] = _as_array(values, field_dtype(field)).reshape(-1, *field.shape)
     actions = _as_array(row["actions"], action_dtype(spec)).reshape(-1, spec.action.size)
@@ -176,11 +176,13 @@ def episode_from_row(row: Mapping[str, Any], spec: TaskSpec) -> dict[str, Any]:
 
 
 def _column_to_numpy(array: pa.Array, dtype: str) -> Any:
-    """One row of a per-step column (Arrow, length 1) → ``(T, *shape)`` numpy array, T strings, or T PNG bytes."""
+    """One row of a per-step column (Arrow, length 1) → ``(T, *shape)`` numpy array, T strings, or T frames' bytes."""
     if isinstance(array.type, pa.ExtensionType):  # datasets' Array2D…Array5D: (1, T, *shape)
         return array.to_numpy(zero_copy_only=False)[0]
     values = array.flatten()  # List(Value): drop the row level, keep T values
-    if pa.types.is_struct(values.type):  # List(Image()): T {bytes, path} structs
+    if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):  # compressed frames
+        return values.to_pylist()
+    if pa.types.is_struct(values.type):  # List(Image()) (e.g. a user's own dataset): T {bytes, path} structs
         return values.field("bytes").to_pylist()
     if dtype == "string":
         return values.to_pylist()
@@ -191,7 +193,7 @@ def episode_from_arrow(table: pa.Table, spec: TaskSpec, steps: slice | None = No
     """A one-row Arrow table (``dataset.with_format("arrow")[i]``) → the processor's episode dict,
     without going through Python lists: raw frames (schema 1) stay ``uint8`` views of the memory-mapped file.
 
-    ``steps`` (a slice of time steps) returns only those steps and decodes only their PNG frames: a training
+    ``steps`` (a slice of time steps) returns only those steps and decodes only their frames: a training
     window of 30 steps out of a 1000-step Atari episode costs 30 decodes, not 1000.
     """
     if table.num_rows != 1:

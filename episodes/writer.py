@@ -125,7 +125,7 @@ def validate_episode(episode: Mapping[str, Any], spec: TaskSpec, index: int | No
             continue
         num_values = 256 if field.kind == "image" else field.num_values
         checked[field.name] = _check_values(values, index, name, (steps, *field.shape), field.kind, num_values, field_dtype(field))
-        if field.kind == "image":  # stored as lossless PNG (schema version 2): the raw frames are not kept
+        if field.kind == "image":  # stored zlib-compressed (schema version 2): the raw frames are not kept
             checked[field.name] = encode_frames(checked[field.name])
 
     rewards = np.asarray(episode["rewards"], dtype=np.float64) if not isinstance(episode["rewards"], str) else None
@@ -149,7 +149,7 @@ def validate_episode(episode: Mapping[str, Any], spec: TaskSpec, index: int | No
 def _episode_bytes(row: dict[str, Any]) -> int:
     arrays = [row["actions"], row["rewards"], *row["observations"].values()]
     return sum(array.nbytes if isinstance(array, np.ndarray)
-               else encoded_size(array) if array and isinstance(array[0], dict) else 64 * len(array) for array in arrays)
+               else encoded_size(array) if array and isinstance(array[0], bytes) else 64 * len(array) for array in arrays)
 
 
 def _rows_to_dataset(rows: Sequence[dict[str, Any]], spec: TaskSpec) -> Dataset:
@@ -161,7 +161,7 @@ def _rows_to_dataset(rows: Sequence[dict[str, Any]], spec: TaskSpec) -> Dataset:
 def episodes_to_dataset(episodes: Iterable[Mapping[str, Any]], spec: TaskSpec, start_index: int = 0) -> Dataset:
     """Validate episodes and build an in-memory :class:`Dataset` of the schema (small collections, tests).
 
-    ``episodes`` may be a generator: each raw episode is validated (its frames PNG-encoded) and released before the
+    ``episodes`` may be a generator: each raw episode is validated (its frames compressed) and released before the
     next one is asked for, so recording straight into a shard holds one raw episode at a time."""
     rows = []
     for episode in episodes:  # not enumerate(): its cached result tuple would keep the previous episode alive
@@ -252,7 +252,7 @@ class EpisodeWriter:
         for shard, dataset in zip(self._shards, stored):
             if dataset.features != episode_features(spec):
                 raise ValueError(f"{shard}: written with other features than this version's (e.g. raw frames before "
-                                 f"PNG); delete {self.partial} to record again, or finish it with the version that began it")
+                                 f"compression); delete {self.partial} to record again, or finish it with the version that began it")
         self._written = sum(len(dataset) for dataset in stored)
 
     @property
