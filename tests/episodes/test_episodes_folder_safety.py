@@ -50,7 +50,7 @@ def test_a_folder_that_cannot_be_written_is_one_clear_error(tmp_path):
 def test_second_writer_is_refused_and_a_killed_writer_takes_its_workers_and_lock_with_it(tmp_path):
     out = tmp_path / "data"
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    first = subprocess.Popen(_gato("--tasks", "atari_breakout", "--episodes-per-task", "16", "--workers", "2", "--out", str(out)),
+    first = subprocess.Popen(_gato("--tasks", "atari_breakout", "--episodes-per-task", "200", "--workers", "2", "--out", str(out)),
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     parent = psutil.Process(first.pid)
     try:
