@@ -43,8 +43,11 @@ from gato.suite.registry import Task, get_task, resolve_tasks
 
 from .cards import CAPTION_TASK_CATEGORIES, EPISODE_TASK_CATEGORIES, TEXT_TASK_CATEGORIES, build_card, write_card
 from .captions import HELD_OUT_PAIRS, build_captions_dataset
+from .folder_lock import FolderLock
+from .manifest import MANIFEST_FILE, verify_manifest, write_manifest
+from .processes import die_with_parent
 from .recorder import check_action_noise, episode_seed, record_task_episode
-from .schema import CAPTIONS_SPLITS, TEXT_SPLITS, spec_from_dataset
+from .schema import CAPTIONS_SPLITS, TEXT_SPLITS, episode_features, spec_from_dataset
 from .writer import _save_atomically, consolidate_shards, write_shard
 
 DEFAULT_CHUNK_EPISODES = 8
@@ -88,15 +91,18 @@ def expected_seeds(task_name: str, seed: int, episodes: int) -> list[int]:
 
 
 def _record_chunk(chunk: _Chunk) -> tuple[str, int]:
-    """Worker: record one chunk and write it as a shard; returns (task, episodes written)."""
+    """Worker: record one chunk and write it as a shard; returns (task, episodes written).
+
+    Episodes are streamed into the shard: each is validated (and its frames compressed) as soon as it is recorded,
+    so a worker holds one raw episode at a time whatever the chunk size or the episode count."""
     task = _WORKER_TASKS.get(chunk.task) or get_task(chunk.task)
     env = task.make_env(episode_seed(chunk.seed, f"{task.name}/env", chunk.start))
     try:
-        episodes = [record_task_episode(task, episode_seed(chunk.seed, task.name, index), env=env, noise=chunk.noise)
-                    for index in range(chunk.start, chunk.stop)]
+        episodes = (record_task_episode(task, episode_seed(chunk.seed, task.name, index), env=env, noise=chunk.noise)
+                    for index in range(chunk.start, chunk.stop))
+        write_shard(episodes, task.spec, chunk.path, start_index=chunk.start)
     finally:
         env.close()
-    write_shard(episodes, task.spec, chunk.path, start_index=chunk.start)
     return chunk.task, chunk.stop - chunk.start
 
 
@@ -109,6 +115,13 @@ def stored_action_noise(path: Path) -> float:
 def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: bool, noise: float = 0.0) -> bool:
     """True when ``path`` holds exactly this generation of ``task``; False when it is absent."""
     if not (path / "state.json").exists():
+        return False
+    try:
+        verify_manifest(path)
+    except ValueError:
+        if not overwrite:
+            raise
+        shutil.rmtree(path)
         return False
     stored = load_from_disk(str(path))
     # Same seeds are not the same data when the task's encoding changed since (e.g. BabyAI's grid, 147 values → 49).
@@ -131,10 +144,12 @@ def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: 
 
 
 def _drop_chunks_of_another_spec(partial: Path, task: Task) -> None:
-    """Remove a task's unfinished chunks when any was recorded with another spec (an older version's encoding):
-    resuming would mix encodings in one dataset, and chunks are only a cache of work to redo."""
+    """Remove a task's unfinished chunks when any was recorded with another spec or storage (an older version's
+    encoding, raw frames before compression): resuming would mix them in one dataset, and chunks are only a cache of work."""
     finished = [path for path in partial.glob("chunk-*") if (path / "state.json").exists()] if partial.is_dir() else []
-    if any(spec_differences(spec_from_dataset(load_from_disk(str(path))), task.spec) for path in finished):
+    features = episode_features(task.spec)
+    stored = [load_from_disk(str(path)) for path in finished]
+    if any(spec_differences(spec_from_dataset(chunk), task.spec) or chunk.features != features for chunk in stored):
         shutil.rmtree(partial)
 
 
@@ -173,19 +188,27 @@ def _task_card(path: Path, task: Task, dataset: Dataset, seed: int, command: str
 
 
 def write_index(out: Path) -> DatasetDict:
-    """Rebuild ``dataset_dict.json`` from the finished dataset folders in ``out`` (atomically)."""
+    """Rebuild ``dataset_dict.json`` from the finished dataset folders in ``out`` (atomically), and the manifests
+    that cover it: the collection's own, and one for each split folder written without (e.g. DAgger splits)."""
     splits = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "state.json").exists())
     tmp = out / ".dataset_dict.json.tmp"
     tmp.write_text(json.dumps({"splits": splits}))
     os.replace(tmp, out / "dataset_dict.json")
+    for split in splits:
+        if not (out / split / MANIFEST_FILE).exists():
+            write_manifest(out / split)
+    write_manifest(out, recursive=False)
     return load_from_disk(str(out))
 
 
 def _generate_captions(out: Path, count: int, seed: int, command: str) -> None:
     paths = [out / name for name in CAPTIONS_SPLITS]
     expected = (count, max(1, count // 10), max(1, count // 10))
-    if all((p / "state.json").exists() for p in paths) and tuple(len(load_from_disk(str(p))) for p in paths) == expected:
-        return
+    if all((p / "state.json").exists() for p in paths):
+        for path in paths:
+            verify_manifest(path)  # a damaged split is named, never silently kept or rewritten
+        if tuple(len(load_from_disk(str(p))) for p in paths) == expected:
+            return
     splits = build_captions_dataset(num_train=expected[0], num_validation=expected[1], num_test=expected[2], seed=seed)
     held_out = ", ".join(f"{colour} {shape}" for colour, shape in HELD_OUT_PAIRS)
     for path, split in zip(paths, ("train", "validation", "test")):
@@ -200,11 +223,14 @@ def _generate_captions(out: Path, count: int, seed: int, command: str) -> None:
                      "the training pairs, and none has a caption that occurs in `captions`."),
             size_rows=len(splits[split]),
         ))
+        write_manifest(path)
 
 
 def _generate_text(out: Path, command: str, text_sources: Any = None) -> None:
     paths = [out / name for name in TEXT_SPLITS]
     if all((p / "state.json").exists() for p in paths):
+        for path in paths:
+            verify_manifest(path)
         return
     try:
         from .text_corpus import DEFAULT_SOURCES, build_text_dataset, split_text_dataset
@@ -227,6 +253,7 @@ def _generate_text(out: Path, command: str, text_sources: Any = None) -> None:
                      "Apache-2.0, MIT, …); documents are split by a hash of their text."),
             size_rows=len(splits[split]),
         ))
+        write_manifest(path)
 
 
 def _remove_stale_temporaries(out: Path) -> None:
@@ -236,9 +263,11 @@ def _remove_stale_temporaries(out: Path) -> None:
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool whose workers see the tasks registered at run time (users', tests'): fork where available."""
+    """A process pool whose workers see the tasks registered at run time (users', tests'): fork where available.
+    The workers end when this process dies, even by SIGKILL (:func:`gato.episodes.processes.die_with_parent`)."""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
 
 
 def generate(
@@ -283,8 +312,18 @@ def generate(
     for task in task_list:  # before any work: a bad value would otherwise fail inside a worker
         check_action_noise(task.spec, action_noise)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out: {out} is a file; expected a folder to write the DatasetDict into")
+    with FolderLock(out, "gato data generate"):  # one writer per folder; a killed run's lock dies with it
+        return _generate_locked(task_list, episodes_per_task, out, seed=seed, workers=workers, captions=captions,
+                                text=text, chunk_episodes=chunk_episodes, overwrite=overwrite, progress=progress,
+                                command=command, text_sources=text_sources, action_noise=action_noise)
+
+
+def _generate_locked(task_list: list[Task], episodes_per_task: int, out: Path, *, seed: int, workers: int,
+                     captions: int, text: bool, chunk_episodes: int, overwrite: bool, progress: bool,
+                     command: str | None, text_sources: Any, action_noise: float) -> tuple[DatasetDict, list[TaskSummary]]:
+    _remove_stale_temporaries(out)  # safe only under the lock: another run's temporaries would be in use
     command = command or f"gato data generate --tasks {','.join(t.name for t in task_list)} --episodes-per-task {episodes_per_task} --out {out} --seed {seed}"
 
     status: dict[str, str] = {}
@@ -344,6 +383,7 @@ def generate(
     dataset_dict = write_index(out)
     summaries = [_summary(task, dataset_dict[task.name], status[task.name]) for task in task_list]
     _collection_card(out, dataset_dict, summaries, command)
+    write_manifest(out, recursive=False)  # the index and the card; each split folder has its own manifest
     return dataset_dict, summaries
 
 
@@ -351,6 +391,7 @@ def _finish_task(task: Task, chunks: list[_Chunk], out: Path, seed: int, command
     dataset = consolidate_shards([chunk.path for chunk in chunks], out / task.name)
     (out / task.name / GENERATION_FILE).write_text(json.dumps({"seed": seed, "action_noise": noise}) + "\n")
     _task_card(out / task.name, task, dataset, seed, command, noise)
+    write_manifest(out / task.name)
     shutil.rmtree(Path(chunks[0].path).parent, ignore_errors=True)
     partial_root = out / PARTIAL_DIR
     if partial_root.exists() and not any(partial_root.iterdir()):

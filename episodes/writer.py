@@ -29,6 +29,8 @@ from datasets import utils as datasets_utils
 
 from gato.suite.task_spec import TaskSpec
 
+from .frames import encode_frames, encoded_size
+from .manifest import verify_manifest, write_manifest
 from .schema import action_dtype, dataset_info, episode_features, field_dtype
 
 DEFAULT_SHARD_EPISODES = 64
@@ -123,6 +125,8 @@ def validate_episode(episode: Mapping[str, Any], spec: TaskSpec, index: int | No
             continue
         num_values = 256 if field.kind == "image" else field.num_values
         checked[field.name] = _check_values(values, index, name, (steps, *field.shape), field.kind, num_values, field_dtype(field))
+        if field.kind == "image":  # stored zlib-compressed (schema version 2): the raw frames are not kept
+            checked[field.name] = encode_frames(checked[field.name])
 
     rewards = np.asarray(episode["rewards"], dtype=np.float64) if not isinstance(episode["rewards"], str) else None
     if rewards is None or rewards.shape != (steps,):
@@ -144,7 +148,8 @@ def validate_episode(episode: Mapping[str, Any], spec: TaskSpec, index: int | No
 
 def _episode_bytes(row: dict[str, Any]) -> int:
     arrays = [row["actions"], row["rewards"], *row["observations"].values()]
-    return sum(array.nbytes if isinstance(array, np.ndarray) else 64 * len(array) for array in arrays)
+    return sum(array.nbytes if isinstance(array, np.ndarray)
+               else encoded_size(array) if array and isinstance(array[0], bytes) else 64 * len(array) for array in arrays)
 
 
 def _rows_to_dataset(rows: Sequence[dict[str, Any]], spec: TaskSpec) -> Dataset:
@@ -154,8 +159,14 @@ def _rows_to_dataset(rows: Sequence[dict[str, Any]], spec: TaskSpec) -> Dataset:
 
 
 def episodes_to_dataset(episodes: Iterable[Mapping[str, Any]], spec: TaskSpec, start_index: int = 0) -> Dataset:
-    """Validate episodes and build an in-memory :class:`Dataset` of the schema (small collections, tests)."""
-    rows = [validate_episode(episode, spec, start_index + offset) for offset, episode in enumerate(episodes)]
+    """Validate episodes and build an in-memory :class:`Dataset` of the schema (small collections, tests).
+
+    ``episodes`` may be a generator: each raw episode is validated (its frames compressed) and released before the
+    next one is asked for, so recording straight into a shard holds one raw episode at a time."""
+    rows = []
+    for episode in episodes:  # not enumerate(): its cached result tuple would keep the previous episode alive
+        rows.append(validate_episode(episode, spec, start_index + len(rows)))
+        del episode
     if not rows:
         raise ValueError(f"task {spec.name!r}: no episodes to write")
     return _rows_to_dataset(rows, spec)
@@ -237,7 +248,12 @@ class EpisodeWriter:
         self._buffer_bytes = 0
         self.dataset: Dataset | None = None
         self._shards = sorted(p for p in self.partial.glob("shard-*") if p.is_dir()) if self.partial.exists() else []
-        self._written = sum(len(load_from_disk(str(shard))) for shard in self._shards)
+        stored = [load_from_disk(str(shard)) for shard in self._shards]
+        for shard, dataset in zip(self._shards, stored):
+            if dataset.features != episode_features(spec):
+                raise ValueError(f"{shard}: written with other features than this version's (e.g. raw frames before "
+                                 f"compression); delete {self.partial} to record again, or finish it with the version that began it")
+        self._written = sum(len(dataset) for dataset in stored)
 
     @property
     def num_episodes(self) -> int:
@@ -267,6 +283,7 @@ class EpisodeWriter:
         """Flush, consolidate the shards into ``path`` and return the memory-mapped dataset."""
         self.flush()
         self.dataset = consolidate_shards(self._shards, self.path)
+        write_manifest(self.path)
         shutil.rmtree(self.partial, ignore_errors=True)
         return self.dataset
 
@@ -284,8 +301,10 @@ def load_episodes(path: str | os.PathLike, streaming: bool = False, num_shards: 
     """Read an episode dataset folder: memory-mapped, or as a stream (``streaming=True``) for large ones.
 
     The streamed dataset reads the same Arrow files lazily, episode by episode; ``num_shards > 1``
-    splits it for several ``DataLoader`` workers. Both keep ``info`` (and so the spec).
+    splits it for several ``DataLoader`` workers. Both keep ``info`` (and so the spec). The folder's manifest is
+    verified first (:func:`gato.episodes.manifest.verify_manifest`: a changed file is named, never read).
     """
+    verify_manifest(path)
     dataset = load_from_disk(str(path))
     if not isinstance(dataset, Dataset):
         raise ValueError(f"{path}: expected one episode dataset, found a DatasetDict; open one task's folder")

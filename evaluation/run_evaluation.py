@@ -162,6 +162,9 @@ def load_model_and_processor(path: str | Path) -> tuple[torch.nn.Module, Any]:
     import gato  # noqa: F401  (registers the Auto classes)
     from transformers import AutoModelForCausalLM, AutoProcessor
 
+    from gato.episodes.manifest import verify_manifest  # a bit-flipped model.safetensors is named, never evaluated
+    if Path(path).is_dir():  # a Hub id is checked by huggingface_hub's own download
+        verify_manifest(path)
     model = AutoModelForCausalLM.from_pretrained(str(path)).eval()
     processor = AutoProcessor.from_pretrained(str(path))
     return model, processor

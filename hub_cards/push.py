@@ -1,15 +1,30 @@
 """Pushing a run folder to the Hub, and checking offline that it is what the Hub and ``from_pretrained`` expect.
 
-``push_run`` is ``huggingface_hub``'s ``create_repo`` + ``upload_folder`` with the run's training leftovers
-(checkpoints, logs, the generated data) ignored; ``dry_run=True`` touches no network: it lists exactly the files
-``upload_folder`` would send (the same listing and pattern filter) and validates the folder and the card's metadata.
-``model.push_to_hub`` / ``processor.push_to_hub`` are transformers' own and need nothing from here.
+``push_run`` is ``huggingface_hub``'s ``create_repo`` + ``create_commit`` of exactly the planned files, with the
+run's training leftovers (checkpoints, logs, the generated data) ignored; ``dry_run=True`` touches no network: it
+lists exactly the files that would be sent and validates the folder and the card's metadata.
+
+What never leaves the machine:
+
+- **secrets**: token files, tracker settings and credentials (:data:`SECRET_PATTERNS`, e.g. ``.env``, ``token``,
+  ``wandb/``, ``.netrc``) are never listed; a file that would be sent but holds a Hugging Face token (the one in
+  use, or anything shaped like ``hf_…``) stops the push, naming the file;
+- **machine paths**: absolute paths in the run's records (:data:`PATH_SCRUBBED_FILES`: ``eval_results.json``,
+  ``training_config.yaml``, the model card's commands, …) are sent relative to the run folder (``/home/me/run/eval``
+  → ``eval``) or as their last component (``/home/me/data/default`` → ``default``); the files on disk are untouched.
+
+The folder's manifest is verified first (a changed ``model.safetensors`` stops the push, naming it), and the
+manifest that is sent lists the bytes that are sent. ``model.push_to_hub`` / ``processor.push_to_hub`` are
+transformers' own and need nothing from here.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -17,11 +32,29 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from huggingface_hub.utils import filter_repo_objects
 from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
 
+from gato.episodes.manifest import MANIFEST_FILE, bytes_sha256, file_sha256, manifest_bytes, verify_manifest
+
 from .model_card import CARD_FILE, LIBRARY_NAME, build_model_card
 
 # Training leftovers that do not belong in a model repository: optimizer checkpoints, tracker logs, the generated
 # data (a dataset repository of its own), and temporary files.
 IGNORE_PATTERNS: list[str] = ["checkpoints/*", "logs/*", "data/*", "*.tmp", "**/__pycache__/*", ".*"]
+# Secrets, at any depth: env files, token files, tracker settings and credentials. (fnmatch's ``*`` crosses ``/``.)
+SECRET_PATTERNS: list[str] = [
+    ".env", ".env.*", "*.env", "*/.env", "*/.env.*", "*/.*",  # env files, and hidden files in sub-folders
+    "token", "*/token", "*.token", "hf_token*", "*/hf_token*", "stored_tokens", "*/stored_tokens",
+    "*.netrc", "netrc", "*/netrc", "*credentials*", "*.pem", "*.key", "id_rsa*", "*/id_rsa*",
+    "wandb/*", "*/wandb/*", "wandb-*", "*/wandb-*", "mlruns/*", "*/mlruns/*", "comet.config", "*/comet.config",
+    "clearml.conf", "*/clearml.conf", "neptune*", "*/neptune*", "accelerate_config*.yaml", "*/accelerate_config*.yaml",
+]
+# The run's own records, where commands and settings carry paths of this machine; sent with those paths scrubbed.
+# (Not tokenizer.json and the like: their "/…" strings are vocabulary.)
+PATH_SCRUBBED_FILES: tuple[str, ...] = ("README.md", "eval_results.json", "eval_results.md", "training_config.yaml",
+                                        "train_results.json", "main_job.json", "*.md", "*.yaml", "*.yml")
+_HF_TOKEN = re.compile(rb"hf_[A-Za-z0-9]{30,}")
+# An absolute POSIX path (not inside a URL, a word or a fraction) or a Windows drive path.
+_ABSOLUTE_PATH = re.compile(r"""(?<![\w.:/<>~-])/[^\s"'`,;|<>)\]}]+|\b[A-Za-z]:\\[^\s"'`,;|<>)\]}]+""")
+_TEXT_SCAN_LIMIT = 64 * 2**20  # files larger than this (weights) are not scanned for tokens
 # What `from_pretrained` needs: the weights, the config, the processor (with its image processor inside) and tokenizer.
 REQUIRED_FILES = ("config.json", "model.safetensors", "processor_config.json", "tokenizer_config.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")  # one of them
@@ -38,6 +71,7 @@ class PushPlan:
     files: list[str]
     eval_results: list[EvalResult] = field(default_factory=list)
     url: str | None = None  # the commit URL after a real push
+    scrubbed: list[str] = field(default_factory=list)  # files sent with this machine's paths made relative
 
     @property
     def total_bytes(self) -> int:
@@ -47,14 +81,82 @@ class PushPlan:
 
 
 def upload_plan(run_dir: str | Path) -> list[str]:
-    """The files ``upload_folder(run_dir, ignore_patterns=IGNORE_PATTERNS)`` uploads, relative and sorted.
+    """The files a push sends, relative and sorted.
 
     Lists and filters the way ``HfApi.upload_folder`` does (every file under the folder, ``filter_repo_objects``
-    with our patterns plus ``huggingface_hub``'s defaults such as ``.git``), so a dry run shows the real upload.
+    with our patterns plus ``huggingface_hub``'s defaults such as ``.git``); secrets (:data:`SECRET_PATTERNS`) are
+    never listed. The push sends exactly these files, so a dry run shows the real upload.
     """
     folder = Path(run_dir)
     files = sorted(path.relative_to(folder).as_posix() for path in folder.glob("**/*") if path.is_file())
-    return list(filter_repo_objects(files, ignore_patterns=[*IGNORE_PATTERNS, *DEFAULT_IGNORE_PATTERNS]))
+    return list(filter_repo_objects(files, ignore_patterns=[*IGNORE_PATTERNS, *SECRET_PATTERNS, *DEFAULT_IGNORE_PATTERNS]))
+
+
+def scrub_machine_paths(text: str, run_dir: str | Path) -> str:
+    """``text`` with every absolute path made relative to ``run_dir`` when inside it (``.`` for the folder itself),
+    else cut to its last component: commands and settings stay readable, this machine's layout stays home."""
+    roots = sorted({str(Path(run_dir).absolute()), str(Path(run_dir).resolve())}, key=len, reverse=True)
+
+    def relative(match: re.Match) -> str:
+        path = match.group(0)
+        trimmed = path.rstrip(".:")  # sentence punctuation after a path
+        tail = path[len(trimmed):]
+        for root in roots:
+            if trimmed == root or trimmed.startswith(root + "/"):
+                return (trimmed[len(root) + 1:] or ".") + tail
+        name = re.split(r"[\\/]", trimmed.rstrip("\\/"))[-1]
+        return (name or ".") + tail
+
+    return _ABSOLUTE_PATH.sub(relative, text)
+
+
+def _is_scrubbed(name: str) -> bool:
+    return any(fnmatch(name, pattern) for pattern in PATH_SCRUBBED_FILES)
+
+
+def check_no_tokens(folder: str | Path, files: list[str], contents: dict[str, bytes], token: str | None = None) -> None:
+    """Refuse, naming the file, when a file to be sent holds a Hugging Face token (``token`` or any ``hf_…``)."""
+    for name in files:
+        path = Path(folder) / name
+        data = contents.get(name)
+        if data is None:
+            if not path.exists() or path.stat().st_size > _TEXT_SCAN_LIMIT:
+                continue
+            data = path.read_bytes()
+        if _HF_TOKEN.search(data) or (token and token.encode() in data):
+            raise ValueError(f"{path}: holds what looks like a Hugging Face token; refusing to upload it "
+                             "(remove the token from the file, or move the file out of the run folder)")
+
+
+def upload_contents(folder: str | Path, files: list[str], card_text: str | None) -> tuple[dict[str, bytes], list[str]]:
+    """The bytes sent for files whose content differs from the disk: the rebuilt card and the path-scrubbed records
+    (``{name: bytes}``), plus the names that were changed by scrubbing; every other file is sent as it is."""
+    folder = Path(folder)
+    contents: dict[str, bytes] = {}
+    scrubbed = []
+    for name in files:
+        if name == MANIFEST_FILE:
+            continue
+        if name == CARD_FILE and card_text is not None:
+            original = card_text
+        elif _is_scrubbed(name) and (folder / name).exists():
+            original = (folder / name).read_text(errors="replace")
+        else:
+            continue
+        clean = scrub_machine_paths(original, folder)
+        if clean != original:
+            scrubbed.append(name)
+        contents[name] = clean.encode()
+    if MANIFEST_FILE in files:  # the manifest that is sent describes the bytes that are sent
+        entries = {}
+        for name in files:
+            if name == MANIFEST_FILE:
+                continue
+            data = contents.get(name)
+            entries[name] = ({"size": len(data), "sha256": bytes_sha256(data)} if data is not None else
+                             {"size": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)})
+        contents[MANIFEST_FILE] = manifest_bytes(entries)
+    return contents, sorted(scrubbed)
 
 
 def validate_model_card(source: str | Path | ModelCard) -> list[EvalResult]:
@@ -130,9 +232,12 @@ def push_run(
         repo_id: ``ORG/NAME``.
         private: create the repository private.
         dry_run: list the files and validate, without any network access and without writing anything.
+        token: the Hub token; default: ``HF_TOKEN`` from the environment, else the one ``hf auth login`` stored
+            (keeps it out of shell history).
         update_card: (re)build ``README.md`` with ``repo_id`` in its loading snippets (in memory for a dry run).
 
-    Raises ``ValueError`` when the folder would not load with ``from_pretrained`` or the card's metadata is invalid.
+    Raises ``ValueError`` when the folder would not load with ``from_pretrained``, a file listed in its manifest
+    changed, a file to be sent holds a token, or the card's metadata is invalid.
     """
     folder = Path(run_dir)
     if not folder.is_dir():
@@ -142,23 +247,29 @@ def push_run(
     problems = check_run_folder(folder)
     if problems:
         raise ValueError(f"run_dir {folder}: " + "; ".join(problems))
+    verify_manifest(folder)  # a changed weights file is named here, never uploaded as if it were fine
+    token = token if token is not None else (os.environ.get("HF_TOKEN") or None)
     card = build_model_card(folder, repo_id=repo_id) if update_card else None
     eval_results = validate_model_card(card if card is not None else folder)
     files = upload_plan(folder)
     if card is not None and CARD_FILE not in files:
         files = sorted([*files, CARD_FILE])
-    plan = PushPlan(str(folder), repo_id, private, files, eval_results)
+    contents, scrubbed = upload_contents(folder, files, str(card) if card is not None else None)
+    check_no_tokens(folder, files, contents, token)
+    plan = PushPlan(str(folder), repo_id, private, files, eval_results, scrubbed=scrubbed)
     if dry_run:
         return plan
-    from huggingface_hub import create_repo, upload_folder
+    from huggingface_hub import CommitOperationAdd, create_commit, create_repo
 
     if card is not None:
-        card.save(folder / CARD_FILE)
+        card.save(folder / CARD_FILE)  # the local card keeps the local paths; the one sent is scrubbed
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=contents[name] if name in contents else str(folder / name))
+                  for name in files]
     create_repo(repo_id, private=private, exist_ok=True, token=token, repo_type="model")
-    commit = upload_folder(folder_path=str(folder), repo_id=repo_id, ignore_patterns=IGNORE_PATTERNS, token=token,
-                           commit_message=commit_message, repo_type="model")
+    commit = create_commit(repo_id, operations, commit_message=commit_message, token=token, repo_type="model")
     plan.url = str(getattr(commit, "commit_url", commit))
     return plan
 
 
-__all__ = ["IGNORE_PATTERNS", "PushPlan", "upload_plan", "validate_model_card", "check_run_folder", "push_run"]
+__all__ = ["IGNORE_PATTERNS", "PATH_SCRUBBED_FILES", "SECRET_PATTERNS", "PushPlan", "check_no_tokens", "check_run_folder",
+           "push_run", "scrub_machine_paths", "upload_contents", "upload_plan", "validate_model_card"]

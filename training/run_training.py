@@ -46,6 +46,8 @@ def load_data(path: str) -> DatasetDict:
         raise ValueError("data: expected the folder written by `gato data generate`, got nothing")
     if not Path(path).exists():
         raise ValueError(f"data: {path} does not exist; write it with `gato data generate --out {path}`")
+    from gato.episodes.manifest import verify_data_folder  # a changed shard is named, never trained on
+    verify_data_folder(path)
     data = load_from_disk(path)
     if isinstance(data, Dataset):  # one task's collection (`record_episodes`, `gato data record`): the split is its task
         try:
@@ -89,6 +91,8 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
         summary = {**result.to_dict(), "seed": config.seed, "train_episodes": episodes}
         (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         save_task_specs([source.spec for source in train_sources if source.kind == "episodes"], output_dir)
+        from gato.episodes.manifest import write_model_manifest  # every file written above, with its sha256
+        write_model_manifest(output_dir)
 
     return train(
         config,

@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repo-id", required=True, help="the Hub model repository, ORG/NAME")
     parser.add_argument("--private", action="store_true", help="create the repository private")
     parser.add_argument("--dry-run", action="store_true", help="list what would be uploaded and validate; no network")
-    parser.add_argument("--token", default=None, help="Hub token (default: the one `hf auth login` stored)")
+    parser.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN, else the one `hf auth login` stored; "
+                        "prefer HF_TOKEN: a --token value stays in your shell history)")
     parser.add_argument("--keep-card", dest="update_card", action="store_false", help="upload README.md as it is")
     parser.set_defaults(handler=run)
 

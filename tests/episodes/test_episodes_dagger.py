@@ -148,7 +148,7 @@ def test_dagger_refuses_an_existing_split_and_a_bad_mix(tmp_path, save_tiny_chec
     stale = tmp_path / "data" / ".cartpole_dagger.shards-999999" / "worker-000000"
     stale.mkdir(parents=True)  # what a killed run leaves
     generate_dagger(AgentFactory(model), "cartpole", 1, tmp_path / "data", expert_mix=1.0, progress=False)
-    assert not stale.parent.exists() and sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cartpole_dagger", "dataset_dict.json"]
+    assert not stale.parent.exists() and sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cartpole_dagger", "dataset_dict.json", "manifest.json"]
     with pytest.raises(ValueError, match="cartpole_dagger exists"):
         generate_dagger(AgentFactory(model), "cartpole", 1, tmp_path / "data", progress=False)
     assert len(generate_dagger(AgentFactory(model), "cartpole", 2, tmp_path / "data", overwrite=True, progress=False)["cartpole_dagger"]) == 2

@@ -1,5 +1,5 @@
-"""`gato push`: the dry run lists exactly what upload_folder would send and validates offline; a real push calls
-create_repo + upload_folder with the training leftovers ignored (mocked: no hub is reachable here)."""
+"""`gato push`: the dry run lists exactly what a push would send and validates offline; a real push calls
+create_repo + create_commit of those files, training leftovers left out (mocked: no hub is reachable here)."""
 
 import json
 
@@ -42,7 +42,7 @@ def test_upload_plan_is_the_model_processor_and_results_without_leftovers(run_di
 
 
 def test_dry_run_lists_the_files_validates_and_writes_nothing(run_dir, capsys, monkeypatch):
-    monkeypatch.setattr(huggingface_hub, "upload_folder", lambda *a, **k: pytest.fail("a dry run must not upload"))
+    monkeypatch.setattr(huggingface_hub, "create_commit", lambda *a, **k: pytest.fail("a dry run must not upload"))
     before = sorted(p.name for p in run_dir.iterdir())
     assert main(["push", str(run_dir), "--repo-id", "someone/gato-test", "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -52,17 +52,20 @@ def test_dry_run_lists_the_files_validates_and_writes_nothing(run_dir, capsys, m
     assert sorted(p.name for p in run_dir.iterdir()) == before  # no README written by a dry run
 
 
-def test_real_push_creates_the_repo_and_uploads_with_leftovers_ignored(run_dir, monkeypatch):
+def test_real_push_creates_the_repo_and_commits_the_planned_files_without_leftovers(run_dir, monkeypatch):
     calls = {}
     monkeypatch.setattr(huggingface_hub, "create_repo", lambda repo_id, **kwargs: calls.setdefault("create", (repo_id, kwargs)))
-    monkeypatch.setattr(huggingface_hub, "upload_folder", lambda **kwargs: calls.setdefault("upload", kwargs) and "https://hub/commit")
+    monkeypatch.setattr(huggingface_hub, "create_commit",
+                        lambda repo_id, operations, **kwargs: calls.setdefault("commit", (repo_id, operations, kwargs)) and "https://hub/commit")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     plan = push_run(run_dir, "someone/gato-test", private=True)
     assert calls["create"] == ("someone/gato-test", {"private": True, "exist_ok": True, "token": None, "repo_type": "model"})
-    upload = calls["upload"]
-    assert upload["folder_path"] == str(run_dir) and upload["repo_id"] == "someone/gato-test"
-    assert {"checkpoints/*", "logs/*", "data/*"} <= set(upload["ignore_patterns"])
+    repo_id, operations, kwargs = calls["commit"]
+    assert repo_id == "someone/gato-test" and kwargs["repo_type"] == "model"
+    sent = {operation.path_in_repo for operation in operations}
+    assert sent == MODEL_FILES | RESULT_FILES | {"README.md"} == set(plan.files)  # no checkpoints, logs, data
     assert "someone/gato-test" in (run_dir / "README.md").read_text()  # the card names the repo
-    assert "README.md" in plan.files
+    assert plan.url == "https://hub/commit"
 
 
 def test_folder_that_would_not_load_is_refused_naming_what_is_missing(run_dir, capsys):
