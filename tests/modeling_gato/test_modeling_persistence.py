@@ -10,12 +10,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from test_modeling_gato import control_batch, tiny_model
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 import gato  # noqa: F401  (registers the Auto classes)
-from gato.modeling_gato import GatoConfig, GatoForCausalLM, GatoModel
+import gato.suite.token_layout
+from gato.modeling_gato import GatoConfig, GatoForCausalLM, GatoModel, acting, configuration_gato, modeling_gato
 
 
 def inputs():
@@ -27,9 +29,13 @@ def test_save_writes_safetensors_config_and_remote_code(tmp_path):
     names = sorted(os.listdir(tmp_path))
     assert "model.safetensors" in names
     assert not [n for n in names if n.endswith((".bin", ".pt", ".pth"))]
-    for code in ("configuration_gato.py", "modeling_gato.py", "acting.py", "token_layout.py"):
+    sources = {"token_layout.py": Path(gato.suite.token_layout.__file__)}
+    sources.update({Path(module.__file__).name: Path(module.__file__) for module in (configuration_gato, modeling_gato, acting)})
+    for code, source in sources.items():
         assert code in names
-        assert not re.search(r"^\s*(from|import)\s+gato\b", (tmp_path / code).read_text(), flags=re.MULTILINE), code
+        # Copied unchanged: gato is imported only inside `try: ... except ImportError:` (indented), never at top level.
+        assert (tmp_path / code).read_text() == source.read_text(), code
+        assert not re.search(r"^(from|import)\s+gato\b", (tmp_path / code).read_text(), flags=re.MULTILINE), code
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
     assert auto_map["AutoModelForCausalLM"] == "modeling_gato.GatoForCausalLM"
 
@@ -101,3 +107,24 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "REMOTE-OK" in result.stdout
+
+
+def test_source_that_imports_gato_at_top_level_is_not_written_as_remote_code(tmp_path, monkeypatch):
+    broken = tmp_path / "acting.py"
+    broken.write_text(Path(acting.__file__).read_text() + "\nfrom gato.suite import registry\n")
+    monkeypatch.setattr(acting, "__file__", str(broken))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(RuntimeError, match="acting.py: imports gato outside"):
+        modeling_gato.write_remote_code(tmp_path / "out")
+
+
+def test_config_of_an_older_version_still_loads(tmp_path):
+    """Older configs carry text_vocab_size / continuous_offset / continuous_bins, which nothing read."""
+    tiny_model().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert not {"text_vocab_size", "continuous_offset", "continuous_bins"} & set(config)
+    config.update(text_vocab_size=32000, continuous_offset=32000, continuous_bins=1024)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert not hasattr(loaded.config, "continuous_offset") and "continuous_bins" not in loaded.config.to_dict()
+    assert torch.equal(loaded(**inputs()).logits, tiny_model()(**inputs()).logits)
