@@ -55,6 +55,16 @@ SEQUENCE_KEYS: tuple[str, ...] = (
 PROMPT_MODES: tuple[str, ...] = ("end", "uniform")
 
 
+def empty_patches() -> dict[str, np.ndarray]:
+    """The patch arrays of a sequence without images: ``patch_pixels (0, 3, 16, 16)`` float32 and
+    ``patch_rows`` / ``patch_cols`` ``(0, 2)`` int64 (the one place they are built in ``processing/``)."""
+    return {
+        "patch_pixels": np.zeros((0, 3, PATCH_SIZE, PATCH_SIZE), dtype=np.float32),
+        "patch_rows": np.zeros((0, 2), dtype=np.int64),
+        "patch_cols": np.zeros((0, 2), dtype=np.int64),
+    }
+
+
 @dataclass
 class EpisodeTokens:
     """A laid-out episode (or a slice of one), unpadded.
@@ -326,9 +336,8 @@ def layout_episode(
         patch_cols = join(cols).reshape(-1, 2).astype(np.int64, copy=False)
     else:
         patches_per_step = 0
-        patch_pixels = np.zeros((0, 3, PATCH_SIZE, PATCH_SIZE), dtype=np.float32)
-        patch_rows = np.zeros((0, 2), dtype=np.int64)
-        patch_cols = np.zeros((0, 2), dtype=np.int64)
+        empty = empty_patches()
+        patch_pixels, patch_rows, patch_cols = empty["patch_pixels"], empty["patch_rows"], empty["patch_cols"]
     return EpisodeTokens(
         input_ids=input_ids,
         loss_mask=loss_mask,

@@ -204,7 +204,7 @@ def test_collate_longer_than_max_length(processor):
 
 
 def test_unknown_padding(processor):
-    with raises("padding: expected one of ('longest', 'max_length')"):
+    with raises("padding: expected True, False or one of ('longest', 'max_length', 'do_not_pad'), got 'left'"):
         processor.collate([processor.tokenize_text("hi")], padding="left")
 
 
