@@ -48,7 +48,9 @@ from gato.suite.token_layout import (
 )
 from .tokenize_values import detokenize_continuous, detokenize_discrete
 
-PADDING_STRATEGIES: tuple[str, ...] = ("longest", "max_length", "do_not_pad")
+# How a batch of sequences of several lengths is padded; `collate` also takes "do_not_pad" (transformers' name,
+# for sequences of one length).
+PADDING_STRATEGIES: tuple[str, ...] = ("longest", "max_length")
 PADDING_SIDES: tuple[str, ...] = ("right", "left")
 # The targets of a batch: a prompt (what `generate` continues) carries none of them.
 TARGET_KEYS: tuple[str, ...] = ("loss_mask", "labels")
@@ -108,8 +110,8 @@ def padding_strategy(padding: str | bool | PaddingStrategy | None) -> str:
     if padding is False:
         return "do_not_pad"
     value = padding.value if isinstance(padding, PaddingStrategy) else padding
-    if value not in PADDING_STRATEGIES:
-        raise ValueError(f"padding: expected True, False or one of {PADDING_STRATEGIES}, got {padding!r}")
+    if value not in (*PADDING_STRATEGIES, "do_not_pad"):
+        raise ValueError(f"padding: expected True, False or one of {(*PADDING_STRATEGIES, 'do_not_pad')}, got {padding!r}")
     return value
 
 
@@ -185,6 +187,17 @@ class GatoProcessor(ProcessorMixin):
             max_length=max_length,
             **kwargs,
         )
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``ProcessorMixin.save_pretrained``; the default chat template is not written (a folder without one loads
+        with it), a chosen one is (``chat_template.jinja``)."""
+        template = self.chat_template
+        if template == DEFAULT_CHAT_TEMPLATE:
+            self.chat_template = None
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            self.chat_template = template
 
     @property
     def model_input_names(self) -> list[str]:

@@ -104,7 +104,9 @@ def test_chat_template_is_saved_and_loaded(processor, tmp_path):
     custom.save_pretrained(tmp_path / "custom")
     processor.save_pretrained(tmp_path / "default")
     assert GatoProcessor.from_pretrained(tmp_path / "custom").chat_template == "{{ messages[0]['content'] }}"
+    assert not (tmp_path / "default" / "chat_template.jinja").exists()  # the default is the class's
     assert GatoProcessor.from_pretrained(tmp_path / "default").chat_template == DEFAULT_CHAT_TEMPLATE
+    assert processor.chat_template == DEFAULT_CHAT_TEMPLATE
 
 
 # --- transformers' keyword conventions ----------------------------------------------------------------------------
