@@ -833,7 +833,16 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
             attentions=outputs.attentions,
         )
 
-    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, *args, is_first_iteration: bool | None = False, **kwargs):
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        next_sequence_length: int | None = None,
+        cache: Cache | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        is_first_iteration: bool | None = False,
+        **kwargs,
+    ):
         """As ``GenerationMixin``'s, plus Gato's per-token inputs cut or extended to the tokens fed this step.
 
         - Training-only inputs (``labels``, ``loss_mask``, ``shift_labels``) are never passed on.
@@ -845,7 +854,11 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
         """
         for name in TRAINING_ONLY_INPUTS:
             kwargs.pop(name, None)
-        model_inputs = super().prepare_inputs_for_generation(input_ids, *args, is_first_iteration=is_first_iteration, **kwargs)
+        # The explicit signature (as GenerationMixin's) tells `generate` that prompts may come as `inputs_embeds`.
+        model_inputs = super().prepare_inputs_for_generation(
+            input_ids, next_sequence_length=next_sequence_length, cache=cache, attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs,
+        )
         if not is_first_iteration and model_inputs.get("cache") is not None:
             for name in PREFILL_ONLY_INPUTS:
                 model_inputs.pop(name, None)

@@ -440,3 +440,13 @@ def test_text_only_forward_compiles_as_one_graph():
     compiled = torch.compile(model, fullgraph=True, backend="eager")
     torch.testing.assert_close(compiled(input_ids=ids, use_cache=False).logits, model(input_ids=ids, use_cache=False).logits)
     assert type(model)._can_compile_fullgraph
+
+
+def test_generate_from_inputs_embeds_equals_generate_from_ids():
+    """generate() accepts a prompt as inputs_embeds (it reads prepare_inputs_for_generation's signature for it)."""
+    model = tiny_model(initializer_range=0.2)
+    ids = torch.randint(4, 1000, (2, 6))
+    kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False, eos_token_id=None, pad_token_id=0)
+    from_ids = model.generate(ids, **kwargs)
+    from_embeds = model.generate(inputs_embeds=model.get_input_embeddings()(ids), **kwargs)
+    assert torch.equal(from_embeds, from_ids[:, ids.shape[1] :])
