@@ -26,15 +26,26 @@ from typing import Any
 
 import numpy as np
 
-from gato.suite.task_spec import OBSERVATION_KINDS, ObservationField, TaskSpec
-from gato.suite.token_layout import (
-    LOCAL_POSITION_ACTION,
-    LOCAL_POSITION_NONE,
-    MAX_LOCAL_POSITIONS,
-    PATCH_PLACEHOLDER_ID,
-    PATCH_SIZE,
-    SEPARATOR_TOKEN_ID,
-)
+try:
+    from gato.suite.task_spec import OBSERVATION_KINDS, ObservationField, TaskSpec
+    from gato.suite.token_layout import (
+        LOCAL_POSITION_ACTION,
+        LOCAL_POSITION_NONE,
+        MAX_LOCAL_POSITIONS,
+        PATCH_PLACEHOLDER_ID,
+        PATCH_SIZE,
+        SEPARATOR_TOKEN_ID,
+    )
+except ImportError:  # a remote-code folder (GatoProcessor.save_pretrained), loaded where gato is not installed
+    from .task_spec import OBSERVATION_KINDS, ObservationField, TaskSpec
+    from .token_layout import (
+        LOCAL_POSITION_ACTION,
+        LOCAL_POSITION_NONE,
+        MAX_LOCAL_POSITIONS,
+        PATCH_PLACEHOLDER_ID,
+        PATCH_SIZE,
+        SEPARATOR_TOKEN_ID,
+    )
 from .tokenize_values import tokenize_continuous, tokenize_discrete
 
 # encode_text(list of T strings) -> T sequences of token ids (no special tokens).

@@ -21,7 +21,13 @@ Loss masks (GATO_SPEC.md section 3, "text and action tokens"):
 
 from __future__ import annotations
 
+import inspect
+import json
+import os
+import re
+import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,20 +38,36 @@ from transformers.utils import PaddingStrategy
 
 from . import episode_layout
 from .episode_layout import SEQUENCE_KEYS, EpisodeTokens, concatenate_sequences, empty_patches
-from gato.suite.task_spec import TaskSpec
-from gato.suite.token_layout import (
-    BOS_TOKEN_ID,
-    CONTINUOUS_BINS,
-    CONTINUOUS_OFFSET,
-    EOS_TOKEN_ID,
-    IGNORE_INDEX,
-    LOCAL_POSITION_NONE,
-    MAX_LENGTH,
-    PAD_TOKEN_ID,
-    PATCH_PLACEHOLDER_ID,
-    PATCH_SIZE,
-    discrete_offset,
-)
+try:
+    from gato.suite.task_spec import TaskSpec
+    from gato.suite.token_layout import (
+        BOS_TOKEN_ID,
+        CONTINUOUS_BINS,
+        CONTINUOUS_OFFSET,
+        EOS_TOKEN_ID,
+        IGNORE_INDEX,
+        LOCAL_POSITION_NONE,
+        MAX_LENGTH,
+        PAD_TOKEN_ID,
+        PATCH_PLACEHOLDER_ID,
+        PATCH_SIZE,
+        discrete_offset,
+    )
+except ImportError:  # a remote-code folder (GatoProcessor.save_pretrained), loaded where gato is not installed
+    from .task_spec import TaskSpec
+    from .token_layout import (
+        BOS_TOKEN_ID,
+        CONTINUOUS_BINS,
+        CONTINUOUS_OFFSET,
+        EOS_TOKEN_ID,
+        IGNORE_INDEX,
+        LOCAL_POSITION_NONE,
+        MAX_LENGTH,
+        PAD_TOKEN_ID,
+        PATCH_PLACEHOLDER_ID,
+        PATCH_SIZE,
+        discrete_offset,
+    )
 from .tokenize_values import detokenize_continuous, detokenize_discrete
 
 # How a batch of sequences of several lengths is padded; `collate` also takes "do_not_pad" (transformers' name,
@@ -189,15 +211,20 @@ class GatoProcessor(ProcessorMixin):
         )
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """``ProcessorMixin.save_pretrained``; the default chat template is not written (a folder without one loads
-        with it), a chosen one is (``chat_template.jinja``)."""
+        """``ProcessorMixin.save_pretrained``, plus the code ``trust_remote_code=True`` needs (:func:`write_remote_code`).
+
+        The default chat template is not written (a folder without one loads with it), a chosen one is
+        (``chat_template.jinja``).
+        """
         template = self.chat_template
         if template == DEFAULT_CHAT_TEMPLATE:
             self.chat_template = None
         try:
-            return super().save_pretrained(save_directory, *args, **kwargs)
+            saved = super().save_pretrained(save_directory, *args, **kwargs)
         finally:
             self.chat_template = template
+        write_remote_code(save_directory)
+        return saved
 
     @property
     def model_input_names(self) -> list[str]:
@@ -620,4 +647,47 @@ class GatoProcessor(ProcessorMixin):
         return np.clip(values, action.low, action.high)
 
 
-__all__ = ["GatoProcessor", "GatoProcessorKwargs", "DEFAULT_CHAT_TEMPLATE", "padding_strategy"]
+# Where `AutoProcessor` / `AutoImageProcessor` find the classes in a saved folder loaded with trust_remote_code.
+REMOTE_PROCESSOR_AUTO_MAP = {"AutoProcessor": "processing_gato.GatoProcessor"}
+REMOTE_IMAGE_PROCESSOR_AUTO_MAP = {"AutoImageProcessor": "image_processing_gato.GatoImageProcessor"}
+# A top-level (unindented) import of gato: remote code may import gato only inside `try: ... except ImportError:`.
+_TOP_LEVEL_GATO_IMPORT = re.compile(r"^(from\s+gato[\s.]|import\s+gato\b)", flags=re.MULTILINE)
+
+
+def write_remote_code(save_directory: str | os.PathLike) -> list[Path]:
+    """Copy the processor's source files (and the task contract they read) unchanged into ``save_directory`` and
+    add the ``auto_map`` entries, so that ``AutoProcessor.from_pretrained(folder, trust_remote_code=True)`` gives a
+    :class:`GatoProcessor` where gato is not installed. Each file imports gato's modules where it is installed and
+    the copies beside it otherwise (``except ImportError``).
+
+    Raises:
+        RuntimeError: a source file imports ``gato`` outside ``try: ... except ImportError:``.
+    """
+    try:
+        from gato.suite import task_spec, token_layout
+    except ImportError:  # a remote-code copy saving itself again: the contract's copies are its siblings
+        from . import task_spec, token_layout
+    from . import image_processing_gato, tokenization_gato, tokenize_values
+
+    folder = Path(save_directory)
+    written = []
+    for module in (sys.modules[__name__], image_processing_gato, episode_layout, tokenize_values, tokenization_gato,
+                   task_spec, token_layout):
+        source_file = Path(inspect.getfile(module))
+        source = source_file.read_text(encoding="utf-8")
+        if _TOP_LEVEL_GATO_IMPORT.search(source):
+            raise RuntimeError(f"{source_file}: imports gato outside `try: ... except ImportError:`; remote code must "
+                               "also load where gato is not installed")
+        (folder / source_file.name).write_text(source, encoding="utf-8")
+        written.append(folder / source_file.name)
+    config_file = folder / "processor_config.json"
+    if config_file.exists():
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        config["auto_map"] = dict(REMOTE_PROCESSOR_AUTO_MAP)
+        if isinstance(config.get("image_processor"), dict):
+            config["image_processor"]["auto_map"] = dict(REMOTE_IMAGE_PROCESSOR_AUTO_MAP)
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return written
+
+
+__all__ = ["GatoProcessor", "write_remote_code", "GatoProcessorKwargs", "DEFAULT_CHAT_TEMPLATE", "padding_strategy"]

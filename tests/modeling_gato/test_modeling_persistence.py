@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_modeling_gato import control_batch, tiny_model
+import numpy as np
+from test_modeling_gato import control_batch, random_image, tiny_model, tiny_processor
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 import gato  # noqa: F401  (registers the Auto classes)
@@ -56,8 +57,14 @@ def test_auto_round_trip_gives_identical_outputs(tmp_path):
 def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
     model = tiny_model()
     model.save_pretrained(tmp_path / "model")
+    processor = tiny_processor()
+    processor.save_pretrained(tmp_path / "model")
     batch = inputs()
-    torch.save({"inputs": batch, "logits": model(**batch).logits}, tmp_path / "expected.pt")
+    image = random_image(np.random.default_rng(0))
+    prompt = processor(images=image, text="a cat")
+    torch.save({"inputs": batch, "logits": model(**batch).logits, "image": torch.from_numpy(image), "prompt": dict(prompt),
+                "generated": model.generate(**prompt, max_new_tokens=3, do_sample=False, eos_token_id=None, pad_token_id=0)},
+               tmp_path / "expected.pt")
     script = textwrap.dedent(
         """
         import importlib.abc, os, sys
@@ -95,6 +102,22 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
         model.save_pretrained(folder + "-again")  # a remote-code model saves a folder that loads the same way
         again = AutoModelForCausalLM.from_pretrained(folder + "-again", trust_remote_code=True).eval()
         assert torch.equal(again(**expected["inputs"]).logits, logits)
+
+        # The processor and its image processor load from the folder's code too (not a bare tokenizer).
+        from transformers import AutoImageProcessor, AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+        assert type(processor).__name__ == "GatoProcessor", type(processor)
+        assert type(processor.image_processor).__name__ == "GatoImageProcessor", type(processor.image_processor)
+        assert type(AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)).__name__ == "GatoImageProcessor"
+        prompt = processor(images=expected["image"].numpy(), text="a cat")
+        assert prompt.keys() == expected["prompt"].keys()
+        for key in prompt:
+            torch.testing.assert_close(prompt[key], expected["prompt"][key], rtol=0, atol=0)
+        generated = model.generate(**prompt, max_new_tokens=3, do_sample=False, eos_token_id=None, pad_token_id=0)
+        assert torch.equal(generated, expected["generated"])
+        processor.save_pretrained(folder + "-again")
+        assert type(AutoProcessor.from_pretrained(folder + "-again", trust_remote_code=True)).__name__ == "GatoProcessor"
         assert not any(name == "gato" or name.startswith("gato.") for name in sys.modules)
         print("REMOTE-OK", type(model).__module__)
         """
