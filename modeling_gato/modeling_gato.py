@@ -791,12 +791,11 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
             if input_ids is None:
                 raise ValueError("loss_mask without labels needs input_ids (the targets)")
             labels = input_ids
-        tokens = tuple((input_ids if input_ids is not None else inputs_embeds).shape[:2]) if (
-            input_ids is not None or inputs_embeds is not None) else None
-        if tokens is not None:  # (no tokens at all is GatoModel's error)
+        token_source = input_ids if input_ids is not None else inputs_embeds
+        if token_source is not None:  # (neither of them is GatoModel's error)
             reference = f"(batch, seq) of {'input_ids' if input_ids is not None else 'inputs_embeds'}"
             for name, value in (("labels", labels), ("loss_mask", loss_mask), ("shift_labels", shift_labels)):
-                check_shape(name, value, tokens, reference)
+                check_shape(name, value, tuple(token_source.shape[:2]), reference)
             for name, value in (("labels", labels), ("shift_labels", shift_labels)):
                 check_values_in_range(name, value, 0, self.config.vocab_size, also=(IGNORE_INDEX,))
         outputs: BaseModelOutputWithPast = self.model(

@@ -6,6 +6,11 @@ The processor owns the tokenizer (SentencePiece text, ``tokenization_gato.py``) 
 :data:`~gato.processing.episode_layout.SEQUENCE_KEYS` (numpy), and :meth:`GatoProcessor.collate` pads a
 list of them into the batch contract of ``token_layout.py``.
 
+``processor(text=..., images=...)`` follows transformers' processors: a call makes *prompts* for ``generate``
+(``[bos] text``; an image alone is the caption prompt ``[patches][bos]``; left-padded; no training targets), and
+``return_labels=True`` (the default with episodes) makes training sequences. :meth:`GatoProcessor.apply_chat_template`
+renders a chat as plain "Role: text" turns (:data:`DEFAULT_CHAT_TEMPLATE`).
+
 Loss masks (GATO_SPEC.md section 3, "text and action tokens"):
 
 - episodes: 1 exactly on action tokens. Text observations (e.g. a BabyAI mission) are observations and get
