@@ -450,3 +450,22 @@ def test_generate_from_inputs_embeds_equals_generate_from_ids():
     from_ids = model.generate(ids, **kwargs)
     from_embeds = model.generate(inputs_embeds=model.get_input_embeddings()(ids), **kwargs)
     assert torch.equal(from_embeds, from_ids[:, ids.shape[1] :])
+
+
+def test_static_cache_generate_compiles_its_decode_steps_as_one_graph():
+    """generate(cache_implementation="static") compiles the forward when the hardware allows it (CUDA; here forced):
+    with fullgraph=True any graph break, e.g. an input check that reads values, would raise; the tokens equal eager."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    from transformers import CompileConfig
+
+    model = tiny_model(initializer_range=0.2)
+    ids = torch.tensor([[tl.BOS_TOKEN_ID, 10, 11, 12]])
+    kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=5, do_sample=False, eos_token_id=None, pad_token_id=0)
+    compile_config = CompileConfig(fullgraph=True, backend="eager", mode="default")
+    compile_config._compile_all_devices = True  # transformers compiles on CUDA only by default
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = model.generate(ids, cache_implementation="static", compile_config=compile_config, **kwargs)
+    assert counters["stats"]["unique_graphs"] >= 1  # the decode steps did go through torch.compile
+    assert torch.equal(compiled, model.generate(ids, **kwargs))
