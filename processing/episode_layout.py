@@ -145,7 +145,10 @@ def num_steps(episode: Mapping[str, Any], spec: TaskSpec, require_actions: bool 
     between fields and actions, empty episodes, and an episode whose ``task`` is not ``spec.name``.
     Value checks (NaN/inf, discrete ranges) happen where the values are tokenized.
     """
-    if "task" in episode and episode["task"] is not None and episode["task"] != spec.name:
+    task = episode.get("task")
+    if task is not None and not isinstance(task, str):
+        raise ValueError(f"task: expected the task's name (a string), got {type(task).__name__}")
+    if task is not None and task != spec.name:
         raise ValueError(f"task: the episode is of task {episode['task']!r} but the spec is for task {spec.name!r}")
     observations = episode.get("observations")
     if not isinstance(observations, Mapping):
@@ -159,8 +162,9 @@ def num_steps(episode: Mapping[str, Any], spec: TaskSpec, require_actions: bool 
             )
         values = observations[field.name]
         if field.kind == "text":
-            if isinstance(values, str) or not isinstance(values, (Sequence, np.ndarray)):
-                raise ValueError(f"observations[{field.name!r}]: expected a sequence of T strings, got {type(values).__name__}")
+            if isinstance(values, str) or not isinstance(values, (Sequence, np.ndarray)) or np.ndim(values) != 1:
+                got = f"an array of shape {np.shape(values)}" if isinstance(values, np.ndarray) else type(values).__name__
+                raise ValueError(f"observations[{field.name!r}]: expected a sequence of T strings, got {got}")
             counts[f"observations[{field.name!r}]"] = len(values)
             continue
         shape = np.shape(values)
