@@ -16,7 +16,7 @@ the forward as one graph; without them dynamo breaks the graph at those gathers.
 
 Input checks: ``forward`` checks every argument's shape against ``input_ids`` (cheap, also under
 ``torch.compile``) and, on CPU tensors outside ``torch.compile``, the values (token ids inside the vocabulary,
-labels, local positions); on an accelerator the value checks are skipped, since each would wait for the device
+labels, local positions, patch counts); on an accelerator the value checks are skipped, since each would wait for the device
 at every step. Errors are ValueErrors naming the argument, the expected and the given shape.
 
 Remote code: ``save_pretrained`` copies this file, ``configuration_gato.py``, ``acting.py`` and
@@ -546,7 +546,7 @@ class GatoModel(GatoPreTrainedModel):
         if patch_valid is None:
             patch_valid = torch.ones(patch_pixels.shape[:2], dtype=torch.bool, device=patch_pixels.device)
         patch_valid = patch_valid.bool()
-        if not torch.compiler.is_compiling() and not torch.equal(patch_mask.sum(1), patch_valid.sum(1)):
+        if values_are_checkable(patch_mask) and not torch.equal(patch_mask.sum(1), patch_valid.sum(1)):
             raise ValueError(
                 "patch_mask and patch_valid must count the same patches per row, got "
                 f"{patch_mask.sum(1).tolist()} and {patch_valid.sum(1).tolist()}"
