@@ -442,6 +442,8 @@ REMOTE_AUTO_MAP = {
     "AutoConfig": "configuration_gato.GatoConfig",
     "AutoModel": "modeling_gato.GatoModel",
     "AutoModelForCausalLM": "modeling_gato.GatoForCausalLM",
+    # transformers' own image-text-to-text pipeline loads the model through this class (where gato is not installed).
+    "AutoModelForImageTextToText": "modeling_gato.GatoForCausalLM",
 }
 # A top-level (unindented) import of gato: remote code may import gato only inside `try: ... except ImportError:`.
 _TOP_LEVEL_GATO_IMPORT = re.compile(r"^(from\s+gato[\s.]|import\s+gato\b)", flags=re.MULTILINE)

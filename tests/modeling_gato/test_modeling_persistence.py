@@ -118,6 +118,15 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
         assert torch.equal(generated, expected["generated"])
         processor.save_pretrained(folder + "-again")
         assert type(AutoProcessor.from_pretrained(folder + "-again", trust_remote_code=True)).__name__ == "GatoProcessor"
+
+        # transformers' own image-text-to-text pipeline captions with the folder's model and processor.
+        from PIL import Image
+        from transformers import pipeline
+
+        captioner = pipeline("image-text-to-text", model=folder, trust_remote_code=True)
+        image = Image.fromarray(expected["image"].numpy())  # transformers' pipeline takes PIL images, paths, URLs
+        caption = captioner(images=image, text="a cat", max_new_tokens=3)[0]["generated_text"]
+        assert isinstance(caption, str) and caption.startswith("a cat"), caption
         assert not any(name == "gato" or name.startswith("gato.") for name in sys.modules)
         print("REMOTE-OK", type(model).__module__)
         """
