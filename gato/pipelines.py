@@ -6,7 +6,7 @@ After ``import gato``, both task names return captions from a Gato checkpoint::
     pipeline("image-text-to-text", model=FOLDER)(images=image)   # same
 
 transformers 5 has no ``image-to-text`` task: ``pipeline()`` rewrites that name to ``image-text-to-text`` before
-it looks the task up (with a logged warning), then loads the model through that task's Auto class
+it looks the task up, then loads the model through that task's Auto class
 (``AutoModelForImageTextToText``) and builds the task's pipeline class. So we register, with transformers' own
 registries only (no patched internals):
 
@@ -14,7 +14,10 @@ registries only (no patched internals):
 - for ``image-text-to-text`` (and ``image-to-text``, so the registry lists it and a transformers without the
   rewrite finds it), ``PIPELINE_REGISTRY.register_pipeline`` with :class:`ImageTextToTextDispatchPipeline`: a
   subclass of transformers' ``ImageTextToTextPipeline`` that builds a :class:`GatoImageToTextPipeline` when the
-  model is a Gato and is exactly transformers' pipeline otherwise (same Auto class, default model and type).
+  model is a Gato and is exactly transformers' pipeline otherwise (same Auto class, default model and type);
+- a filter on transformers' pipelines logger that drops its "``image-to-text`` has been removed" warning: gato
+  serves that name itself, and transformers 5.24 logs the warning with a stray argument, which printed a
+  17-line ``--- Logging error ---`` block on every ``pipeline("image-to-text")``.
 
 Control: :func:`load_agent` returns the evaluation agent (:class:`gato.evaluation.GatoAgent`), prompted with an
 expert demonstration of the task as at deployment in the paper (GATO_SPEC §4–5), ready for one environment:
@@ -23,6 +26,7 @@ expert demonstration of the task as at deployment in the paper (GATO_SPEC §4–
 
 from __future__ import annotations
 
+import logging as std_logging
 import os
 from typing import Any
 
@@ -33,19 +37,21 @@ from transformers.pipelines import PIPELINE_REGISTRY, ImageTextToTextPipeline
 from transformers.utils import logging
 
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
-from gato.suite.token_layout import EOS_TOKEN_ID, PAD_TOKEN_ID
+from gato.suite.token_layout import BOS_TOKEN_ID, EOS_TOKEN_ID, PAD_TOKEN_ID, UNK_TOKEN_ID
 
 CAPTION_TASKS = ("image-text-to-text", "image-to-text")
 DEFAULT_MAX_NEW_TOKENS = 48  # the caption evaluation's budget (gato.evaluation.captioning)
-# The sequence keys the model does not take at inference (targets).
-_TARGET_KEYS = ("labels", "loss_mask")
+# Special ids a caption never contains (they decode to nothing): a caption is text, so it is never empty.
+NEVER_IN_A_CAPTION = [PAD_TOKEN_ID, UNK_TOKEN_ID, BOS_TOKEN_ID]
 
 
 class GatoImageToTextPipeline(Pipeline):
     """Captions from a Gato checkpoint: the image's patches, ``bos`` (and an optional text prefix) → greedy text.
 
-    The prompt is the layout the model was trained on (``processor.tokenize_caption``: ``[patches][bos caption
-    eos]``) cut before ``eos``; only text ids may be generated, up to ``max_new_tokens``, stopping at ``eos``.
+    The prompt is the processor's caption prompt (``processor(images=image, text=prefix)``: ``[patches][bos prefix]``,
+    the layout the model was trained on, before its ``eos``); only text ids may be generated, up to
+    ``max_new_tokens``, stopping at ``eos``. A caption holds at least one word: ``eos`` cannot come first and the
+    special ids that decode to nothing (pad, unk, bos) never come (a black image gets a caption too, not ``''``).
 
     Call with an image (a path, URL, ``PIL.Image`` or ``(H, W, 3)`` uint8 array) or a list of them, optionally
     ``text=`` a caption prefix to continue; returns ``[{"generated_text": caption}]`` per image (the prefix
@@ -82,15 +88,11 @@ class GatoImageToTextPipeline(Pipeline):
         image = inputs["image"]
         if isinstance(image, str) or not isinstance(image, np.ndarray) and not torch.is_tensor(image):
             image = load_image(image, timeout=timeout).convert("RGB")
-        prefix = inputs.get("text") or ""
-        sequence = self.processor.tokenize_caption(image, prefix)
-        keep = len(sequence["input_ids"]) - 1  # drop eos: the model continues the caption
-        prompt = {key: (value[:keep] if key in ("input_ids", "loss_mask", "local_positions", "patch_mask") else value)
-                  for key, value in sequence.items()}
-        batch = self.processor.collate([prompt])
-        model_inputs = {key: value for key, value in batch.items() if key not in _TARGET_KEYS}
+        prefix = inputs.get("text") or None
+        model_inputs = dict(self.processor(images=image, text=prefix, return_tensors="pt"))  # [patches][bos prefix]
         # The prefix's own ids (after bos) are decoded with the new ones, so the spacing comes out right.
-        model_inputs["prefix_ids"] = torch.as_tensor(sequence["input_ids"][int(sequence["patch_mask"].sum()) + 1 : keep])
+        after_bos = int(model_inputs["patch_mask"][0].sum()) + 1
+        model_inputs["prefix_ids"] = model_inputs["input_ids"][0, after_bos:]
         return model_inputs
 
     def _forward(self, model_inputs: dict[str, Any], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> dict[str, Any]:
@@ -100,8 +102,9 @@ class GatoImageToTextPipeline(Pipeline):
 
         prefix_ids = model_inputs.pop("prefix_ids")
         output = self.model.generate(
-            **model_inputs, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=EOS_TOKEN_ID,
-            pad_token_id=PAD_TOKEN_ID, logits_processor=LogitsProcessorList([TextOnlyLogitsProcessor()]),
+            **model_inputs, max_new_tokens=max_new_tokens, min_new_tokens=1, suppress_tokens=NEVER_IN_A_CAPTION,
+            do_sample=False, eos_token_id=EOS_TOKEN_ID, pad_token_id=PAD_TOKEN_ID,
+            logits_processor=LogitsProcessorList([TextOnlyLogitsProcessor()]),
         )
         return {"new_ids": output[0, model_inputs["input_ids"].shape[1] :], "prefix_ids": prefix_ids}
 
@@ -127,6 +130,14 @@ class ImageTextToTextDispatchPipeline(ImageTextToTextPipeline):
         return super().__new__(cls)
 
 
+class _ServedTaskNameFilter(std_logging.Filter):
+    """Drops transformers' "``image-to-text`` has been removed" warning: after ``import gato`` that name is served
+    (:func:`register_pipelines`), and the warning's stray argument made logging print a traceback instead."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("The task `image-to-text` has been removed")
+
+
 _registered = False
 
 
@@ -149,6 +160,7 @@ def register_pipelines() -> None:
             )
     finally:
         registry_logger.setLevel(level)
+    logging.get_logger("transformers.pipelines").addFilter(_ServedTaskNameFilter())
     _registered = True
 
 

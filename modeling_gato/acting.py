@@ -56,7 +56,10 @@ from transformers.cache_utils import Cache, DynamicCache, StaticCache
 from transformers.generation.configuration_utils import CompileConfig
 from transformers.utils import ModelOutput
 
-from gato.suite.token_layout import LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
+try:
+    from gato.suite.token_layout import LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
+except ImportError:  # a remote-code folder, loaded where gato is not installed (modeling_gato.write_remote_code)
+    from .token_layout import LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
 
 # On overflow, the window (prompt + kept steps + new step) is cut down to this fraction of the context.
 DEFAULT_WINDOW_KEEP_FRACTION = 0.5

@@ -1,34 +1,47 @@
 """Gato model configuration and the paper's size presets (GATO_SPEC.md sections 2 and 6)."""
 
-from __future__ import annotations
-
 import copy
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
 from transformers.configuration_utils import PreTrainedConfig
 
-# `save_pretrained` writes a remote-code copy of this file beside the weights and rewrites this one import to
-# `from .token_layout import (...)` (a copy of the constants module saved with it), so that the folder loads
-# with `trust_remote_code=True` where `gato` is not installed. Keep it a single `from gato.processing...` import.
-from gato.suite.token_layout import (
-    BOS_TOKEN_ID,
-    CONTINUOUS_BINS,
-    CONTINUOUS_OFFSET,
-    DEFAULT_DISCRETE_LAYOUT,
-    DISCRETE_LAYOUTS,
-    DISCRETE_VALUES,
-    EOS_TOKEN_ID,
-    MAX_LENGTH,
-    MAX_LOCAL_POSITIONS,
-    PAD_TOKEN_ID,
-    PATCH_SIZE,
-    POSITION_BINS,
-    SEPARATOR_TOKEN_ID,
-    TEXT_VOCAB_SIZE,
-)
-from gato.suite.token_layout import discrete_offset as layout_discrete_offset
-from gato.suite.token_layout import vocab_size as layout_vocab_size
+try:
+    from gato.suite.token_layout import (
+        BOS_TOKEN_ID,
+        DEFAULT_DISCRETE_LAYOUT,
+        DISCRETE_LAYOUTS,
+        DISCRETE_VALUES,
+        EOS_TOKEN_ID,
+        MAX_LENGTH,
+        MAX_LOCAL_POSITIONS,
+        PAD_TOKEN_ID,
+        PATCH_SIZE,
+        POSITION_BINS,
+        SEPARATOR_TOKEN_ID,
+    )
+    from gato.suite.token_layout import discrete_offset as layout_discrete_offset
+    from gato.suite.token_layout import vocab_size as layout_vocab_size
+except ImportError:  # a remote-code folder (``write_remote_code``), loaded where gato is not installed
+    from .token_layout import (
+        BOS_TOKEN_ID,
+        DEFAULT_DISCRETE_LAYOUT,
+        DISCRETE_LAYOUTS,
+        DISCRETE_VALUES,
+        EOS_TOKEN_ID,
+        MAX_LENGTH,
+        MAX_LOCAL_POSITIONS,
+        PAD_TOKEN_ID,
+        PATCH_SIZE,
+        POSITION_BINS,
+        SEPARATOR_TOKEN_ID,
+    )
+    from .token_layout import discrete_offset as layout_discrete_offset
+    from .token_layout import vocab_size as layout_vocab_size
+
+# Fields of earlier versions that nothing read (the text and continuous-value ranges are the processor's, in
+# `token_layout.py`): dropped when an old config.json is loaded.
+RETIRED_FIELDS: tuple[str, ...] = ("text_vocab_size", "continuous_offset", "continuous_bins")
 
 # GATO_SPEC.md section 6 (appendix C.1), plus a tiny shape for tests and CPU smoke runs.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -55,7 +68,9 @@ class GatoConfig(PreTrainedConfig):
     r"""Configuration of a Gato model: a decoder-only, pre-norm transformer over Gato's token stream.
 
     Vocabulary layout and tokenization constants default to the values in
-    ``gato.suite.token_layout`` (the one place the processor keeps them).
+    ``gato.suite.token_layout`` (the one place the processor keeps them). The config holds only what the model
+    reads; the text and continuous-value id ranges are the processor's (older configs' ``text_vocab_size``,
+    ``continuous_offset`` and ``continuous_bins`` are dropped on load).
 
     Args:
         hidden_size: model width (embedding and residual stream size).
@@ -73,9 +88,6 @@ class GatoConfig(PreTrainedConfig):
         discrete_layout: where discrete values live in the vocabulary: ``"paper"`` shares ids
             [0, 1024) with text, ``"shifted"`` gives them their own ids above the separator.
         vocab_size: size of the token embedding table; derived from ``discrete_layout`` when left unset.
-        text_vocab_size: number of SentencePiece text ids, [0, text_vocab_size).
-        continuous_offset: first token id of continuous value bin 0.
-        continuous_bins: number of uniform bins for continuous values.
         separator_token_id: id of the ``|`` token between a time step's observation and its action.
         discrete_offset: first token id of discrete value 0; derived from ``discrete_layout`` when unset.
         discrete_values: number of discrete values, [0, discrete_values).
@@ -108,9 +120,6 @@ class GatoConfig(PreTrainedConfig):
     rope_theta: float = 10000.0
     discrete_layout: str = DEFAULT_DISCRETE_LAYOUT
     vocab_size: int | None = None
-    text_vocab_size: int = TEXT_VOCAB_SIZE
-    continuous_offset: int = CONTINUOUS_OFFSET
-    continuous_bins: int = CONTINUOUS_BINS
     separator_token_id: int = SEPARATOR_TOKEN_ID
     discrete_offset: int | None = None
     discrete_values: int = DISCRETE_VALUES
@@ -131,6 +140,8 @@ class GatoConfig(PreTrainedConfig):
     eos_token_id: int | list[int] | None = EOS_TOKEN_ID
 
     def __post_init__(self, **kwargs):
+        for name in RETIRED_FIELDS:  # an older config.json
+            kwargs.pop(name, None)
         if self.discrete_offset is None:
             self.discrete_offset = layout_discrete_offset(self.discrete_layout)
         if self.vocab_size is None:
@@ -169,4 +180,4 @@ class GatoConfig(PreTrainedConfig):
         return cls(**{**copy.deepcopy(PRESETS[name]), **overrides})
 
 
-__all__ = ["GatoConfig", "PRESETS", "PAPER_PARAMETER_COUNTS", "POSITION_EMBEDDING_TYPES"]
+__all__ = ["GatoConfig", "PRESETS", "PAPER_PARAMETER_COUNTS", "POSITION_EMBEDDING_TYPES", "RETIRED_FIELDS"]

@@ -14,13 +14,16 @@ shapes, which is what keeps the output layer to the loss targets). Set
 ``torch._dynamo.config.capture_dynamic_output_shape_ops = True`` (and ``capture_scalar_outputs``) to compile
 the forward as one graph; without them dynamo breaks the graph at those gathers.
 
-Remote code: ``save_pretrained`` writes this file, ``configuration_gato.py``, ``acting.py`` and a copy of
-``token_layout.py`` beside the weights, with every ``from gato.suite.token_layout import`` rewritten to
-``from .token_layout import``, so ``trust_remote_code=True`` loads the folder where ``gato`` is not installed.
-Keep every import of the constants in that one form.
-"""
+Input checks: ``forward`` checks every argument's shape against ``input_ids`` (cheap, also under
+``torch.compile``) and, on CPU tensors outside ``torch.compile``, the values (token ids inside the vocabulary,
+labels, local positions, patch counts); on an accelerator the value checks are skipped, since each would wait for the device
+at every step. Errors are ValueErrors naming the argument, the expected and the given shape.
 
-from __future__ import annotations
+Remote code: ``save_pretrained`` copies this file, ``configuration_gato.py``, ``acting.py`` and
+``token_layout.py`` unchanged beside the weights. Each imports the constants from ``gato.suite.token_layout``
+and, where ``gato`` is not installed, from the ``token_layout.py`` copy beside it (the ``except ImportError``
+branch), so ``trust_remote_code=True`` loads the folder without rewriting any source.
+"""
 
 import inspect
 import json
@@ -47,7 +50,10 @@ from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
-from gato.suite.token_layout import IGNORE_INDEX, LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
+try:
+    from gato.suite.token_layout import IGNORE_INDEX, LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
+except ImportError:  # a remote-code folder, loaded where gato is not installed
+    from .token_layout import IGNORE_INDEX, LOCAL_POSITION_ACTION, LOCAL_POSITION_NONE
 
 from .acting import GatoActingMixin
 from .configuration_gato import GatoConfig
@@ -57,6 +63,111 @@ logger = logging.get_logger(__name__)
 # Inputs that only describe the prompt (image patches, local positions): `generate` passes them to the prefill
 # step only; the tokens it generates afterwards are plain text (no patches, no local position).
 PREFILL_ONLY_INPUTS = ("patch_mask", "patch_pixels", "patch_rows", "patch_cols", "patch_valid", "local_positions")
+# Targets of the loss: `generate` never passes them to the model (transformers drops `labels` the same way).
+TRAINING_ONLY_INPUTS = ("labels", "loss_mask", "shift_labels")
+
+
+# --- input checks ---------------------------------------------------------------------------------------------
+
+
+def values_are_checkable(tensor: torch.Tensor) -> bool:
+    """Value checks read a tensor on the host: only CPU tensors outside ``torch.compile`` are checked, so that an
+    accelerator never waits for a check (a graph never breaks for one)."""
+    return tensor.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+def check_shape(name: str, value: torch.Tensor | None, expected: tuple[int, ...], what: str) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is ``None`` or of shape ``expected`` (described by ``what``)."""
+    if value is not None and tuple(value.shape) != tuple(expected):
+        raise ValueError(f"{name}: expected shape {what} = {tuple(expected)}, got {tuple(value.shape)}")
+
+
+def check_values_in_range(name: str, value: torch.Tensor | None, low: int, high: int | None, also: tuple[int, ...] = ()) -> None:
+    """``ValueError`` naming ``name`` unless every value lies in ``[low, high)`` (``high=None``: no upper bound) or
+    in ``also``. Checked on CPU only (:func:`values_are_checkable`)."""
+    if value is None or value.numel() == 0 or not values_are_checkable(value):
+        return
+    bad = value < low
+    if high is not None:
+        bad |= value >= high
+    for allowed in also:
+        bad &= value != allowed
+    if bad.any():
+        examples = sorted(set(value[bad].tolist()))[:5]
+        expected = f"[{low}, {high})" if high is not None else f"≥ {low}"
+        others = f" or one of {list(also)}" if also else ""
+        raise ValueError(
+            f"{name}: values must be {expected}{others}; got {examples} at {int(bad.sum())} of {value.numel()} positions"
+        )
+
+
+def check_token_inputs(
+    config: GatoConfig,
+    input_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    local_positions: torch.Tensor | None,
+    patch_mask: torch.Tensor | None,
+    patch_pixels: torch.Tensor | None,
+    patch_rows: torch.Tensor | None,
+    patch_cols: torch.Tensor | None,
+    patch_valid: torch.Tensor | None,
+) -> tuple[int, int]:
+    """Check the token-level inputs of :meth:`GatoModel.forward` against each other; returns ``(batch, seq)``.
+
+    Shapes are always checked; values (ids inside the vocabulary, local positions) on CPU
+    (:func:`values_are_checkable`).
+    """
+    if (input_ids is None) ^ (inputs_embeds is not None):
+        raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+    if input_ids is not None:
+        if input_ids.ndim != 2:
+            raise ValueError(f"input_ids: expected shape (batch, seq), got {tuple(input_ids.shape)}")
+        check_values_in_range("input_ids", input_ids, 0, config.vocab_size)
+        tokens, reference = tuple(input_ids.shape), "(batch, seq) of input_ids"
+    else:
+        if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != config.hidden_size:
+            raise ValueError(
+                f"inputs_embeds: expected shape (batch, seq, hidden_size={config.hidden_size}), got {tuple(inputs_embeds.shape)}"
+            )
+        tokens, reference = tuple(inputs_embeds.shape[:2]), "(batch, seq) of inputs_embeds"
+    check_shape("local_positions", local_positions, tokens, reference)
+    check_values_in_range("local_positions", local_positions, 0, None, also=(LOCAL_POSITION_NONE, LOCAL_POSITION_ACTION))
+    check_shape("patch_mask", patch_mask, tokens, reference)
+    if patch_pixels is not None or patch_mask is not None:
+        if patch_pixels is None or patch_mask is None or patch_rows is None or patch_cols is None:
+            raise ValueError("image inputs need all of patch_mask, patch_pixels, patch_rows and patch_cols")
+        if patch_pixels.ndim != 5:
+            raise ValueError(
+                f"patch_pixels: expected shape (batch, patches, channels, patch_size, patch_size), got {tuple(patch_pixels.shape)}"
+            )
+        patches = (tokens[0], patch_pixels.shape[1])
+        check_shape("patch_pixels", patch_pixels, (*patches, config.num_channels, config.patch_size, config.patch_size),
+                    f"(batch, patches, num_channels, patch_size, patch_size) for {reference} and the config")
+        check_shape("patch_rows", patch_rows, (*patches, 2), "(batch, patches, 2) of patch_pixels")
+        check_shape("patch_cols", patch_cols, (*patches, 2), "(batch, patches, 2) of patch_pixels")
+        check_shape("patch_valid", patch_valid, patches, "(batch, patches) of patch_pixels")
+    return tokens
+
+
+def check_attention_inputs(
+    attention_mask: torch.Tensor | None, position_ids: torch.Tensor | None, cache: Cache | None, tokens: tuple[int, int]
+) -> None:
+    """Check a 2D ``attention_mask`` ``(batch, cached + seq)`` and ``position_ids`` ``(batch or 1, seq)`` against the
+    ``(batch, seq)`` of the new tokens. A 4D (prepared) mask is the caller's business."""
+    batch, seq = tokens
+    if attention_mask is not None and attention_mask.ndim != 4:
+        if attention_mask.ndim != 2:
+            raise ValueError(f"attention_mask: expected shape (batch, seq) or a prepared 4D mask, got {tuple(attention_mask.shape)}")
+        if cache is None or (isinstance(cache, DynamicCache) and not torch.compiler.is_compiling()):
+            past = cache.get_seq_length() if cache is not None else 0
+            what = "(batch, seq) of input_ids" if cache is None else f"(batch, {past} cached + seq) for input_ids"
+            check_shape("attention_mask", attention_mask, (batch, past + seq), what)
+        elif attention_mask.shape[0] != batch or attention_mask.shape[1] < seq:
+            raise ValueError(
+                f"attention_mask: expected shape (batch, cached + seq) for input_ids {tokens}, got {tuple(attention_mask.shape)}"
+            )
+    if position_ids is not None and (position_ids.ndim != 2 or position_ids.shape[0] not in (1, batch) or position_ids.shape[1] != seq):
+        raise ValueError(f"position_ids: expected shape (batch or 1, seq) for input_ids {tokens}, got {tuple(position_ids.shape)}")
 
 
 class GatoPatchResidualBlock(nn.Module):
@@ -303,8 +414,10 @@ class GatoPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_flex_attn = True
-    # The patch scatter and the loss gather have data-dependent shapes: compiling works with graph breaks.
-    _can_compile_fullgraph = False
+    # Text-only forwards (no patches, no loss) compile as one graph, e.g. `generate(cache_implementation="static")`;
+    # the patch scatter and the loss gather have data-dependent shapes and need dynamo's dynamic-output options
+    # (module docstring).
+    _can_compile_fullgraph = True
     _supports_attention_backend = True
     _can_record_outputs = {
         "hidden_states": GatoDecoderLayer,
@@ -329,25 +442,38 @@ REMOTE_AUTO_MAP = {
     "AutoConfig": "configuration_gato.GatoConfig",
     "AutoModel": "modeling_gato.GatoModel",
     "AutoModelForCausalLM": "modeling_gato.GatoForCausalLM",
+    # transformers' own image-text-to-text pipeline loads the model through this class (where gato is not installed).
+    "AutoModelForImageTextToText": "modeling_gato.GatoForCausalLM",
 }
-_CONSTANTS_IMPORT = re.compile(r"^from\s+[\w.]*token_layout\s+import\b", flags=re.MULTILINE)
+# A top-level (unindented) import of gato: remote code may import gato only inside `try: ... except ImportError:`.
+_TOP_LEVEL_GATO_IMPORT = re.compile(r"^(from\s+gato[\s.]|import\s+gato\b)", flags=re.MULTILINE)
 
 
 def write_remote_code(save_directory: str | os.PathLike) -> list[Path]:
-    """Write the model's source files into ``save_directory`` so the folder loads with ``trust_remote_code``.
+    """Copy the model's source files into ``save_directory`` so the folder loads with ``trust_remote_code``.
 
-    The files are copied from wherever the classes were loaded (the installed package, or an earlier remote
-    copy), with the constants import rewritten to the relative ``from .token_layout import``.
+    The files are copied unchanged from wherever the classes were loaded (the installed package, or an earlier
+    remote copy): each imports the constants from ``gato`` where it is installed and from the ``token_layout.py``
+    copied beside it otherwise.
+
+    Raises:
+        RuntimeError: a source file imports ``gato`` outside ``try: ... except ImportError:`` (it would not load
+            where gato is not installed).
     """
     from . import acting, configuration_gato
 
     constants_file = Path(inspect.getfile(configuration_gato.layout_vocab_size))
     folder = Path(save_directory)
     written = []
-    for module in (configuration_gato, sys.modules[__name__], acting):
-        source = Path(inspect.getfile(module)).read_text(encoding="utf-8")
-        target = folder / f"{module.__name__.rsplit('.', 1)[-1]}.py"
-        target.write_text(_CONSTANTS_IMPORT.sub("from .token_layout import", source), encoding="utf-8")
+    for source_file in (Path(inspect.getfile(module)) for module in (configuration_gato, sys.modules[__name__], acting)):
+        source = source_file.read_text(encoding="utf-8")
+        if _TOP_LEVEL_GATO_IMPORT.search(source):
+            raise RuntimeError(
+                f"{source_file}: imports gato outside `try: ... except ImportError:`; remote code must also load where "
+                "gato is not installed"
+            )
+        target = folder / source_file.name
+        target.write_text(source, encoding="utf-8")
         written.append(target)
     target = folder / "token_layout.py"
     target.write_text(constants_file.read_text(encoding="utf-8"), encoding="utf-8")
@@ -418,18 +544,11 @@ class GatoModel(GatoPreTrainedModel):
         One masked scatter: the k-th True of ``patch_mask[b]`` takes the k-th valid patch of ``patch_pixels[b]``
         ``(batch, patches, C, ps, ps)``; only valid patches go through the ResNet block.
         """
-        if patch_pixels.ndim != 5 or patch_pixels.shape[:2] != patch_rows.shape[:2]:
-            raise ValueError(
-                "patch_pixels must be (batch, patches, channels, patch_size, patch_size) and patch_rows/patch_cols "
-                f"(batch, patches, 2); got {tuple(patch_pixels.shape)} and {tuple(patch_rows.shape)}"
-            )
-        if patch_mask.shape != inputs_embeds.shape[:2]:
-            raise ValueError(f"patch_mask must be (batch, seq) = {tuple(inputs_embeds.shape[:2])}, got {tuple(patch_mask.shape)}")
         patch_mask = patch_mask.bool()
         if patch_valid is None:
             patch_valid = torch.ones(patch_pixels.shape[:2], dtype=torch.bool, device=patch_pixels.device)
         patch_valid = patch_valid.bool()
-        if not torch.compiler.is_compiling() and not torch.equal(patch_mask.sum(1), patch_valid.sum(1)):
+        if values_are_checkable(patch_mask) and not torch.equal(patch_mask.sum(1), patch_valid.sum(1)):
             raise ValueError(
                 "patch_mask and patch_valid must count the same patches per row, got "
                 f"{patch_mask.sum(1).tolist()} and {patch_valid.sum(1).tolist()}"
@@ -458,19 +577,14 @@ class GatoModel(GatoPreTrainedModel):
         """The input embeddings ``(batch, seq, hidden_size)``: token table (or ``inputs_embeds``), image patches at
         ``patch_mask``, local observation positions (arguments as in :meth:`forward`). The action API's static
         path calls it on its own so that a compiled decoder trunk sees only fixed shapes."""
-        if (input_ids is None) ^ (inputs_embeds is not None):
-            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        check_token_inputs(
+            self.config, input_ids, inputs_embeds, local_positions, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid
+        )
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
-        if patch_pixels is not None or patch_mask is not None:
-            if patch_pixels is None or patch_mask is None or patch_rows is None or patch_cols is None:
-                raise ValueError("image inputs need all of patch_mask, patch_pixels, patch_rows and patch_cols")
+        if patch_pixels is not None:
             inputs_embeds = self.place_patches(inputs_embeds, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid)
         if local_positions is not None:
-            if local_positions.shape != inputs_embeds.shape[:2]:
-                raise ValueError(
-                    f"local_positions must be (batch, seq) = {tuple(inputs_embeds.shape[:2])}, got {tuple(local_positions.shape)}"
-                )
             inputs_embeds = inputs_embeds + self.embed_local_positions_of(local_positions, inputs_embeds.dtype)
         return inputs_embeds
 
@@ -512,6 +626,7 @@ class GatoModel(GatoPreTrainedModel):
         inputs_embeds = self.embed_inputs(
             input_ids, inputs_embeds, local_positions, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid
         )
+        check_attention_inputs(attention_mask, position_ids, cache, tuple(inputs_embeds.shape[:2]))
         if self.training and torch.is_grad_enabled():
             # Every parameter takes part in every training step, images or not: data-parallel training (DDP,
             # DeepSpeed) reduces gradients in buckets and stops, or goes out of step between ranks, when one rank's
@@ -563,6 +678,49 @@ class GatoModel(GatoPreTrainedModel):
         return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache)
 
 
+def masked_next_token_loss(
+    lm_head: nn.Module,
+    hidden_states: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    loss_mask: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    shift_labels: torch.Tensor | None = None,
+    num_items_in_batch: int | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gato's training loss (GATO_SPEC.md §3): next-token cross-entropy over the targets only.
+
+    Targets are the positions ``l`` where ``labels[:, l]`` is not ``IGNORE_INDEX``, ``loss_mask[:, l]`` is 1 and (a
+    2D) ``attention_mask``'s column for ``l`` is 1; each is predicted from position ``l - 1``. Given pre-shifted
+    ``shift_labels`` ``(batch, seq)`` instead (position ``l`` predicts ``shift_labels[:, l]``, as transformers'
+    losses take them under sequence/context parallelism, where a rank holds a slice of the sequence and cannot
+    shift), the targets are where ``shift_labels`` is not ``IGNORE_INDEX``; ``labels`` is then not read.
+
+    The vocabulary-sized output layer runs only at the ``N`` predicting positions (gather first, then project).
+
+    Returns:
+        ``(loss, logits)``: the sum over targets divided by ``num_items_in_batch`` when given (Trainer, gradient
+        accumulation), else the mean over this batch's targets; ``logits`` ``(N, vocab)`` in row-major (batch,
+        position) order of the targets.
+    """
+    if shift_labels is not None:
+        predicting, targets = hidden_states, shift_labels
+        is_target = targets != IGNORE_INDEX
+    else:
+        predicting, targets = hidden_states[:, :-1], labels[:, 1:]
+        is_target = targets != IGNORE_INDEX
+        if loss_mask is not None:
+            is_target = is_target & loss_mask[:, 1:].bool()
+        if attention_mask is not None and attention_mask.ndim == 2:
+            # The mask covers cached positions too; its last seq - 1 columns belong to the targets.
+            is_target = is_target & attention_mask[:, attention_mask.shape[1] - targets.shape[1] :].bool()
+    logits = lm_head(predicting[is_target])
+    token_losses = F.cross_entropy(logits.float(), targets[is_target], reduction="sum")
+    denominator = num_items_in_batch if num_items_in_batch is not None else is_target.sum().clamp(min=1)
+    if torch.is_tensor(denominator):
+        denominator = denominator.to(token_losses.device)
+    return token_losses / denominator, logits
+
+
 class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
     """Gato with its output layer: next-token logits, the masked training loss, ``generate()`` and ``act()``."""
 
@@ -586,6 +744,7 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         loss_mask: torch.Tensor | None = None,
+        shift_labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         local_positions: torch.LongTensor | None = None,
@@ -596,7 +755,8 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
         patch_valid: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> CausalLMOutputWithPast:
-        r"""Logits and, given ``labels`` or ``loss_mask``, the masked next-token cross-entropy (GATO_SPEC.md §3).
+        r"""Logits and, given ``labels``, ``loss_mask`` or ``shift_labels``, the masked next-token cross-entropy
+        (GATO_SPEC.md §3, :func:`masked_next_token_loss`).
 
         Takes the processor's batch as keywords (``model(**batch)``); see :meth:`GatoModel.forward` for the inputs.
 
@@ -607,6 +767,9 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
             loss_mask: ``(batch, seq)`` 1 where the token at that position is a target (text and action
                 tokens). Targets are where ``loss_mask`` is 1 *and* the label is not ``IGNORE_INDEX`` *and*
                 (if given) the 2D ``attention_mask`` is 1, so observation tokens never count, whatever their label.
+            shift_labels: ``(batch, seq)`` pre-shifted targets (position ``l`` predicts ``shift_labels[:, l]``;
+                ``IGNORE_INDEX`` where nothing is predicted), as sequence/context parallelism passes them; used
+                instead of ``labels``. Fold a loss mask into it: ``loss_mask`` is refused beside it.
             logits_to_keep: without a loss, keep logits for the last ``n`` positions only (0 = all), as llama.
             num_items_in_batch (keyword): if given (Trainer, gradient accumulation), the loss is the sum over
                 targets divided by it instead of the mean over this batch's targets.
@@ -615,8 +778,28 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
             ``CausalLMOutputWithPast``. Without a loss, ``logits`` is ``(batch, kept_positions, vocab)``. With a
             loss, the output layer runs only at the ``N`` predicting positions and ``logits`` is ``(N, vocab)``:
             row ``i`` is the prediction for the ``i``-th target in row-major (batch, position) order.
+
+        Raises:
+            ValueError: naming the argument, when an input's shape does not fit ``input_ids`` (or
+                ``inputs_embeds``) or, on CPU, its values are out of range (ids outside the vocabulary).
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        if shift_labels is not None and loss_mask is not None:
+            raise ValueError(
+                "loss_mask: not taken with shift_labels (pre-shifted targets); put IGNORE_INDEX into shift_labels where "
+                "there is no target instead"
+            )
+        if labels is None and shift_labels is None and loss_mask is not None:
+            if input_ids is None:
+                raise ValueError("loss_mask without labels needs input_ids (the targets)")
+            labels = input_ids
+        token_source = input_ids if input_ids is not None else inputs_embeds
+        if token_source is not None:  # (neither of them is GatoModel's error)
+            reference = f"(batch, seq) of {'input_ids' if input_ids is not None else 'inputs_embeds'}"
+            for name, value in (("labels", labels), ("loss_mask", loss_mask), ("shift_labels", shift_labels)):
+                check_shape(name, value, tuple(token_source.shape[:2]), reference)
+            for name, value in (("labels", labels), ("shift_labels", shift_labels)):
+                check_values_in_range(name, value, 0, self.config.vocab_size, also=(IGNORE_INDEX,))
         outputs: BaseModelOutputWithPast = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -635,25 +818,11 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
         hidden_states = outputs.last_hidden_state
 
         loss = None
-        if labels is not None or loss_mask is not None:
-            if labels is None:
-                if input_ids is None:
-                    raise ValueError("loss_mask without labels needs input_ids (the targets)")
-                labels = input_ids
-            targets = labels[:, 1:]
-            is_target = targets != IGNORE_INDEX
-            if loss_mask is not None:
-                is_target = is_target & loss_mask[:, 1:].bool()
-            if attention_mask is not None and attention_mask.ndim == 2:
-                # The mask covers cached positions too; its last seq - 1 columns belong to the targets.
-                is_target = is_target & attention_mask[:, attention_mask.shape[1] - targets.shape[1] :].bool()
-            # Gather first, then project: the vocab-sized output layer runs only where there is a target.
-            logits = self.lm_head(hidden_states[:, :-1][is_target])
-            token_losses = F.cross_entropy(logits.float(), targets[is_target], reduction="sum")
-            denominator = num_items_in_batch if num_items_in_batch is not None else is_target.sum().clamp(min=1)
-            if torch.is_tensor(denominator):
-                denominator = denominator.to(token_losses.device)
-            loss = token_losses / denominator
+        if labels is not None or shift_labels is not None:
+            loss, logits = masked_next_token_loss(
+                self.lm_head, hidden_states, labels=labels, loss_mask=loss_mask, attention_mask=attention_mask,
+                shift_labels=shift_labels, num_items_in_batch=num_items_in_batch,
+            )
         else:
             logits = self.lm_head(slice_logits_to_keep(hidden_states, logits_to_keep))
 
@@ -665,25 +834,69 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
             attentions=outputs.attentions,
         )
 
-    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, *args, is_first_iteration: bool | None = False, **kwargs):
-        """As ``GenerationMixin``'s, but image-patch inputs and local positions go to the prefill step only.
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        next_sequence_length: int | None = None,
+        cache: Cache | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        is_first_iteration: bool | None = False,
+        **kwargs,
+    ):
+        """As ``GenerationMixin``'s, plus Gato's per-token inputs cut or extended to the tokens fed this step.
 
-        They describe the prompt (e.g. the image of a caption prompt); the tokens generated after it are text.
+        - Training-only inputs (``labels``, ``loss_mask``, ``shift_labels``) are never passed on.
+        - Image-patch inputs and local positions describe the prompt (e.g. the image of a caption prompt): after the
+          prefill they are dropped, the tokens generated after the prompt being text.
+        - Continuing from a returned cache, the prefill feeds only the uncached tokens: ``local_positions`` and
+          ``patch_mask`` are cut to them, and the patches of the cached positions are marked invalid.
+        - Without a cache every step re-reads the whole sequence: the generated tail gets no local position and no patch.
         """
-        model_inputs = super().prepare_inputs_for_generation(input_ids, *args, is_first_iteration=is_first_iteration, **kwargs)
+        for name in TRAINING_ONLY_INPUTS:
+            kwargs.pop(name, None)
+        # The explicit signature (as GenerationMixin's) tells `generate` that prompts may come as `inputs_embeds`.
+        model_inputs = super().prepare_inputs_for_generation(
+            input_ids, next_sequence_length=next_sequence_length, cache=cache, attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs,
+        )
         if not is_first_iteration and model_inputs.get("cache") is not None:
             for name in PREFILL_ONLY_INPUTS:
                 model_inputs.pop(name, None)
-        elif model_inputs.get("input_ids") is not None:
-            # Without a cache every step re-reads the whole sequence: the generated tail gets no local position
-            # and no patch.
-            length = model_inputs["input_ids"].shape[1]
-            for name, fill in (("local_positions", LOCAL_POSITION_NONE), ("patch_mask", False)):
-                value = model_inputs.get(name)
-                if value is not None and value.shape[1] < length:
-                    tail = value.new_full((value.shape[0], length - value.shape[1]), fill)
-                    model_inputs[name] = torch.cat([value, tail], dim=1)
+            return model_inputs
+        fed = model_inputs["input_ids"] if model_inputs.get("input_ids") is not None else model_inputs.get("inputs_embeds")
+        if fed is None:
+            return model_inputs
+        length = fed.shape[1]
+        patch_mask = model_inputs.get("patch_mask")
+        if patch_mask is not None and patch_mask.shape[1] > length:
+            self._drop_cached_patches(model_inputs, patch_mask[:, : patch_mask.shape[1] - length])
+        for name, fill in (("local_positions", LOCAL_POSITION_NONE), ("patch_mask", False)):
+            value = model_inputs.get(name)
+            if value is None:
+                continue
+            if value.shape[1] > length:  # continuing a cache: the uncached tail only
+                model_inputs[name] = value[:, -length:]
+            elif value.shape[1] < length:  # no cache: the generated tail is text
+                tail = value.new_full((value.shape[0], length - value.shape[1]), fill)
+                model_inputs[name] = torch.cat([value, tail], dim=1)
         return model_inputs
 
+    @staticmethod
+    def _drop_cached_patches(model_inputs: dict, cached_patch_mask: torch.Tensor) -> None:
+        """Mark invalid the patches at cached positions (the first ``cached_patch_mask.sum(1)`` valid ones of each row);
+        without any patch left among the fed tokens, drop the image inputs."""
+        if not bool(model_inputs["patch_mask"][:, cached_patch_mask.shape[1] :].any()):
+            for name in ("patch_mask", "patch_pixels", "patch_rows", "patch_cols", "patch_valid"):
+                model_inputs.pop(name, None)
+            return
+        pixels = model_inputs["patch_pixels"]
+        valid = model_inputs.get("patch_valid")
+        if valid is None:
+            valid = torch.ones(pixels.shape[:2], dtype=torch.bool, device=pixels.device)
+        valid = valid.bool()
+        cached = cached_patch_mask.bool().sum(1, keepdim=True)
+        model_inputs["patch_valid"] = valid & (valid.long().cumsum(1) > cached)
 
-__all__ = ["GatoPreTrainedModel", "GatoModel", "GatoForCausalLM", "write_remote_code"]
+
+__all__ = ["GatoPreTrainedModel", "GatoModel", "GatoForCausalLM", "masked_next_token_loss", "write_remote_code"]

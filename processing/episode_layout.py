@@ -26,15 +26,26 @@ from typing import Any
 
 import numpy as np
 
-from gato.suite.task_spec import OBSERVATION_KINDS, ObservationField, TaskSpec
-from gato.suite.token_layout import (
-    LOCAL_POSITION_ACTION,
-    LOCAL_POSITION_NONE,
-    MAX_LOCAL_POSITIONS,
-    PATCH_PLACEHOLDER_ID,
-    PATCH_SIZE,
-    SEPARATOR_TOKEN_ID,
-)
+try:
+    from gato.suite.task_spec import OBSERVATION_KINDS, ObservationField, TaskSpec
+    from gato.suite.token_layout import (
+        LOCAL_POSITION_ACTION,
+        LOCAL_POSITION_NONE,
+        MAX_LOCAL_POSITIONS,
+        PATCH_PLACEHOLDER_ID,
+        PATCH_SIZE,
+        SEPARATOR_TOKEN_ID,
+    )
+except ImportError:  # a remote-code folder (GatoProcessor.save_pretrained), loaded where gato is not installed
+    from .task_spec import OBSERVATION_KINDS, ObservationField, TaskSpec
+    from .token_layout import (
+        LOCAL_POSITION_ACTION,
+        LOCAL_POSITION_NONE,
+        MAX_LOCAL_POSITIONS,
+        PATCH_PLACEHOLDER_ID,
+        PATCH_SIZE,
+        SEPARATOR_TOKEN_ID,
+    )
 from .tokenize_values import tokenize_continuous, tokenize_discrete
 
 # encode_text(list of T strings) -> T sequences of token ids (no special tokens).
@@ -53,6 +64,16 @@ SEQUENCE_KEYS: tuple[str, ...] = (
     "patch_cols",
 )
 PROMPT_MODES: tuple[str, ...] = ("end", "uniform")
+
+
+def empty_patches() -> dict[str, np.ndarray]:
+    """The patch arrays of a sequence without images: ``patch_pixels (0, 3, 16, 16)`` float32 and
+    ``patch_rows`` / ``patch_cols`` ``(0, 2)`` int64 (the one place they are built in ``processing/``)."""
+    return {
+        "patch_pixels": np.zeros((0, 3, PATCH_SIZE, PATCH_SIZE), dtype=np.float32),
+        "patch_rows": np.zeros((0, 2), dtype=np.int64),
+        "patch_cols": np.zeros((0, 2), dtype=np.int64),
+    }
 
 
 @dataclass
@@ -124,7 +145,10 @@ def num_steps(episode: Mapping[str, Any], spec: TaskSpec, require_actions: bool 
     between fields and actions, empty episodes, and an episode whose ``task`` is not ``spec.name``.
     Value checks (NaN/inf, discrete ranges) happen where the values are tokenized.
     """
-    if "task" in episode and episode["task"] is not None and episode["task"] != spec.name:
+    task = episode.get("task")
+    if task is not None and not isinstance(task, str):
+        raise ValueError(f"task: expected the task's name (a string), got {type(task).__name__}")
+    if task is not None and task != spec.name:
         raise ValueError(f"task: the episode is of task {episode['task']!r} but the spec is for task {spec.name!r}")
     observations = episode.get("observations")
     if not isinstance(observations, Mapping):
@@ -138,8 +162,9 @@ def num_steps(episode: Mapping[str, Any], spec: TaskSpec, require_actions: bool 
             )
         values = observations[field.name]
         if field.kind == "text":
-            if isinstance(values, str) or not isinstance(values, (Sequence, np.ndarray)):
-                raise ValueError(f"observations[{field.name!r}]: expected a sequence of T strings, got {type(values).__name__}")
+            if isinstance(values, str) or not isinstance(values, (Sequence, np.ndarray)) or np.ndim(values) != 1:
+                got = f"an array of shape {np.shape(values)}" if isinstance(values, np.ndarray) else type(values).__name__
+                raise ValueError(f"observations[{field.name!r}]: expected a sequence of T strings, got {got}")
             counts[f"observations[{field.name!r}]"] = len(values)
             continue
         shape = np.shape(values)
@@ -326,9 +351,8 @@ def layout_episode(
         patch_cols = join(cols).reshape(-1, 2).astype(np.int64, copy=False)
     else:
         patches_per_step = 0
-        patch_pixels = np.zeros((0, 3, PATCH_SIZE, PATCH_SIZE), dtype=np.float32)
-        patch_rows = np.zeros((0, 2), dtype=np.int64)
-        patch_cols = np.zeros((0, 2), dtype=np.int64)
+        empty = empty_patches()
+        patch_pixels, patch_rows, patch_cols = empty["patch_pixels"], empty["patch_rows"], empty["patch_cols"]
     return EpisodeTokens(
         input_ids=input_ids,
         loss_mask=loss_mask,

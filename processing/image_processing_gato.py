@@ -36,7 +36,10 @@ from transformers.image_utils import ChannelDimension, ImageInput, PILImageResam
 from transformers.processing_utils import ImagesKwargs, Unpack
 from transformers.utils import TensorType
 
-from gato.suite.token_layout import DEFAULT_IMAGE_SIZE, PATCH_PIXEL_DIVISOR, PATCH_SIZE, POSITION_BINS
+try:
+    from gato.suite.token_layout import DEFAULT_IMAGE_SIZE, PATCH_PIXEL_DIVISOR, PATCH_SIZE, POSITION_BINS
+except ImportError:  # a remote-code folder (GatoProcessor.save_pretrained), loaded where gato is not installed
+    from .token_layout import DEFAULT_IMAGE_SIZE, PATCH_PIXEL_DIVISOR, PATCH_SIZE, POSITION_BINS
 
 _MAX_PIXEL_VALUE = 255  # integer images are 8-bit
 

@@ -6,6 +6,11 @@ The processor owns the tokenizer (SentencePiece text, ``tokenization_gato.py``) 
 :data:`~gato.processing.episode_layout.SEQUENCE_KEYS` (numpy), and :meth:`GatoProcessor.collate` pads a
 list of them into the batch contract of ``token_layout.py``.
 
+``processor(text=..., images=...)`` follows transformers' processors: a call makes *prompts* for ``generate``
+(``[bos] text``; an image alone is the caption prompt ``[patches][bos]``; left-padded; no training targets), and
+``return_labels=True`` (the default with episodes) makes training sequences. :meth:`GatoProcessor.apply_chat_template`
+renders a chat as plain "Role: text" turns (:data:`DEFAULT_CHAT_TEMPLATE`).
+
 Loss masks (GATO_SPEC.md section 3, "text and action tokens"):
 
 - episodes: 1 exactly on action tokens. Text observations (e.g. a BabyAI mission) are observations and get
@@ -21,33 +26,87 @@ Loss masks (GATO_SPEC.md section 3, "text and action tokens"):
 
 from __future__ import annotations
 
+import inspect
+import json
+import os
+import re
+import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from transformers.feature_extraction_utils import BatchFeature
-from transformers.processing_utils import ProcessorMixin
+from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, TextKwargs, Unpack
+from transformers.utils import PaddingStrategy
 
 from . import episode_layout
-from .episode_layout import SEQUENCE_KEYS, EpisodeTokens, concatenate_sequences
-from gato.suite.task_spec import TaskSpec
-from gato.suite.token_layout import (
-    BOS_TOKEN_ID,
-    CONTINUOUS_BINS,
-    CONTINUOUS_OFFSET,
-    EOS_TOKEN_ID,
-    IGNORE_INDEX,
-    LOCAL_POSITION_NONE,
-    MAX_LENGTH,
-    PAD_TOKEN_ID,
-    PATCH_PLACEHOLDER_ID,
-    PATCH_SIZE,
-    discrete_offset,
-)
+from .episode_layout import SEQUENCE_KEYS, EpisodeTokens, concatenate_sequences, empty_patches
+try:
+    from gato.suite.task_spec import TaskSpec
+    from gato.suite.token_layout import (
+        BOS_TOKEN_ID,
+        CONTINUOUS_BINS,
+        CONTINUOUS_OFFSET,
+        EOS_TOKEN_ID,
+        IGNORE_INDEX,
+        LOCAL_POSITION_NONE,
+        MAX_LENGTH,
+        PAD_TOKEN_ID,
+        PATCH_PLACEHOLDER_ID,
+        PATCH_SIZE,
+        discrete_offset,
+    )
+except ImportError:  # a remote-code folder (GatoProcessor.save_pretrained), loaded where gato is not installed
+    from .task_spec import TaskSpec
+    from .token_layout import (
+        BOS_TOKEN_ID,
+        CONTINUOUS_BINS,
+        CONTINUOUS_OFFSET,
+        EOS_TOKEN_ID,
+        IGNORE_INDEX,
+        LOCAL_POSITION_NONE,
+        MAX_LENGTH,
+        PAD_TOKEN_ID,
+        PATCH_PLACEHOLDER_ID,
+        PATCH_SIZE,
+        discrete_offset,
+    )
 from .tokenize_values import detokenize_continuous, detokenize_discrete
 
+# How a batch of sequences of several lengths is padded; `collate` also takes "do_not_pad" (transformers' name,
+# for sequences of one length).
 PADDING_STRATEGIES: tuple[str, ...] = ("longest", "max_length")
+PADDING_SIDES: tuple[str, ...] = ("right", "left")
+# The targets of a batch: a prompt (what `generate` continues) carries none of them.
+TARGET_KEYS: tuple[str, ...] = ("loss_mask", "labels")
+# The tokenizer keywords `__call__` honours (transformers' TextKwargs); any other is refused, not ignored.
+SUPPORTED_TEXT_KWARGS: tuple[str, ...] = ("padding", "max_length", "padding_side", "add_special_tokens", "return_tensors")
+# Gato chats in plain text turns ("User: …", "Assistant: …", one per line); `add_generation_prompt` opens the
+# assistant's turn. The processor adds `bos` itself, so the template holds no special token. A message's content is
+# a string or, as in transformers' multimodal chats, a list of {"type": "text", "text": …} (and image) items.
+DEFAULT_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['content'] is string -%}{%- set text = message['content'] -%}"
+    "{%- else -%}{%- set text = message['content'] | selectattr('type', 'equalto', 'text') | map(attribute='text') | join(' ') -%}"
+    "{%- endif -%}"
+    "{{ message['role'] | capitalize }}: {{ text | trim }}{{ '\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}Assistant:{%- endif -%}"
+)
+
+
+class GatoProcessorKwargs(ProcessingKwargs, total=False):
+    r"""Keywords of :meth:`GatoProcessor.__call__`, in transformers' convention: flat, or grouped as ``text_kwargs`` /
+    ``images_kwargs`` / ``common_kwargs``.
+
+    return_labels (`bool`, *optional*):
+        Return training targets (``labels``, ``loss_mask``; text ends with ``eos``). Default: only when episodes are
+        given; text and images alone are prompts for ``generate``.
+    """
+
+    return_labels: bool | None
 # The batch keys of the processor → model contract (token_layout.py); the patch keys only when images are present.
 MODEL_INPUT_NAMES: tuple[str, ...] = (
     "input_ids",
@@ -61,6 +120,26 @@ MODEL_INPUT_NAMES: tuple[str, ...] = (
     "patch_cols",
     "patch_valid",
 )
+
+
+def _describe(value: Any) -> str:
+    """A short description of a bad argument for an error message: its type, and its items' types for a list."""
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {sorted({type(item).__name__ for item in value})}"
+    return type(value).__name__
+
+
+def padding_strategy(padding: str | bool | PaddingStrategy | None) -> str:
+    """transformers' ``padding`` argument (``True``/``False``, a name or a ``PaddingStrategy``) → one of
+    :data:`PADDING_STRATEGIES`."""
+    if padding is True or padding is None:
+        return "longest"
+    if padding is False:
+        return "do_not_pad"
+    value = padding.value if isinstance(padding, PaddingStrategy) else padding
+    if value not in (*PADDING_STRATEGIES, "do_not_pad"):
+        raise ValueError(f"padding: expected True, False or one of {(*PADDING_STRATEGIES, 'do_not_pad')}, got {padding!r}")
+    return value
 
 
 def _as_spec(spec: TaskSpec | Mapping[str, Any]) -> TaskSpec:
@@ -86,9 +165,18 @@ class GatoProcessor(ProcessorMixin):
         observation_text_loss: also put loss on text observation tokens inside episodes (default False).
         prompt_loss: also put loss on the prompt's action tokens (default False; see the module docstring).
 
-    All five settings are saved by ``save_pretrained`` and restored by ``from_pretrained`` /
+        chat_template: the Jinja template of :meth:`apply_chat_template` (default: plain "Role: text" turns,
+            :data:`DEFAULT_CHAT_TEMPLATE`).
+
+    All these settings are saved by ``save_pretrained`` and restored by ``from_pretrained`` /
     ``AutoProcessor.from_pretrained`` (after ``import gato``).
     """
+
+    valid_processor_kwargs = GatoProcessorKwargs
+    # transformers' per-modality defaults (the lowest priority in `_merge_kwargs`): torch tensors, as the
+    # `generate(**processor(...))` pattern needs (like Pixtral's, InternVL's or Idefics' processors).
+    text_kwargs = {"padding": "longest", "return_tensors": "pt"}
+    images_kwargs = {"return_tensors": "pt"}
 
     def __init__(
         self,
@@ -98,6 +186,7 @@ class GatoProcessor(ProcessorMixin):
         max_length: int = MAX_LENGTH,
         observation_text_loss: bool = False,
         prompt_loss: bool = False,
+        chat_template: str | None = None,
         **kwargs,
     ) -> None:
         discrete_offset(discrete_layout)  # validates the name
@@ -107,7 +196,7 @@ class GatoProcessor(ProcessorMixin):
         self.max_length = int(max_length)
         self.observation_text_loss = bool(observation_text_loss)
         self.prompt_loss = bool(prompt_loss)
-        super().__init__(tokenizer, image_processor, **kwargs)
+        super().__init__(tokenizer, image_processor, chat_template=chat_template or DEFAULT_CHAT_TEMPLATE, **kwargs)
 
     @classmethod
     def from_defaults(cls, discrete_layout: str = "paper", max_length: int = MAX_LENGTH, **kwargs) -> "GatoProcessor":
@@ -125,6 +214,22 @@ class GatoProcessor(ProcessorMixin):
             max_length=max_length,
             **kwargs,
         )
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``ProcessorMixin.save_pretrained``, plus the code ``trust_remote_code=True`` needs (:func:`write_remote_code`).
+
+        The default chat template is not written (a folder without one loads with it), a chosen one is
+        (``chat_template.jinja``).
+        """
+        template = self.chat_template
+        if template == DEFAULT_CHAT_TEMPLATE:
+            self.chat_template = None
+        try:
+            saved = super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            self.chat_template = template
+        write_remote_code(save_directory)
+        return saved
 
     @property
     def model_input_names(self) -> list[str]:
@@ -145,10 +250,13 @@ class GatoProcessor(ProcessorMixin):
         lookup = dict(zip(unique, encoded))
         return [lookup[text] for text in texts]
 
-    def _encode_images(self, images: Any, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Images → ``(pixels (N, P, 3, 16, 16), rows (N, P, 2), cols (N, P, 2))``; errors name ``field``."""
+    def _encode_images(
+        self, images: Any, field: str, images_kwargs: Mapping[str, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Images → ``(pixels (N, P, 3, 16, 16), rows (N, P, 2), cols (N, P, 2))``; errors name ``field``.
+        ``images_kwargs`` go to the image processor (e.g. ``size``)."""
         try:
-            features = self.image_processor(images, return_tensors="np")
+            features = self.image_processor(images, **{**(images_kwargs or {}), "return_tensors": "np"})
         except ValueError as error:
             message = str(error)
             message = message[len("images: ") :] if message.startswith("images: ") else message
@@ -247,15 +355,14 @@ class GatoProcessor(ProcessorMixin):
             "loss_mask": loss_mask,
             "local_positions": np.full(len(ids), LOCAL_POSITION_NONE, dtype=np.int64),
             "patch_mask": np.zeros(len(ids), dtype=bool),
-            "patch_pixels": np.zeros((0, 3, PATCH_SIZE, PATCH_SIZE), dtype=np.float32),
-            "patch_rows": np.zeros((0, 2), dtype=np.int64),
-            "patch_cols": np.zeros((0, 2), dtype=np.int64),
+            **empty_patches(),
         }
 
-    def _text_ids(self, text: str) -> np.ndarray:
+    def _text_ids(self, text: str, bos: bool = True, eos: bool = True) -> np.ndarray:
         if not isinstance(text, str):
             raise ValueError(f"text: expected a string, got {type(text).__name__}")
-        return np.asarray([BOS_TOKEN_ID, *self._encode_text([text])[0], EOS_TOKEN_ID], dtype=np.int64)
+        pieces = self._encode_text([text])[0]
+        return np.asarray([BOS_TOKEN_ID] * bos + list(pieces) + [EOS_TOKEN_ID] * eos, dtype=np.int64)
 
     def tokenize_text(self, text: str) -> dict[str, np.ndarray]:
         """Plain text → ``[bos] pieces [eos]``, truncated to ``max_length``; loss on every token after the first.
@@ -263,6 +370,12 @@ class GatoProcessor(ProcessorMixin):
         Use :meth:`tokenize_text_chunks` to keep all of a long text.
         """
         return self._text_sequence(self._text_ids(text)[: self.max_length], loss_from=1)
+
+    def tokenize_text_prompt(self, text: str, add_special_tokens: bool = True) -> dict[str, np.ndarray]:
+        """A text prompt for ``generate``: ``[bos] pieces`` (no ``eos``: the model is to continue it), truncated to
+        ``max_length``; no loss. ``add_special_tokens=False`` leaves out ``bos`` too."""
+        ids = self._text_ids(text, bos=add_special_tokens, eos=False)[: self.max_length]
+        return self._text_sequence(ids, loss_from=len(ids))
 
     def tokenize_text_chunks(self, text: str) -> list[dict[str, np.ndarray]]:
         """Plain text → consecutive sequences of at most ``max_length`` tokens covering all of it.
@@ -272,14 +385,8 @@ class GatoProcessor(ProcessorMixin):
         ids = self._text_ids(text)
         return [self._text_sequence(ids[start : start + self.max_length], 1) for start in range(0, len(ids), self.max_length)]
 
-    def tokenize_caption(self, image: Any, caption: str) -> dict[str, np.ndarray]:
-        """Image(s) + caption → ``[patches][bos caption eos]``; loss on the caption tokens and ``eos``.
-
-        ``image`` is one image or a list of images (each one accepted by the image processor); their
-        patches come first, in order. A caption too long for ``max_length`` is truncated; images that
-        alone leave no room raise ``ValueError`` naming ``max_length``.
-        """
-        pixels, rows, cols = self._encode_images(image, "image")
+    def _caption_sequence(self, image: Any, caption: str, end: bool, images_kwargs: Mapping[str, Any] | None = None):
+        pixels, rows, cols = self._encode_images(image, "image" if images_kwargs is None else "images", images_kwargs)
         pixels, rows, cols = pixels.reshape(-1, *pixels.shape[2:]), rows.reshape(-1, 2), cols.reshape(-1, 2)
         num_patches = len(pixels)
         room = self.max_length - num_patches
@@ -287,29 +394,49 @@ class GatoProcessor(ProcessorMixin):
             raise ValueError(
                 f"max_length: the image(s) take {num_patches} patches and leave no room for a caption in max_length={self.max_length}"
             )
-        caption_ids = self._text_ids(caption)[:room]
+        caption_ids = self._text_ids(caption, eos=end)[:room]
         ids = np.concatenate([np.full(num_patches, PATCH_PLACEHOLDER_ID, dtype=np.int64), caption_ids])
-        sequence = self._text_sequence(ids, loss_from=num_patches + 1)  # bos carries no loss
+        sequence = self._text_sequence(ids, loss_from=num_patches + 1 if end else len(ids))  # bos carries no loss
         sequence["patch_mask"][:num_patches] = True
         sequence["patch_pixels"] = pixels.astype(np.float32, copy=False)
         sequence["patch_rows"] = rows.astype(np.int64, copy=False)
         sequence["patch_cols"] = cols.astype(np.int64, copy=False)
         return sequence
 
+    def tokenize_caption(self, image: Any, caption: str) -> dict[str, np.ndarray]:
+        """Image(s) + caption → ``[patches][bos caption eos]``; loss on the caption tokens and ``eos``.
+
+        ``image`` is one image or a list of images (each one accepted by the image processor); their
+        patches come first, in order. A caption too long for ``max_length`` is truncated; images that
+        alone leave no room raise ``ValueError`` naming ``max_length``.
+        """
+        return self._caption_sequence(image, caption, end=True)
+
+    def tokenize_caption_prompt(
+        self, image: Any, prefix: str = "", images_kwargs: Mapping[str, Any] | None = None
+    ) -> dict[str, np.ndarray]:
+        """A caption prompt for ``generate``: ``[patches][bos prefix]`` (the caption layout before its end), no loss."""
+        return self._caption_sequence(image, prefix, end=False, images_kwargs=images_kwargs)
+
     # --- batching --------------------------------------------------------------------------------------------
 
     def collate(
         self,
         sequences: Sequence[Mapping[str, np.ndarray]],
-        padding: str = "longest",
+        padding: str | bool | PaddingStrategy = "longest",
         return_tensors: str | None = "pt",
+        padding_side: str = "right",
+        max_length: int | None = None,
     ) -> BatchFeature:
-        """Right-pads unpadded sequence dicts into one batch (the contract of ``token_layout.py``).
+        """Pads unpadded sequence dicts into one batch (the contract of ``token_layout.py``).
 
         Args:
             sequences: dicts from :meth:`tokenize_episode` / :meth:`tokenize_text` / :meth:`tokenize_caption`.
-            padding: ``"longest"`` pads to the longest sequence, ``"max_length"`` to ``max_length``.
+            padding: ``"longest"`` (or ``True``) pads to the longest sequence, ``"max_length"`` to ``max_length``,
+                ``"do_not_pad"`` (or ``False``) only batches sequences of one length (transformers' strategies).
             return_tensors: ``"pt"`` (torch) or ``"np"``/None (numpy).
+            padding_side: ``"right"`` (training batches) or ``"left"`` (prompts of several lengths for ``generate``).
+            max_length: the length ``padding="max_length"`` pads to (default: the processor's ``max_length``).
 
         Returns:
             ``input_ids, attention_mask, loss_mask, labels, local_positions`` ``(B, L)``; when any sequence
@@ -317,8 +444,9 @@ class GatoProcessor(ProcessorMixin):
             ``patch_rows / patch_cols (B, P, 2)`` and ``patch_valid (B, P)``, padded on ``P`` to the most
             patches of any sequence.
         """
-        if padding not in PADDING_STRATEGIES:
-            raise ValueError(f"padding: expected one of {PADDING_STRATEGIES}, got {padding!r}")
+        padding = padding_strategy(padding)
+        if padding_side not in PADDING_SIDES:
+            raise ValueError(f"padding_side: expected one of {PADDING_SIDES}, got {padding_side!r}")
         if len(sequences) == 0:
             raise ValueError("sequences: expected at least one sequence to collate, got none")
         for index, sequence in enumerate(sequences):
@@ -327,13 +455,24 @@ class GatoProcessor(ProcessorMixin):
                 raise ValueError(f"sequences[{index}]: missing keys {missing}; expected {list(SEQUENCE_KEYS)}")
         lengths = np.array([len(sequence["input_ids"]) for sequence in sequences])
         longest = int(lengths.max())
+        if padding == "do_not_pad" and (lengths != longest).any():
+            raise ValueError(
+                f"padding: the sequences have different lengths {sorted(set(lengths.tolist()))} and padding is off; "
+                "pass padding=True (or 'longest', 'max_length') to batch them"
+            )
         if padding == "max_length":
-            if longest > self.max_length:
-                raise ValueError(f"max_length: a sequence has {longest} tokens, more than max_length={self.max_length}")
-            longest = self.max_length
+            target = self.max_length if max_length is None else max_length
+            if int(target) != target or target < 1:
+                raise ValueError(f"max_length: expected a positive integer, got {target!r}")
+            if longest > target:
+                raise ValueError(f"max_length: a sequence has {longest} tokens, more than max_length={target}")
+            longest = int(target)
         batch = len(sequences)
         # (B, L) positions that hold real tokens; each sequence is written into its row with one slice.
-        valid = np.arange(longest)[None, :] < lengths[:, None]
+        if padding_side == "right":
+            valid = np.arange(longest)[None, :] < lengths[:, None]
+        else:
+            valid = np.arange(longest)[None, :] >= (longest - lengths)[:, None]
         input_ids = np.full((batch, longest), PAD_TOKEN_ID, dtype=np.int64)
         loss_mask = np.zeros((batch, longest), dtype=np.int64)
         local_positions = np.full((batch, longest), LOCAL_POSITION_NONE, dtype=np.int64)
@@ -369,28 +508,67 @@ class GatoProcessor(ProcessorMixin):
         images: Any = None,
         episodes: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         specs: TaskSpec | Sequence[TaskSpec] | None = None,
-        return_tensors: str | None = "pt",
-        padding: str = "longest",
-        **kwargs: Any,
+        videos: Any = None,
+        audio: Any = None,
+        **kwargs: Unpack[GatoProcessorKwargs],
     ) -> BatchFeature:
         """One call for any mix of inputs, collated into one batch.
 
-        - ``text`` alone: plain text (a string or a list of strings), one sequence each;
-        - ``images`` with ``text``: captions, ``images[i]`` (one image or a list) with ``text[i]``;
-        - ``episodes`` with ``specs``: an episode or a list (``specs`` one spec for all, or one per
-          episode); each episode contributes all its ``max_length`` chunks.
+        Prompts (the default without episodes; ``model.generate(**processor(...))`` continues them):
+
+        - ``text`` alone: ``[bos] text`` per string (a string or a list);
+        - ``images`` alone: the caption prompt ``[patches][bos]`` per image (``images[i]`` one image or a list);
+        - ``images`` with ``text``: ``[patches][bos] text[i]``, a caption prefix to continue.
+
+        Training sequences (``return_labels=True``, the default when ``episodes`` are given), with ``labels`` and
+        ``loss_mask``: text ``[bos] text [eos]``, captions ``[patches][bos] text[i] [eos]``, and ``episodes`` with
+        ``specs`` (one spec for all, or one per episode), each episode contributing all its ``max_length`` chunks.
+
+        Keywords follow transformers' processors, flat or grouped (``text_kwargs``, ``images_kwargs``,
+        ``common_kwargs``): ``padding`` (``True``/``"longest"`` default, ``"max_length"``, ``False``/``"do_not_pad"``),
+        ``max_length`` (the ``"max_length"`` padding length), ``padding_side`` (default ``"left"`` for prompts,
+        ``"right"`` for training), ``add_special_tokens`` (``False``: no ``bos`` on text prompts), ``return_tensors``
+        (``"pt"`` default, ``"np"``, ``None``: numpy); image keywords go to the image processor (captions only).
+        Any other keyword is a ``ValueError``.
         """
-        if kwargs:
-            raise ValueError(f"unexpected arguments {sorted(kwargs)}; GatoProcessor takes text, images, episodes, specs")
+        if videos is not None or audio is not None:
+            raise ValueError("videos, audio: Gato takes text, images and episodes (with specs)")
+        self._check_keywords(kwargs)
+        merged = self._merge_kwargs(GatoProcessorKwargs, **kwargs)
+        text_kwargs, images_kwargs = merged["text_kwargs"], merged["images_kwargs"]
+        unsupported = sorted(key for key, value in text_kwargs.items() if key not in SUPPORTED_TEXT_KWARGS and value is not None)
+        if unsupported:
+            raise ValueError(f"text_kwargs: {unsupported} not supported; GatoProcessor takes {list(SUPPORTED_TEXT_KWARGS)}")
+        return_tensors = text_kwargs.get("return_tensors", images_kwargs.get("return_tensors"))
+        images_kwargs = {key: value for key, value in images_kwargs.items() if key != "return_tensors"}
+        return_labels = merged.get("return_labels")
+        return_labels = episodes is not None if return_labels is None else bool(return_labels)
+        add_special_tokens = text_kwargs.get("add_special_tokens")
+        add_special_tokens = True if add_special_tokens is None else bool(add_special_tokens)
+
         sequences: list[dict[str, np.ndarray]] = []
-        texts = [text] if isinstance(text, str) else (list(text) if text is not None else [])
+        texts = [text] if isinstance(text, str) else (list(text) if isinstance(text, (list, tuple)) else text)
+        if texts is None:
+            texts = []
+        if not isinstance(texts, list) or not all(isinstance(piece, str) for piece in texts):
+            raise ValueError(f"text: expected a string or a list of strings, got {_describe(text)}")
         if images is not None:
-            image_list = images if isinstance(images, (list, tuple)) else [images]
-            if len(image_list) != len(texts):
+            image_list = list(images) if isinstance(images, (list, tuple)) else [images]
+            if texts and len(image_list) != len(texts):
                 raise ValueError(f"images: got {len(image_list)} images (or image lists) for {len(texts)} captions in text")
-            sequences += [self.tokenize_caption(image, caption) for image, caption in zip(image_list, texts)]
-        else:
+            if return_labels:
+                if not texts:
+                    raise ValueError("text: training captions (return_labels=True) need one caption per image")
+                if images_kwargs:
+                    raise ValueError(f"images_kwargs: {sorted(images_kwargs)} apply to prompts only; set them on the image processor")
+                sequences += [self.tokenize_caption(image, caption) for image, caption in zip(image_list, texts)]
+            else:
+                prefixes = texts or [""] * len(image_list)
+                sequences += [self.tokenize_caption_prompt(image, prefix, images_kwargs) for image, prefix in zip(image_list, prefixes)]
+        elif return_labels:
             sequences += [self.tokenize_text(piece) for piece in texts]
+        else:
+            sequences += [self.tokenize_text_prompt(piece, add_special_tokens) for piece in texts]
         if episodes is not None:
             episode_list = [episodes] if isinstance(episodes, Mapping) else list(episodes)
             if specs is None:
@@ -402,7 +580,28 @@ class GatoProcessor(ProcessorMixin):
                 sequences += self.tokenize_episode(episode, spec)
         if not sequences:
             raise ValueError("text, images, episodes: nothing to process, pass at least one of them")
-        return self.collate(sequences, padding=padding, return_tensors=return_tensors)
+        batch = self.collate(
+            sequences,
+            padding=text_kwargs.get("padding", "longest"),
+            return_tensors=return_tensors,
+            padding_side=text_kwargs.get("padding_side") or ("right" if return_labels else "left"),
+            max_length=text_kwargs.get("max_length"),
+        )
+        if not return_labels:
+            for key in TARGET_KEYS:
+                del batch[key]
+        return batch
+
+    def _check_keywords(self, kwargs: Mapping[str, Any]) -> None:
+        """Refuse keywords ``__call__`` would otherwise ignore (transformers only logs a warning for them)."""
+        image_keywords = set(getattr(getattr(self.image_processor, "valid_kwargs", None), "__annotations__", {}))
+        known = set(GatoProcessorKwargs.__annotations__) | set(TextKwargs.__annotations__) | image_keywords | {"common_kwargs"}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ValueError(
+                f"unexpected arguments {unknown}; GatoProcessor takes text, images, episodes, specs and the keywords "
+                f"{list(SUPPORTED_TEXT_KWARGS) + ['return_labels']} (flat or in text_kwargs / images_kwargs / common_kwargs)"
+            )
 
     # --- acting ------------------------------------------------------------------------------------------------
 
@@ -453,4 +652,47 @@ class GatoProcessor(ProcessorMixin):
         return np.clip(values, action.low, action.high)
 
 
-__all__ = ["GatoProcessor"]
+# Where `AutoProcessor` / `AutoImageProcessor` find the classes in a saved folder loaded with trust_remote_code.
+REMOTE_PROCESSOR_AUTO_MAP = {"AutoProcessor": "processing_gato.GatoProcessor"}
+REMOTE_IMAGE_PROCESSOR_AUTO_MAP = {"AutoImageProcessor": "image_processing_gato.GatoImageProcessor"}
+# A top-level (unindented) import of gato: remote code may import gato only inside `try: ... except ImportError:`.
+_TOP_LEVEL_GATO_IMPORT = re.compile(r"^(from\s+gato[\s.]|import\s+gato\b)", flags=re.MULTILINE)
+
+
+def write_remote_code(save_directory: str | os.PathLike) -> list[Path]:
+    """Copy the processor's source files (and the task contract they read) unchanged into ``save_directory`` and
+    add the ``auto_map`` entries, so that ``AutoProcessor.from_pretrained(folder, trust_remote_code=True)`` gives a
+    :class:`GatoProcessor` where gato is not installed. Each file imports gato's modules where it is installed and
+    the copies beside it otherwise (``except ImportError``).
+
+    Raises:
+        RuntimeError: a source file imports ``gato`` outside ``try: ... except ImportError:``.
+    """
+    try:
+        from gato.suite import task_spec, token_layout
+    except ImportError:  # a remote-code copy saving itself again: the contract's copies are its siblings
+        from . import task_spec, token_layout
+    from . import image_processing_gato, tokenization_gato, tokenize_values
+
+    folder = Path(save_directory)
+    written = []
+    for module in (sys.modules[__name__], image_processing_gato, episode_layout, tokenize_values, tokenization_gato,
+                   task_spec, token_layout):
+        source_file = Path(inspect.getfile(module))
+        source = source_file.read_text(encoding="utf-8")
+        if _TOP_LEVEL_GATO_IMPORT.search(source):
+            raise RuntimeError(f"{source_file}: imports gato outside `try: ... except ImportError:`; remote code must "
+                               "also load where gato is not installed")
+        (folder / source_file.name).write_text(source, encoding="utf-8")
+        written.append(folder / source_file.name)
+    config_file = folder / "processor_config.json"
+    if config_file.exists():
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        config["auto_map"] = dict(REMOTE_PROCESSOR_AUTO_MAP)
+        if isinstance(config.get("image_processor"), dict):
+            config["image_processor"]["auto_map"] = dict(REMOTE_IMAGE_PROCESSOR_AUTO_MAP)
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return written
+
+
+__all__ = ["GatoProcessor", "write_remote_code", "GatoProcessorKwargs", "DEFAULT_CHAT_TEMPLATE", "padding_strategy"]

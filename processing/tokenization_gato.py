@@ -41,7 +41,10 @@ from typing import Literal
 
 from transformers import PreTrainedTokenizerFast
 
-from gato.suite.token_layout import BOS_TOKEN_ID, EOS_TOKEN_ID, PAD_TOKEN_ID, TEXT_VOCAB_SIZE, UNK_TOKEN_ID
+try:
+    from gato.suite.token_layout import BOS_TOKEN_ID, EOS_TOKEN_ID, PAD_TOKEN_ID, TEXT_VOCAB_SIZE, UNK_TOKEN_ID
+except ImportError:  # a remote-code folder (GatoProcessor.save_pretrained), loaded where gato is not installed
+    from .token_layout import BOS_TOKEN_ID, EOS_TOKEN_ID, PAD_TOKEN_ID, TEXT_VOCAB_SIZE, UNK_TOKEN_ID
 
 DEFAULT_TOKENIZER_DIR = Path(__file__).resolve().parent / "tokenizer"
 SENTENCEPIECE_MODEL_FILE = "tokenizer.model"

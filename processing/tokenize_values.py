@@ -12,15 +12,26 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from gato.suite.token_layout import (
-    CONTINUOUS_BINS,
-    CONTINUOUS_OFFSET,
-    DEFAULT_DISCRETE_LAYOUT,
-    DISCRETE_VALUES,
-    MU_LAW_M,
-    MU_LAW_MU,
-    discrete_offset,
-)
+try:
+    from gato.suite.token_layout import (
+        CONTINUOUS_BINS,
+        CONTINUOUS_OFFSET,
+        DEFAULT_DISCRETE_LAYOUT,
+        DISCRETE_VALUES,
+        MU_LAW_M,
+        MU_LAW_MU,
+        discrete_offset,
+    )
+except ImportError:  # a remote-code folder (GatoProcessor.save_pretrained), loaded where gato is not installed
+    from .token_layout import (
+        CONTINUOUS_BINS,
+        CONTINUOUS_OFFSET,
+        DEFAULT_DISCRETE_LAYOUT,
+        DISCRETE_VALUES,
+        MU_LAW_M,
+        MU_LAW_MU,
+        discrete_offset,
+    )
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 

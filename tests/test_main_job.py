@@ -17,7 +17,10 @@ MICRO = ["--tasks", "cartpole,pendulum", "--episodes-per-task", "2", "--captions
 HUB_FILES = {"config.json", "model.safetensors", "generation_config.json", "processor_config.json", "tokenizer.json",
              "tokenizer_config.json", "configuration_gato.py", "modeling_gato.py", "acting.py", "token_layout.py",
              "training_config.yaml", "eval_results.json", "eval_results.md", "normalized_scores.png", "performance_profile.png", "README.md",
-             "main_job.json", "task_specs.json", "train_results.json", "manifest.json"}
+             "main_job.json", "task_specs.json", "train_results.json", "manifest.json",
+             # the processor's remote code (GatoProcessor.save_pretrained)
+             "processing_gato.py", "image_processing_gato.py", "episode_layout.py", "tokenize_values.py",
+             "tokenization_gato.py", "task_spec.py"}
 
 
 def _statuses(out):

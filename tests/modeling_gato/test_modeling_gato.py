@@ -350,3 +350,122 @@ def test_unknown_preset_lists_the_known_ones():
         assert "gato-79m" in str(error) and "gato-tiny" in str(error)
     else:
         raise AssertionError("expected a ValueError")
+
+
+# --- transformers conventions -------------------------------------------------------------------------------------
+
+
+def test_shift_labels_give_the_same_loss_as_labels_and_loss_mask():
+    """Pre-shifted targets (sequence/context parallelism): position l predicts shift_labels[:, l]."""
+    model = tiny_model()
+    batch = control_batch()
+    expected = model(**batch)
+    targets = torch.where(batch["loss_mask"].bool() & batch["attention_mask"].bool(), batch["labels"], tl.IGNORE_INDEX)
+    shift_labels = torch.cat([targets[:, 1:], torch.full_like(targets[:, :1], tl.IGNORE_INDEX)], dim=1)
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "loss_mask")}
+    shifted = model(**inputs, shift_labels=shift_labels)
+    torch.testing.assert_close(shifted.loss, expected.loss, rtol=0, atol=0)
+    assert torch.equal(shifted.logits, expected.logits)
+    # shift_labels win over labels (transformers' rule); a rank holding half the sequence computes its own part.
+    wrong = torch.zeros_like(batch["labels"])
+    torch.testing.assert_close(model(**inputs, labels=wrong, shift_labels=shift_labels).loss, expected.loss, rtol=0, atol=0)
+
+
+def test_loss_mask_beside_shift_labels_is_refused():
+    model = tiny_model()
+    batch = control_batch()
+    try:
+        model(**batch, shift_labels=batch["labels"])
+    except ValueError as error:
+        assert "loss_mask" in str(error) and "shift_labels" in str(error)
+    else:
+        raise AssertionError("expected a ValueError")
+
+
+def test_generate_continues_from_a_returned_cache_with_an_image_prompt():
+    """A caption prompt's per-token inputs (local_positions, patch_mask, patches) are cut to the uncached tokens."""
+    model = tiny_model()
+    prompt = caption_prompt()
+    greedy = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
+    at_once = model.generate(**prompt, max_new_tokens=6, **greedy)
+    first = model.generate(**prompt, max_new_tokens=3, return_dict_in_generate=True, **greedy)
+    length = first.sequences.shape[1]
+    tail = length - prompt["input_ids"].shape[1]
+    continued = dict(prompt, input_ids=first.sequences, attention_mask=torch.ones_like(first.sequences))
+    continued["local_positions"] = torch.cat([prompt["local_positions"], torch.full((1, tail), tl.LOCAL_POSITION_NONE)], 1)
+    continued["patch_mask"] = torch.cat([prompt["patch_mask"], torch.zeros(1, tail, dtype=torch.bool)], 1)
+    second = model.generate(**continued, cache=first.cache, max_new_tokens=3, **greedy)
+    assert torch.equal(second, at_once)
+
+
+def test_generate_from_a_cache_that_ends_inside_the_image():
+    """Only some of the prompt's patches are cached: the remaining ones must still reach the model, in order."""
+    model = tiny_model()
+    prompt = caption_prompt()
+    greedy = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
+    at_once = model.generate(**prompt, max_new_tokens=3, **greedy)
+    cached = 1  # the first patch only
+    first = {k: (v[:, :cached] if k in ("input_ids", "attention_mask", "local_positions", "patch_mask") else v)
+             for k, v in prompt.items()}
+    first["patch_valid"] = torch.arange(prompt["patch_pixels"].shape[1])[None] < cached
+    cache = model(**first, use_cache=True).cache
+    assert torch.equal(model.generate(**prompt, cache=cache, max_new_tokens=3, **greedy), at_once)
+
+
+def test_training_batches_can_be_passed_to_generate():
+    """labels / loss_mask are targets: generate drops them (as transformers drops labels) instead of crashing."""
+    model = tiny_model()
+    batch = {k: v[:1] for k, v in control_batch().items()}
+    expected = model.generate(**{k: v for k, v in batch.items() if k not in ("labels", "loss_mask")}, max_new_tokens=2,
+                              do_sample=False, eos_token_id=None, pad_token_id=0)
+    assert torch.equal(model.generate(**batch, max_new_tokens=2, do_sample=False, eos_token_id=None, pad_token_id=0), expected)
+
+
+def test_generate_with_a_static_cache_equals_the_dynamic_cache():
+    model = tiny_model(initializer_range=0.2)  # sharper logits: the greedy tokens depend on the positions
+    ids = torch.tensor([[tl.BOS_TOKEN_ID, 10, 11, 12]])
+    kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False, eos_token_id=None, pad_token_id=0)
+    dynamic = model.generate(ids, **kwargs)
+    static = model.generate(ids, cache_implementation="static", **kwargs)
+    assert torch.equal(static, dynamic) and len(set(dynamic[0, 4:].tolist())) > 1
+
+
+def test_text_only_forward_compiles_as_one_graph():
+    """Why `_can_compile_fullgraph = True`: the text forward has no graph break (fullgraph=True would raise)."""
+    import torch._dynamo
+
+    model = tiny_model()
+    ids = torch.randint(4, 1000, (2, 5))
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(input_ids=ids, use_cache=False).logits, model(input_ids=ids, use_cache=False).logits)
+    assert type(model)._can_compile_fullgraph
+
+
+def test_generate_from_inputs_embeds_equals_generate_from_ids():
+    """generate() accepts a prompt as inputs_embeds (it reads prepare_inputs_for_generation's signature for it)."""
+    model = tiny_model(initializer_range=0.2)
+    ids = torch.randint(4, 1000, (2, 6))
+    kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False, eos_token_id=None, pad_token_id=0)
+    from_ids = model.generate(ids, **kwargs)
+    from_embeds = model.generate(inputs_embeds=model.get_input_embeddings()(ids), **kwargs)
+    assert torch.equal(from_embeds, from_ids[:, ids.shape[1] :])
+
+
+def test_static_cache_generate_compiles_its_decode_steps_as_one_graph():
+    """generate(cache_implementation="static") compiles the forward when the hardware allows it (CUDA; here forced):
+    with fullgraph=True any graph break, e.g. an input check that reads values, would raise; the tokens equal eager."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    from transformers import CompileConfig
+
+    model = tiny_model(initializer_range=0.2)
+    ids = torch.tensor([[tl.BOS_TOKEN_ID, 10, 11, 12]])
+    kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=5, do_sample=False, eos_token_id=None, pad_token_id=0)
+    compile_config = CompileConfig(fullgraph=True, backend="eager", mode="default")
+    compile_config._compile_all_devices = True  # transformers compiles on CUDA only by default
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = model.generate(ids, cache_implementation="static", compile_config=compile_config, **kwargs)
+    assert counters["stats"]["unique_graphs"] >= 1  # the decode steps did go through torch.compile
+    assert torch.equal(compiled, model.generate(ids, **kwargs))

@@ -10,12 +10,15 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
-from test_modeling_gato import control_batch, tiny_model
+import numpy as np
+from test_modeling_gato import control_batch, random_image, tiny_model, tiny_processor
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 import gato  # noqa: F401  (registers the Auto classes)
-from gato.modeling_gato import GatoConfig, GatoForCausalLM, GatoModel
+import gato.suite.token_layout
+from gato.modeling_gato import GatoConfig, GatoForCausalLM, GatoModel, acting, configuration_gato, modeling_gato
 
 
 def inputs():
@@ -27,9 +30,13 @@ def test_save_writes_safetensors_config_and_remote_code(tmp_path):
     names = sorted(os.listdir(tmp_path))
     assert "model.safetensors" in names
     assert not [n for n in names if n.endswith((".bin", ".pt", ".pth"))]
-    for code in ("configuration_gato.py", "modeling_gato.py", "acting.py", "token_layout.py"):
+    sources = {"token_layout.py": Path(gato.suite.token_layout.__file__)}
+    sources.update({Path(module.__file__).name: Path(module.__file__) for module in (configuration_gato, modeling_gato, acting)})
+    for code, source in sources.items():
         assert code in names
-        assert not re.search(r"^\s*(from|import)\s+gato\b", (tmp_path / code).read_text(), flags=re.MULTILINE), code
+        # Copied unchanged: gato is imported only inside `try: ... except ImportError:` (indented), never at top level.
+        assert (tmp_path / code).read_text() == source.read_text(), code
+        assert not re.search(r"^(from|import)\s+gato\b", (tmp_path / code).read_text(), flags=re.MULTILINE), code
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
     assert auto_map["AutoModelForCausalLM"] == "modeling_gato.GatoForCausalLM"
 
@@ -50,8 +57,14 @@ def test_auto_round_trip_gives_identical_outputs(tmp_path):
 def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
     model = tiny_model()
     model.save_pretrained(tmp_path / "model")
+    processor = tiny_processor()
+    processor.save_pretrained(tmp_path / "model")
     batch = inputs()
-    torch.save({"inputs": batch, "logits": model(**batch).logits}, tmp_path / "expected.pt")
+    image = random_image(np.random.default_rng(0))
+    prompt = processor(images=image, text="a cat")
+    torch.save({"inputs": batch, "logits": model(**batch).logits, "image": torch.from_numpy(image), "prompt": dict(prompt),
+                "generated": model.generate(**prompt, max_new_tokens=3, do_sample=False, eos_token_id=None, pad_token_id=0)},
+               tmp_path / "expected.pt")
     script = textwrap.dedent(
         """
         import importlib.abc, os, sys
@@ -89,6 +102,31 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
         model.save_pretrained(folder + "-again")  # a remote-code model saves a folder that loads the same way
         again = AutoModelForCausalLM.from_pretrained(folder + "-again", trust_remote_code=True).eval()
         assert torch.equal(again(**expected["inputs"]).logits, logits)
+
+        # The processor and its image processor load from the folder's code too (not a bare tokenizer).
+        from transformers import AutoImageProcessor, AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+        assert type(processor).__name__ == "GatoProcessor", type(processor)
+        assert type(processor.image_processor).__name__ == "GatoImageProcessor", type(processor.image_processor)
+        assert type(AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)).__name__ == "GatoImageProcessor"
+        prompt = processor(images=expected["image"].numpy(), text="a cat")
+        assert prompt.keys() == expected["prompt"].keys()
+        for key in prompt:
+            torch.testing.assert_close(prompt[key], expected["prompt"][key], rtol=0, atol=0)
+        generated = model.generate(**prompt, max_new_tokens=3, do_sample=False, eos_token_id=None, pad_token_id=0)
+        assert torch.equal(generated, expected["generated"])
+        processor.save_pretrained(folder + "-again")
+        assert type(AutoProcessor.from_pretrained(folder + "-again", trust_remote_code=True)).__name__ == "GatoProcessor"
+
+        # transformers' own image-text-to-text pipeline captions with the folder's model and processor.
+        from PIL import Image
+        from transformers import pipeline
+
+        captioner = pipeline("image-text-to-text", model=folder, trust_remote_code=True)
+        image = Image.fromarray(expected["image"].numpy())  # transformers' pipeline takes PIL images, paths, URLs
+        caption = captioner(images=image, text="a cat", max_new_tokens=3)[0]["generated_text"]
+        assert isinstance(caption, str) and caption.startswith("a cat"), caption
         assert not any(name == "gato" or name.startswith("gato.") for name in sys.modules)
         print("REMOTE-OK", type(model).__module__)
         """
@@ -101,3 +139,24 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "REMOTE-OK" in result.stdout
+
+
+def test_source_that_imports_gato_at_top_level_is_not_written_as_remote_code(tmp_path, monkeypatch):
+    broken = tmp_path / "acting.py"
+    broken.write_text(Path(acting.__file__).read_text() + "\nfrom gato.suite import registry\n")
+    monkeypatch.setattr(acting, "__file__", str(broken))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(RuntimeError, match="acting.py: imports gato outside"):
+        modeling_gato.write_remote_code(tmp_path / "out")
+
+
+def test_config_of_an_older_version_still_loads(tmp_path):
+    """Older configs carry text_vocab_size / continuous_offset / continuous_bins, which nothing read."""
+    tiny_model().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert not {"text_vocab_size", "continuous_offset", "continuous_bins"} & set(config)
+    config.update(text_vocab_size=32000, continuous_offset=32000, continuous_bins=1024)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert not hasattr(loaded.config, "continuous_offset") and "continuous_bins" not in loaded.config.to_dict()
+    assert torch.equal(loaded(**inputs()).logits, tiny_model()(**inputs()).logits)

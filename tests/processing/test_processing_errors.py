@@ -4,6 +4,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gato.suite import token_layout as tl
 from gato.processing.image_processing_gato import GatoImageProcessor
@@ -204,10 +206,41 @@ def test_collate_longer_than_max_length(processor):
 
 
 def test_unknown_padding(processor):
-    with raises("padding: expected one of ('longest', 'max_length')"):
+    with raises("padding: expected True, False or one of ('longest', 'max_length', 'do_not_pad'), got 'left'"):
         processor.collate([processor.tokenize_text("hi")], padding="left")
 
 
 def test_unknown_discrete_layout(processor):
     with raises("discrete_layout must be one of"):
         GatoProcessor(processor.tokenizer, GatoImageProcessor(), discrete_layout="interleaved")
+
+
+# --- fuzzing: a damaged episode is tokenized or refused with a ValueError naming the field ---------------------------
+
+FIELD_VALUES = st.one_of(
+    st.none(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=4),
+    st.lists(st.integers(-2, 6), max_size=4),
+    st.builds(lambda shape, fill: np.full(shape, fill), st.lists(st.integers(0, 3), max_size=4).map(tuple),
+              st.sampled_from([0, 1, -1, 7, 2.5, np.nan, np.inf, 300])),
+)
+KNOWN_FIELDS = ("mission", "frame", "buttons", "state")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_damaged_episodes_are_tokenized_or_refused_naming_the_field(processor, data):
+    bad = episode()
+    for name in data.draw(st.lists(st.sampled_from([*KNOWN_FIELDS, "actions", "task"]), unique=True, min_size=1, max_size=2)):
+        value = data.draw(FIELD_VALUES, label=name)
+        if name == "actions" or name == "task":
+            bad[name] = value
+        else:
+            bad["observations"][name] = value
+    try:
+        sequences = processor.tokenize_episode(bad, SPEC)
+    except ValueError as error:
+        message = str(error)
+        named = [f"observations[{name!r}]" for name in KNOWN_FIELDS] + ["actions", "task", "time steps", "observations"]
+        assert any(message.startswith(prefix) for prefix in named), message
+        return
+    assert sequences and all(len(sequence["input_ids"]) <= processor.max_length for sequence in sequences)
