@@ -55,7 +55,7 @@ def domain_rows(results: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
@@ -80,12 +80,12 @@ def markdown_report(results: Mapping[str, Any]) -> str:
     """The markdown report: control tasks, domains, captions and text (sections only for what was evaluated)."""
     parts = [f"# Evaluation of `{results['model']}`", ""]
     if results["tasks"]:
-        parts += ["## Control", "", _markdown_table(TASK_HEADER, task_rows(results)), "",
+        parts += ["## Control", "", markdown_table(TASK_HEADER, task_rows(results)), "",
                   "Normalized score = (return − random) / (expert − random), GATO_SPEC.md §8.", "",
-                  _markdown_table(DOMAIN_HEADER, domain_rows(results)), ""]
+                  markdown_table(DOMAIN_HEADER, domain_rows(results)), ""]
     splits = caption_results(results)
     if splits:
-        parts += ["## Captions", "", _markdown_table(CAPTION_HEADER, [caption_row(c) for c in splits]), "",
+        parts += ["## Captions", "", markdown_table(CAPTION_HEADER, [caption_row(c) for c in splits]), "",
                   "`captions_validation`: every scene holds a colour×shape pair never seen in training (\"held-out\n"
                   "colour+shape\" is over those objects); `captions_test`: new scenes of the training pairs. \"scenes\": the\n"
                   "caption names every object's colour and shape, once per object, and nothing else.", ""]
@@ -94,7 +94,7 @@ def markdown_report(results: Mapping[str, Any]) -> str:
             parts += [f"- reference: {ex['reference']}\n  generated: {ex['generated'] or '(empty)'}" for ex in c["examples"]] + [""]
     text = results.get("text")
     if text:
-        parts += ["## Text", "", _markdown_table(["split", "documents", "tokens", "loss (nats/token)", "perplexity"],
+        parts += ["## Text", "", markdown_table(["split", "documents", "tokens", "loss (nats/token)", "perplexity"],
                                                  [[text["split"], str(text["documents"]), str(text["tokens"]),
                                                    _fmt(text["loss"], 3), _fmt(text["perplexity"], 1)]]), ""]
     return "\n".join(parts)
@@ -174,4 +174,4 @@ def print_results(results: Mapping[str, Any]) -> None:
         console.print(f"text ({t['split']}): loss {_fmt(t['loss'], 3)} nats/token, perplexity {_fmt(t['perplexity'], 1)}")
 
 
-__all__ = ["RESULTS_FILE", "TABLE_FILE", "CHART_FILE", "SCHEMA_VERSION", "CAPTION_HEADER", "caption_results", "caption_row", "markdown_report", "bar_chart", "write_results", "print_results"]
+__all__ = ["RESULTS_FILE", "TABLE_FILE", "CHART_FILE", "SCHEMA_VERSION", "CAPTION_HEADER", "caption_results", "caption_row", "markdown_report", "markdown_table", "bar_chart", "write_results", "print_results"]

@@ -8,44 +8,59 @@ import math
 import shlex
 import sys
 
+from gato.flags import (HelpFormatter, add_threads_flag, command_parser, non_negative_float, non_negative_int,
+                        set_threads)
+from gato.inputs import model_folder, writable_folder
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="list and generate episode datasets", description=__doc__)
-    parser.set_defaults(handler=lambda args: (parser.print_help(), 0)[1])
+    parser = subparsers.add_parser("data", help="list and generate episode datasets", description=__doc__,
+                                   formatter_class=HelpFormatter)
+    parser.set_defaults(handler=lambda args: (parser.print_help(), 0)[1], parser=parser)
     commands = parser.add_subparsers(dest="data_command", metavar="{list,generate}")
 
-    listing = commands.add_parser("list", help="one line per built-in task: domain, observations, action, reference returns")
+    listing = command_parser(commands, "list", "one line per built-in task: domain, observations, action, reference returns",
+                             None)
     listing.set_defaults(handler=list_command)
 
-    generate = commands.add_parser(
-        "generate", help="record expert episodes into a DatasetDict folder (parallel, deterministic, resumable)"
+    generate = command_parser(
+        commands, "generate", "record expert episodes into a DatasetDict folder (parallel, deterministic, resumable)", None,
     )
+    count, number = non_negative_int, non_negative_float
     generate.add_argument("--tasks", default="default",
-                          help="a suite (default, full), a domain, or comma-separated task names (default: default)")
-    generate.add_argument("--episodes-per-task", type=int, required=True, help="episodes recorded per task")
+                          help="a suite (default, full), a domain, or comma-separated task names")
+    generate.add_argument("--episodes-per-task", type=count, required=True, help="episodes recorded per task")
     generate.add_argument("--out", required=True, help="output folder; datasets.load_from_disk(OUT) gives a DatasetDict")
-    generate.add_argument("--seed", type=int, default=0, help="collection seed (default 0)")
-    generate.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    generate.add_argument("--captions", type=int, default=0, metavar="N",
+    generate.add_argument("--seed", type=count, default=0, help="collection seed")
+    generate.add_argument("--workers", type=count, default=1, help="worker processes")
+    generate.add_argument("--captions", type=count, default=0, metavar="N",
                           help="also write N captioned scenes (captions), N/10 with held-out colour×shape pairs "
                                "(captions_validation) and N/10 new scenes of seen pairs (captions_test)")
     generate.add_argument("--text", action="store_true", help="also write the offline text corpus (text, text_validation)")
-    generate.add_argument("--action-noise", type=float, default=0.0, metavar="X",
+    generate.add_argument("--action-noise", type=number, default=0.0, metavar="X",
                           help="DART-style noise: execute the expert's action with Gaussian noise of std X (continuous "
                                "actions, in [-1, 1] units) or a random action with probability X (discrete); the "
-                               "recorded action stays the expert's (default 0: clean episodes)")
+                               "recorded action stays the expert's (0: clean episodes)")
     generate.add_argument("--dagger-model", default=None, metavar="RUN",
                           help="record DAgger episodes instead: the model of this `gato train` folder acts, the expert "
-                               "labels every state, into the split <task>_dagger (train on it with --task-weights)")
-    generate.add_argument("--expert-mix", type=float, default=None, metavar="BETA",
+                               "labels every state, into the split <task>_dagger (train on it with --task-weights) "
+                               "(default: none, expert episodes)")
+    generate.add_argument("--expert-mix", type=number, default=None, metavar="BETA",
                           help="with --dagger-model: execute the expert's action instead of the model's with this "
                                "probability (default 0.5)")
-    generate.add_argument("--dagger-round", type=int, default=1, metavar="R",
+    generate.add_argument("--dagger-round", type=count, default=1, metavar="R",
                           help="with --dagger-model: the DAgger round; round R ≥ 2 writes <task>_daggerR and resets "
-                               "rooms and games of its own (default 1: <task>_dagger)")
+                               "rooms and games of its own (1: <task>_dagger)")
     generate.add_argument("--overwrite", action="store_true", help="regenerate tasks whose folder holds another generation")
     generate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_flag(generate)
     generate.set_defaults(handler=generate_command)
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    writable_folder(args.out, "the output folder of the DatasetDict")
+    if args.dagger_model is not None:
+        model_folder(args.dagger_model)
 
 
 def _kinds(task) -> str:
@@ -73,6 +88,12 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def generate_command(args: argparse.Namespace) -> int:
+    try:
+        _check_paths(args)
+    except ValueError as error:
+        print(f"gato data generate: {error}", file=sys.stderr)
+        return 2
+    set_threads(args.threads)
     if args.dagger_model is not None:
         return dagger_command(args)
     for flag, value, default in (("--expert-mix", args.expert_mix, None), ("--dagger-round", args.dagger_round, 1)):
