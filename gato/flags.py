@@ -39,7 +39,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if ("default" in text or action.default in (None, argparse.SUPPRESS) or action.required
-                or not action.option_strings or action.nargs == 0):
+                or not action.option_strings):
             return text
         return f"{text} (default: %(default)s)"
 

@@ -23,7 +23,7 @@ _FLAGS = []
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = command_parser(subparsers, "train", "train a Gato model on a task mixture", __doc__)
-    parser.add_argument("--config", help="YAML file of TrainingConfig fields, applied before the flags")
+    parser.add_argument("--config", help="YAML file of TrainingConfig fields, applied before the flags (default: none, the defaults below)")
     _FLAGS[:] = add_dataclass_flags(parser, TrainingConfig, flag_kwargs={
         "mixed_precision": {"choices": ["auto", "no", "bf16", "fp16"]},
         "report_to": {"choices": ["none", *TRACKER_MODULES]},
