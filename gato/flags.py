@@ -45,10 +45,11 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 # torch CPU threads for every command that computes. One: on a 2-core machine with other work on it, torch's
-# default (all cores) made a training step 2–5× slower, as OpenMP threads spin-wait for a busy core, while a
-# second thread gains little when the cores are free (BENCHMARKS.md, "Threads"). 0 = torch's own choice.
+# default (one per core) made a training step 2–5× slower, as OpenMP threads spin-wait for a busy core, while on
+# free cores a second thread can gain at most 2× (BENCHMARKS.md, "Threads"). 0 = torch's own choice.
 DEFAULT_THREADS = 1
-THREADS_HELP = "torch CPU threads; 0 = torch's default, one per core (1 is never far from the fastest: BENCHMARKS.md)"
+THREADS_HELP = ("torch CPU threads; 0 = torch's default, one per core (1: 2–5× faster than that on a busy 2-core "
+                "machine, BENCHMARKS.md 'Threads')")
 
 
 def command_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str, description: str | None,

@@ -118,8 +118,8 @@ class MainJobConfig:
         output_dir: the Hub-ready folder written at the end (data go to OUT/data unless --data-dir).
         tasks: suite (``default``, ``full``), domains or task names, comma-separated: generated, trained, evaluated.
         seed: seeds the data, the model initialisation, the data order and the evaluation episodes.
-        threads: torch CPU threads in training and evaluation (0 = torch's default, one per core; 1 is never far
-            from the fastest, BENCHMARKS.md).
+        threads: torch CPU threads in training and evaluation (0 = torch's default, one per core; 1 was 2–5× faster
+            than that on a busy 2-core machine, BENCHMARKS.md "Threads").
         progress: progress bars.
     """
 

@@ -4,6 +4,8 @@
   and every rank: DeepSpeed is imported by accelerate whether or not the run uses it;
 - accelerate's "Removed shared tensor {'lm_head.weight'} while saving" at every checkpoint: Gato ties its output
   layer to the embedding on purpose, and the line breaks the progress bar;
+- transformers' "Loading weights" and "Writing model shards" bars at every load and save (a few milliseconds for
+  these models; they ignored `--no-progress`);
 - the environments' banners: the Arcade Learning Environment's "A.L.E: … [Powered by Stella]" in every process
   that makes an Atari game (data workers inherit the setting), Meta-World's scripted policies' "Constant(s) may be
   too high" warning.
@@ -44,6 +46,9 @@ def quiet_libraries(verbose: bool = False) -> None:
             logger.removeFilter(record_filter)
         else:
             logger.addFilter(record_filter)
+    from transformers.utils import logging as transformers_logging
+
+    (transformers_logging.enable_progress_bar if verbose else transformers_logging.disable_progress_bar)()
     if importlib.util.find_spec("ale_py") is not None:
         import ale_py
 

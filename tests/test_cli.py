@@ -3,9 +3,12 @@ that was given them, a quick `gato --help`, quiet libraries, and the Auto classe
 
 import argparse
 import logging
+import re
+import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from datasets import Dataset, DatasetDict
@@ -149,3 +152,37 @@ def test_gato_train_prints_no_library_banners_by_default(tmp_path):
     output = result.stdout + result.stderr
     assert "trained 2 steps" in output
     assert "Removed shared tensor" not in output and "real_accelerator" not in output
+    assert "Writing model shards" not in output
+
+
+def _documented_command_lines() -> list[str]:
+    """Every `gato …` line of scripts/cpu_multitask.sh and every `gato …` in backticks of README.md and docs/*.md."""
+    root = Path(__file__).resolve().parents[1]
+    script = (root / "scripts" / "cpu_multitask.sh").read_text().replace("\\\n", " ")
+    lines = [line[line.index("gato "):] for line in script.splitlines() if "gato " in line and not line.lstrip().startswith("#")]
+    docs = [doc for doc in sorted((root / "docs").glob("*.md")) if doc.name != "RELIABILITY.md"]  # that one shows bad flags
+    for doc in [root / "README.md", *docs]:
+        text = doc.read_text()
+        lines += re.findall(r"`(gato (?:data|train|eval|run|push)\b[^`]*)`", text)
+        lines += [line.strip() for line in text.replace("\\\n", " ").splitlines() if line.strip().startswith("gato ")]
+    return lines
+
+
+def _known_flags(argv: list[str]) -> set[str]:
+    parser = _subparsers(build_parser(argv[0]))[argv[0]]
+    if argv[0] == "data" and len(argv) > 1 and argv[1] in ("list", "generate"):
+        parser = _subparsers(parser)[argv[1]]
+    return {option for action in parser._actions for option in action.option_strings}
+
+
+def test_every_flag_of_the_documented_gato_command_lines_exists():
+    checked = 0
+    for line in _documented_command_lines():
+        argv = line.replace("\\|", " ").replace("[", " ").replace("]", " ").split()[1:]
+        if not argv or argv[0] not in COMMANDS:
+            continue
+        known = _known_flags(argv)
+        for flag in (arg.split("=")[0] for arg in argv if arg.startswith("--")):
+            assert flag in known, f"documented flag {flag} is not a flag of `gato {argv[0]}`: {line}"
+            checked += 1
+    assert checked >= 60
