@@ -38,7 +38,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if ("default" in text or action.default in (None, argparse.SUPPRESS) or action.required
+        if ("(default:" in text or action.default in (None, argparse.SUPPRESS) or action.required
                 or not action.option_strings):
             return text
         return f"{text} (default: %(default)s)"
@@ -182,7 +182,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, *, defaults:
     """
     defaults = cls() if defaults is None else defaults
     exclude, flag_kwargs = set(exclude), dict(flag_kwargs or {})
-    taken = {dest for action in parser._actions for dest in [action.dest]}
+    taken = {action.dest for action in parser._actions}
     flags = []
     for flag, field, annotation, doc in _leaf_flags(cls):
         if flag.path[-1] in exclude:
@@ -193,9 +193,9 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, *, defaults:
         help_text = field.metadata.get("help") or doc
         if not help_text:
             raise ValueError(f"{cls.__name__}.{'.'.join(flag.path)}: no help (document it in the class docstring's Args)")
-        default = _default_of(defaults, flag.path)
-        if "(default" not in help_text:
-            help_text = f"{help_text} (default: {_shown(default)})"
+        extra = {**field.metadata.get("argparse", {}), **flag_kwargs.get(flag.path[-1], {})}
+        if "(default:" not in help_text and not extra.get("required"):
+            help_text = f"{help_text} (default: {_shown(_default_of(defaults, flag.path))})"
         kwargs: dict[str, Any] = {"dest": flag.dest, "default": None, "help": help_text.replace("%", "%%")}
         origin = typing.get_origin(annotation) or annotation
         if origin is bool:
@@ -211,8 +211,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, *, defaults:
             kwargs["type"] = non_negative_float
         else:
             kwargs["type"] = origin
-        kwargs.update(field.metadata.get("argparse", {}))
-        kwargs.update(flag_kwargs.get(flag.path[-1], {}))
+        kwargs.update(extra)
         parser.add_argument("--" + flag.dest.replace("_", "-"), **kwargs)
         flags.append(flag)
     return flags

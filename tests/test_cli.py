@@ -186,3 +186,40 @@ def test_every_flag_of_the_documented_gato_command_lines_exists():
             assert flag in known, f"documented flag {flag} is not a flag of `gato {argv[0]}`: {line}"
             checked += 1
     assert checked >= 60
+
+
+def _resolved_threads(args: argparse.Namespace) -> int:
+    """The thread count a parsed command line runs with (its config's, where the flag comes from a config)."""
+    from gato.commands import data, run
+    from gato.flags import config_from_flags
+    from gato.main_job import MainJobConfig
+
+    if args.command == "run":
+        return config_from_flags(MainJobConfig(), args, run._FLAGS).threads
+    if args.command == "data":
+        return config_from_flags(data.GenerateConfig(), args, data._GENERATE_FLAGS).threads
+    return args.threads
+
+
+@pytest.mark.parametrize("argv", [["train"], ["eval", "--model", "m"], ["run"],
+                                  ["data", "generate", "--episodes-per-task", "1", "--out", "x"]])
+def test_every_command_that_computes_takes_threads_defaulting_to_one(argv):
+    parser = build_parser(argv[0])
+    assert _resolved_threads(parser.parse_args(argv)) == 1
+    assert _resolved_threads(parser.parse_args([*argv, "--threads", "0"])) == 0  # torch's own choice
+
+
+def test_gato_train_runs_with_the_threads_it_was_given(tmp_path):
+    import torch
+
+    data = tmp_path / "data"
+    DatasetDict({"text": Dataset.from_dict({"text": ["the agent acts in the world"] * 8})}).save_to_disk(str(data))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["train", "--preset", "gato-tiny", "--data", str(data), "--max-steps", "1", "--batch-size", "2",
+                     "--max-length", "32", "--num-workers", "0", "--report-to", "none", "--output-dir", str(tmp_path / "run"),
+                     "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
