@@ -4,7 +4,6 @@ that was given them, a quick `gato --help`, quiet libraries, and the Auto classe
 import argparse
 import logging
 import re
-import shlex
 import subprocess
 import sys
 import time

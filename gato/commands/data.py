@@ -7,7 +7,6 @@ import argparse
 import math
 import shlex
 import sys
-
 from dataclasses import dataclass, field
 
 from gato.flags import (DEFAULT_THREADS, THREADS_HELP, HelpFormatter, add_dataclass_flags, command_parser,
