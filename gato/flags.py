@@ -88,14 +88,14 @@ def parse_mapping(text: str) -> dict[str, Any]:
     return result
 
 
-def _non_negative(kind: type) -> typing.Callable[[str], Any]:
+def _non_negative(kind: type, least: int = 0) -> typing.Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if not math.isfinite(value) or value < 0:
-            raise argparse.ArgumentTypeError(f"expected a finite number ≥ 0, got {text!r}")
+        if not math.isfinite(value) or value < least:
+            raise argparse.ArgumentTypeError(f"expected a finite number ≥ {least}, got {text!r}")
         return value
 
     convert.__name__ = kind.__name__  # argparse names the type in its "invalid <type> value" messages
@@ -103,6 +103,7 @@ def _non_negative(kind: type) -> typing.Callable[[str], Any]:
 
 
 non_negative_int = _non_negative(int)
+positive_int = _non_negative(int, least=1)  # for a count whose 0 means nothing (a step limit)
 non_negative_float = _non_negative(float)
 
 
@@ -243,4 +244,4 @@ def _replace(config: Any, changes: Mapping[tuple[str, ...], Any]) -> Any:
 
 
 __all__ = ["DEFAULT_THREADS", "HelpFormatter", "add_dataclass_flags", "add_threads_flag", "command_parser", "set_threads", "config_from_flags", "field_docs", "non_negative_float",
-           "non_negative_int", "parse_mapping"]
+           "non_negative_int", "parse_mapping", "positive_int"]

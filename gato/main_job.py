@@ -142,6 +142,8 @@ class MainJobConfig:
         for name, (value, least) in checks.items():
             if value < least:
                 raise ValueError(f"{name}: expected ≥ {least}, got {value}")
+        if self.eval.max_steps is not None and self.eval.max_steps < 1:
+            raise ValueError(f"eval.max_steps (--eval-max-steps): expected ≥ 1 or none, got {self.eval.max_steps}")
         if self.eval.captions and not self.data.captions:
             raise ValueError("eval.captions (--eval-captions): the held-out images come from the generated captions; "
                              "set --captions > 0 or --eval-captions 0")

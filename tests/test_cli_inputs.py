@@ -153,6 +153,7 @@ def test_temperature_zero_is_greedy(temperature, do_sample, model_dir):
     (["eval", "--model", "m", "--prompt-tokens", "-1"], "--prompt-tokens"),
     (["eval", "--model", "m", "--episodes", "-2"], "--episodes"),
     (["eval", "--model", "m", "--temperature", "-0.5"], "--temperature"),
+    (["eval", "--model", "m", "--max-steps", "0"], "--max-steps"),
     (["data", "generate", "--episodes-per-task", "-1", "--out", "x"], "--episodes-per-task"),
     (["data", "generate", "--episodes-per-task", "1", "--out", "x", "--threads", "-2"], "--threads"),
 ])
@@ -161,7 +162,13 @@ def test_negative_or_non_finite_numbers_are_refused_naming_the_flag(argv, flag, 
         main(argv)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert f"error: argument {flag}: expected a finite number ≥ 0" in err
+    assert f"error: argument {flag}: expected a finite number ≥ {1 if argv[-1] == '0' else 0}" in err
+
+
+def test_run_refuses_an_evaluation_cut_at_zero_steps(tmp_path, capsys):
+    assert main(["run", "--output-dir", str(tmp_path / "out"), "--eval-max-steps", "0"]) == 2
+    assert _error_line(capsys) == "gato run: eval.max_steps (--eval-max-steps): expected ≥ 1 or none, got 0"
+    assert not (tmp_path / "out").exists()
 
 
 def test_run_refuses_bad_paths_before_any_stage(a_file, tmp_path, capsys):

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from gato.flags import (DEFAULT_THREADS, THREADS_HELP, add_dataclass_flags, command_parser, config_from_flags,
-                        non_negative_float)
+                        non_negative_float, positive_int)
 from gato.inputs import dataset_folder, model_folder, writable_folder
 
 _FLAGS = []
@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "continuous_decoding": {"choices": ["median", "argmax"]},
             "cache_implementation": {"choices": ["dynamic", "static"]},
             "threads": {"default": DEFAULT_THREADS, "help": THREADS_HELP},
+            "max_steps": {"type": positive_int},
         })
     parser.add_argument("--temperature", type=non_negative_float, default=None,
                         help="sample actions at this temperature; 0 or left out: greedy decoding (default: greedy)")
