@@ -44,12 +44,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-# torch CPU threads for every command that computes. One: on a 2-core machine with other work on it, torch's
-# default (one per core) made a training step 2–5× slower, as OpenMP threads spin-wait for a busy core, while on
-# free cores a second thread can gain at most 2× (BENCHMARKS.md, "Threads"). 0 = torch's own choice.
+# torch CPU threads for every command that computes. One: on a 2-core machine under heavy load, torch's default
+# (one per core) made a training step 2–5× slower, as OpenMP threads spin-wait for a busy core, while under light
+# load two threads were at most 1.46× faster, and on free cores can be at most 2× (BENCHMARKS.md, "Threads").
+# 0 = torch's own choice.
 DEFAULT_THREADS = 1
-THREADS_HELP = ("torch CPU threads; 0 = torch's default, one per core (1: 2–5× faster than that on a busy 2-core "
-                "machine, BENCHMARKS.md 'Threads')")
+THREADS_HELP = ("torch CPU threads; 0 = torch's default, one per core (1 was 2–5× faster than that on a busy 2-core "
+                "machine and at most 1.5× slower on a lightly loaded one: BENCHMARKS.md 'Threads')")
 
 
 def command_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str, description: str | None,
@@ -191,12 +192,13 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, *, defaults:
         if flag.dest in taken:
             raise ValueError(f"{cls.__name__}.{'.'.join(flag.path)}: flag --{flag.dest.replace('_', '-')} is already taken")
         taken.add(flag.dest)
-        help_text = field.metadata.get("help") or doc
+        extra = {**field.metadata.get("argparse", {}), **flag_kwargs.get(flag.path[-1], {})}
+        help_text = extra.pop("help", None) or field.metadata.get("help") or doc
         if not help_text:
             raise ValueError(f"{cls.__name__}.{'.'.join(flag.path)}: no help (document it in the class docstring's Args)")
-        extra = {**field.metadata.get("argparse", {}), **flag_kwargs.get(flag.path[-1], {})}
         if "(default:" not in help_text and not extra.get("required"):
-            help_text = f"{help_text} (default: {_shown(_default_of(defaults, flag.path))})"
+            default = extra["default"] if "default" in extra else _default_of(defaults, flag.path)
+            help_text = f"{help_text} (default: {_shown(default)})"
         kwargs: dict[str, Any] = {"dest": flag.dest, "default": None, "help": help_text.replace("%", "%%")}
         origin = typing.get_origin(annotation) or annotation
         if origin is bool:

@@ -119,7 +119,7 @@ class MainJobConfig:
         tasks: suite (``default``, ``full``), domains or task names, comma-separated: generated, trained, evaluated.
         seed: seeds the data, the model initialisation, the data order and the evaluation episodes.
         threads: torch CPU threads in training and evaluation (0 = torch's default, one per core; 1 was 2–5× faster
-            than that on a busy 2-core machine, BENCHMARKS.md "Threads").
+            than that on a busy 2-core machine and at most 1.5× slower on a lightly loaded one, BENCHMARKS.md "Threads").
         progress: progress bars.
     """
 

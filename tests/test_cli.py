@@ -39,7 +39,7 @@ def test_every_flag_has_help_that_states_its_default(name, parser):
         text = formatter._expand_help(action) if action.help else ""
         assert text.strip(), f"gato {name} {action.option_strings[0]}: no help"
         if not action.required:
-            assert "default" in text, f"gato {name} {action.option_strings[0]}: help does not state the default: {text!r}"
+            assert "(default: " in text, f"gato {name} {action.option_strings[0]}: help does not state the default: {text!r}"
 
 
 @pytest.mark.parametrize("argv, usage", [
