@@ -86,7 +86,7 @@ def statistics_note(results: Mapping[str, Any]) -> str:
             f"https://arxiv.org/abs/2108.13264).")
 
 
-def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
@@ -111,16 +111,16 @@ def markdown_report(results: Mapping[str, Any]) -> str:
     """The markdown report: control tasks, domains, captions and text (sections only for what was evaluated)."""
     parts = [f"# Evaluation of `{results['model']}`", ""]
     if results["tasks"]:
-        parts += ["## Control", "", _markdown_table(TASK_HEADER, task_rows(results)), "",
+        parts += ["## Control", "", markdown_table(TASK_HEADER, task_rows(results)), "",
                   "Normalized score = (return − random) / (expert − random): 0 is a uniformly random policy, 1 the expert "
                   "(as in the Gato paper, Reed et al. 2022).", "",
-                  _markdown_table(DOMAIN_HEADER, domain_rows(results)), ""]
+                  markdown_table(DOMAIN_HEADER, domain_rows(results)), ""]
         if statistics_rows(results):
-            parts += [_markdown_table(["domain", *STATISTICS_HEADER], statistics_rows(results)), "",
+            parts += [markdown_table(["domain", *STATISTICS_HEADER], statistics_rows(results)), "",
                       statistics_note(results), ""]
     splits = caption_results(results)
     if splits:
-        parts += ["## Captions", "", _markdown_table(CAPTION_HEADER, [caption_row(c) for c in splits]), "",
+        parts += ["## Captions", "", markdown_table(CAPTION_HEADER, [caption_row(c) for c in splits]), "",
                   "`captions_validation`: every scene holds a colour×shape pair never seen in training (\"held-out\n"
                   "colour+shape\" is over those objects); `captions_test`: new scenes of the training pairs. \"scenes\": the\n"
                   "caption names every object's colour and shape, once per object, and nothing else.", ""]
@@ -129,7 +129,7 @@ def markdown_report(results: Mapping[str, Any]) -> str:
             parts += [f"- reference: {ex['reference']}\n  generated: {ex['generated'] or '(empty)'}" for ex in c["examples"]] + [""]
     text = results.get("text")
     if text:
-        parts += ["## Text", "", _markdown_table(["split", "documents", "tokens", "loss (nats/token)", "perplexity"],
+        parts += ["## Text", "", markdown_table(["split", "documents", "tokens", "loss (nats/token)", "perplexity"],
                                                  [[text["split"], str(text["documents"]), str(text["tokens"]),
                                                    _fmt(text["loss"], 3), _fmt(text["perplexity"], 1)]]), ""]
     return "\n".join(parts)
@@ -246,4 +246,5 @@ def print_results(results: Mapping[str, Any]) -> None:
 
 
 __all__ = ["RESULTS_FILE", "TABLE_FILE", "CHART_FILE", "PROFILE_FILE", "STATISTICS_HEADER", "statistics_rows",
-           "statistics_note", "profile_plot", "SCHEMA_VERSION", "CAPTION_HEADER", "caption_results", "caption_row", "markdown_report", "bar_chart", "write_results", "print_results"]
+           "statistics_note", "profile_plot", "SCHEMA_VERSION", "CAPTION_HEADER", "caption_results", "caption_row",
+           "markdown_report", "markdown_table", "bar_chart", "write_results", "print_results"]

@@ -128,30 +128,23 @@ class EvaluationConfig:
             raise ValueError(f"model: {self.model} is not a folder (expected the output of `gato train`)")
 
 
-# ActingConfig fields that `gato eval` has no flag for.
-ACTING_SETTINGS_WITHOUT_FLAGS = ("use_cache", "window_keep_fraction")
-
-
 def eval_command(settings: dict[str, Any], model: str = "MODEL", output_dir: str | None = None) -> str:
     """The ``gato eval`` command line of an ``eval_results.json``'s ``settings`` (flags only where not default),
     writing into ``output_dir`` when given (the model folder itself: then it also rewrites the model card)."""
     defaults = EvaluationConfig(model=model).settings()
     parts = ["gato eval", f"--model {model}"]
     for key, value in settings.items():
+        flag = f"--{key.replace('_', '-')}"
         if key == "temperature" and settings.get("do_sample"):  # --temperature is what turns sampling on
             parts.append(f"--temperature {value:g}")
         elif key not in defaults or key in ("do_sample", "temperature") or value == defaults[key]:
             continue
-        elif key in ACTING_SETTINGS_WITHOUT_FLAGS:  # set through the Python API only; `gato eval` uses the default
-            continue
-        elif key == "text":
-            parts.append("--no-text")
-        elif key == "compile":
-            parts.append("--compile")
+        elif isinstance(value, bool):  # every boolean setting has --x / --no-x (gato/flags.py)
+            parts.append(flag if value else f"--no-{key.replace('_', '-')}")
         elif key == "env_kwargs":
-            parts.append(f"--env-kwargs {shlex.quote(value)}")
+            parts.append(f"{flag} {shlex.quote(value)}")
         else:
-            parts.append(f"--{key.replace('_', '-')} {value}")
+            parts.append(f"{flag} {value}")
     if output_dir:
         parts.append(f"--output-dir {output_dir}")
     return " ".join(parts)

@@ -1,8 +1,9 @@
-"""The ``gato`` command: thin — parse arguments, call library functions, print results.
+"""The ``gato`` command: thin — parse arguments, check inputs, call library functions, print results.
 
-Each subcommand lives in ``gato/commands/<name>.py`` and exposes ``register(subparsers)``, which adds
-its parser and sets ``handler`` (a function ``args -> exit status``). A subcommand whose module does
-not exist yet is listed as "not built yet" and exits with status 2.
+Each subcommand lives in ``gato/commands/<name>.py`` and exposes ``register(subparsers)``, which adds its
+parser and sets ``handler`` (a function ``args -> exit status``). Only the subcommand being run is imported
+and built, and the Gato classes are registered with transformers only once it is about to run, so
+``gato --help`` and usage errors answer without importing torch (``gato/__init__.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from collections.abc import Sequence
 
 import gato
+from gato.flags import HelpFormatter
+from gato.quiet import quiet_libraries
 
 COMMANDS = {
     "data": "list and generate episode datasets",
@@ -23,37 +26,36 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gato", description="Gato, a generalist agent, on transformers.")
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``gato`` parser; with ``command``, only that subcommand's flags are built (the others are listed)."""
+    parser = argparse.ArgumentParser(prog="gato", description="Gato, a generalist agent, on transformers.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"gato {gato.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"gato.commands.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"gato.commands.{name}":
-                raise
-            sub = subparsers.add_parser(name, help=f"{help_text} (not built yet)")
-            sub.set_defaults(handler=_not_built(name))
+        if name == command:
+            importlib.import_module(f"gato.commands.{name}").register(subparsers)
         else:
-            module.register(subparsers)
+            subparsers.add_parser(name, help=help_text)
     return parser
 
 
-def _not_built(name: str):
-    def handler(args: argparse.Namespace) -> int:
-        print(f"gato {name}: not built yet — see the project's open issues.", file=sys.stderr)
-        return 2
-
-    return handler
+def _command_of(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    parser = build_parser(command if command in COMMANDS else None)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # say it with the usage of the (sub)command that was given them
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 0
+    quiet_libraries(verbose=getattr(args, "verbose", False))
+    gato.register_auto_classes()
     return int(args.handler(args) or 0)
 
 

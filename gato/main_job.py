@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from gato.flags import DEFAULT_THREADS
+
 MAIN_JOB_FILE = "main_job.json"
 DATA_SUBDIR = "data"
 STAGES = ("data", "train", "eval", "card")
@@ -44,36 +46,43 @@ CPU_MODEL_OVERRIDES: dict[str, Any] = {"hidden_size": 128, "num_hidden_layers": 
 
 
 @dataclass
-class MainJobConfig:
-    """Everything ``gato run`` does, with defaults that finish on 2 CPU cores in about a quarter of an hour.
+class DataSettings:
+    """The data stage of ``gato run``.
 
     Args:
-        output_dir: the Hub-ready folder written at the end (data go to ``output_dir/data`` unless ``data_dir``).
-        tasks: suite (``default``, ``full``), domain or task names, comma-separated: generated, trained, evaluated.
         episodes_per_task: expert episodes recorded per task.
-        captions: captioned scenes generated for training (``0`` = none); a tenth more are held out.
+        captions: captioned scenes generated for training (0 = none); a tenth more are held out.
         text: also generate the offline text corpus and train on it.
-        preset: model size preset (``GatoConfig.from_preset``: ``gato-tiny``, ``gato-79m``, …).
-        model_overrides: ``GatoConfig`` fields that override the preset (the CPU default widens ``gato-tiny``).
-        max_steps / batch_size / max_length / learning_rate / warmup_steps: the training run (``TrainingConfig``).
-        training_config: a YAML file of ``TrainingConfig`` fields applied before the flags above (the GPU recipe).
-        eval_episodes: evaluation episodes per task; ``eval_max_steps`` cuts long episodes (default: each task's horizon).
-        eval_captions: held-out images captioned in the evaluation (needs ``captions``).
-        num_envs: environments stepped together in the evaluation.
-        seed: seeds the data, the model initialisation, the data order and the evaluation episodes.
         workers: processes recording episodes in parallel.
-        threads: torch CPU threads in training and evaluation (0 = torch's default; 1 is often fastest for tiny
-            models on a busy machine).
-        data_dir: where the generated data go (default ``output_dir/data``; point several runs at one cache).
+        data_dir: where the generated data go (default: OUT/data; point several runs at one cache).
         overwrite_data: regenerate tasks whose data folder holds another generation (other seed or episode count).
-        progress: progress bars.
     """
 
-    output_dir: str = "runs/gato"
-    tasks: str = "default"
     episodes_per_task: int = 20
     captions: int = 200
     text: bool = True
+    workers: int = 2
+    data_dir: str | None = None
+    overwrite_data: bool = False
+
+
+@dataclass
+class TrainSettings:
+    """The train stage of ``gato run``: the fields of ``TrainingConfig`` it sets (the rest keep their defaults or
+    come from ``training_config``).
+
+    Args:
+        preset: model size preset (``GatoConfig.from_preset``: ``gato-tiny``, ``gato-79m``, …).
+        model_overrides: ``GatoConfig`` fields over the preset; the CPU default widens ``gato-tiny`` (pass '' for
+            the bare preset).
+        max_steps: training steps.
+        batch_size: sequences per step.
+        max_length: context in tokens.
+        learning_rate: peak learning rate.
+        warmup_steps: linear warm-up steps (at most ``max_steps``).
+        training_config: a YAML file of ``TrainingConfig`` fields applied before the flags above (the GPU recipe).
+    """
+
     preset: str = "gato-tiny"
     model_overrides: dict[str, Any] = field(default_factory=lambda: dict(CPU_MODEL_OVERRIDES))
     max_steps: int = 400
@@ -82,43 +91,80 @@ class MainJobConfig:
     learning_rate: float = 1e-3
     warmup_steps: int = 30
     training_config: str | None = None
-    eval_episodes: int = 4
-    eval_max_steps: int | None = None
-    eval_captions: int = 8
-    num_envs: int = 4
+
+
+@dataclass
+class EvalSettings:
+    """The eval stage of ``gato run`` (flags ``--eval-…``).
+
+    Args:
+        episodes: evaluation episodes per task.
+        max_steps: cut evaluation episodes after this many steps (default: each task's horizon).
+        captions: held-out images captioned in the evaluation (needs training captions).
+        num_envs: environments stepped together in the evaluation.
+    """
+
+    episodes: int = 4
+    max_steps: int | None = None
+    captions: int = 8
+    num_envs: int = field(default=4, metadata={"flag": "num-envs"})
+
+
+@dataclass
+class MainJobConfig:
+    """Everything ``gato run`` does, nested by stage like the stages themselves (``data``, ``train``, ``eval``).
+
+    Args:
+        output_dir: the Hub-ready folder written at the end (data go to OUT/data unless --data-dir).
+        tasks: suite (``default``, ``full``), domains or task names, comma-separated: generated, trained, evaluated.
+        seed: seeds the data, the model initialisation, the data order and the evaluation episodes.
+        threads: torch CPU threads in training and evaluation (0 = torch's default, one per core; 1 was 2–5× faster
+            than that on a busy 2-core machine and at most 1.5× slower on a lightly loaded one, BENCHMARKS.md "Threads").
+        progress: progress bars.
+    """
+
+    output_dir: str = "runs/gato"
+    tasks: str = "default"
+    data: DataSettings = field(default_factory=DataSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings, metadata={"flag_prefix": "eval-"})
     seed: int = 0
-    workers: int = 2
-    threads: int = 0
-    data_dir: str | None = None
-    overwrite_data: bool = False
+    threads: int = DEFAULT_THREADS
     progress: bool = True
 
     def validate(self) -> None:
-        for name in ("episodes_per_task", "max_steps", "batch_size", "max_length", "eval_episodes", "num_envs", "workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected ≥ 1, got {getattr(self, name)}")
-        for name in ("captions", "eval_captions", "threads", "warmup_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: expected ≥ 0, got {getattr(self, name)}")
-        if self.eval_captions and not self.captions:
-            raise ValueError("eval_captions: the held-out images come from the generated captions; set captions > 0 or eval_captions 0")
+        checks = {"data.episodes_per_task": (self.data.episodes_per_task, 1), "data.workers": (self.data.workers, 1),
+                  "data.captions": (self.data.captions, 0), "train.max_steps": (self.train.max_steps, 1),
+                  "train.batch_size": (self.train.batch_size, 1), "train.max_length": (self.train.max_length, 1),
+                  "train.warmup_steps": (self.train.warmup_steps, 0), "eval.episodes": (self.eval.episodes, 1),
+                  "eval.num_envs": (self.eval.num_envs, 1), "eval.captions": (self.eval.captions, 0),
+                  "threads": (self.threads, 0)}
+        for name, (value, least) in checks.items():
+            if value < least:
+                raise ValueError(f"{name}: expected ≥ {least}, got {value}")
+        if self.eval.max_steps is not None and self.eval.max_steps < 1:
+            raise ValueError(f"eval.max_steps (--eval-max-steps): expected ≥ 1 or none, got {self.eval.max_steps}")
+        if self.eval.captions and not self.data.captions:
+            raise ValueError("eval.captions (--eval-captions): the held-out images come from the generated captions; "
+                             "set --captions > 0 or --eval-captions 0")
 
     @property
     def data_path(self) -> Path:
-        return Path(self.data_dir) if self.data_dir else Path(self.output_dir) / DATA_SUBDIR
+        return Path(self.data.data_dir) if self.data.data_dir else Path(self.output_dir) / DATA_SUBDIR
 
     def training(self) -> Any:
         """The ``TrainingConfig`` of the train stage (YAML file first, then this config's fields)."""
         from gato.training.config import TrainingConfig
 
-        base = TrainingConfig.from_yaml(self.training_config) if self.training_config else TrainingConfig()
+        train = self.train
+        base = TrainingConfig.from_yaml(train.training_config) if train.training_config else TrainingConfig()
         return base.with_overrides(
-            preset=self.preset, model_overrides={**base.model_overrides, **self.model_overrides}, data=str(self.data_path),
-            output_dir=self.output_dir, max_steps=self.max_steps, batch_size=self.batch_size, max_length=self.max_length,
-            learning_rate=self.learning_rate, warmup_steps=min(self.warmup_steps, self.max_steps), seed=self.seed,
+            preset=train.preset, model_overrides={**base.model_overrides, **train.model_overrides}, data=str(self.data_path),
+            output_dir=self.output_dir, max_steps=train.max_steps, batch_size=train.batch_size, max_length=train.max_length,
+            learning_rate=train.learning_rate, warmup_steps=min(train.warmup_steps, train.max_steps), seed=self.seed,
             # Validate and checkpoint a few times per run whatever its length; the last step always does both.
-            eval_steps=max(1, self.max_steps // 4), save_steps=max(1, self.max_steps // 4),
-            logging_steps=max(1, min(10, self.max_steps // 10)), eval_batches=2, report_to="none", resume=True,
+            eval_steps=max(1, train.max_steps // 4), save_steps=max(1, train.max_steps // 4),
+            logging_steps=max(1, min(10, train.max_steps // 10)), eval_batches=2, report_to="none", resume=True,
         )
 
     def evaluation(self) -> Any:
@@ -126,9 +172,9 @@ class MainJobConfig:
         from gato.evaluation.run_evaluation import EvaluationConfig
 
         return EvaluationConfig(
-            model=self.output_dir, tasks=self.tasks, episodes=self.eval_episodes, output_dir=self.output_dir,
-            num_envs=self.num_envs, seed=self.seed, max_steps=self.eval_max_steps,
-            captions=self.eval_captions if self.captions else 0, data=str(self.data_path), text=self.text,
+            model=self.output_dir, tasks=self.tasks, episodes=self.eval.episodes, output_dir=self.output_dir,
+            num_envs=self.eval.num_envs, seed=self.seed, max_steps=self.eval.max_steps,
+            captions=self.eval.captions if self.data.captions else 0, data=str(self.data_path), text=self.data.text,
             threads=self.threads, progress=self.progress,
         )
 
@@ -214,6 +260,8 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
     stages: list[StageReport] = []
 
     def stage(name: str, work: Callable[[], tuple[str, dict[str, Any]]]) -> None:
+        from gato.hub_cards.model_card import format_duration
+
         log(f"[{len(stages) + 1}/{len(STAGES)}] {name}: {STAGE_DESCRIPTIONS[name]}")
         wall, cpu = time.perf_counter(), _cpu_seconds()
         status, details = work()
@@ -224,14 +272,16 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
             report.details = {**before.get("details", {}), **details, "first_run": first}
         stages.append(report)
         _save_job_file(output_dir, config, stages)  # an interrupted job still records the stages it finished
-        log(f"      {name} {status} in {_duration(report.wall_seconds)} (CPU {_duration(report.cpu_seconds)})")
+        log(f"      {name} {status} in {format_duration(report.wall_seconds)} (CPU {format_duration(report.cpu_seconds)})")
 
     def data() -> tuple[str, dict[str, Any]]:
         from gato.episodes.generate import generate, summary_table
 
+        data_settings = config.data
         dataset_dict, summaries = generate(
-            config.tasks, config.episodes_per_task, config.data_path, seed=config.seed, workers=config.workers,
-            captions=config.captions, text=config.text, overwrite=config.overwrite_data, progress=config.progress,
+            config.tasks, data_settings.episodes_per_task, config.data_path, seed=config.seed, workers=data_settings.workers,
+            captions=data_settings.captions, text=data_settings.text, overwrite=data_settings.overwrite_data,
+            progress=config.progress,
         )
         log(summary_table(summaries))
         status = "skipped" if all(summary.status == "skipped" for summary in summaries) else "done"
@@ -248,12 +298,10 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
             raise ValueError(f"output_dir: {training.output_dir}/checkpoints hold a run with other training settings; "
                              "use another --output-dir or delete that checkpoints folder")
         _save_job_file(output_dir, config, stages, training.to_dict())
-        import torch
-
+        from gato.flags import set_threads
         from gato.training.run_training import run_training
 
-        if config.threads:
-            torch.set_num_threads(config.threads)
+        set_threads(config.threads)
         result = run_training(training)
         return "done", {"steps": result.step, "final_loss": result.losses[-1] if result.losses else None,
                         "validation": result.validation, "tokens_per_second": result.tokens_per_second}
@@ -290,13 +338,6 @@ STAGE_DESCRIPTIONS = {
 }
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds} s"
-
-
 def _job_record(config: MainJobConfig, stages: list[StageReport]) -> dict[str, Any]:
     return {"config": dataclasses.asdict(config), **{stage.name: dataclasses.asdict(stage) for stage in stages}}
 
@@ -315,5 +356,5 @@ def _save_job_file(output_dir: Path, config: MainJobConfig, stages: list[StageRe
     os.replace(tmp, path)
 
 
-__all__ = ["MainJobConfig", "MainJobResult", "StageReport", "run_main_job", "training_is_done", "evaluation_is_done",
+__all__ = ["DataSettings", "EvalSettings", "MainJobConfig", "TrainSettings", "MainJobResult", "StageReport", "run_main_job", "training_is_done", "evaluation_is_done",
            "CPU_MODEL_OVERRIDES", "MAIN_JOB_FILE"]

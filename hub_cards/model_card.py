@@ -122,12 +122,8 @@ def _read(folder: Path, name: str) -> Any:
     return yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """``75.4`` → ``"1 min 15 s"``; under a minute, whole seconds (``"9 s"``)."""
     minutes, seconds = divmod(round(float(seconds)), 60)
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
@@ -137,9 +133,9 @@ def _training_run(run: Mapping[str, Any]) -> str:
     steps, this_run = int(run["global_step"]), int(run.get("steps_this_run", 0))
     where = f"{run.get('device') or 'an unknown device'}, {run.get('processes', 1)} process(es)"
     if run.get("start_step"):
-        took = f"its last {this_run} steps (resumed from step {run['start_step']}) took {_duration(run['wall_seconds'])}"
+        took = f"its last {this_run} steps (resumed from step {run['start_step']}) took {format_duration(run['wall_seconds'])}"
     else:
-        took = f"they took {_duration(run['wall_seconds'])}"
+        took = f"they took {format_duration(run['wall_seconds'])}"
     text = f"Training ran {steps:,} optimizer steps; {took} on {where}"
     if this_run and run.get("step_seconds"):
         step_ms = 1000 * run["step_seconds"] / this_run
@@ -214,7 +210,8 @@ def build_model_card(
         job: the ``main_job.json`` record (default: read from ``run_dir``).
     """
     from gato.evaluation.report import (CHART_FILE, DOMAIN_HEADER, PROFILE_FILE, STATISTICS_HEADER, TASK_HEADER,
-                                        caption_results, domain_rows, statistics_note, statistics_rows, task_rows)
+                                        caption_results, domain_rows, markdown_table, statistics_note, statistics_rows,
+                                        task_rows)
     from gato.evaluation.run_evaluation import eval_command
     from gato.training.run_training import TRAIN_RESULTS_FILE
 
@@ -265,11 +262,11 @@ def build_model_card(
                      "expert demonstration of the task, as the paper deploys Gato. Normalized score = (return − random) / "
                      "(expert − random): 0 is a uniformly random policy, 100% the scripted expert."]
         if results.get("tasks"):
-            sections += [_table(DOMAIN_HEADER, domain_rows(results)), _table(TASK_HEADER, task_rows(results))]
+            sections += [markdown_table(DOMAIN_HEADER, domain_rows(results)), markdown_table(TASK_HEADER, task_rows(results))]
             if (folder / CHART_FILE).exists():
                 sections.append(f"![Expert-normalized score per task]({CHART_FILE})")
             if statistics_rows(results):
-                sections += [_table(["domain", *STATISTICS_HEADER], statistics_rows(results)), statistics_note(results)]
+                sections += [markdown_table(["domain", *STATISTICS_HEADER], statistics_rows(results)), statistics_note(results)]
                 if (folder / PROFILE_FILE).exists():
                     sections.append(f"![Performance profile: fraction of episodes above each score]({PROFILE_FILE})")
         for captions in caption_results(results):
@@ -277,7 +274,7 @@ def build_model_card(
                 continue
             name, meaning = CAPTION_SPLITS[captions["split"]]
             sections += [f"### Sample captions: {name}", f"Held-out images (`{captions['split']}`; {meaning}):",
-                         _table(["reference", "generated"],
+                         markdown_table(["reference", "generated"],
                                 [[ex["reference"], ex["generated"] or "(empty)"] for ex in captions["examples"]])]
             scores = [(label, captions.get(metric)) for label, metric in (
                 ("colour", "colour_accuracy"), ("shape", "shape_accuracy"), ("colour and shape", "colour_shape_accuracy"),
@@ -313,13 +310,13 @@ def build_model_card(
             first = stage.get("details", {}).get("first_run") if stage["status"] == "skipped" else None
             timed = first or stage
             status = "done" if stage["status"] == "done" else ("skipped (times of its last run)" if first else "skipped")
-            rows.append([stage["name"], status, _duration(timed["wall_seconds"]), _duration(timed["cpu_seconds"])])
+            rows.append([stage["name"], status, format_duration(timed["wall_seconds"]), format_duration(timed["cpu_seconds"])])
         datasets_sizes = next((s["details"].get("datasets") for s in stages if s["name"] == "data"), None)
         if datasets_sizes:
             sections.append("Data (rows = episodes, scenes or documents): "
                             + ", ".join(f"`{name}` {count}" for name, count in datasets_sizes.items()) + ".")
         sections += ["`gato run` stages (wall time and CPU time of the process and its workers):",
-                     _table(["stage", "status", "wall", "CPU"], rows)]
+                     markdown_table(["stage", "status", "wall", "CPU"], rows)]
     sections += [
         "## Intended uses and limitations",
         "- A research and teaching artefact: a faithful, small-scale reproduction of Gato's tokenization, model, "

@@ -9,7 +9,7 @@ import pytest
 
 from gato.cli import main
 from gato.hub_cards import upload_plan, validate_model_card
-from gato.main_job import MainJobConfig, training_is_done
+from gato.main_job import DataSettings, MainJobConfig, TrainSettings, training_is_done
 
 MICRO = ["--tasks", "cartpole,pendulum", "--episodes-per-task", "2", "--captions", "10", "--no-text", "--max-steps", "3",
          "--max-length", "96", "--batch-size", "2", "--eval-episodes", "1", "--eval-captions", "1", "--eval-max-steps", "8",
@@ -65,9 +65,11 @@ def test_second_run_skips_finished_stages_and_a_new_eval_setting_reruns_only_the
 
 
 def test_changed_training_settings_are_not_taken_for_finished(run_dir):
-    config = MainJobConfig(output_dir=str(run_dir), max_steps=3, max_length=96, batch_size=2, captions=10, text=False)
+    data = DataSettings(captions=10, text=False)
+    config = MainJobConfig(output_dir=str(run_dir), data=data, train=TrainSettings(max_steps=3, max_length=96, batch_size=2))
     assert training_is_done(config.training())
-    assert not training_is_done(MainJobConfig(output_dir=str(run_dir), max_steps=4, max_length=96, batch_size=2).training())
+    longer = MainJobConfig(output_dir=str(run_dir), data=data, train=TrainSettings(max_steps=4, max_length=96, batch_size=2))
+    assert not training_is_done(longer.training())
 
 
 def test_output_loads_through_auto_classes_and_pipeline_in_a_fresh_process(run_dir, tmp_path):
@@ -96,6 +98,6 @@ def test_a_multi_process_launch_is_refused_before_any_work(tmp_path, capsys, mon
 
 def test_bad_settings_are_refused_naming_the_field(tmp_path, capsys):
     assert main(["run", "--output-dir", str(tmp_path / "x"), "--captions", "0", "--eval-captions", "2"]) == 2
-    assert "eval_captions" in capsys.readouterr().err
+    assert "--eval-captions" in capsys.readouterr().err
     assert main(["run", "--output-dir", str(tmp_path / "x"), "--max-steps", "0"]) == 2
     assert "max_steps" in capsys.readouterr().err

@@ -8,6 +8,7 @@ finishes, and the paper's full recipe is a YAML file away.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import types
 import typing
@@ -18,6 +19,10 @@ from typing import Any
 import yaml
 
 from gato.suite import token_layout
+
+# Accelerate's trackers (``log_with``) and the package each needs.
+TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "comet_ml": "comet_ml",
+                   "mlflow": "mlflow", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab", "aim": "aim"}
 
 
 @dataclass
@@ -40,7 +45,10 @@ class TrainingConfig:
         learning_rate: peak learning rate after warm-up.
         min_lr_ratio: the cosine decays to ``learning_rate * min_lr_ratio`` (the paper decays by 10×).
         warmup_steps: linear warm-up steps.
-        weight_decay / adam_beta1 / adam_beta2 / adam_epsilon: AdamW; no decay on norms, biases, embeddings.
+        weight_decay: AdamW's decoupled weight decay (none on norms, biases, embeddings).
+        adam_beta1: AdamW's first-moment decay.
+        adam_beta2: AdamW's second-moment decay.
+        adam_epsilon: AdamW's epsilon.
         max_grad_norm: gradient-norm clipping.
         prompt_probability: fraction of sequences prefixed with a same-task demonstration.
         prompt_end_probability: of those, the fraction whose demonstration comes from an episode's end.
@@ -49,10 +57,13 @@ class TrainingConfig:
         gradient_checkpointing: recompute activations in the backward pass to save memory.
         seed: seeds the model initialisation and the data order (the run is a function of it).
         num_workers: DataLoader worker processes tokenizing in the background (0: in the training process).
-        logging_steps / eval_steps / save_steps: every how many optimizer steps to log, validate, checkpoint.
+        logging_steps: every how many optimizer steps to log.
+        eval_steps: every how many optimizer steps to compute the validation losses.
+        save_steps: every how many optimizer steps to checkpoint.
         eval_batches: validation batches per dataset at each evaluation.
         save_total_limit: checkpoints kept on disk (older ones are deleted).
-        report_to: Accelerate tracker (``"tensorboard"``, ``"none"``, …).
+        report_to: Accelerate tracker: ``none`` or one of ``TRACKER_MODULES`` (``tensorboard``, ``wandb``, …); its
+            package must be installed (``gato train`` checks at start).
         resume: continue from the last checkpoint in ``output_dir``.
     """
 
@@ -117,8 +128,16 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be one of auto, no, bf16, fp16; got {self.mixed_precision!r}")
+        if self.report_to != "none" and self.report_to not in TRACKER_MODULES:
+            raise ValueError(f"report_to must be 'none' or one of {', '.join(TRACKER_MODULES)}; got {self.report_to!r}")
         if self.default_weight < 0 or any(w < 0 or not math.isfinite(w) for w in self.task_weights.values()):
             raise ValueError(f"task_weights / default_weight must be finite and ≥ 0, got {self.task_weights}, {self.default_weight}")
+
+    def check_tracker_installed(self) -> None:
+        """Refuse a ``report_to`` tracker whose package is not installed (before the run, not at its first log)."""
+        if self.report_to != "none" and importlib.util.find_spec(TRACKER_MODULES[self.report_to]) is None:
+            raise ValueError(f"report_to: the {self.report_to!r} tracker is not installed "
+                             f"(pip install {TRACKER_MODULES[self.report_to].replace('_', '-')}), or pass --report-to none")
 
     # --- YAML -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -137,7 +156,11 @@ class TrainingConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainingConfig":
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise ValueError(f"{path}: cannot be read as YAML ({type(error).__name__}) (expected a YAML file of "
+                             "training config fields)") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of training config fields, got {type(data).__name__}")
         return cls.from_dict(data)

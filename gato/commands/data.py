@@ -8,48 +8,83 @@ import argparse
 import math
 import shlex
 import sys
+from dataclasses import dataclass, field
 
+from gato.flags import (DEFAULT_THREADS, THREADS_HELP, HelpFormatter, add_dataclass_flags, command_parser,
+                        config_from_flags, set_threads)
 from gato.commands import record
+from gato.inputs import model_folder, writable_folder
+
+
+@dataclass
+class GenerateConfig:
+    """What ``gato data generate`` records.
+
+    Args:
+        tasks: a suite (default, full), a domain, or comma-separated task names.
+        episodes_per_task: episodes recorded per task.
+        out: output folder; `datasets.load_from_disk(OUT)` gives a DatasetDict.
+        seed: collection seed.
+        workers: worker processes.
+        captions: also write N captioned scenes (captions), N/10 with held-out colour×shape pairs
+            (captions_validation) and N/10 new scenes of seen pairs (captions_test).
+        text: also write the offline text corpus (text, text_validation).
+        action_noise: DART-style noise: execute the expert's action with Gaussian noise of std X (continuous
+            actions, in [-1, 1] units) or a random action with probability X (discrete); the recorded action stays
+            the expert's (0: clean episodes).
+        dagger_model: record DAgger episodes instead: the model of this `gato train` folder acts, the expert labels
+            every state, into the split <task>_dagger (train on it with --task-weights) (default: none, expert episodes).
+        expert_mix: with --dagger-model: execute the expert's action instead of the model's with this probability
+            (default: 0.5).
+        dagger_round: with --dagger-model: the DAgger round; round R ≥ 2 writes <task>_daggerR and resets rooms and
+            games of its own (1: <task>_dagger).
+        overwrite: regenerate tasks whose folder holds another generation.
+        progress: a progress bar.
+        threads: torch CPU threads (0 = torch's default, one per core).
+    """
+
+    tasks: str = "default"
+    episodes_per_task: int = field(default=0, metadata={"argparse": {"required": True, "metavar": "N"}})
+    out: str = field(default="", metadata={"argparse": {"required": True, "metavar": "DIR"}})
+    seed: int = 0
+    workers: int = 1
+    captions: int = field(default=0, metadata={"argparse": {"metavar": "N"}})
+    text: bool = False
+    action_noise: float = field(default=0.0, metadata={"argparse": {"metavar": "X"}})
+    dagger_model: str | None = field(default=None, metadata={"argparse": {"metavar": "RUN"}})
+    expert_mix: float | None = field(default=None, metadata={"argparse": {"metavar": "BETA"}})
+    dagger_round: int = field(default=1, metadata={"argparse": {"metavar": "R"}})
+    overwrite: bool = False
+    progress: bool = True
+    threads: int = DEFAULT_THREADS
+
+
+_GENERATE_FLAGS = []
+
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="list and generate episode datasets", description=__doc__)
-    parser.set_defaults(handler=lambda args: (parser.print_help(), 0)[1])
+    parser = subparsers.add_parser("data", help="list and generate episode datasets", description=__doc__,
+                                   formatter_class=HelpFormatter)
+    parser.set_defaults(handler=lambda args: (parser.print_help(), 0)[1], parser=parser)
     commands = parser.add_subparsers(dest="data_command", metavar="{list,generate,record}")
 
-    listing = commands.add_parser("list", help="one line per built-in task: domain, observations, action, reference returns")
+    listing = command_parser(commands, "list", "one line per built-in task: domain, observations, action, reference returns",
+                             None)
     listing.set_defaults(handler=list_command)
 
-    generate = commands.add_parser(
-        "generate", help="record expert episodes into a DatasetDict folder (parallel, deterministic, resumable)"
+    generate = command_parser(
+        commands, "generate", "record expert episodes into a DatasetDict folder (parallel, deterministic, resumable)", None,
     )
-    generate.add_argument("--tasks", default="default",
-                          help="a suite (default, full), a domain, or comma-separated task names (default: default)")
-    generate.add_argument("--episodes-per-task", type=int, required=True, help="episodes recorded per task")
-    generate.add_argument("--out", required=True, help="output folder; datasets.load_from_disk(OUT) gives a DatasetDict")
-    generate.add_argument("--seed", type=int, default=0, help="collection seed (default 0)")
-    generate.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    generate.add_argument("--captions", type=int, default=0, metavar="N",
-                          help="also write N captioned scenes (captions), N/10 with held-out colour×shape pairs "
-                               "(captions_validation) and N/10 new scenes of seen pairs (captions_test)")
-    generate.add_argument("--text", action="store_true", help="also write the offline text corpus (text, text_validation)")
-    generate.add_argument("--action-noise", type=float, default=0.0, metavar="X",
-                          help="DART-style noise: execute the expert's action with Gaussian noise of std X (continuous "
-                               "actions, in [-1, 1] units) or a random action with probability X (discrete); the "
-                               "recorded action stays the expert's (default 0: clean episodes)")
-    generate.add_argument("--dagger-model", default=None, metavar="RUN",
-                          help="record DAgger episodes instead: the model of this `gato train` folder acts, the expert "
-                               "labels every state, into the split <task>_dagger (train on it with --task-weights)")
-    generate.add_argument("--expert-mix", type=float, default=None, metavar="BETA",
-                          help="with --dagger-model: execute the expert's action instead of the model's with this "
-                               "probability (default 0.5)")
-    generate.add_argument("--dagger-round", type=int, default=1, metavar="R",
-                          help="with --dagger-model: the DAgger round; round R ≥ 2 writes <task>_daggerR and resets "
-                               "rooms and games of its own (default 1: <task>_dagger)")
-    generate.add_argument("--overwrite", action="store_true", help="regenerate tasks whose folder holds another generation")
-    generate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _GENERATE_FLAGS[:] = add_dataclass_flags(generate, GenerateConfig, flag_kwargs={"threads": {"help": THREADS_HELP}})
     generate.set_defaults(handler=generate_command)
     record.register(commands)  # `gato data record`: your own gymnasium environment and policy (gato/commands/record.py)
+
+
+def _check_paths(config: GenerateConfig) -> None:
+    writable_folder(config.out, "the output folder of the DatasetDict")
+    if config.dagger_model is not None:
+        model_folder(config.dagger_model)
 
 
 def _kinds(task) -> str:
@@ -77,9 +112,16 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def generate_command(args: argparse.Namespace) -> int:
-    if args.dagger_model is not None:
-        return dagger_command(args)
-    for flag, value, default in (("--expert-mix", args.expert_mix, None), ("--dagger-round", args.dagger_round, 1)):
+    config = config_from_flags(GenerateConfig(), args, _GENERATE_FLAGS)
+    try:
+        _check_paths(config)
+    except ValueError as error:
+        print(f"gato data generate: {error}", file=sys.stderr)
+        return 2
+    set_threads(config.threads)
+    if config.dagger_model is not None:
+        return dagger_command(config)
+    for flag, value, default in (("--expert-mix", config.expert_mix, None), ("--dagger-round", config.dagger_round, 1)):
         if value != default:
             print(f"gato data generate: {flag} needs --dagger-model", file=sys.stderr)
             return 2
@@ -87,48 +129,49 @@ def generate_command(args: argparse.Namespace) -> int:
 
     command = "gato data generate " + " ".join(
         shlex.quote(part) for part in [
-            "--tasks", args.tasks, "--episodes-per-task", str(args.episodes_per_task), "--out", args.out,
-            "--seed", str(args.seed), "--workers", str(args.workers),
-            *(["--captions", str(args.captions)] if args.captions else []), *(["--text"] if args.text else []),
-            *(["--action-noise", f"{args.action_noise:g}"] if args.action_noise else []),
+            "--tasks", config.tasks, "--episodes-per-task", str(config.episodes_per_task), "--out", config.out,
+            "--seed", str(config.seed), "--workers", str(config.workers),
+            *(["--captions", str(config.captions)] if config.captions else []), *(["--text"] if config.text else []),
+            *(["--action-noise", f"{config.action_noise:g}"] if config.action_noise else []),
         ]
     )
     try:
         dataset_dict, summaries = generate(
-            args.tasks, args.episodes_per_task, args.out, seed=args.seed, workers=args.workers, captions=args.captions,
-            text=args.text, overwrite=args.overwrite, progress=not args.no_progress, command=command,
-            action_noise=args.action_noise,
+            config.tasks, config.episodes_per_task, config.out, seed=config.seed, workers=config.workers, captions=config.captions,
+            text=config.text, overwrite=config.overwrite, progress=config.progress, command=command,
+            action_noise=config.action_noise,
         )
     except (KeyError, ValueError) as error:
         print(f"gato data generate: {error.args[0] if error.args else error}", file=sys.stderr)
         return 2
     print(summary_table(summaries))
-    print(f"\n{args.out}: DatasetDict with {len(dataset_dict)} datasets: {', '.join(dataset_dict)}")
+    print(f"\n{config.out}: DatasetDict with {len(dataset_dict)} datasets: {', '.join(dataset_dict)}")
     return 0
 
 
-def dagger_command(args: argparse.Namespace) -> int:
+def dagger_command(config: GenerateConfig) -> int:
     from gato.episodes.dagger import DEFAULT_EXPERT_MIX, generate_dagger
     from gato.evaluation.run_evaluation import AgentFactory
 
-    others = [flag for flag, value in (("--captions", args.captions), ("--text", args.text), ("--action-noise", args.action_noise)) if value]
+    others = [flag for flag, value in (("--captions", config.captions), ("--text", config.text), ("--action-noise", config.action_noise)) if value]
     if others:
         print(f"gato data generate: {', '.join(others)} cannot go with --dagger-model (it records only DAgger episodes)", file=sys.stderr)
         return 2
-    expert_mix = DEFAULT_EXPERT_MIX if args.expert_mix is None else args.expert_mix
+    expert_mix = DEFAULT_EXPERT_MIX if config.expert_mix is None else config.expert_mix
     command = "gato data generate " + " ".join(shlex.quote(part) for part in [
-        "--tasks", args.tasks, "--episodes-per-task", str(args.episodes_per_task), "--out", args.out, "--seed", str(args.seed),
-        "--workers", str(args.workers), "--dagger-model", args.dagger_model, "--expert-mix", f"{expert_mix:g}",
-        *(["--dagger-round", str(args.dagger_round)] if args.dagger_round != 1 else [])])
+        "--tasks", config.tasks, "--episodes-per-task", str(config.episodes_per_task), "--out", config.out, "--seed", str(config.seed),
+        "--workers", str(config.workers), "--dagger-model", config.dagger_model, "--expert-mix", f"{expert_mix:g}",
+        *(["--dagger-round", str(config.dagger_round)] if config.dagger_round != 1 else [])])
     try:
-        written = generate_dagger(AgentFactory(args.dagger_model), args.tasks, args.episodes_per_task, args.out, expert_mix=expert_mix,
-                                  dagger_round=args.dagger_round, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
-                                  progress=not args.no_progress, command=command)
+        written = generate_dagger(AgentFactory(config.dagger_model), config.tasks, config.episodes_per_task, config.out,
+                                  expert_mix=expert_mix, dagger_round=config.dagger_round, seed=config.seed,
+                                  workers=config.workers, overwrite=config.overwrite, progress=config.progress,
+                                  command=command)
     except (KeyError, ValueError, FileNotFoundError) as error:
         print(f"gato data generate: {error.args[0] if error.args else error}", file=sys.stderr)
         return 2
     for split, dataset in written.items():
         returns = dataset["episode_return"]
-        print(f"{args.out}/{split}: {len(dataset)} episodes, {sum(dataset['num_steps'])} steps, "
+        print(f"{config.out}/{split}: {len(dataset)} episodes, {sum(dataset['num_steps'])} steps, "
               f"mean return {sum(returns) / len(returns):.2f} (mixed execution)")
     return 0

@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gato.flags import command_parser
+from gato.inputs import existing_folder
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("push", help="upload a run folder to the Hugging Face Hub", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(subparsers, "push", "upload a run folder to the Hugging Face Hub", __doc__)
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `gato run` or `gato train`")
     parser.add_argument("--repo-id", required=True, help="the Hub model repository, ORG/NAME")
     parser.add_argument("--private", action="store_true", help="create the repository private")
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from gato.hub_cards.push import push_run
 
     try:
+        existing_folder(args.run_dir, "a folder written by `gato run` or `gato train`")
         plan = push_run(args.run_dir, args.repo_id, private=args.private, dry_run=args.dry_run, token=args.token,
                         update_card=args.update_card)
     except ValueError as error:

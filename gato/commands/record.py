@@ -16,29 +16,32 @@ import argparse
 import shlex
 import sys
 
+from gato.flags import command_parser
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``record`` to ``gato data``'s subcommands."""
     # Defaults as in gato.episodes.record_env.RecordConfig, not imported here: `gato --help` stays free of datasets.
-    parser = commands.add_parser("record", help="record your policy in any gymnasium environment (spec from its spaces)",
-                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(commands, "record", "record your policy in any gymnasium environment (spec from its spaces)",
+                            __doc__)
     parser.add_argument("--env", required=True, metavar="ID", help="a registered gymnasium id, e.g. CartPole-v1")
     parser.add_argument("--env-kwargs", default=None, metavar="JSON", help="gym.make arguments, a JSON object (default: none)")
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--policy", metavar="MODULE:CALLABLE",
-                     help="callable(observation) -> action (or a factory callable(env) -> policy), importable from here")
+                     help="callable(observation) -> action (or a factory callable(env) -> policy), importable from here "
+                          "(default: none; this or --expert)")
     who.add_argument("--expert", metavar="sb3:PATH.zip", help="a saved stable-baselines3 model (sb3:ALGO:PATH.zip to name "
-                                                               "its algorithm; needs the sb3 extra)")
+                                                               "its algorithm; needs the sb3 extra) (default: none; this or --policy)")
     parser.add_argument("--episodes", type=int, required=True, help="episodes to record")
     parser.add_argument("--out", required=True, help="a new folder, or a `gato data generate` folder to add the task to")
     parser.add_argument("--name", default=None, help="the task's name (default: from the id, CartPole-v1 → cartpole_v1)")
     parser.add_argument("--domain", default=None, help="the task's domain (default: its name)")
-    parser.add_argument("--seed", type=int, default=0, help="collection seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="collection seed")
     parser.add_argument("--max-steps", type=int, default=None, help="cut episodes after this many steps (default: the id's horizon)")
     parser.add_argument("--measure-references", action="store_true",
                         help="measure the policy's and a random policy's mean returns, for expert-normalized scores")
     parser.add_argument("--reference-episodes", type=int, default=10,
-                        help="episodes of each reference measurement (default 10)")
+                        help="episodes of each reference measurement")
     parser.add_argument("--overwrite", action="store_true", help="replace the task's folder when it exists")
     parser.set_defaults(handler=run)
 

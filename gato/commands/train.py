@@ -11,58 +11,48 @@ flags override the YAML file. Runs unchanged under ``accelerate launch``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-import typing
 
-import yaml
+from gato.flags import add_dataclass_flags, add_threads_flag, command_parser, config_from_flags, set_threads
+from gato.inputs import dataset_folder, writable_folder, yaml_mapping
+from gato.training.config import TRACKER_MODULES, TrainingConfig
 
-from gato.training.config import TrainingConfig
+_FLAGS = []
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train a Gato model on a task mixture", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="YAML file of TrainingConfig fields")
-    hints = typing.get_type_hints(TrainingConfig)
-    for field in dataclasses.fields(TrainingConfig):
-        flag = "--" + field.name.replace("_", "-")
-        kind = typing.get_origin(hints[field.name]) or hints[field.name]
-        if kind is bool:
-            parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None)
-        elif kind is dict:
-            parser.add_argument(flag, dest=field.name, type=_parse_mapping, default=None, metavar="KEY=VALUE,...")
-        else:
-            parser.add_argument(flag, dest=field.name, type=kind, default=None)
+    parser = command_parser(subparsers, "train", "train a Gato model on a task mixture", __doc__)
+    parser.add_argument("--config", help="YAML file of TrainingConfig fields, applied before the flags (default: none, the defaults below)")
+    _FLAGS[:] = add_dataclass_flags(parser, TrainingConfig, flag_kwargs={
+        "mixed_precision": {"choices": ["auto", "no", "bf16", "fp16"]},
+        "report_to": {"choices": ["none", *TRACKER_MODULES]},
+    })
+    add_threads_flag(parser)
     parser.set_defaults(handler=run)
 
 
-def _parse_mapping(text: str) -> dict[str, typing.Any]:
-    """``a=1,b=x`` → ``{"a": 1, "b": "x"}`` (values parsed as YAML scalars)."""
-    result = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"expected KEY=VALUE pairs separated by commas, got {item!r}")
-        result[key.strip()] = yaml.safe_load(value)
-    return result
-
-
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
-    base = TrainingConfig.from_yaml(args.config) if args.config else TrainingConfig()
-    overrides = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainingConfig)}
-    return base.with_overrides(**overrides)
+    """The YAML file (``--config``) with the given flags over it; its paths checked before any work."""
+    base = TrainingConfig.from_dict(yaml_mapping(args.config, "a YAML file of TrainingConfig fields")) if args.config else TrainingConfig()
+    config = config_from_flags(base, args, _FLAGS)
+    if not config.data:
+        raise ValueError("data: no data folder; pass --data DIR (a `gato data generate` folder) or set `data` in --config")
+    config.check_tracker_installed()
+    dataset_folder(config.data)
+    writable_folder(config.output_dir, "the output folder: model, checkpoints, logs")
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
-    from gato.training.run_training import run_training  # heavy imports only when training
-
     try:
         config = config_from_args(args)
     except ValueError as error:
         print(f"gato train: {error}", file=sys.stderr)
         return 2
+    from gato.training.run_training import run_training  # heavy imports only when training
+
+    set_threads(args.threads)
     try:
         result = run_training(config)
     except ValueError as error:  # bad data or settings found while building the run: the message names them

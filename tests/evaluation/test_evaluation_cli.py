@@ -180,9 +180,12 @@ def test_gato_eval_temperature_zero_is_greedy_and_bad_acting_flags_are_refused(t
     assert {"do_sample", "temperature", "continuous_decoding", "cache_implementation", "compile", "prompt_tokens",
             "window_keep_fraction", "use_cache", "episodes", "seed"} <= set(runs["greedy"]["settings"])
     capsys.readouterr()
-    for flags, message in ((["--temperature", "-1"], "temperature: expected a finite number ≥ 0"),
-                           (["--prompt-tokens", "-3"], "prompt_tokens: expected None (as in training) or an integer ≥ 0")):
-        assert main([*common, "--output-dir", str(tmp_path / "bad"), *flags]) == 2
+    # Negative numbers stop at the flag (gato/flags.py), naming it, before any work.
+    for flags, message in ((["--temperature", "-1"], "argument --temperature: expected a finite number ≥ 0"),
+                           (["--prompt-tokens", "-3"], "argument --prompt-tokens: expected a finite number ≥ 0")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*common, "--output-dir", str(tmp_path / "bad"), *flags])
+        assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
