@@ -14,7 +14,7 @@ shapes, which is what keeps the output layer to the loss targets). Set
 ``torch._dynamo.config.capture_dynamic_output_shape_ops = True`` (and ``capture_scalar_outputs``) to compile
 the forward as one graph; without them dynamo breaks the graph at those gathers.
 
-Remote code: ``save_pretrained`` writes this file, ``configuration_gato.py``, ``acting.py`` and a copy of
+Remote code: ``save_pretrained`` writes this file, ``configuration_gato.py``, ``acting.py``, ``loss_gato.py`` and a copy of
 ``token_layout.py`` beside the weights, with every ``from gato.suite.token_layout import`` rewritten to
 ``from .token_layout import``, so ``trust_remote_code=True`` loads the folder where ``gato`` is not installed.
 Keep every import of the constants in that one form.
@@ -51,6 +51,7 @@ from gato.suite.token_layout import IGNORE_INDEX, LOCAL_POSITION_ACTION, LOCAL_P
 
 from .acting import GatoActingMixin
 from .configuration_gato import GatoConfig
+from .loss_gato import fused_loss_applies, linear_cross_entropy
 
 logger = logging.get_logger(__name__)
 
@@ -314,7 +315,7 @@ class GatoPreTrainedModel(PreTrainedModel):
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """``PreTrainedModel.save_pretrained`` (safetensors), plus the code ``trust_remote_code=True`` needs.
 
-        Writes ``configuration_gato.py``, ``modeling_gato.py``, ``acting.py`` and ``token_layout.py`` beside
+        Writes ``configuration_gato.py``, ``modeling_gato.py``, ``acting.py``, ``loss_gato.py`` and ``token_layout.py`` beside
         the weights and an ``auto_map`` in ``config.json``; with ``gato`` installed the Auto classes still
         pick the registered local classes (no ``trust_remote_code`` needed).
         """
@@ -339,12 +340,12 @@ def write_remote_code(save_directory: str | os.PathLike) -> list[Path]:
     The files are copied from wherever the classes were loaded (the installed package, or an earlier remote
     copy), with the constants import rewritten to the relative ``from .token_layout import``.
     """
-    from . import acting, configuration_gato
+    from . import acting, configuration_gato, loss_gato
 
     constants_file = Path(inspect.getfile(configuration_gato.layout_vocab_size))
     folder = Path(save_directory)
     written = []
-    for module in (configuration_gato, sys.modules[__name__], acting):
+    for module in (configuration_gato, sys.modules[__name__], acting, loss_gato):
         source = Path(inspect.getfile(module)).read_text(encoding="utf-8")
         target = folder / f"{module.__name__.rsplit('.', 1)[-1]}.py"
         target.write_text(_CONSTANTS_IMPORT.sub("from .token_layout import", source), encoding="utf-8")
@@ -610,13 +611,18 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
             logits_to_keep: without a loss, keep logits for the last ``n`` positions only (0 = all), as llama.
             num_items_in_batch (keyword): if given (Trainer, gradient accumulation), the loss is the sum over
                 targets divided by it instead of the mean over this batch's targets.
+            skip_logits (keyword): with a loss, compute it without the logits (``logits`` is then ``None``)
+                through the chunked output layer + cross-entropy of ``loss_gato.py``. Default: in training mode
+                with gradients on (as Liger's kernels do), else not.
 
         Returns:
             ``CausalLMOutputWithPast``. Without a loss, ``logits`` is ``(batch, kept_positions, vocab)``. With a
             loss, the output layer runs only at the ``N`` predicting positions and ``logits`` is ``(N, vocab)``:
-            row ``i`` is the prediction for the ``i``-th target in row-major (batch, position) order.
+            row ``i`` is the prediction for the ``i``-th target in row-major (batch, position) order (``None``
+            when ``skip_logits``).
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        skip_logits = kwargs.pop("skip_logits", None)
         outputs: BaseModelOutputWithPast = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -648,8 +654,14 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
                 # The mask covers cached positions too; its last seq - 1 columns belong to the targets.
                 is_target = is_target & attention_mask[:, attention_mask.shape[1] - targets.shape[1] :].bool()
             # Gather first, then project: the vocab-sized output layer runs only where there is a target.
-            logits = self.lm_head(hidden_states[:, :-1][is_target])
-            token_losses = F.cross_entropy(logits.float(), targets[is_target], reduction="sum")
+            if fused_loss_applies(self.training, self.lm_head.weight) if skip_logits is None else skip_logits:
+                # Training needs the loss only: the output layer and the cross-entropy run chunk by chunk and
+                # never hold the (targets × vocab) logits (loss_gato.py); the output carries no logits then.
+                logits = None
+                token_losses = linear_cross_entropy(hidden_states[:, :-1][is_target], self.lm_head.weight, targets[is_target])
+            else:
+                logits = self.lm_head(hidden_states[:, :-1][is_target])
+                token_losses = F.cross_entropy(logits.float(), targets[is_target], reduction="sum")
             denominator = num_items_in_batch if num_items_in_batch is not None else is_target.sum().clamp(min=1)
             if torch.is_tensor(denominator):
                 denominator = denominator.to(token_losses.device)
