@@ -334,7 +334,9 @@ class GatoActingMixin:
         """
         lo_min, hi_max = int(ranges[:, 0].min()), int(ranges[:, 1].max())
         weight = self.lm_head.weight[lo_min:hi_max]
-        logits = (hidden.to(weight.dtype) @ weight.T).float()
+        # In float32 whatever the weights' dtype: a bf16 product rounds the logits to 8 significant bits, which ties
+        # close actions (argmax then silently takes the lowest id); the legal rows are few, so this costs nothing.
+        logits = hidden.float() @ weight.float().T
         ids = torch.arange(lo_min, hi_max, device=logits.device)
         ranges = ranges.to(logits.device)
         legal = (ids[None] >= ranges[:, :1]) & (ids[None] < ranges[:, 1:])

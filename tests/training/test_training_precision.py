@@ -117,3 +117,20 @@ def test_cast_for_acting_casts_weights_and_acts(one_torch_thread):
     ranges = torch.tensor([[32000, 32100]])
     tokens = model.act(observation, ranges).action_tokens
     assert tokens.shape == (1, 1) and 32000 <= int(tokens[0, 0]) < 32100
+
+
+def test_bf16_acting_does_not_tie_close_actions(one_torch_thread):
+    """Two actions whose logits differ by less than bf16's resolution: a bf16 product would round both to the
+    same value and argmax would silently take the lower id; the action API's float32 product keeps them apart."""
+    config = GatoConfig.from_preset("gato-tiny", max_position_embeddings=32)
+    model = precision.cast_for_acting(GatoForCausalLM(config), "bfloat16")
+    lo = tl.CONTINUOUS_OFFSET
+    with torch.no_grad():
+        model.lm_head.weight[lo : lo + 2] = 1.0
+        model.lm_head.weight[lo + 1, 0] = 1.0 + 2**-7  # exactly representable in bf16
+    hidden = torch.ones(1, config.hidden_size, dtype=torch.bfloat16)
+    rows = model.lm_head.weight[lo : lo + 2]
+    assert (hidden @ rows.T)[0, 0] == (hidden @ rows.T)[0, 1]  # the bf16 product ties: 64 and 64.0078 → 64
+    logits, offset = model.action_logits(hidden, torch.tensor([[lo, lo + 2]]))
+    assert offset == lo and logits[0, 1] > logits[0, 0]
+    assert int(logits.argmax(-1)) == 1
