@@ -5,8 +5,8 @@ trained model's weights to the chosen dtype. ``auto`` means the same thing for b
 
 - a CUDA device that supports bf16 → bf16;
 - a CPU with native bf16 instructions — AVX512-BF16 or AMX (Intel Cooper Lake, Sapphire Rapids and later;
-  AMD Zen 4 and later) → bf16. A CPU without them would emulate bf16 (oneDNN converts to float32 and back),
-  which is slower than float32, so ``auto`` stays in float32 there;
+  AMD Zen 4 and later) → bf16. A CPU without them only emulates bf16 (conversions around float32
+  arithmetic), so ``auto`` stays in float32 there (not measured on this project's machine, which has them);
 - anything else → float32.
 
 Detection reads the instruction-set flags the kernel reports in ``/proc/cpuinfo`` (on Linux it also says
@@ -61,7 +61,7 @@ def auto_mixed_precision(use_cpu: bool | None = None) -> tuple[str, str]:
     flags = detect_cpu_bf16()
     if flags:
         return "bf16", f"this CPU has {', '.join(flags)}"
-    return "no", f"this CPU has none of {', '.join(CPU_BF16_FLAGS)} (bf16 would be emulated, slower than float32)"
+    return "no", f"this CPU has none of {', '.join(CPU_BF16_FLAGS)} (bf16 would only be emulated)"
 
 
 def describe_mixed_precision(setting: str, accelerator) -> str:
@@ -98,8 +98,8 @@ def resolve_dtype(setting: str | torch.dtype, use_cpu: bool | None = None) -> to
 def cast_for_acting(model: torch.nn.Module, dtype: str | torch.dtype = "auto") -> torch.nn.Module:
     """``model`` (in place) with its floating-point weights in ``dtype`` (:func:`resolve_dtype`), in eval mode.
 
-    The model casts image patches to its own dtype; the action API computes the restricted output-layer
-    logits in the weights' dtype and compares them in float32.
+    The model casts image patches to its own dtype; the action API computes its restricted output-layer
+    logits in float32 whatever the weights' dtype, so bf16 rounding does not tie close actions.
     """
     target = resolve_dtype(dtype, use_cpu=next(model.parameters()).device.type == "cpu")
     return model.to(dtype=target).eval()

@@ -38,6 +38,16 @@ def test_native_bf16_flags_are_read_from_cpuinfo_text():
 
 
 @pytest.fixture
+def fresh_accelerator_state():
+    """Accelerate keeps one process-wide state: a test that fixes the precision must not leak it to the next."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture
 def cpu_only(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
@@ -72,7 +82,7 @@ def _tiny_batch(config: GatoConfig) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
 
 
-def test_cpu_bf16_autocast_engages_in_a_training_step(one_torch_thread):
+def test_cpu_bf16_autocast_engages_in_a_training_step(one_torch_thread, fresh_accelerator_state):
     config = GatoConfig.from_preset("gato-tiny", max_position_embeddings=32)
     torch.manual_seed(0)
     model = GatoForCausalLM(config)
@@ -94,7 +104,9 @@ def test_cpu_bf16_autocast_engages_in_a_training_step(one_torch_thread):
     assert weights.dtype == torch.float32 and torch.isfinite(weights).all()
 
 
-def test_train_prints_and_records_its_precision(cpu_only, monkeypatch, tiny_data_dir, tmp_path, capsys, one_torch_thread):
+def test_train_prints_and_records_its_precision(
+    cpu_only, monkeypatch, tiny_data_dir, tmp_path, capsys, one_torch_thread, fresh_accelerator_state
+):
     monkeypatch.setattr(precision, "detect_cpu_bf16", lambda: ["avx512_bf16"])
     config = TrainingConfig(
         preset="gato-tiny", data=tiny_data_dir, output_dir=str(tmp_path / "run"), max_steps=2, batch_size=2, max_length=64,
@@ -134,3 +146,26 @@ def test_bf16_acting_does_not_tie_close_actions(one_torch_thread):
     logits, offset = model.action_logits(hidden, torch.tensor([[lo, lo + 2]]))
     assert offset == lo and logits[0, 1] > logits[0, 0]
     assert int(logits.argmax(-1)) == 1
+
+
+def test_agreement_script_compares_both_bf16_output_layers(tmp_path, monkeypatch, capsys, one_torch_thread, fresh_accelerator_state):
+    """scripts/bf16_action_agreement.py end to end on a tiny budget: every held-out action token is compared."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bf16_action_agreement.py"
+    monkeypatch.setattr(sys, "argv", [script.name, "--work", str(tmp_path), "--tasks", "cartpole,pendulum",
+                                      "--episodes-per-task", "2", "--max-steps", "2", "--max-episodes", "1"])
+    runpy.run_path(str(script), run_name="__main__")
+    results = json.loads((tmp_path / "agreement.json").read_text())
+    assert set(results) == {
+        f"{task} ({decoding}), bf16 {way} output layer"
+        for task, decodings in (("cartpole", ["argmax"]), ("pendulum", ["argmax", "median"]))
+        for decoding in decodings for way in ("float32", "native")
+    }
+    # One held-out episode each: cartpole's expert runs 500 steps (1 action token), pendulum 200 (1 token).
+    assert results["cartpole (argmax), bf16 float32 output layer"]["tokens"] == 500
+    assert results["pendulum (median), bf16 native output layer"]["tokens"] == 200
+    assert all(0 <= row["agree"] <= row["tokens"] for row in results.values())
+    assert "of the agent's greedy action tokens agree with float32" in capsys.readouterr().out
