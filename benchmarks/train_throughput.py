@@ -90,6 +90,7 @@ def apply_recipe(args: argparse.Namespace) -> None:
     args.seq_len = recipe.max_length
     args.batch_size = recipe.batch_size
     args.model_overrides = {**recipe.model_overrides, **args.model_overrides}
+    args.task_weights = dict(recipe.task_weights)
 
 
 @contextlib.contextmanager
@@ -153,6 +154,21 @@ def image_batch(config: GatoConfig, batch_size: int, seq_len: int, device: str) 
         "patch_rows": rows.expand(batch_size, -1, -1),
         "patch_cols": cols.expand(batch_size, -1, -1),
     }
+
+
+def mixture_batch(config: GatoConfig, batch_size: int, seq_len: int, device: str, data: str, task_weights: dict,
+                  seed: int = 0) -> dict[str, torch.Tensor]:
+    """A real training batch: the first ``batch_size`` sequences of ``gato train``'s weighted mixture over the
+    ``gato data generate`` folder ``data`` (prompts included, as in training), collated by the processor."""
+    from gato.training.mixture import MixtureDataset, mixture_weights, split_sources
+    from gato.training.run_training import build_processor, load_data
+
+    processor = build_processor(config, seq_len)
+    sources, _ = split_sources(load_data(data), validation_fraction=0.05)
+    weights = mixture_weights(sources, {k: v for k, v in task_weights.items() if k in {s.name for s in sources}}, 1.0)
+    mixture = MixtureDataset(sources, processor, length=batch_size, weights=weights, seed=seed)
+    batch = processor.collate([mixture[i] for i in range(batch_size)])
+    return {key: value.to(device) for key, value in batch.items()}
 
 
 def llama_view(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -246,8 +262,11 @@ def run(args: argparse.Namespace) -> list[dict]:
         for batch_kind in args.batches:
             for compiled in [mode == "compile" for mode in args.modes]:
                 torch.manual_seed(0)
-                make = token_batch if batch_kind == "tokens" else image_batch
-                batch = make(config, args.batch_size, args.seq_len, device)
+                if batch_kind == "mixture":
+                    batch = mixture_batch(config, args.batch_size, args.seq_len, device, args.data, args.task_weights)
+                else:
+                    make = token_batch if batch_kind == "tokens" else image_batch
+                    batch = make(config, args.batch_size, args.seq_len, device)
                 models = {
                     "gato": GatoForCausalLM(config).to(device).train(),
                     "llama": LlamaForCausalLM(llama_config(config, args.llama_intermediate)).to(device).train(),
@@ -350,7 +369,9 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["gato-79m"])
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--batches", nargs="+", default=["tokens", "images"], choices=["tokens", "images"])
+    parser.add_argument("--batches", nargs="+", default=["tokens", "images"], choices=["tokens", "images", "mixture"],
+                        help="mixture: a real batch of the training mixture over --data (the recipe's task weights)")
+    parser.add_argument("--data", default=None, help="a `gato data generate` folder, for --batches mixture")
     parser.add_argument("--steps", type=int, default=1, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (gato, llama, gato, ...); the median round counts")
     parser.add_argument("--warmup", type=int, default=2)
@@ -372,8 +393,11 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=None)
     args = parser.parse_args()
     args.model_overrides = parse_overrides(args.model_overrides)
+    args.task_weights = {}
     if args.recipe:
         apply_recipe(args)
+    if "mixture" in args.batches and not args.data:
+        parser.error("--batches mixture needs --data (a `gato data generate` folder)")
     run(args)
 
 

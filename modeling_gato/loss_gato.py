@@ -38,7 +38,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             weight_c = weight.to(dtype)
             total = torch.zeros((), dtype=torch.float32, device=hidden.device)
             grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-            grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if ctx.needs_input_grad[1] else None
+            grad_weight = None  # float32, summed over the chunks (the first chunk's product starts it)
             for start in range(0, hidden.shape[0], chunk_size):
                 rows = hidden[start : start + chunk_size].to(dtype)
                 target = targets[start : start + chunk_size]
@@ -53,8 +53,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 grad_logits = grad_logits.to(dtype)
                 if grad_hidden is not None:
                     grad_hidden[start : start + chunk_size] = grad_logits @ weight_c
-                if grad_weight is not None:
-                    grad_weight += (grad_logits.T @ rows).float()
+                if ctx.needs_input_grad[1]:
+                    chunk_grad = (grad_logits.T @ rows).float()
+                    grad_weight = chunk_grad if grad_weight is None else grad_weight.add_(chunk_grad)
         ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype) if grad_weight is not None else None)
         return total
 
