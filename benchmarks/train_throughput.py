@@ -8,7 +8,9 @@ parameters and FLOPs (``--llama-intermediate same`` gives it Gato's size instead
 - ``images``: control-like, image-heavy batches — each time step is a 64×64 image (16 patches), 4 values, the
   separator and 1 action token, so 73% of positions are patches and the loss is on action tokens only. Gato
   embeds the patches through its ResNet block and runs the output layer at the action targets only; Llama
-  sees the same number of plain tokens with a full-vocabulary LM loss (the same-shape baseline).
+  sees the same number of plain tokens with a full-vocabulary LM loss (the same-shape baseline);
+- ``mixture`` (``--data DIR``): a real batch — the first sequences of ``gato train``'s weighted mixture over a
+  ``gato data generate`` folder (the ``--recipe``'s task weights), collated by the processor; Llama gets its ids.
 
 MFU = model FLOPs per second / peak. Model FLOPs per step (PaLM appendix B / nanoGPT): ``6 × tokens ×
 N_blocks + 6 × targets × hidden × vocab + 12 × layers × hidden × seq_len × tokens`` (+ the patch encoder's
