@@ -8,7 +8,9 @@ parameters and FLOPs (``--llama-intermediate same`` gives it Gato's size instead
 - ``images``: control-like, image-heavy batches — each time step is a 64×64 image (16 patches), 4 values, the
   separator and 1 action token, so 73% of positions are patches and the loss is on action tokens only. Gato
   embeds the patches through its ResNet block and runs the output layer at the action targets only; Llama
-  sees the same number of plain tokens with a full-vocabulary LM loss (the same-shape baseline).
+  sees the same number of plain tokens with a full-vocabulary LM loss (the same-shape baseline);
+- ``mixture`` (``--data DIR``): a real batch — the first sequences of ``gato train``'s weighted mixture over a
+  ``gato data generate`` folder (the ``--recipe``'s task weights), collated by the processor; Llama gets its ids.
 
 MFU = model FLOPs per second / peak. Model FLOPs per step (PaLM appendix B / nanoGPT): ``6 × tokens ×
 N_blocks + 6 × targets × hidden × vocab + 12 × layers × hidden × seq_len × tokens`` (+ the patch encoder's
@@ -17,6 +19,13 @@ weights of the decoder blocks. Peak: ``--peak-tflops``; by default the dense bf1
 (989 TFLOP/s) and, on a CPU, the fp32 matmul rate measured in the same run (so CPU MFU is relative to what
 this machine's BLAS reaches, not a datasheet).
 
+Precision: ``--dtype float32 bfloat16`` measures each dtype (autocast, float32 weights) on the same models in the
+same interleaved rounds, each model against the other in the same dtype, and prints bf16's speed-up over
+float32. Gato's loss in training mode is the chunked output layer + cross-entropy (``modeling_gato/loss_gato.py``);
+``--plain-loss`` adds Gato with the plain (full logits) loss as a third model, to see what the chunking buys.
+
+Usage (CPU, the CPU recipe's shape — 3 layers × 128, context 384, batch 8 — float32 and bf16 side by side):
+    python benchmarks/train_throughput.py --recipe training/recipes/cpu_multitask.yaml --dtype float32 bfloat16
 Usage (CPU, the gato-79m shape at a reduced context):
     python benchmarks/train_throughput.py --presets gato-79m --seq-len 256 --batch-size 2
     python benchmarks/train_throughput.py --presets gato-79m --seq-len 256 --batch-size 2 --modes compile
@@ -28,17 +37,21 @@ On a GPU (full size):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import platform
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
+import gato.modeling_gato.modeling_gato as modeling_gato
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.suite import token_layout as tl
+from gato.training.config import TrainingConfig
 
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16
 PATCHES_PER_IMAGE = 16  # a 64×64 image in 16×16 patches
@@ -46,8 +59,51 @@ VALUES_PER_STEP = 4
 ACTIONS_PER_STEP = 1
 
 
-def gato_config(preset: str, seq_len: int, dropout: float = 0.0) -> GatoConfig:
-    return GatoConfig.from_preset(preset, max_position_embeddings=seq_len, hidden_dropout=dropout, use_cache=False)
+def gato_config(preset: str, seq_len: int, dropout: float = 0.0, overrides: dict | None = None) -> GatoConfig:
+    return GatoConfig.from_preset(
+        preset, **{**(overrides or {}), "max_position_embeddings": seq_len, "hidden_dropout": dropout, "use_cache": False}
+    )
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["hidden_size=128", "num_hidden_layers=3"]`` → ``{"hidden_size": 128, "num_hidden_layers": 3}`` (ints,
+    floats, else strings)."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--model-overrides: expected KEY=VALUE, got {item!r}")
+        for cast in (int, float):
+            try:
+                overrides[key] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            overrides[key] = value
+    return overrides
+
+
+def apply_recipe(args: argparse.Namespace) -> None:
+    """``--recipe FILE``: the training config's preset, model overrides, context and batch size (flags given
+    explicitly on the command line after it still win for the overrides)."""
+    recipe = TrainingConfig.from_yaml(args.recipe)
+    args.presets = [recipe.preset]
+    args.seq_len = recipe.max_length
+    args.batch_size = recipe.batch_size
+    args.model_overrides = {**recipe.model_overrides, **args.model_overrides}
+    args.task_weights = dict(recipe.task_weights)
+
+
+@contextlib.contextmanager
+def plain_loss():
+    """Gato's loss through the full-logits path (``lm_head`` then ``F.cross_entropy``) while inside."""
+    chosen = modeling_gato.fused_loss_applies
+    modeling_gato.fused_loss_applies = lambda training, weight: False
+    try:
+        yield
+    finally:
+        modeling_gato.fused_loss_applies = chosen
 
 
 def llama_config(gato: GatoConfig, intermediate: str) -> LlamaConfig:
@@ -100,6 +156,21 @@ def image_batch(config: GatoConfig, batch_size: int, seq_len: int, device: str) 
         "patch_rows": rows.expand(batch_size, -1, -1),
         "patch_cols": cols.expand(batch_size, -1, -1),
     }
+
+
+def mixture_batch(config: GatoConfig, batch_size: int, seq_len: int, device: str, data: str, task_weights: dict,
+                  seed: int = 0) -> dict[str, torch.Tensor]:
+    """A real training batch: the first ``batch_size`` sequences of ``gato train``'s weighted mixture over the
+    ``gato data generate`` folder ``data`` (prompts included, as in training), collated by the processor."""
+    from gato.training.mixture import MixtureDataset, mixture_weights, split_sources
+    from gato.training.run_training import build_processor, load_data
+
+    processor = build_processor(config, seq_len)
+    sources, _ = split_sources(load_data(data), validation_fraction=0.05)
+    weights = mixture_weights(sources, {k: v for k, v in task_weights.items() if k in {s.name for s in sources}}, 1.0)
+    mixture = MixtureDataset(sources, processor, length=batch_size, weights=weights, seed=seed)
+    batch = processor.collate([mixture[i] for i in range(batch_size)])
+    return {key: value.to(device) for key, value in batch.items()}
 
 
 def llama_view(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -156,23 +227,26 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_steps(model, batch, optimizer, steps: int, device: str, dtype: torch.dtype) -> float:
-    """Seconds per training step (mean over ``steps``)."""
+def time_steps(
+    model, batch, optimizer, steps: int, device: str, dtype: torch.dtype, context: Callable = contextlib.nullcontext
+) -> float:
+    """Seconds per training step (mean over ``steps``), the forward under ``dtype`` autocast and ``context()``."""
     synchronize(device)
     start = time.perf_counter()
-    for _ in range(steps):
-        with torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
-            loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    with context():
+        for _ in range(steps):
+            with torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
+                loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
     synchronize(device)
     return (time.perf_counter() - start) / steps
 
 
 def run(args: argparse.Namespace) -> list[dict]:
     device = args.device
-    dtype = getattr(torch, args.dtype)
+    dtypes = [getattr(torch, name) for name in args.dtype]
     if device.startswith("cuda"):
         name = torch.cuda.get_device_name()
         peak = args.peak_tflops or next((v for k, v in GPU_PEAK_TFLOPS.items() if k in name), None)
@@ -182,20 +256,30 @@ def run(args: argparse.Namespace) -> list[dict]:
         peak = args.peak_tflops or measured_cpu_peak_tflops()
         peak_note = f"{peak:.3f} TFLOP/s (best fp32 2048³ matmul measured so far in this run, {torch.get_num_threads()} threads)"
     print(f"device: {name}; torch {torch.__version__}, transformers {transformers.__version__}; peak {peak_note}")
+    if args.model_overrides:
+        print(f"model overrides: {args.model_overrides}; context {args.seq_len}, batch {args.batch_size}")
     rows = []
     for preset in args.presets:
-        config = gato_config(preset, args.seq_len)
+        config = gato_config(preset, args.seq_len, overrides=args.model_overrides)
         for batch_kind in args.batches:
             for compiled in [mode == "compile" for mode in args.modes]:
                 torch.manual_seed(0)
-                make = token_batch if batch_kind == "tokens" else image_batch
-                batch = make(config, args.batch_size, args.seq_len, device)
+                if batch_kind == "mixture":
+                    batch = mixture_batch(config, args.batch_size, args.seq_len, device, args.data, args.task_weights)
+                else:
+                    make = token_batch if batch_kind == "tokens" else image_batch
+                    batch = make(config, args.batch_size, args.seq_len, device)
                 models = {
                     "gato": GatoForCausalLM(config).to(device).train(),
                     "llama": LlamaForCausalLM(llama_config(config, args.llama_intermediate)).to(device).train(),
                 }
+                contexts = {"gato": contextlib.nullcontext, "llama": contextlib.nullcontext}
                 inputs = {"gato": batch, "llama": llama_view(batch)}
-                flops = {name: step_flops(model, config, inputs[name], name == "gato") for name, model in models.items()}
+                if args.plain_loss:
+                    torch.manual_seed(0)
+                    models["gato_plain"] = GatoForCausalLM(config).to(device).train()
+                    contexts["gato_plain"], inputs["gato_plain"] = plain_loss, batch
+                flops = {name: step_flops(model, config, inputs[name], name != "llama") for name, model in models.items()}
                 runners, optimizers = {}, {}
                 for name, model in models.items():
                     optimizers[name] = make_optimizer(model)
@@ -205,25 +289,30 @@ def run(args: argparse.Namespace) -> list[dict]:
                     # dynamo trace them instead of breaking the graph there.
                     torch._dynamo.config.capture_dynamic_output_shape_ops = True
                     torch._dynamo.config.capture_scalar_outputs = True
+                # Autocast leaves the float32 weights alone: one model serves every dtype.
+                runs = [(name, dtype) for dtype in dtypes for name in models]
                 compile_seconds = {}
-                for name in models:  # warm-up (and compilation)
+                for name, dtype in runs:  # warm-up (and compilation)
                     start = time.perf_counter()
-                    time_steps(runners[name], inputs[name], optimizers[name], args.warmup, device, dtype)
-                    compile_seconds[name] = time.perf_counter() - start
-                # Interleave the two models round by round so that machine load hits both alike.
-                seconds = {name: [] for name in models}
+                    time_steps(runners[name], inputs[name], optimizers[name], args.warmup, device, dtype, contexts[name])
+                    compile_seconds[name, dtype] = time.perf_counter() - start
+                # Interleave the models and dtypes round by round so that machine load hits all alike.
+                seconds = {run_key: [] for run_key in runs}
                 for _ in range(args.rounds):
-                    for name in models:
-                        seconds[name].append(time_steps(runners[name], inputs[name], optimizers[name], args.steps, device, dtype))
+                    for name, dtype in runs:
+                        seconds[name, dtype].append(
+                            time_steps(runners[name], inputs[name], optimizers[name], args.steps, device, dtype, contexts[name])
+                        )
                 tokens = batch["input_ids"].numel()
-                result = {"preset": preset, "batch": batch_kind, "compiled": compiled}
-                for name in models:
-                    per_step = statistics.median(seconds[name])
-                    result[f"{name}_tokens_per_s"] = tokens / per_step
-                    result[f"{name}_tflops"] = flops[name] / per_step / 1e12
-                    result[f"{name}_warmup_s"] = compile_seconds[name]
-                rows.append(result)
-                print_row(result, peak)
+                for dtype in dtypes:
+                    result = {"preset": preset, "batch": batch_kind, "compiled": compiled, "dtype": str(dtype).removeprefix("torch.")}
+                    for name in models:
+                        per_step = statistics.median(seconds[name, dtype])
+                        result[f"{name}_tokens_per_s"] = tokens / per_step
+                        result[f"{name}_tflops"] = flops[name] / per_step / 1e12
+                        result[f"{name}_warmup_s"] = compile_seconds[name, dtype]
+                    rows.append(result)
+                    print_row(result, peak)
                 del models, runners, optimizers
                 gc.collect()
                 if device.startswith("cuda"):
@@ -236,10 +325,30 @@ def run(args: argparse.Namespace) -> list[dict]:
         print_row.header_done = False
         for row in rows:
             print_row(row, peak)
+        print_speedups(rows)
     return rows
 
 
-HEADER = f"{'preset':<11} {'batch':<7} {'mode':<8} {'gato tok/s':>11} {'llama tok/s':>12} {'ratio':>6} {'gato MFU':>9} {'llama MFU':>10} {'warm-up s (g/l)':>16}"
+def print_speedups(rows: list[dict]) -> None:
+    """bf16 (or any second dtype) tokens/s over float32's, per model, for each batch kind and mode."""
+    baseline = {(r["preset"], r["batch"], r["compiled"]): r for r in rows if r["dtype"] == "float32"}
+    others = [r for r in rows if r["dtype"] != "float32" and (r["preset"], r["batch"], r["compiled"]) in baseline]
+    if not others:
+        return
+    print("\nspeed-up over float32 (tokens/s ratio, same models, same rounds):")
+    for row in others:
+        base = baseline[row["preset"], row["batch"], row["compiled"]]
+        ratios = "  ".join(
+            f"{key.removesuffix('_tokens_per_s')} {row[key] / base[key]:.2f}×" for key in row if key.endswith("_tokens_per_s")
+        )
+        mode = "compile" if row["compiled"] else "eager"
+        print(f"{row['preset']:<11} {row['batch']:<7} {mode:<8} {row['dtype']}: {ratios}")
+
+
+HEADER = (
+    f"{'preset':<11} {'batch':<7} {'mode':<8} {'dtype':<9} {'gato tok/s':>11} {'llama tok/s':>12} {'ratio':>6} "
+    f"{'gato MFU':>9} {'llama MFU':>10} {'warm-up s (g/l)':>16} {'gato plain-loss tok/s':>22}"
+)
 
 
 def print_row(row: dict, peak_tflops: float) -> None:
@@ -248,10 +357,11 @@ def print_row(row: dict, peak_tflops: float) -> None:
         print_row.header_done = True
     mode = "compile" if row["compiled"] else "eager"
     ratio = row["gato_tokens_per_s"] / row["llama_tokens_per_s"]
+    plain = f"{row['gato_plain_tokens_per_s']:>22.0f}" if "gato_plain_tokens_per_s" in row else f"{'—':>22}"
     print(
-        f"{row['preset']:<11} {row['batch']:<7} {mode:<8} {row['gato_tokens_per_s']:>11.0f} {row['llama_tokens_per_s']:>12.0f} "
-        f"{ratio:>6.2f} {100 * row['gato_tflops'] / peak_tflops:>8.1f}% {100 * row['llama_tflops'] / peak_tflops:>9.1f}% "
-        f"{row['gato_warmup_s']:>7.0f}/{row['llama_warmup_s']:<8.0f}",
+        f"{row['preset']:<11} {row['batch']:<7} {mode:<8} {row['dtype']:<9} {row['gato_tokens_per_s']:>11.0f} "
+        f"{row['llama_tokens_per_s']:>12.0f} {ratio:>6.2f} {100 * row['gato_tflops'] / peak_tflops:>8.1f}% "
+        f"{100 * row['llama_tflops'] / peak_tflops:>9.1f}% {row['gato_warmup_s']:>7.0f}/{row['llama_warmup_s']:<8.0f} {plain}",
         flush=True,
     )
 
@@ -261,7 +371,9 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["gato-79m"])
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--batches", nargs="+", default=["tokens", "images"], choices=["tokens", "images"])
+    parser.add_argument("--batches", nargs="+", default=["tokens", "images"], choices=["tokens", "images", "mixture"],
+                        help="mixture: a real batch of the training mixture over --data (the recipe's task weights)")
+    parser.add_argument("--data", default=None, help="a `gato data generate` folder, for --batches mixture")
     parser.add_argument("--steps", type=int, default=1, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (gato, llama, gato, ...); the median round counts")
     parser.add_argument("--warmup", type=int, default=2)
@@ -270,10 +382,25 @@ def main() -> None:
     parser.add_argument("--no-dynamic-output-shapes", dest="dynamic_output_shapes", action="store_false",
                         help="compile without dynamo's capture_dynamic_output_shape_ops (graph breaks at the gathers)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="autocast dtype")
+    parser.add_argument("--dtype", nargs="+", default=["float32"], choices=["float32", "bfloat16"],
+                        help="autocast dtype(s); several are measured side by side on the same models")
+    parser.add_argument("--recipe", default=None,
+                        help="a training config (e.g. training/recipes/cpu_multitask.yaml): its preset, model overrides, "
+                             "max_length and batch_size replace --presets, --seq-len and --batch-size")
+    parser.add_argument("--model-overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="GatoConfig fields over the preset, e.g. hidden_size=128 num_hidden_layers=3")
+    parser.add_argument("--plain-loss", action="store_true",
+                        help="also time Gato with the plain full-logits loss (a third model, interleaved)")
     parser.add_argument("--llama-intermediate", default="matched", choices=["matched", "same"])
     parser.add_argument("--peak-tflops", type=float, default=None)
-    run(parser.parse_args())
+    args = parser.parse_args()
+    args.model_overrides = parse_overrides(args.model_overrides)
+    args.task_weights = {}
+    if args.recipe:
+        apply_recipe(args)
+    if "mixture" in args.batches and not args.data:
+        parser.error("--batches mixture needs --data (a `gato data generate` folder)")
+    run(args)
 
 
 if __name__ == "__main__":

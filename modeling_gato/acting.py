@@ -440,7 +440,9 @@ class GatoActingMixin:
         """
         lo_min, hi_max = int(ranges[:, 0].min()), int(ranges[:, 1].max())
         weight = self.lm_head.weight[lo_min:hi_max]
-        logits = (hidden.to(weight.dtype) @ weight.T).float()
+        # In float32 whatever the weights' dtype: a bf16 product rounds the logits to 8 significant bits, which ties
+        # close actions (argmax then silently takes the lowest id); the legal rows are few, so this costs nothing.
+        logits = hidden.float() @ weight.float().T
         return restrict_to_ranges(logits, ranges, first_id=lo_min), lo_min
 
     def cached_forward(self, inputs_embeds: torch.Tensor, cache: Cache | None) -> torch.Tensor:

@@ -19,7 +19,7 @@ Input checks: ``forward`` checks every argument's shape against ``input_ids`` (c
 labels, local positions, patch counts); on an accelerator the value checks are skipped, since each would wait for the device
 at every step. Errors are ValueErrors naming the argument, the expected and the given shape.
 
-Remote code: ``save_pretrained`` copies this file, ``configuration_gato.py``, ``acting.py`` and
+Remote code: ``save_pretrained`` copies this file, ``configuration_gato.py``, ``acting.py``, ``loss_gato.py`` and
 ``token_layout.py`` unchanged beside the weights. Each imports the constants from ``gato.suite.token_layout``
 and, where ``gato`` is not installed, from the ``token_layout.py`` copy beside it (the ``except ImportError``
 branch), so ``trust_remote_code=True`` loads the folder without rewriting any source.
@@ -57,6 +57,7 @@ except ImportError:  # a remote-code folder, loaded where gato is not installed
 
 from .acting import GatoActingMixin
 from .configuration_gato import GatoConfig
+from .loss_gato import fused_loss_applies, linear_cross_entropy
 
 logger = logging.get_logger(__name__)
 
@@ -427,7 +428,7 @@ class GatoPreTrainedModel(PreTrainedModel):
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """``PreTrainedModel.save_pretrained`` (safetensors), plus the code ``trust_remote_code=True`` needs.
 
-        Writes ``configuration_gato.py``, ``modeling_gato.py``, ``acting.py`` and ``token_layout.py`` beside
+        Writes ``configuration_gato.py``, ``modeling_gato.py``, ``acting.py``, ``loss_gato.py`` and ``token_layout.py`` beside
         the weights and an ``auto_map`` in ``config.json``; with ``gato`` installed the Auto classes still
         pick the registered local classes (no ``trust_remote_code`` needed).
         """
@@ -460,12 +461,12 @@ def write_remote_code(save_directory: str | os.PathLike) -> list[Path]:
         RuntimeError: a source file imports ``gato`` outside ``try: ... except ImportError:`` (it would not load
             where gato is not installed).
     """
-    from . import acting, configuration_gato
+    from . import acting, configuration_gato, loss_gato
 
     constants_file = Path(inspect.getfile(configuration_gato.layout_vocab_size))
     folder = Path(save_directory)
     written = []
-    for source_file in (Path(inspect.getfile(module)) for module in (configuration_gato, sys.modules[__name__], acting)):
+    for source_file in (Path(inspect.getfile(module)) for module in (configuration_gato, sys.modules[__name__], acting, loss_gato)):
         source = source_file.read_text(encoding="utf-8")
         if _TOP_LEVEL_GATO_IMPORT.search(source):
             raise RuntimeError(
@@ -686,7 +687,8 @@ def masked_next_token_loss(
     attention_mask: torch.Tensor | None = None,
     shift_labels: torch.Tensor | None = None,
     num_items_in_batch: int | torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    skip_logits: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Gato's training loss (GATO_SPEC.md §3): next-token cross-entropy over the targets only.
 
     Targets are the positions ``l`` where ``labels[:, l]`` is not ``IGNORE_INDEX``, ``loss_mask[:, l]`` is 1 and (a
@@ -700,7 +702,9 @@ def masked_next_token_loss(
     Returns:
         ``(loss, logits)``: the sum over targets divided by ``num_items_in_batch`` when given (Trainer, gradient
         accumulation), else the mean over this batch's targets; ``logits`` ``(N, vocab)`` in row-major (batch,
-        position) order of the targets.
+        position) order of the targets; ``None`` with ``skip_logits``, where the output layer and the cross-entropy
+        run chunk by chunk and never hold the ``(N, vocab)`` logits (``loss_gato.linear_cross_entropy``; same loss
+        and gradients).
     """
     if shift_labels is not None:
         predicting, targets = hidden_states, shift_labels
@@ -713,8 +717,12 @@ def masked_next_token_loss(
         if attention_mask is not None and attention_mask.ndim == 2:
             # The mask covers cached positions too; its last seq - 1 columns belong to the targets.
             is_target = is_target & attention_mask[:, attention_mask.shape[1] - targets.shape[1] :].bool()
-    logits = lm_head(predicting[is_target])
-    token_losses = F.cross_entropy(logits.float(), targets[is_target], reduction="sum")
+    if skip_logits:
+        logits = None
+        token_losses = linear_cross_entropy(predicting[is_target], lm_head.weight, targets[is_target])
+    else:
+        logits = lm_head(predicting[is_target])
+        token_losses = F.cross_entropy(logits.float(), targets[is_target], reduction="sum")
     denominator = num_items_in_batch if num_items_in_batch is not None else is_target.sum().clamp(min=1)
     if torch.is_tensor(denominator):
         denominator = denominator.to(token_losses.device)
@@ -773,17 +781,22 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
             logits_to_keep: without a loss, keep logits for the last ``n`` positions only (0 = all), as llama.
             num_items_in_batch (keyword): if given (Trainer, gradient accumulation), the loss is the sum over
                 targets divided by it instead of the mean over this batch's targets.
+            skip_logits (keyword): with a loss, compute it without the logits (``logits`` is then ``None``)
+                through the chunked output layer + cross-entropy of ``loss_gato.py``. Default: in training mode
+                with gradients on (as Liger's kernels do), else not.
 
         Returns:
             ``CausalLMOutputWithPast``. Without a loss, ``logits`` is ``(batch, kept_positions, vocab)``. With a
             loss, the output layer runs only at the ``N`` predicting positions and ``logits`` is ``(N, vocab)``:
-            row ``i`` is the prediction for the ``i``-th target in row-major (batch, position) order.
+            row ``i`` is the prediction for the ``i``-th target in row-major (batch, position) order (``None``
+            when ``skip_logits``: training computes the loss chunk by chunk without them, ``loss_gato.py``).
 
         Raises:
             ValueError: naming the argument, when an input's shape does not fit ``input_ids`` (or
                 ``inputs_embeds``) or, on CPU, its values are out of range (ids outside the vocabulary).
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        skip_logits = kwargs.pop("skip_logits", None)
         if shift_labels is not None and loss_mask is not None:
             raise ValueError(
                 "loss_mask: not taken with shift_labels (pre-shifted targets); put IGNORE_INDEX into shift_labels where "
@@ -822,6 +835,7 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
             loss, logits = masked_next_token_loss(
                 self.lm_head, hidden_states, labels=labels, loss_mask=loss_mask, attention_mask=attention_mask,
                 shift_labels=shift_labels, num_items_in_batch=num_items_in_batch,
+                skip_logits=fused_loss_applies(self.training, self.lm_head.weight) if skip_logits is None else skip_logits,
             )
         else:
             logits = self.lm_head(slice_logits_to_keep(hidden_states, logits_to_keep))

@@ -15,7 +15,7 @@ MICRO = ["--tasks", "cartpole,pendulum", "--episodes-per-task", "2", "--captions
          "--max-length", "96", "--batch-size", "2", "--eval-episodes", "1", "--eval-captions", "1", "--eval-max-steps", "8",
          "--workers", "1", "--threads", "1", "--no-progress"]
 HUB_FILES = {"config.json", "model.safetensors", "generation_config.json", "processor_config.json", "tokenizer.json",
-             "tokenizer_config.json", "configuration_gato.py", "modeling_gato.py", "acting.py", "token_layout.py",
+             "tokenizer_config.json", "configuration_gato.py", "modeling_gato.py", "acting.py", "loss_gato.py", "token_layout.py",
              "training_config.yaml", "eval_results.json", "eval_results.md", "normalized_scores.png", "performance_profile.png", "README.md",
              "main_job.json", "task_specs.json", "train_results.json", "manifest.json",
              # the processor's remote code (GatoProcessor.save_pretrained)

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainingConfig
 from .optimization import build_optimizer, build_scheduler
+from .precision import auto_mixed_precision, describe_mixed_precision
 
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "gato_training_state.json"
@@ -51,6 +52,7 @@ class TrainingResult:
     wall_seconds: float = 0.0  # this invocation's whole loop: steps, validation and checkpoints
     processes: int = 1
     device: str = ""  # "cpu", or the accelerator's name ("cuda: NVIDIA H100 80GB HBM3")
+    mixed_precision: str = ""  # what the run computed in: "no" (float32), "bf16" or "fp16" (Accelerate's names)
 
     def to_dict(self) -> dict[str, Any]:
         """``train_results.json`` (``run_training``): the run's length, speed, where it ran and its validation losses."""
@@ -58,6 +60,7 @@ class TrainingResult:
             "global_step": self.step, "start_step": self.start_step, "steps_this_run": self.steps_this_run,
             "wall_seconds": self.wall_seconds, "step_seconds": self.step_seconds, "data_wait_seconds": self.data_wait_seconds,
             "tokens_per_second": self.tokens_per_second, "processes": self.processes, "device": self.device,
+            "mixed_precision": self.mixed_precision,
             "final_loss": self.losses[-1] if self.losses else None, "validation": dict(self.validation),
         }
 
@@ -83,12 +86,12 @@ def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda path: int(path.name[len(CHECKPOINT_PREFIX):]))
 
 
-def choose_mixed_precision(setting: str) -> str:
+def choose_mixed_precision(setting: str, use_cpu: bool | None = None) -> str:
+    """``mixed_precision`` for Accelerate: ``auto`` → ``bf16`` on a GPU with bf16 or a CPU with native bf16
+    (AVX512-BF16 / AMX, detected by :func:`~gato.training.precision.auto_mixed_precision`), else ``no``."""
     if setting != "auto":
         return setting
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "no"
+    return auto_mixed_precision(use_cpu)[0]
 
 
 def check_process_group(num_processes: int) -> None:
@@ -145,6 +148,7 @@ def train(
             project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
         )
     check_process_group(accelerator.num_processes)
+    accelerator.print(describe_mixed_precision(config.mixed_precision, accelerator))
     set_seed(config.seed)
     if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable()
@@ -185,7 +189,7 @@ def train(
     flops_per_token = _flops_per_token(accelerator.unwrap_model(model), config.max_length)
     peak = peak_flops(accelerator)
     result = TrainingResult(step=start_step, start_step=start_step, processes=accelerator.num_processes,
-                            device=_device_name(accelerator.device))
+                            device=_device_name(accelerator.device), mixed_precision=str(accelerator.mixed_precision))
     started = time.perf_counter()
     progress = tqdm(
         total=config.max_steps, initial=start_step, desc="train", disable=not accelerator.is_local_main_process, dynamic_ncols=True

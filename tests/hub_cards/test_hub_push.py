@@ -13,7 +13,7 @@ from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.training.run_training import build_processor
 
 MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
-               "tokenizer_config.json", "configuration_gato.py", "modeling_gato.py", "acting.py", "token_layout.py",
+               "tokenizer_config.json", "configuration_gato.py", "modeling_gato.py", "acting.py", "loss_gato.py", "token_layout.py",
                # the processor's remote code (GatoProcessor.save_pretrained)
                "processing_gato.py", "image_processing_gato.py", "episode_layout.py", "tokenize_values.py",
                "tokenization_gato.py", "task_spec.py"}
@@ -51,7 +51,7 @@ def test_dry_run_lists_the_files_validates_and_writes_nothing(run_dir, capsys, m
     out = capsys.readouterr().out
     listed = {line.strip() for line in out.splitlines() if line.startswith("  ")}
     assert listed == MODEL_FILES | RESULT_FILES | {"README.md"}
-    assert "would upload 21 files" in out and "model card metadata valid" in out
+    assert "would upload 22 files" in out and "model card metadata valid" in out
     assert sorted(p.name for p in run_dir.iterdir()) == before  # no README written by a dry run
 
 
