@@ -33,7 +33,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
 from safetensors import SafetensorError
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_model, save_file, save_model
 
 CHECKPOINT_PREFIX = "checkpoint-"
 MANIFEST_FILE = "checkpoint.json"

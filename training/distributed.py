@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import ProjectConfiguration
+from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration
 
 
 def launched_processes() -> int:
@@ -60,7 +60,7 @@ def check_process_group(num_processes: int) -> None:
     if launched != num_processes:
         raise ValueError(
             f"WORLD_SIZE: the launcher started {launched} processes but Accelerate formed a group of "
-            f"{num_processes}; on CPU launch with `accelerate launch --multi_gpu --num_processes {launched}`"
+            f"{num_processes}; on CPU launch with `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu`"
         )
 
 
@@ -78,7 +78,10 @@ def build_accelerator(
     accelerator = Accelerator(
         cpu=cpu,
         mixed_precision=mixed_precision,
-        gradient_accumulation_steps=gradient_accumulation_steps,
+        # The loop fetches a step's micro-batches before running them: the optimizer steps every N micro-batches,
+        # not early when the loader reports its end.
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=gradient_accumulation_steps,
+                                                                sync_with_dataloader=False),
         log_with=log_with,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(Path(output_dir) / "logs")),
     )

@@ -14,6 +14,7 @@ count); a resume with other settings is refused.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -165,23 +166,31 @@ def train(
                     dynamic_ncols=True)
     model.train()
     step = start_step
+    token_weighted = _accepts_num_items_in_batch(accelerator.unwrap_model(model))
     while step < config.max_steps:
         meter.start_step()
+        micro_batches = [meter.next_batch(batches) for _ in range(config.gradient_accumulation_steps)]
+        # The step's loss is the mean over every target token of every micro-batch on every process, as one
+        # process would compute it at the same global batch: each micro-batch's loss is its sum over the global
+        # count, scaled back up by what DDP/DeepSpeed (mean over processes) and accumulation (÷ steps) divide by.
+        targets = accelerator.reduce(sum(count_targets(batch) for batch in micro_batches).to(accelerator.device), "sum")
+        scale = accelerator.num_processes * config.gradient_accumulation_steps if token_weighted else 1
         step_loss = torch.zeros((), device=accelerator.device)
-        for _ in range(config.gradient_accumulation_steps):
-            batch = meter.next_batch(batches)
+        for batch in micro_batches:
             with accelerator.accumulate(model):
-                loss = model(**batch, use_cache=False).loss
-                accelerator.backward(loss)
+                extra = {"num_items_in_batch": targets} if token_weighted else {}
+                loss = model(**batch, use_cache=False, **extra).loss
+                accelerator.backward(loss * scale)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
                 if accelerator.sync_gradients:
                     scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            step_loss += loss.detach() / config.gradient_accumulation_steps
+            step_loss += loss.detach() if token_weighted else loss.detach() / config.gradient_accumulation_steps
         step += 1
-        result.losses.append(accelerator.reduce(step_loss, reduction="mean").item())  # .item() waits for the device
+        # .item() waits for the device
+        result.losses.append(accelerator.reduce(step_loss, reduction="sum" if token_weighted else "mean").item())
         result.step = step
         meter.end_step()
 
@@ -211,6 +220,22 @@ def train(
             on_finish(accelerator.unwrap_model(model), state_dict, result)
     accelerator.end_training()
     return result
+
+
+def count_targets(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Target tokens of a batch as the model counts them: a label, in the loss mask, not padding (shifted by one)."""
+    is_target = batch["labels"][:, 1:] != -100
+    if "loss_mask" in batch:
+        is_target = is_target & batch["loss_mask"][:, 1:].bool()
+    if batch.get("attention_mask") is not None and batch["attention_mask"].ndim == 2:
+        is_target = is_target & batch["attention_mask"][:, 1:].bool()
+    return is_target.sum()
+
+
+def _accepts_num_items_in_batch(model: torch.nn.Module) -> bool:
+    """Whether the model's loss can be normalised by a given target count (transformers' ``num_items_in_batch``)."""
+    parameters = inspect.signature(model.forward).parameters
+    return "num_items_in_batch" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
 
 
 def _run_settings(config: TrainingConfig, accelerator: Accelerator, data_fingerprint: Any) -> dict[str, Any]:
@@ -258,7 +283,7 @@ def evaluate_loss(
         for index, batch in enumerate(loader):
             if index >= config.eval_batches:
                 break
-            targets = (batch["labels"][:, 1:] != -100).sum()
+            targets = count_targets(batch)
             total += model(**batch, use_cache=False).loss.float() * targets
             count += targets
         total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum")
