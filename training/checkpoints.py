@@ -26,6 +26,7 @@ import random
 import shutil
 from collections.abc import Collection, Mapping
 from pathlib import Path
+from pickle import UnpicklingError
 from typing import Any
 
 import numpy as np
@@ -307,7 +308,8 @@ def _load(
         scheduler.load_state_dict(scheduler_state)
         current = path / rng_file(accelerator.process_index)
         _set_rng_state(str(current))
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, AssertionError, SafetensorError,
+            UnpicklingError) as error:  # UnpicklingError: a weights-only load refused a DeepSpeed file
         raise CheckpointError(f"{current}: cannot be loaded ({error})") from None
 
 

@@ -77,7 +77,8 @@ def _assert_matches_one_process(record_dir: Path, one_process, tolerance: float)
     assert ranks[0]["losses"] == ranks[1]["losses"]  # every rank reports the global mean
     assert ranks[0]["losses"][-1] == pytest.approx(reference["final_loss"], rel=tolerance)
     weights = load_file(record_dir / "run" / "model.safetensors")
-    assert weights.keys() == reference_weights.keys()
+    # DeepSpeed's gathered state dict also lists the tied output layer (the embedding, stored twice).
+    assert set(reference_weights) <= set(weights) <= set(reference_weights) | {"lm_head.weight"}
     for name, tensor in reference_weights.items():
         torch.testing.assert_close(weights[name], tensor, rtol=tolerance, atol=tolerance, msg=name)
 
@@ -128,11 +129,31 @@ def test_ddp_two_processes_train_like_one_at_the_same_global_batch(ddp_run, one_
     _assert_matches_one_process(ddp_run, one_process, tolerance=1e-4)
 
 
+# DeepSpeed runs on image-free data: with images in one rank's batch and not in the other's, the model's
+# zero-gradient stand-in for the unused patch embedding (modeling_gato.py) puts ZeRO-2's gradients in another
+# order on each rank (the reduced gradient is ~1% off) and breaks ZeRO-3 outright; docs/TRAINING.md section 4.
+IMAGE_FREE = ("--task-weights", "captions=0")
+
+
 def _deepspeed_launch(stage: int, data_dir: str, record_dir: Path, port: int, *extra: str) -> None:
     pytest.importorskip("deepspeed")
     launcher = ["--config_file", str(DEEPSPEED_CONFIGS[stage]), "--num_processes", str(PROCESSES)]
-    result = _launch(launcher, data_dir, record_dir, port, str(GLOBAL_BATCH // PROCESSES), *extra)
+    result = _launch(launcher, data_dir, record_dir, port, str(GLOBAL_BATCH // PROCESSES), *IMAGE_FREE, *extra)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def one_process_image_free(tiny_data_dir, tmp_path_factory):
+    from gato.cli import main
+
+    out = tmp_path_factory.mktemp("one_process_image_free")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main([*_train_args(tiny_data_dir, out / "run", GLOBAL_BATCH), *IMAGE_FREE]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return load_file(out / "run" / "model.safetensors"), json.loads((out / "run" / "train_results.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -143,26 +164,19 @@ def zero2_run(tiny_data_dir, tmp_path_factory, free_port):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", [2, 3])
-def test_deepspeed_two_processes_run_to_the_end_near_the_one_process_loss(stage, tiny_data_dir, tmp_path_factory,
-                                                                          free_port, one_process, request):
-    record_dir = request.getfixturevalue("zero2_run") if stage == 2 else tmp_path_factory.mktemp("zero3")
-    if stage == 3:
-        _deepspeed_launch(3, tiny_data_dir, record_dir, free_port())
-    ranks = _ranks(record_dir)
+def test_deepspeed_zero2_two_processes_train_like_one_at_the_same_global_batch(zero2_run, one_process_image_free):
+    ranks = _ranks(zero2_run)
     assert [rank["state"]["distributed_type"] for rank in ranks] == ["DEEPSPEED"] * PROCESSES
-    assert [rank["zero_stage"] for rank in ranks] == [stage] * PROCESSES
-    assert all(len(rank["losses"]) == MAX_STEPS for rank in ranks) and ranks[0]["losses"] == ranks[1]["losses"]
-    # Same data and weights, but DeepSpeed's reduced gradient on two CPU processes is ~1% off (docs/TRAINING.md
-    # section 4): the losses agree to 1e-3, not to float rounding.
-    assert ranks[0]["losses"][-1] == pytest.approx(one_process[1]["final_loss"], rel=1e-3)
+    assert [rank["zero_stage"] for rank in ranks] == [2] * PROCESSES
+    _assert_matches_one_process(zero2_run, one_process_image_free, tolerance=1e-4)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="DeepSpeed ZeRO-2 on two gloo CPU processes: step-1 gradient norm 4.949 vs "
-                   "5.009 for one process (and DDP) on the same data and weights; docs/TRAINING.md section 4")
-def test_deepspeed_zero2_two_processes_train_like_one_within_float_tolerance(zero2_run, one_process):
-    _assert_matches_one_process(zero2_run, one_process, tolerance=1e-4)
+@pytest.mark.xfail(strict=True, reason="ZeRO-3, two processes: 'RuntimeError: 0 != 8192 Cannot reduce scatter "
+                   "gradients whose size is not same as the params' (row/col patch embeddings touched outside their "
+                   "module's forward by modeling_gato's zero-gradient stand-in); docs/TRAINING.md section 4")
+def test_deepspeed_zero3_two_processes_run_to_the_end(tiny_data_dir, tmp_path, free_port):
+    _deepspeed_launch(3, tiny_data_dir, tmp_path, free_port())
 
 
 @pytest.mark.slow
