@@ -211,20 +211,16 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _comparable(training: dict[str, Any]) -> dict[str, Any]:
-    # `resume` says how the run was started, not what it trained.
-    return {key: value for key, value in training.items() if key != "resume"}
-
-
 def training_is_done(config: Any) -> bool:
     """``output_dir`` holds a model trained with exactly this ``TrainingConfig`` (resume aside)."""
+    from gato.training.checkpoints import config_differences
     from gato.training.run_training import TRAINING_CONFIG_FILE
 
     output_dir = Path(config.output_dir)
     saved = output_dir / TRAINING_CONFIG_FILE
     if not (output_dir / "model.safetensors").exists() or not saved.exists():
         return False
-    return _comparable(yaml.safe_load(saved.read_text()) or {}) == _comparable(config.to_dict())
+    return not config_differences(yaml.safe_load(saved.read_text()) or {}, config.to_dict())  # `resume` aside
 
 
 # The evaluation settings that change the results (threads and progress bars do not).
@@ -288,15 +284,16 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
         return status, {"datasets": {name: len(split) for name, split in dataset_dict.items()}}
 
     def train() -> tuple[str, dict[str, Any]]:
-        from gato.training.loop import checkpoint_dirs
+        from gato.training.checkpoints import checkpoint_dirs, config_differences
 
         if training_is_done(training):
             return "skipped", {}
         started = previous.get("training_config")
-        if started is not None and _comparable(started) != _comparable(training.to_dict()) and checkpoint_dirs(training.output_dir):
+        changed = config_differences(started, training.to_dict()) if started is not None else []
+        if changed and checkpoint_dirs(training.output_dir):
             # Resuming those checkpoints would continue another run's schedule and data order.
-            raise ValueError(f"output_dir: {training.output_dir}/checkpoints hold a run with other training settings; "
-                             "use another --output-dir or delete that checkpoints folder")
+            raise ValueError(f"output_dir: {training.output_dir}/checkpoints hold a run with other training settings "
+                             f"({'; '.join(changed)}); use another --output-dir or delete that checkpoints folder")
         _save_job_file(output_dir, config, stages, training.to_dict())
         from gato.flags import set_threads
         from gato.training.run_training import run_training

@@ -1,20 +1,22 @@
-"""The training loop: Accelerate for devices, precision, accumulation, checkpoints and trackers.
+"""The training loop: Accelerate for devices, precision, accumulation and trackers.
 
-One screen of control flow (CleanRL's rule): build → (resume) → for each optimizer step: accumulate
-micro-batches, clip, step, schedule → log / validate / checkpoint → write the Hub-ready folder.
+One screen of control flow (nanoGPT's and CleanRL's rule): build → (resume) → for each optimizer step:
+accumulate micro-batches, clip, step, schedule → log / validate / checkpoint → write the Hub-ready folder.
+Throughput and MFU live in ``throughput.py``, checkpoints in ``checkpoints.py``, world size and rank in
+``distributed.py``.
 
 Exact resume: the training data is a map-style dataset whose item ``i`` depends only on ``(seed, i)``,
-read in order, so the data a step sees depends only on the step number; Accelerate's ``save_state``
-stores model, optimizer, scheduler and every RNG, and resuming skips the batches already consumed.
-A resumed run therefore repeats an uninterrupted run's losses exactly (on deterministic kernels).
+read in order, so the data a step sees depends only on the step number; a checkpoint stores model,
+optimizer, scheduler and every RNG (as safetensors and JSON), and resuming skips the batches already
+consumed. A resumed run therefore repeats an uninterrupted run's losses exactly (same machine, same thread
+count); a resume with other settings is refused.
 """
 
 from __future__ import annotations
 
-import json
+import inspect
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,18 +25,19 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import DistributedType, set_seed
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .checkpoints import CHECKPOINT_PREFIX, checkpoint_dirs, resume_from_checkpoint, save_checkpoint
 from .config import TrainingConfig
+from .distributed import build_accelerator, check_process_group
 from .optimization import build_optimizer, build_scheduler
 from .precision import auto_mixed_precision, describe_mixed_precision
+from .throughput import ThroughputMeter, device_name, flops_per_token, peak_flops, progress_postfix
 
-CHECKPOINT_PREFIX = "checkpoint-"
-STATE_FILE = "gato_training_state.json"
-# Peak dense bf16 FLOP/s of accelerators we know, for MFU. CPUs have no agreed peak: MFU is left out there.
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+__all__ = ["CHECKPOINT_PREFIX", "TrainingResult", "check_process_group", "checkpoint_dirs", "choose_mixed_precision",
+           "evaluate_loss", "make_deterministic", "train"]
 
 
 @dataclass
@@ -53,6 +56,7 @@ class TrainingResult:
     processes: int = 1
     device: str = ""  # "cpu", or the accelerator's name ("cuda: NVIDIA H100 80GB HBM3")
     mixed_precision: str = ""  # what the run computed in: "no" (float32), "bf16" or "fp16" (Accelerate's names)
+    torch_threads: int = 0  # torch's intra-op threads: bitwise reproducibility holds for the same count
 
     def to_dict(self) -> dict[str, Any]:
         """``train_results.json`` (``run_training``): the run's length, speed, where it ran and its validation losses."""
@@ -60,7 +64,7 @@ class TrainingResult:
             "global_step": self.step, "start_step": self.start_step, "steps_this_run": self.steps_this_run,
             "wall_seconds": self.wall_seconds, "step_seconds": self.step_seconds, "data_wait_seconds": self.data_wait_seconds,
             "tokens_per_second": self.tokens_per_second, "processes": self.processes, "device": self.device,
-            "mixed_precision": self.mixed_precision,
+            "mixed_precision": self.mixed_precision, "torch_threads": self.torch_threads,
             "final_loss": self.losses[-1] if self.losses else None, "validation": dict(self.validation),
         }
 
@@ -79,13 +83,6 @@ class TrainingResult:
         )
 
 
-def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
-    """Checkpoints in ``output_dir/checkpoints``, oldest first."""
-    root = Path(output_dir) / "checkpoints"
-    found = [path for path in root.glob(f"{CHECKPOINT_PREFIX}*") if (path / STATE_FILE).exists()]
-    return sorted(found, key=lambda path: int(path.name[len(CHECKPOINT_PREFIX):]))
-
-
 def choose_mixed_precision(setting: str, use_cpu: bool | None = None) -> str:
     """``mixed_precision`` for Accelerate: ``auto`` → ``bf16`` on a GPU with bf16 or a CPU with native bf16
     (AVX512-BF16 / AMX, detected by :func:`~gato.training.precision.auto_mixed_precision`), else ``no``."""
@@ -94,26 +91,18 @@ def choose_mixed_precision(setting: str, use_cpu: bool | None = None) -> str:
     return auto_mixed_precision(use_cpu)[0]
 
 
-def check_process_group(num_processes: int) -> None:
-    """Refuse a process group smaller than the launch (``WORLD_SIZE``): e.g. ``accelerate launch --multi_gpu`` on
-    a CPU machine starts N unsynchronised processes that would each do the whole job into one output_dir."""
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != num_processes:
-        raise ValueError(
-            f"WORLD_SIZE: the launcher started {launched} processes but Accelerate formed a group of "
-            f"{num_processes}; on CPU launch with `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu`"
-        )
+def make_deterministic(seed: int) -> dict[str, Any]:
+    """Seed every RNG and choose deterministic kernels where they cost little; return what reproducibility depends on.
 
-
-def _device_name(device: torch.device) -> str:
-    return f"{device.type}: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type
-
-
-def peak_flops(accelerator: Accelerator) -> float | None:
-    if accelerator.device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(accelerator.device)
-    return next((flops for key, flops in PEAK_FLOPS.items() if key in name), None)
+    On CPU torch's kernels are deterministic for a fixed thread count; on CUDA cuBLAS needs a fixed workspace
+    and cuDNN must not benchmark. Kernels without a deterministic version warn instead of failing
+    (docs/RELIABILITY.md, "Same seed, same result").
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    set_seed(seed)
+    return {"torch_threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def train(
@@ -125,6 +114,7 @@ def train(
     accelerator: Accelerator | None = None,
     on_finish: Callable[[torch.nn.Module, dict[str, torch.Tensor], TrainingResult], None] | None = None,
     stop_after_steps: int | None = None,
+    data_fingerprint: Any = None,
 ) -> TrainingResult:
     """Train ``model`` on ``train_dataset`` for ``config.max_steps`` optimizer steps.
 
@@ -138,18 +128,16 @@ def train(
             (gathered across processes under ZeRO-3) and the run's result; it writes the Hub-ready folder.
         stop_after_steps: stop (as if killed) after this many optimizer steps of *this* invocation, for
             tests of resume; the last checkpoint is whatever ``save_steps`` produced.
+        data_fingerprint: JSON-able identity of the training data (``run_training`` gives the data folder's
+            splits, sizes and fingerprints); a resume on other data is refused.
     """
     output_dir = Path(config.output_dir)
     if accelerator is None:
-        accelerator = Accelerator(
-            mixed_precision=choose_mixed_precision(config.mixed_precision),
-            gradient_accumulation_steps=config.gradient_accumulation_steps,
-            log_with=None if config.report_to == "none" else config.report_to,
-            project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
-        )
+        accelerator = build_accelerator(choose_mixed_precision(config.mixed_precision), config.gradient_accumulation_steps,
+                                        None if config.report_to == "none" else config.report_to, output_dir)
     check_process_group(accelerator.num_processes)
     accelerator.print(describe_mixed_precision(config.mixed_precision, accelerator))
-    set_seed(config.seed)
+    environment = make_deterministic(config.seed)
     if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable()
 
@@ -158,110 +146,76 @@ def train(
     # Sequential order and a private generator: the data a step sees is a function of the step alone, and
     # building the loader draws nothing from the global RNG (which the model's patch sampling uses).
     train_loader = DataLoader(
-        train_dataset,
-        batch_size=config.batch_size,
-        shuffle=False,
-        collate_fn=collate_fn,
-        num_workers=config.num_workers,
-        generator=torch.Generator().manual_seed(config.seed),
-        persistent_workers=False,
+        train_dataset, batch_size=config.batch_size, shuffle=False, collate_fn=collate_fn, num_workers=config.num_workers,
+        generator=torch.Generator().manual_seed(config.seed), persistent_workers=False,
     )
-    # The scheduler is stepped by hand once per optimizer step (a prepared one steps once per process), and
-    # registered so that save_state / load_state carry it.
+    # The scheduler is stepped by hand once per optimizer step (a prepared one steps once per process).
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
-    accelerator.register_for_checkpointing(scheduler)
-
+    settings = _run_settings(config, accelerator, data_fingerprint)
     start_step = 0
     if config.resume:
-        checkpoints = checkpoint_dirs(output_dir)
-        if checkpoints:
-            accelerator.load_state(str(checkpoints[-1]))
-            start_step = json.loads((checkpoints[-1] / STATE_FILE).read_text())["step"]
-            accelerator.print(f"resumed from {checkpoints[-1]} at step {start_step}")
-        else:
-            accelerator.print(f"--resume: no checkpoint in {output_dir / 'checkpoints'}; starting from step 0")
-
+        start_step = resume_from_checkpoint(accelerator, model, optimizer, scheduler, output_dir, settings, environment)
     if accelerator.is_main_process and config.report_to != "none":
         accelerator.init_trackers("gato", config={k: v for k, v in config.to_dict().items() if not isinstance(v, dict)})
 
     micro_batches_done = start_step * config.gradient_accumulation_steps
     batches = iter(accelerator.skip_first_batches(train_loader, micro_batches_done) if micro_batches_done else train_loader)
-    flops_per_token = _flops_per_token(accelerator.unwrap_model(model), config.max_length)
-    peak = peak_flops(accelerator)
+    meter = ThroughputMeter(flops_per_token(accelerator.unwrap_model(model), config.max_length), peak_flops(accelerator),
+                            processes=accelerator.num_processes)
     result = TrainingResult(step=start_step, start_step=start_step, processes=accelerator.num_processes,
-                            device=_device_name(accelerator.device), mixed_precision=str(accelerator.mixed_precision))
+                            device=device_name(accelerator.device), mixed_precision=str(accelerator.mixed_precision),
+                            torch_threads=environment["torch_threads"])
     started = time.perf_counter()
-    progress = tqdm(
-        total=config.max_steps, initial=start_step, desc="train", disable=not accelerator.is_local_main_process, dynamic_ncols=True
-    )
+    progress = tqdm(total=config.max_steps, initial=start_step, desc="train", disable=not accelerator.is_local_main_process,
+                    dynamic_ncols=True)
     model.train()
-    tokens_seen, clock = 0, time.perf_counter()
-    window_wait, window_time, window_steps = 0.0, 0.0, 0  # data wait / whole step time / steps since the last log
     step = start_step
-    steps_this_run = 0
+    token_weighted = _accepts_num_items_in_batch(accelerator.unwrap_model(model))
     while step < config.max_steps:
-        step_start = time.perf_counter()
+        meter.start_step()
+        micro_batches = [meter.next_batch(batches) for _ in range(config.gradient_accumulation_steps)]
+        # The step's loss is the mean over every target token of every micro-batch on every process, as one
+        # process would compute it at the same global batch: each micro-batch's loss is its sum over the global
+        # count, scaled back up by what DDP/DeepSpeed (mean over processes) and accumulation (÷ steps) divide by.
+        targets = accelerator.reduce(sum(count_targets(batch) for batch in micro_batches).to(accelerator.device), "sum")
+        scale = accelerator.num_processes * config.gradient_accumulation_steps if token_weighted else 1
         step_loss = torch.zeros((), device=accelerator.device)
-        for _ in range(config.gradient_accumulation_steps):
-            fetch_start = time.perf_counter()
-            batch = next(batches)
-            window_wait += time.perf_counter() - fetch_start
+        for batch in micro_batches:
             with accelerator.accumulate(model):
-                loss = model(**batch, use_cache=False).loss
-                accelerator.backward(loss)
+                extra = {"num_items_in_batch": targets} if token_weighted else {}
+                loss = model(**batch, use_cache=False, **extra).loss
+                accelerator.backward(loss * scale)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
                 if accelerator.sync_gradients:
                     scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            step_loss += loss.detach() / config.gradient_accumulation_steps
-            tokens_seen += int(batch["attention_mask"].sum())
+            step_loss += loss.detach() if token_weighted else loss.detach() / config.gradient_accumulation_steps
         step += 1
-        steps_this_run += 1
-        mean_loss = accelerator.reduce(step_loss, reduction="mean").item()  # .item() waits for the device
-        window_time += time.perf_counter() - step_start
-        window_steps += 1
-        result.losses.append(mean_loss)
+        # .item() waits for the device
+        result.losses.append(accelerator.reduce(step_loss, reduction="sum" if token_weighted else "mean").item())
         result.step = step
+        meter.end_step()
 
         if step % config.logging_steps == 0 or step == config.max_steps:
-            elapsed = time.perf_counter() - clock
-            tokens_per_second = accelerator.reduce(torch.tensor(float(tokens_seen), device=accelerator.device), "sum").item() / elapsed
-            result.tokens_per_second = tokens_per_second
-            result.step_seconds += window_time
-            result.data_wait_seconds += window_wait
-            data_wait = window_wait / window_time if window_time else 0.0
-            logs = {
-                "train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0], "train/tokens_per_s": tokens_per_second,
-                "train/step_ms": 1000 * window_time / window_steps, "train/data_wait_fraction": data_wait,
-            }
-            postfix = {"loss": f"{mean_loss:.3f}", "tok/s": f"{tokens_per_second:,.0f}", "data wait": f"{data_wait:.0%}"}
-            if peak is not None:
-                logs["train/mfu"] = tokens_per_second * flops_per_token / (peak * accelerator.num_processes)
-                postfix["mfu"] = f"{logs['train/mfu']:.1%}"
-            progress.set_postfix(postfix)
-            if config.report_to != "none":
-                accelerator.log(logs, step=step)
-            tokens_seen, clock = 0, time.perf_counter()
-            window_wait, window_time, window_steps = 0.0, 0.0, 0
+            _log_step(accelerator, config, meter, progress, result.losses[-1], scheduler.get_last_lr()[0], step)
         if validation_datasets and (step % config.eval_steps == 0 or step == config.max_steps):
             result.validation = evaluate_loss(model, validation_datasets, collate_fn, config, accelerator)
-            if config.report_to != "none":
-                accelerator.log({f"val/{name}": value for name, value in result.validation.items()}, step=step)
-            if accelerator.is_main_process:
-                progress.write("  ".join(f"val/{name} {value:.3f}" for name, value in result.validation.items()))
+            _log_validation(accelerator, config, progress, result.validation, step)
             model.train()
         if step % config.save_steps == 0 or step == config.max_steps:
-            save_checkpoint(accelerator, output_dir, step, config.save_total_limit)
+            save_checkpoint(accelerator, model, optimizer, scheduler, output_dir, step, settings,
+                            keep=config.save_total_limit, environment=environment)
         progress.update(1)
-        if stop_after_steps is not None and steps_this_run >= stop_after_steps:
+        if stop_after_steps is not None and step - start_step >= stop_after_steps:
             break
     progress.close()
-    result.step_seconds += window_time  # the steps after the last log line
-    result.data_wait_seconds += window_wait
-    result.steps_this_run, result.wall_seconds = steps_this_run, time.perf_counter() - started
-    accelerator.print(result.step_time_summary(steps_this_run))
+    meter.finish()
+    result.tokens_per_second, result.step_seconds, result.data_wait_seconds = (
+        meter.tokens_per_second, meter.step_seconds, meter.data_wait_seconds)
+    result.steps_this_run, result.wall_seconds = step - start_step, time.perf_counter() - started
+    accelerator.print(result.step_time_summary(result.steps_this_run))
     if step >= config.max_steps and on_finish is not None:
         accelerator.wait_for_everyone()
         # Gathering the weights is collective under ZeRO-3: every process takes part, the main one writes.
@@ -272,16 +226,46 @@ def train(
     return result
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep: int) -> Path:
-    path = output_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step}"
-    accelerator.save_state(str(path))
+def count_targets(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Target tokens of a batch as the model counts them: a label, in the loss mask, not padding (shifted by one)."""
+    is_target = batch["labels"][:, 1:] != -100
+    if "loss_mask" in batch:
+        is_target = is_target & batch["loss_mask"][:, 1:].bool()
+    if batch.get("attention_mask") is not None and batch["attention_mask"].ndim == 2:
+        is_target = is_target & batch["attention_mask"][:, 1:].bool()
+    return is_target.sum()
+
+
+def _accepts_num_items_in_batch(model: torch.nn.Module) -> bool:
+    """Whether the model's loss can be normalised by a given target count (transformers' ``num_items_in_batch``)."""
+    parameters = inspect.signature(model.forward).parameters
+    return "num_items_in_batch" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+
+
+def _run_settings(config: TrainingConfig, accelerator: Accelerator, data_fingerprint: Any) -> dict[str, Any]:
+    """What a checkpoint must have been trained with for a resume to continue it exactly."""
+    deepspeed = accelerator.state.deepspeed_plugin
+    return {
+        **config.to_dict(), "data_fingerprint": data_fingerprint, "processes": accelerator.num_processes,
+        "distributed_type": accelerator.distributed_type.value,
+        "zero_stage": deepspeed.zero_stage if accelerator.distributed_type == DistributedType.DEEPSPEED else None,
+    }
+
+
+def _log_step(accelerator: Accelerator, config: TrainingConfig, meter: ThroughputMeter, progress: tqdm, loss: float,
+              learning_rate: float, step: int) -> None:
+    metrics = meter.close_window(accelerator)
+    progress.set_postfix(progress_postfix(loss, metrics))
+    if config.report_to != "none":
+        accelerator.log({"train/loss": loss, "train/lr": learning_rate, **metrics}, step=step)
+
+
+def _log_validation(accelerator: Accelerator, config: TrainingConfig, progress: tqdm, losses: dict[str, float],
+                    step: int) -> None:
+    if config.report_to != "none":
+        accelerator.log({f"val/{name}": value for name, value in losses.items()}, step=step)
     if accelerator.is_main_process:
-        # The step file is written last: a checkpoint without it (a kill mid-save) is ignored on resume.
-        (path / STATE_FILE).write_text(json.dumps({"step": step}))
-        for old in checkpoint_dirs(output_dir)[:-keep] if keep else []:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return path
+        progress.write("  ".join(f"val/{name} {value:.3f}" for name, value in losses.items()))
 
 
 @torch.no_grad()
@@ -303,18 +287,9 @@ def evaluate_loss(
         for index, batch in enumerate(loader):
             if index >= config.eval_batches:
                 break
-            targets = (batch["labels"][:, 1:] != -100).sum()
+            targets = count_targets(batch)
             total += model(**batch, use_cache=False).loss.float() * targets
             count += targets
         total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum")
         results[name] = (total / count.clamp(min=1)).item() if count > 0 else math.nan
     return results
-
-
-def _flops_per_token(model: torch.nn.Module, context: int) -> float:
-    """nanoGPT's estimate: 6·N for the matrices plus 12·layers·width·context for attention."""
-    parameters = sum(p.numel() for p in model.parameters())
-    config = getattr(model, "config", None)
-    if config is None:
-        return 6.0 * parameters
-    return 6.0 * parameters + 12.0 * config.num_hidden_layers * config.hidden_size * context

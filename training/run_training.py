@@ -11,8 +11,8 @@ run's summary (``train_results.json``: steps, wall time, device, losses; the mod
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from datasets import Dataset, DatasetDict, load_from_disk
@@ -23,6 +23,7 @@ from gato.processing.processing_gato import GatoProcessor
 from gato.suite.task_spec import save_task_specs
 
 from .config import TrainingConfig
+from .distributed import launched_processes
 from .loop import TrainingResult, train
 from .mixture import MixtureDataset, mixture_weights, split_sources, validation_sets
 
@@ -61,11 +62,11 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
     """Train as ``config`` says and write the Hub-ready folder into ``config.output_dir``."""
     model_config = build_model_config(config)
     processor = build_processor(model_config, config.max_length)
-    train_sources, validation_sources = split_sources(load_data(config.data), config.validation_fraction)
+    data = load_data(config.data)
+    train_sources, validation_sources = split_sources(data, config.validation_fraction)
     weights = mixture_weights(train_sources, config.task_weights, config.default_weight)
     # Enough items for every process and micro-step of the run: item i is fixed by (seed, i).
-    world = int(torch.distributed.get_world_size()) if torch.distributed.is_initialized() else _launched_processes()
-    length = config.max_steps * config.gradient_accumulation_steps * config.batch_size * world
+    length = config.max_steps * config.gradient_accumulation_steps * config.batch_size * launched_processes()
     mixture = MixtureDataset(
         train_sources,
         processor,
@@ -102,9 +103,11 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
         validation_datasets=validation,
         on_finish=write_hub_folder,
         stop_after_steps=stop_after_steps,
+        data_fingerprint=data_fingerprint(data),
     )
 
 
-def _launched_processes() -> int:
-    """Processes of an ``accelerate launch`` before the process group exists (WORLD_SIZE is set by the launcher)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+def data_fingerprint(data: DatasetDict) -> dict[str, list[Any]]:
+    """Each split's rows and ``datasets`` fingerprint (stored in the folder): a resume on other data is refused."""
+    return {name: [split.num_rows, split._fingerprint] for name, split in sorted(data.items())}
+

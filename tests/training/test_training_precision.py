@@ -169,3 +169,14 @@ def test_agreement_script_compares_both_bf16_output_layers(tmp_path, monkeypatch
     assert results["pendulum (median), bf16 native output layer"]["tokens"] == 200
     assert all(0 <= row["agree"] <= row["tokens"] for row in results.values())
     assert "of the agent's greedy action tokens agree with float32" in capsys.readouterr().out
+
+
+def test_a_second_single_process_run_may_change_precision(one_torch_thread):
+    """Accelerate keeps one precision per process; a later run in the same process (a notebook, `gato run` after
+    a bf16 training) with another precision starts the shared state afresh instead of refusing."""
+    from gato.training.distributed import build_accelerator
+
+    first = build_accelerator("bf16", 1, None, "unused")
+    assert first.mixed_precision == "bf16"
+    second = build_accelerator("no", 1, None, "unused")
+    assert second.mixed_precision == "no"

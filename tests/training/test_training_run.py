@@ -79,3 +79,14 @@ def test_default_tracker_writes_tensorboard_events(tiny_data_dir, tmp_path):
     accumulator = EventAccumulator(str(events[0].parent))
     accumulator.Reload()
     assert {"train/loss", "train/lr", "train/tokens_per_s"} <= set(accumulator.Tags()["scalars"])
+
+
+def test_cli_resume_with_another_batch_size_is_refused_in_one_line(tiny_data_dir, tmp_path, capsys):
+    args = ["train", "--preset", "gato-tiny", "--data", tiny_data_dir, "--max-steps", "2", "--output-dir", str(tmp_path),
+            "--batch-size", "2", "--max-length", "64", "--report-to", "none", "--save-steps", "1", "--num-workers", "0"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--resume", "--batch-size", "4", "--learning-rate", "1e-3"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("gato train: --resume: the settings differ") and "\n" not in error
+    assert "batch_size: 2 → 4" in error and "learning_rate: 0.0001 → 0.001" in error
