@@ -248,15 +248,12 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         names = ",".join(tasks_for_env(specs, config.env)) or names
     tasks = resolve_model_tasks(names, specs, config.env, config.parsed_env_kwargs()) if names.strip() else []
     check_trained_specs(config.model, tasks)
-    from accelerate import PartialState
-    from accelerate.utils import gather_object, parse_flag_from_env
+    from accelerate.utils import gather_object
 
-    # One process and no process group unless started by `accelerate launch`; CPU ranks (gloo) only when the
-    # launch says so, as for `gato train` (docs/TRAINING.md).
-    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-    from gato.training.loop import check_process_group
+    from gato.training.distributed import build_partial_state, process_share
 
-    check_process_group(state.num_processes)
+    # One process and no process group unless started by `accelerate launch` (docs/TRAINING.md).
+    state = build_partial_state()
     if config.threads:
         torch.set_num_threads(config.threads)
     model, processor = load_model_and_processor(config.model)
@@ -269,7 +266,7 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
             model, processor, task, config.episodes, acting_config=acting, num_envs=config.num_envs, seed=config.seed,
             max_steps=config.max_steps, progress=config.progress and state.is_main_process,
         ).to_dict()
-        for task in tasks[state.process_index :: state.num_processes]
+        for task in process_share(tasks, state)
     ]
     if state.num_processes > 1:
         order = {task.name: index for index, task in enumerate(tasks)}

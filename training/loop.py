@@ -38,7 +38,7 @@ from .optimization import build_optimizer, build_scheduler
 from .precision import auto_mixed_precision, describe_mixed_precision
 from .throughput import ThroughputMeter, device_name, flops_per_token, peak_flops, progress_postfix
 
-__all__ = ["CHECKPOINT_PREFIX", "TrainingResult", "check_process_group", "checkpoint_dirs", "choose_mixed_precision",
+__all__ = ["CHECKPOINT_PREFIX", "TrainingResult", "checkpoint_dirs", "choose_mixed_precision",
            "evaluate_loss", "make_deterministic", "train"]
 
 

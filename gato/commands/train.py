@@ -11,7 +11,6 @@ flags override the YAML file. Runs unchanged under ``accelerate launch``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from gato.flags import add_dataclass_flags, add_threads_flag, command_parser, config_from_flags, set_threads
@@ -62,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ngato train: interrupted; continue with the same command and --resume (checkpoints in {config.output_dir}/checkpoints)",
               file=sys.stderr)
         return 130
-    if os.environ.get("RANK", "0") != "0":  # under `accelerate launch` the main process reports
+    from gato.training.distributed import is_main_rank
+
+    if not is_main_rank():  # under `accelerate launch` the main process reports
         return 0
     print(f"trained {result.step} steps; final loss {result.losses[-1]:.4f}" if result.losses else f"nothing to do at step {result.step}")
     for name, value in sorted(result.validation.items()):
