@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import shlex
 import platform
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ from typing import Any
 import torch
 
 from gato.modeling_gato.acting import ActingConfig
-from gato.suite.registry import resolve_model_tasks, tasks_for_env
+from gato.suite.registry import parse_env_kwargs, resolve_model_tasks, tasks_for_env
 from gato.suite.task_spec import load_task_specs
 
 from .report import SCHEMA_VERSION, write_results
@@ -82,15 +81,7 @@ class EvaluationConfig:
 
     def parsed_env_kwargs(self) -> dict[str, Any] | None:
         """``env_kwargs`` as a dict (None when not given)."""
-        if self.env_kwargs is None:
-            return None
-        try:
-            kwargs = json.loads(self.env_kwargs)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"env_kwargs: expected a JSON object such as '{{\"map_name\": \"8x8\"}}', got {self.env_kwargs!r} ({error})") from None
-        if not isinstance(kwargs, dict):
-            raise ValueError(f"env_kwargs: expected a JSON object, got {self.env_kwargs!r}")
-        return kwargs
+        return parse_env_kwargs(self.env_kwargs)
 
     def __post_init__(self) -> None:
         if isinstance(self.acting, Mapping):  # e.g. from YAML or JSON
