@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from gato.flags import add_dataclass_flags, add_threads_flag, command_parser, config_from_flags, set_threads
-from gato.inputs import dataset_folder, writable_folder, yaml_mapping
+from gato.inputs import dataset_folder, refuse, writable_folder, yaml_mapping
 from gato.training.config import TRACKER_MODULES, TrainingConfig
 
 _FLAGS = []
@@ -47,16 +47,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except ValueError as error:
-        print(f"gato train: {error}", file=sys.stderr)
-        return 2
+        return refuse("gato train", error)
     from gato.training.run_training import run_training  # heavy imports only when training
 
     set_threads(args.threads)
     try:
         result = run_training(config)
     except ValueError as error:  # bad data or settings found while building the run: the message names them
-        print(f"gato train: {error}", file=sys.stderr)
-        return 2
+        return refuse("gato train", error)
     except KeyboardInterrupt:
         print(f"\ngato train: interrupted; continue with the same command and --resume (checkpoints in {config.output_dir}/checkpoints)",
               file=sys.stderr)
