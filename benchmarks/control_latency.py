@@ -51,6 +51,7 @@ from gato.evaluation.agent import GatoAgent
 from gato.modeling_gato.acting import DEFAULT_WINDOW_KEEP_FRACTION, ActingConfig
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
+from gato.training.config import prompt_token_budget
 from gato.training.run_training import build_processor
 
 OBSERVATION_SIZE = 39  # Meta-World's proprioceptive state
@@ -106,7 +107,7 @@ def past_window_row(model, processor, spec, context: int, batch: int, fraction: 
     """
     step_length = OBSERVATION_SIZE + 1 + ACTION_SIZE
     agent = GatoAgent(model, processor, spec, acting_config=ActingConfig(window_keep_fraction=fraction, **(acting or {})),
-                      prompt=demonstration(spec, max(1, context // 4 // step_length), rng))
+                      prompt=demonstration(spec, max(1, prompt_token_budget(context) // step_length), rng))
     agent.reset(num_envs=batch)
     while agent.num_reprefills == 0:
         agent.act(observations(batch, rng))

@@ -23,7 +23,7 @@ import numpy as np
 from datasets import Dataset
 
 from gato.suite.policies import policy_factory
-from gato.suite.registry import make_gym_env
+from gato.suite.registry import make_gym_env, parse_env_kwargs
 from gato.suite.spaces import spec_from_env
 from gato.suite.task_spec import TaskSpec
 
@@ -80,13 +80,7 @@ class RecordConfig:
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps: expected ≥ 1, got {self.max_steps}")
         if self.env_kwargs:
-            try:
-                kwargs = json.loads(self.env_kwargs)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"env_kwargs: expected a JSON object, got {self.env_kwargs!r} ({error})") from None
-            if not isinstance(kwargs, dict):
-                raise ValueError(f"env_kwargs: expected a JSON object, got {self.env_kwargs!r}")
-            self.parsed_kwargs = kwargs
+            self.parsed_kwargs = parse_env_kwargs(self.env_kwargs)
         name = self.task_name
         if not TASK_NAME.match(name):
             raise ValueError(f"name: expected letters, digits and underscores (a split name), got {name!r}")

@@ -41,15 +41,15 @@ from .agent import GatoAgent
 
 
 def default_prompt_tokens(processor: Any, model_dir: str | os.PathLike | None = None) -> int:
-    """The prompt length the model was trained with: ``prompt_fraction × max_length``, the fraction from
-    ``model_dir``'s ``training_config.yaml`` when it has one, else ``TrainingConfig``'s default (the one home of
-    the prompt fraction); at least 1 token."""
-    from gato.training.config import TrainingConfig
+    """The prompt length the model was trained with (:func:`~gato.training.config.prompt_token_budget` of the
+    processor's ``max_length``), the fraction from ``model_dir``'s ``training_config.yaml`` when it has one, else
+    the training default."""
+    from gato.training.config import TrainingConfig, prompt_token_budget
     from gato.training.run_training import TRAINING_CONFIG_FILE
 
     path = Path(model_dir) / TRAINING_CONFIG_FILE if model_dir is not None else None
     fraction = (TrainingConfig.from_yaml(path) if path is not None and path.exists() else TrainingConfig()).prompt_fraction
-    return max(1, int(processor.max_length * fraction))
+    return prompt_token_budget(processor.max_length, fraction)
 
 
 # Evaluation episodes and prompt demonstrations draw reset seeds from streams of their own

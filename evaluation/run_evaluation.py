@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import shlex
 import platform
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ from typing import Any
 import torch
 
 from gato.modeling_gato.acting import ActingConfig
-from gato.suite.registry import resolve_model_tasks, tasks_for_env
+from gato.suite.registry import parse_env_kwargs, resolve_model_tasks, tasks_for_env
 from gato.suite.task_spec import load_task_specs
 
 from .report import SCHEMA_VERSION, write_results
@@ -82,15 +81,7 @@ class EvaluationConfig:
 
     def parsed_env_kwargs(self) -> dict[str, Any] | None:
         """``env_kwargs`` as a dict (None when not given)."""
-        if self.env_kwargs is None:
-            return None
-        try:
-            kwargs = json.loads(self.env_kwargs)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"env_kwargs: expected a JSON object such as '{{\"map_name\": \"8x8\"}}', got {self.env_kwargs!r} ({error})") from None
-        if not isinstance(kwargs, dict):
-            raise ValueError(f"env_kwargs: expected a JSON object, got {self.env_kwargs!r}")
-        return kwargs
+        return parse_env_kwargs(self.env_kwargs)
 
     def __post_init__(self) -> None:
         if isinstance(self.acting, Mapping):  # e.g. from YAML or JSON
@@ -248,15 +239,12 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         names = ",".join(tasks_for_env(specs, config.env)) or names
     tasks = resolve_model_tasks(names, specs, config.env, config.parsed_env_kwargs()) if names.strip() else []
     check_trained_specs(config.model, tasks)
-    from accelerate import PartialState
-    from accelerate.utils import gather_object, parse_flag_from_env
+    from accelerate.utils import gather_object
 
-    # One process and no process group unless started by `accelerate launch`; CPU ranks (gloo) only when the
-    # launch says so, as for `gato train` (docs/TRAINING.md).
-    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-    from gato.training.loop import check_process_group
+    from gato.training.distributed import build_partial_state, process_share
 
-    check_process_group(state.num_processes)
+    # One process and no process group unless started by `accelerate launch` (docs/TRAINING.md).
+    state = build_partial_state()
     if config.threads:
         torch.set_num_threads(config.threads)
     model, processor = load_model_and_processor(config.model)
@@ -269,7 +257,7 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
             model, processor, task, config.episodes, acting_config=acting, num_envs=config.num_envs, seed=config.seed,
             max_steps=config.max_steps, progress=config.progress and state.is_main_process,
         ).to_dict()
-        for task in tasks[state.process_index :: state.num_processes]
+        for task in process_share(tasks, state)
     ]
     if state.num_processes > 1:
         order = {task.name: index for index, task in enumerate(tasks)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,14 @@ import yaml
 
 class InputError(ValueError):
     """A command-line path that cannot be used; the message names the path and what was expected."""
+
+
+def refuse(command: str, error: BaseException) -> int:
+    """Print ``error`` as one line ``<command>: <message>`` on stderr and return the exit status 2. A ``KeyError``'s
+    message is printed without the quotes that ``str`` gives it."""
+    message = error.args[0] if len(error.args) == 1 else error
+    print(f"{command}: {message}", file=sys.stderr)
+    return 2
 
 
 def _problem(path: Path, what: str, expected: str) -> InputError:

@@ -241,8 +241,10 @@ def evaluation_is_done(config: Any) -> bool:
 
 def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> MainJobResult:
     """Run (or resume) the four stages; see the module docstring. ``log`` receives one line per stage event."""
+    from gato.training.distributed import launched_processes
+
     config.validate()
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    launched = launched_processes()
     if launched > 1:  # N copies would each generate, train and evaluate into one output_dir
         raise ValueError(
             f"WORLD_SIZE: gato run is one process, but the launcher started {launched}; run the stages instead: "

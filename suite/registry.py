@@ -281,6 +281,20 @@ DEFAULT_MAX_EPISODE_STEPS = 1000
 _ENV_ID_PACKAGES = {"ALE/": "ale_py", "BabyAI-": "minigrid", "MiniGrid-": "minigrid", "Meta-World/": "metaworld"}
 
 
+def parse_env_kwargs(text: str | None) -> dict[str, Any] | None:
+    """``--env-kwargs`` as the keyword arguments of ``gym.make`` (``None`` when not given); anything but a JSON object
+    is refused naming ``env_kwargs``."""
+    if text is None:
+        return None
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"env_kwargs: expected a JSON object such as '{{\"map_name\": \"8x8\"}}', got {text!r} ({error})") from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"env_kwargs: expected a JSON object, got {text!r}")
+    return kwargs
+
+
 def make_gym_env(env_id: str, env_kwargs: dict[str, Any] | None = None, max_episode_steps: int | None = None) -> Any:
     """``gym.make(env_id, **env_kwargs)``, after importing the package that registers ``env_id`` (ALE, minigrid,
     Meta-World) when it is one of those; ``max_episode_steps`` overrides the registered horizon."""

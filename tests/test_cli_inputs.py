@@ -10,7 +10,7 @@ from safetensors.numpy import save_file
 
 from gato.cli import build_parser, main
 from gato.commands import eval as eval_command
-from gato.inputs import writable_folder
+from gato.inputs import refuse, writable_folder
 
 
 @pytest.fixture
@@ -196,3 +196,10 @@ def test_data_generate_and_push_refuse_bad_paths(a_file, tmp_path, capsys):
 def test_writable_folder_accepts_a_new_folder_below_an_existing_one_and_creates_nothing(tmp_path):
     assert writable_folder(tmp_path / "a" / "b", "x") == tmp_path / "a" / "b"
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("error", [ValueError("task_weights: no dataset named ['cartpol']"), KeyError("task_weights: no dataset named ['cartpol']")])
+def test_every_command_refuses_with_one_line_and_status_2(error, capsys):
+    # One helper prints every command's refusal: the command, then the message (a KeyError's without its quotes).
+    assert refuse("gato train", error) == 2
+    assert capsys.readouterr().err == "gato train: task_weights: no dataset named ['cartpol']\n"

@@ -20,9 +20,19 @@ import yaml
 
 from gato.suite import token_layout
 
+# The prompt takes at most this fraction of a training sequence's ``max_length``; evaluation prompts a model with as
+# many tokens as it was trained with (:func:`prompt_token_budget` on both sides).
+PROMPT_FRACTION = 0.25
+
 # Accelerate's trackers (``log_with``) and the package each needs.
 TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "comet_ml": "comet_ml",
                    "mlflow": "mlflow", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab", "aim": "aim"}
+
+
+def prompt_token_budget(max_length: int, prompt_fraction: float = PROMPT_FRACTION) -> int:
+    """Tokens a prompt demonstration may take in a ``max_length``-token sequence: ``prompt_fraction × max_length``
+    rounded down, at least 1. The training mixture and the evaluation agent both size their prompts with it."""
+    return max(1, int(max_length * prompt_fraction))
 
 
 @dataclass
@@ -88,7 +98,7 @@ class TrainingConfig:
     max_grad_norm: float = 1.0
     prompt_probability: float = token_layout.PROMPT_PROBABILITY
     prompt_end_probability: float = token_layout.PROMPT_END_PROBABILITY
-    prompt_fraction: float = 0.25
+    prompt_fraction: float = PROMPT_FRACTION
     mixed_precision: str = "auto"
     gradient_checkpointing: bool = False
     seed: int = 0

@@ -12,12 +12,16 @@ refused here instead of training alone.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
-from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration
+from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, parse_flag_from_env
+
+T = TypeVar("T")
 
 
 def launched_processes() -> int:
@@ -93,3 +97,18 @@ def build_accelerator(
     )
     check_process_group(accelerator.num_processes)
     return accelerator
+
+
+def build_partial_state() -> PartialState:
+    """The process group of work without an optimizer (evaluation): one process and no group without a launcher;
+    CPU ranks over gloo only when the launch says so (``ACCELERATE_USE_CPU``), as for training; refused when smaller
+    than the launch (:func:`check_process_group`)."""
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    check_process_group(state.num_processes)
+    return state
+
+
+def process_share(items: Sequence[T], state: PartialState) -> list[T]:
+    """This process's share of ``items``: every ``num_processes``-th one from its ``process_index`` (round robin, so
+    that every process gets a share of similar size and the shares together are ``items``, each once)."""
+    return list(items[state.process_index :: state.num_processes])

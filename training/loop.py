@@ -29,6 +29,8 @@ from accelerate.utils import DistributedType, set_seed
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from gato.suite.token_layout import IGNORE_INDEX
+
 from .checkpoints import CHECKPOINT_PREFIX, checkpoint_dirs, resume_from_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .distributed import build_accelerator, check_process_group
@@ -36,7 +38,7 @@ from .optimization import build_optimizer, build_scheduler
 from .precision import auto_mixed_precision, describe_mixed_precision
 from .throughput import ThroughputMeter, device_name, flops_per_token, peak_flops, progress_postfix
 
-__all__ = ["CHECKPOINT_PREFIX", "TrainingResult", "check_process_group", "checkpoint_dirs", "choose_mixed_precision",
+__all__ = ["CHECKPOINT_PREFIX", "TrainingResult", "checkpoint_dirs", "choose_mixed_precision",
            "evaluate_loss", "make_deterministic", "train"]
 
 
@@ -228,7 +230,7 @@ def train(
 
 def count_targets(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Target tokens of a batch as the model counts them: a label, in the loss mask, not padding (shifted by one)."""
-    is_target = batch["labels"][:, 1:] != -100
+    is_target = batch["labels"][:, 1:] != IGNORE_INDEX
     if "loss_mask" in batch:
         is_target = is_target & batch["loss_mask"][:, 1:].bool()
     if batch.get("attention_mask") is not None and batch["attention_mask"].ndim == 2:

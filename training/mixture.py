@@ -20,7 +20,10 @@ from gato.episodes.schema import CAPTIONS_SPLITS, TEXT_SPLITS
 from gato.episodes.schema import episode_from_arrow, spec_from_dataset
 from gato.processing.episode_layout import slice_episode
 from gato.processing.processing_gato import GatoProcessor
+from gato.suite import token_layout
 from gato.suite.task_spec import TaskSpec, spec_differences
+
+from .config import PROMPT_FRACTION, prompt_token_budget
 
 SourceKind = str  # "episodes" | "captions" | "text"
 
@@ -124,9 +127,9 @@ class MixtureDataset(TorchDataset):
         length: int,
         weights: np.ndarray | None = None,
         seed: int = 0,
-        prompt_probability: float = 0.25,
-        prompt_end_probability: float = 0.5,
-        prompt_fraction: float = 0.25,
+        prompt_probability: float = token_layout.PROMPT_PROBABILITY,
+        prompt_end_probability: float = token_layout.PROMPT_END_PROBABILITY,
+        prompt_fraction: float = PROMPT_FRACTION,
     ) -> None:
         if not sources:
             raise ValueError("sources: expected at least one dataset")
@@ -140,7 +143,7 @@ class MixtureDataset(TorchDataset):
         self.seed = int(seed)
         self.prompt_probability = prompt_probability
         self.prompt_end_probability = prompt_end_probability
-        self.prompt_tokens = max(1, int(processor.max_length * prompt_fraction))
+        self.prompt_tokens = prompt_token_budget(processor.max_length, prompt_fraction)
         self._check_steps_fit()
 
     def _check_steps_fit(self) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from gato.flags import (DEFAULT_THREADS, THREADS_HELP, HelpFormatter, add_dataclass_flags, command_parser,
                         config_from_flags, set_threads)
 from gato.commands import record
-from gato.inputs import model_folder, writable_folder
+from gato.inputs import model_folder, refuse, writable_folder
 
 
 @dataclass
@@ -116,8 +116,7 @@ def generate_command(args: argparse.Namespace) -> int:
     try:
         _check_paths(config)
     except ValueError as error:
-        print(f"gato data generate: {error}", file=sys.stderr)
-        return 2
+        return refuse("gato data generate", error)
     set_threads(config.threads)
     if config.dagger_model is not None:
         return dagger_command(config)
@@ -142,8 +141,7 @@ def generate_command(args: argparse.Namespace) -> int:
             action_noise=config.action_noise,
         )
     except (KeyError, ValueError) as error:
-        print(f"gato data generate: {error.args[0] if error.args else error}", file=sys.stderr)
-        return 2
+        return refuse("gato data generate", error)
     print(summary_table(summaries))
     print(f"\n{config.out}: DatasetDict with {len(dataset_dict)} datasets: {', '.join(dataset_dict)}")
     return 0
@@ -168,8 +166,7 @@ def dagger_command(config: GenerateConfig) -> int:
                                   workers=config.workers, overwrite=config.overwrite, progress=config.progress,
                                   command=command)
     except (KeyError, ValueError, FileNotFoundError) as error:
-        print(f"gato data generate: {error.args[0] if error.args else error}", file=sys.stderr)
-        return 2
+        return refuse("gato data generate", error)
     for split, dataset in written.items():
         returns = dataset["episode_return"]
         print(f"{config.out}/{split}: {len(dataset)} episodes, {sum(dataset['num_steps'])} steps, "

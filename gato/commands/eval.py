@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 from gato.flags import (DEFAULT_THREADS, THREADS_HELP, add_dataclass_flags, command_parser, config_from_flags,
                         non_negative_float, positive_int)
-from gato.inputs import dataset_folder, model_folder, writable_folder
+from gato.inputs import dataset_folder, model_folder, refuse, writable_folder
 
 _FLAGS = []
 
@@ -69,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         results = run_evaluation(config)
     except (ValueError, KeyError) as error:
-        print(f"gato eval: {error.args[0] if error.args else error}", file=sys.stderr)
-        return 2
+        return refuse("gato eval", error)
     if results is None:  # not the main process of an `accelerate launch`: the main one reports and writes
         return 0
     print_results(results)

@@ -10,10 +10,9 @@ would be uploaded and validates the folder (what ``from_pretrained`` needs) and 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from gato.flags import command_parser
-from gato.inputs import existing_folder
+from gato.inputs import existing_folder, refuse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,8 +35,7 @@ def run(args: argparse.Namespace) -> int:
         plan = push_run(args.run_dir, args.repo_id, private=args.private, dry_run=args.dry_run, token=args.token,
                         update_card=args.update_card)
     except ValueError as error:
-        print(f"gato push: {error}", file=sys.stderr)
-        return 2
+        return refuse("gato push", error)
     verb = "would upload" if args.dry_run else "uploaded"
     print(f"{verb} {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) to {plan.repo_id}"
           f"{' (private)' if plan.private else ''}:")

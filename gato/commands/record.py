@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 from gato.flags import command_parser
+from gato.inputs import refuse
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -64,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         dataset, spec, path = record_env_task(config, command=command)
     except (ValueError, KeyError, ImportError) as error:
-        print(f"gato data record: {error.args[0] if error.args else error}", file=sys.stderr)
-        return 2
+        return refuse("gato data record", error)
     fields = ", ".join(f"{f.name} ({f.kind}{'' if not f.shape else ' ' + 'x'.join(map(str, f.shape))})" for f in spec.observations)
     print(f"{path}: task {spec.name!r}, {len(dataset)} episodes, {sum(dataset['num_steps'])} steps, "
           f"mean return {sum(dataset['episode_return']) / len(dataset):.2f}")

@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from gato.flags import add_dataclass_flags, command_parser, config_from_flags
-from gato.inputs import writable_folder, yaml_mapping
+from gato.inputs import refuse, writable_folder, yaml_mapping
 from gato.main_job import MainJobConfig
 
 _FLAGS = []
@@ -45,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         result = run_main_job(config)
     except (ValueError, KeyError) as error:
-        print(f"gato run: {error.args[0] if error.args else error}", file=sys.stderr)
-        return 2
+        return refuse("gato run", error)
     except KeyboardInterrupt:
         print("\ngato run: interrupted; run the same command again to continue where it stopped", file=sys.stderr)
         return 130

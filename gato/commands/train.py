@@ -11,11 +11,10 @@ flags override the YAML file. Runs unchanged under ``accelerate launch``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from gato.flags import add_dataclass_flags, add_threads_flag, command_parser, config_from_flags, set_threads
-from gato.inputs import dataset_folder, writable_folder, yaml_mapping
+from gato.inputs import dataset_folder, refuse, writable_folder, yaml_mapping
 from gato.training.config import TRACKER_MODULES, TrainingConfig
 
 _FLAGS = []
@@ -48,21 +47,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except ValueError as error:
-        print(f"gato train: {error}", file=sys.stderr)
-        return 2
+        return refuse("gato train", error)
     from gato.training.run_training import run_training  # heavy imports only when training
 
     set_threads(args.threads)
     try:
         result = run_training(config)
     except ValueError as error:  # bad data or settings found while building the run: the message names them
-        print(f"gato train: {error}", file=sys.stderr)
-        return 2
+        return refuse("gato train", error)
     except KeyboardInterrupt:
         print(f"\ngato train: interrupted; continue with the same command and --resume (checkpoints in {config.output_dir}/checkpoints)",
               file=sys.stderr)
         return 130
-    if os.environ.get("RANK", "0") != "0":  # under `accelerate launch` the main process reports
+    from gato.training.distributed import is_main_rank
+
+    if not is_main_rank():  # under `accelerate launch` the main process reports
         return 0
     print(f"trained {result.step} steps; final loss {result.losses[-1]:.4f}" if result.losses else f"nothing to do at step {result.step}")
     for name, value in sorted(result.validation.items()):

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 import gato.modeling_gato.modeling_gato as modeling
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.suite.token_layout import IGNORE_INDEX
 from gato.modeling_gato.loss_gato import linear_cross_entropy
 
 
@@ -75,7 +76,7 @@ def _tiny_batch():
     generator = torch.Generator().manual_seed(1)
     ids = torch.randint(0, 1000, (3, 20), generator=generator)
     labels = ids.clone()
-    labels[0, :7] = -100
+    labels[0, :7] = IGNORE_INDEX
     mask = torch.ones_like(ids)
     mask[2, 15:] = 0
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
@@ -107,7 +108,7 @@ def test_evaluation_forward_keeps_the_logits():
     model = GatoForCausalLM(GatoConfig.from_preset("gato-tiny", max_position_embeddings=32)).eval()
     batch = _tiny_batch()
     output = model(**batch, use_cache=False)
-    targets = int(((batch["labels"][:, 1:] != -100) & batch["attention_mask"][:, 1:].bool()).sum())
+    targets = int(((batch["labels"][:, 1:] != IGNORE_INDEX) & batch["attention_mask"][:, 1:].bool()).sum())
     assert output.logits.shape == (targets, model.config.vocab_size)
 
 

@@ -104,6 +104,19 @@ def test_config_default_prompt_probability_is_the_papers():
     assert TrainingConfig().prompt_probability == 0.25
 
 
+def test_training_and_evaluation_size_the_prompt_alike(sources, processor, tmp_path):
+    # The mixture's prompt budget and the one evaluation gives a trained folder come from one function:
+    # with the default fraction and with a run's own fraction read back from its training_config.yaml.
+    from gato.evaluation.rollout import default_prompt_tokens
+    from gato.training.run_training import TRAINING_CONFIG_FILE
+
+    train, _ = sources
+    assert MixtureDataset(train, processor, length=1).prompt_tokens == default_prompt_tokens(processor) == 128 // 4
+    TrainingConfig(prompt_fraction=0.1).to_yaml(tmp_path / TRAINING_CONFIG_FILE)
+    trained = MixtureDataset(train, processor, length=1, prompt_fraction=0.1)
+    assert trained.prompt_tokens == default_prompt_tokens(processor, tmp_path) == 12
+
+
 def test_a_task_whose_steps_cannot_fit_is_refused_up_front_naming_it(sources):
     train, _ = sources
     short = build_processor(GatoConfig.from_preset("gato-tiny"), max_length=4)  # pendulum steps are 5 tokens

@@ -7,6 +7,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainingArguments
 
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.suite.token_layout import IGNORE_INDEX
 from gato.training.mixture import MixtureDataset, SequenceListDataset, mixture_weights, split_sources
 from gato.training.run_training import build_processor, load_data
 from gato.training.trainer_collator import GatoDataCollator
@@ -72,11 +73,11 @@ def test_collator_refuses_items_without_the_sequence_keys(tiny_data_dir):
 
 
 def test_model_loss_is_normalised_by_trainers_num_items_in_batch(tiny_data_dir):
-    # Trainer counts targets as labels[:, 1:] != -100 and passes the count; the loss must be sum / count.
+    # Trainer counts targets as labels[:, 1:] != IGNORE_INDEX and passes the count; the loss must be sum / count.
     model = _model().eval()
     processor = build_processor(model.config, MAX_LENGTH)
     batch = GatoDataCollator(processor)([_mixture(tiny_data_dir, processor, 4)[i] for i in range(4)])
-    count = int((batch["labels"][:, 1:] != -100).sum())
+    count = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
     with torch.no_grad():
         mean = model(**batch).loss
         summed = model(**batch, num_items_in_batch=torch.tensor(1)).loss
