@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Array2D, Array3D, Array4D, Array5D, Dataset, DatasetInfo, Features, IterableDataset, List, Value
 
 from gato.suite.task_spec import ObservationField, TaskSpec
@@ -209,6 +210,11 @@ def episode_from_arrow(table: pa.Table, spec: TaskSpec, steps: slice | None = No
         "rewards": _column_to_numpy(table.column("rewards").chunk(0), "float32")[window],
     }
     return episode_from_row(row, spec)
+
+
+def episode_length(table: pa.Table) -> int:
+    """The number of time steps of a one-row Arrow episode table, read from its rewards list (nothing decoded)."""
+    return int(pc.list_value_length(table.column("rewards"))[0].as_py())
 
 
 def read_episode(dataset: Dataset, index: int, spec: TaskSpec | None = None, steps: slice | None = None) -> dict[str, Any]:

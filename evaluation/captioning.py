@@ -28,6 +28,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from gato.episodes.captions import COLOURS, HELD_OUT_PAIRS, SHAPES
 from gato.suite.token_layout import EOS_TOKEN_ID, PAD_TOKEN_ID, TEXT_VOCAB_SIZE
+from gato.training.precision import float32_output_layer
 
 # "red circle", "blue squares": a colour word directly followed by a shape word.
 MENTION_PATTERN = re.compile(r"\b(" + "|".join(COLOURS) + r")\s+(" + "|".join(SHAPES) + r")s?\b")
@@ -133,14 +134,15 @@ def generate_captions(
         # Same image size → same prompt length: no padding, so left/right padding does not matter.
         batch = processor.collate(prompts)
         inputs = {key: value.to(device) for key, value in batch.items() if key not in ("labels", "loss_mask")}
-        output = model.generate(
-            **inputs,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=EOS_TOKEN_ID,
-            pad_token_id=PAD_TOKEN_ID,
-            logits_processor=LogitsProcessorList([TextOnlyLogitsProcessor()]),
-        )
+        with float32_output_layer(model):  # greedy text from bf16 weights: logits not rounded to bf16 (no ties)
+            output = model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=EOS_TOKEN_ID,
+                pad_token_id=PAD_TOKEN_ID,
+                logits_processor=LogitsProcessorList([TextOnlyLogitsProcessor()]),
+            )
         new_tokens = output[:, inputs["input_ids"].shape[1] :].cpu().numpy()
         for row in new_tokens:
             ends = np.flatnonzero(row == EOS_TOKEN_ID)

@@ -21,6 +21,7 @@ from gato.episodes.schema import read_episode
 from gato.modeling_gato.acting import restrict_to_ranges
 from gato.suite.task_spec import TaskSpec
 from gato.suite.token_layout import IGNORE_INDEX
+from gato.training.precision import float32_output_layer
 
 
 @torch.no_grad()
@@ -35,7 +36,8 @@ def held_out_action_accuracy(
     """Teacher-forced greedy action prediction on expert episodes.
 
     Args:
-        model: a ``GatoForCausalLM`` (put in eval mode here).
+        model: a ``GatoForCausalLM`` (put in eval mode here), float32 or bf16 (its action logits are computed in
+            float32 either way, as the agent's are).
         processor: its ``GatoProcessor``.
         dataset: an episode dataset of the task (``datasets.Dataset`` in the episode schema), e.g. the held-out split.
         spec: the task's :class:`TaskSpec`.
@@ -60,7 +62,8 @@ def held_out_action_accuracy(
     predicted, expected = [], []
     for start in range(0, len(sequences), batch_size):
         batch = processor.collate(sequences[start : start + batch_size]).to(device)
-        output = model(**batch)
+        with float32_output_layer(model):  # a bf16 model's logits in bf16 would tie close actions
+            output = model(**batch)
         targets = batch["labels"][:, 1:]
         is_target = (targets != IGNORE_INDEX) & batch["loss_mask"][:, 1:].bool() & batch["attention_mask"][:, 1:].bool()
         # Episode targets are the action tokens, whole steps in order: target i is action dimension i % A.

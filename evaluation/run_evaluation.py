@@ -56,6 +56,11 @@ class EvaluationConfig:
         threads: torch CPU threads (0 = torch's default).
         device: ``"auto"`` (this process's accelerator as ``accelerate`` assigns it: ``cuda:<local rank>`` under
             ``accelerate launch`` on GPUs, the GPU if there is one, else the CPU) or a torch device (``"cpu"``, ``"cuda:1"``).
+        dtype: the dtype the model's weights act and evaluate in: ``float32`` (default: the published scores are
+            the same on every machine), ``bfloat16``, or ``auto`` (bf16 where the CPU or GPU computes it natively,
+            as ``mixed_precision: auto`` trains; ``gato.training.precision.resolve_dtype``). Action, text and loss
+            logits are computed in float32 either way; bf16 chose the same greedy action as float32 for 98.4% of
+            held-out action tokens (BENCHMARKS.md, "bf16 on the CPU").
         progress: show progress bars (the main process's).
         env / env_kwargs: the gymnasium id (and its ``gym.make`` arguments, a JSON object) to play a task in that the
             suite does not know but the model does (its ``task_specs.json``); default: the id its spec stores. With
@@ -75,6 +80,7 @@ class EvaluationConfig:
     text: bool = True
     threads: int = 0
     device: str = "auto"
+    dtype: str = "float32"
     progress: bool = True
     env: str | None = None
     env_kwargs: str | None = None
@@ -115,6 +121,9 @@ class EvaluationConfig:
                 torch.device(self.device)
             except RuntimeError as error:
                 raise ValueError(f"device: expected 'auto' or a torch device such as 'cpu' or 'cuda:0', got {self.device!r}") from error
+        from gato.training.precision import resolve_dtype
+
+        resolve_dtype(self.dtype)  # "dtype: expected one of auto, float32, bfloat16; got …"
         if not Path(self.model).is_dir():
             raise ValueError(f"model: {self.model} is not a folder (expected the output of `gato train`)")
 
@@ -249,6 +258,9 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         torch.set_num_threads(config.threads)
     model, processor = load_model_and_processor(config.model)
     model.to(state.device if config.device == "auto" else torch.device(config.device))
+    from gato.training.precision import cast_for_acting
+
+    cast_for_acting(model, config.dtype)  # after the move: `auto` asks the device the model is on
     acting = config.acting
     if acting.prompt_tokens is None:  # as the folder was trained
         acting = dataclasses.replace(acting, prompt_tokens=default_prompt_tokens(processor, config.model))
@@ -295,6 +307,7 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "gato_version": gato.__version__,
         "device": str(next(model.parameters()).device),
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "processes": state.num_processes,
         "platform": platform.platform(),
         "episodes_per_task": config.episodes,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from gato.suite.token_layout import IGNORE_INDEX
+from gato.training.precision import float32_output_layer
 
 
 @torch.no_grad()
@@ -38,7 +39,8 @@ def sequences_loss(
         )
         if targets == 0:
             continue
-        total += float(model(**batch).loss) * targets
+        with float32_output_layer(model):  # a bf16 model's loss from float32 logits, as a float32 model's
+            total += float(model(**batch).loss) * targets
         count += targets
     return (total / count, count) if count else (math.nan, 0)
 

@@ -15,7 +15,8 @@ Four stages, each a call into the library part that owns it:
 Afterwards ``OUT`` is the Hub-ready folder: ``AutoModelForCausalLM.from_pretrained(OUT)`` works (after
 ``import gato``) and ``gato push OUT --repo-id ORG/NAME`` uploads it. ``OUT/main_job.json`` records every
 stage's wall and CPU time (the CPU time counts this process and its finished children, so on a shared
-machine it says how much work a stage was, whatever the load).
+machine it says how much work a stage was, whatever the load) and the peak resident memory so far (of this
+process and of its largest finished worker).
 """
 
 from __future__ import annotations
@@ -181,13 +182,18 @@ class MainJobConfig:
 
 @dataclass
 class StageReport:
-    """What one stage did: ``status`` is ``done`` or ``skipped``; seconds of wall and CPU time."""
+    """What one stage did: ``status`` is ``done`` or ``skipped``; seconds of wall and CPU time; peak resident memory
+    in MB (10⁶ bytes) by the end of the stage, of this process and of its largest finished worker (``None``: none)
+    — a high-water mark since the job started (``gato.episodes.resources``), so a stage lighter than an earlier
+    one shows the earlier peak."""
 
     name: str
     status: str
     wall_seconds: float
     cpu_seconds: float
     details: dict[str, Any] = field(default_factory=dict)
+    peak_rss_mb: float | None = None
+    peak_worker_rss_mb: float | None = None
 
 
 @dataclass
@@ -258,19 +264,23 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
     stages: list[StageReport] = []
 
     def stage(name: str, work: Callable[[], tuple[str, dict[str, Any]]]) -> None:
-        from gato.hub_cards.model_card import format_duration
+        from gato.episodes.resources import peak_rss_bytes
+        from gato.hub_cards.model_card import format_duration, format_peak_rss
 
         log(f"[{len(stages) + 1}/{len(STAGES)}] {name}: {STAGE_DESCRIPTIONS[name]}")
         wall, cpu = time.perf_counter(), _cpu_seconds()
         status, details = work()
-        report = StageReport(name, status, time.perf_counter() - wall, _cpu_seconds() - cpu, details)
+        worker = peak_rss_bytes(children=True)
+        report = StageReport(name, status, time.perf_counter() - wall, _cpu_seconds() - cpu, details,
+                             peak_rss_mb=peak_rss_bytes() / 1e6, peak_worker_rss_mb=worker / 1e6 if worker else None)
         if status == "skipped" and name in previous:  # keep what the stage cost when it last ran
             before = previous[name]
             first = before.get("details", {}).get("first_run") if before.get("status") == "skipped" else before
             report.details = {**before.get("details", {}), **details, "first_run": first}
         stages.append(report)
         _save_job_file(output_dir, config, stages)  # an interrupted job still records the stages it finished
-        log(f"      {name} {status} in {format_duration(report.wall_seconds)} (CPU {format_duration(report.cpu_seconds)})")
+        log(f"      {name} {status} in {format_duration(report.wall_seconds)} (CPU {format_duration(report.cpu_seconds)}, "
+            f"peak RSS {format_peak_rss(dataclasses.asdict(report))})")
 
     def data() -> tuple[str, dict[str, Any]]:
         from gato.episodes.generate import generate, summary_table

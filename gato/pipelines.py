@@ -169,7 +169,7 @@ def register_pipelines() -> None:
 
 def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any = None, seed: int = 0,
                env: str | None = None, env_kwargs: dict[str, Any] | None = None, acting_config: Any = None,
-               **acting: Any) -> Any:
+               dtype: str | torch.dtype | None = None, **acting: Any) -> Any:
     """A saved Gato ready to act in a task, in one line: a :class:`gato.evaluation.GatoAgent` prompted as
     ``gato eval`` prompts it (``gato.evaluation.rollout.make_agent``) and reset for one environment.
 
@@ -184,6 +184,10 @@ def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any 
         acting_config: a ``gato.modeling_gato.acting.ActingConfig``; or its fields as keywords instead, e.g.
             ``prompt_tokens`` (prompt demonstration length; default a quarter of the context, as in training; 0:
             none), ``do_sample`` / ``temperature`` (sample actions instead of greedy decoding).
+        dtype: the dtype the agent acts in, as ``gato eval --dtype``: ``"float32"``, ``"bfloat16"`` or ``"auto"``
+            (bf16 where the CPU or GPU computes it natively; ``gato.training.precision.resolve_dtype``); the action
+            logits are computed in float32 either way. Default: as loaded (a folder loads in float32); a loaded
+            model is cast in place.
 
     ``agent(observation)`` returns the environment's action; ``agent.reset()`` starts a new episode (the prompt is
     kept); ``agent.play(episodes)`` plays whole episodes; ``agent.make_env(seed)`` makes the task's environment.
@@ -204,6 +208,10 @@ def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any 
     if acting_config is not None and acting:
         raise ValueError(f"acting_config: pass an ActingConfig or its fields as keywords, not both (got {sorted(acting)})")
     acting_config = acting_config if acting_config is not None else ActingConfig(**acting)
+    if dtype is not None:  # refused before the model loads
+        from gato.training.precision import resolve_dtype
+
+        resolve_dtype(dtype)
     specs = {}
     if isinstance(model, str):
         specs = load_task_specs(model) if os.path.isdir(model) else {}
@@ -213,6 +221,10 @@ def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any 
         processor = processor or loaded
     elif processor is None:
         raise ValueError("processor: a loaded model needs its GatoProcessor (or pass the folder instead)")
+    if dtype is not None:
+        from gato.training.precision import cast_for_acting
+
+        cast_for_acting(model, dtype)
     task = get_model_task(task, specs, env, env_kwargs) if isinstance(task, str) else task
     agent = make_agent(model, processor, task, acting_config, seed=seed)
     agent.reset()

@@ -128,6 +128,16 @@ def format_duration(seconds: float) -> str:
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
+def format_peak_rss(stage: Mapping[str, Any]) -> str:
+    """A stage record's peak resident memory (``StageReport.peak_rss_mb`` / ``peak_worker_rss_mb``) →
+    ``"812 MB"`` or ``"812 MB (worker 450 MB)"``; ``"—"`` for records written before memory was recorded."""
+    own = stage.get("peak_rss_mb")
+    if own is None:
+        return "—"
+    worker = stage.get("peak_worker_rss_mb")
+    return f"{own:,.0f} MB" + (f" (worker {worker:,.0f} MB)" if worker else "")
+
+
 def _training_run(run: Mapping[str, Any]) -> str:
     """One paragraph from ``train_results.json``: how long the run took, where, and its final validation losses."""
     steps, this_run = int(run["global_step"]), int(run.get("steps_this_run", 0))
@@ -310,13 +320,15 @@ def build_model_card(
             first = stage.get("details", {}).get("first_run") if stage["status"] == "skipped" else None
             timed = first or stage
             status = "done" if stage["status"] == "done" else ("skipped (times of its last run)" if first else "skipped")
-            rows.append([stage["name"], status, format_duration(timed["wall_seconds"]), format_duration(timed["cpu_seconds"])])
+            rows.append([stage["name"], status, format_duration(timed["wall_seconds"]), format_duration(timed["cpu_seconds"]),
+                         format_peak_rss(timed)])
         datasets_sizes = next((s["details"].get("datasets") for s in stages if s["name"] == "data"), None)
         if datasets_sizes:
             sections.append("Data (rows = episodes, scenes or documents): "
                             + ", ".join(f"`{name}` {count}" for name, count in datasets_sizes.items()) + ".")
-        sections += ["`gato run` stages (wall time and CPU time of the process and its workers):",
-                     markdown_table(["stage", "status", "wall", "CPU"], rows)]
+        sections += ["`gato run` stages (wall time and CPU time of the process and its workers; peak RSS: the highest "
+                     "resident memory of the process, and of its largest finished worker, by the end of the stage):",
+                     markdown_table(["stage", "status", "wall", "CPU", "peak RSS"], rows)]
     sections += [
         "## Intended uses and limitations",
         "- A research and teaching artefact: a faithful, small-scale reproduction of Gato's tokenization, model, "

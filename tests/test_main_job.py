@@ -53,12 +53,27 @@ def test_card_holds_the_evaluation_of_the_run(run_dir):
     assert "normalized_scores.png" in card and "| train | done |" in card and "max_steps: 3" in card
 
 
+def test_stage_summary_shows_peak_resident_memory_in_mb(run_dir):
+    """main_job.json, the log and the card give each stage's peak RSS beside its times: a torch process holds
+    between 100 MB and the machine's memory, and the high-water mark never falls from one stage to the next."""
+    import re
+
+    job = json.loads((run_dir / "main_job.json").read_text())
+    peaks = [job[name]["peak_rss_mb"] for name in ("data", "train", "eval", "card")]
+    assert all(100 < peak < 64_000 for peak in peaks) and peaks == sorted(peaks)
+    card = (run_dir / "README.md").read_text()
+    assert "| stage | status | wall | CPU | peak RSS |" in card
+    row = next(line for line in card.splitlines() if line.startswith("| train | done |"))
+    assert float(re.search(r"\| ([\d,]+) MB", row).group(1).replace(",", "")) == pytest.approx(job["train"]["peak_rss_mb"], abs=1)
+
+
 def test_second_run_skips_finished_stages_and_a_new_eval_setting_reruns_only_the_eval(run_dir, capsys):
     model_time = (run_dir / "model.safetensors").stat().st_mtime_ns
     assert main(["run", "--output-dir", str(run_dir), *MICRO]) == 0
     assert _statuses(run_dir) == {"data": "skipped", "train": "skipped", "eval": "skipped", "card": "done"}
     assert (run_dir / "model.safetensors").stat().st_mtime_ns == model_time
-    assert "gato run stages" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "gato run stages" in printed and "peak RSS" in printed and " MB" in printed
     assert main(["run", "--output-dir", str(run_dir), *MICRO, "--eval-episodes", "2"]) == 0
     assert _statuses(run_dir) == {"data": "skipped", "train": "skipped", "eval": "done", "card": "done"}
     assert json.loads((run_dir / "eval_results.json").read_text())["episodes_per_task"] == 2

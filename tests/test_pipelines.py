@@ -124,6 +124,21 @@ def test_load_agent_acts_in_a_gymnasium_env(checkpoint):
     assert len(returns) == 2 and all(0 < value <= 5 for value in returns)  # CartPole pays 1 per step
 
 
+def test_load_agent_in_bfloat16_acts(checkpoint):
+    policy = load_agent(checkpoint, "cartpole", dtype="bfloat16")
+    assert {parameter.dtype for parameter in policy.model.parameters()} == {torch.bfloat16}
+    env = policy.make_env(seed=0)
+    observation, _ = env.reset(seed=0)
+    policy.reset()
+    for _ in range(3):
+        action = policy(observation)
+        assert env.action_space.contains(action)
+        observation, *_ = env.step(action)
+    env.close()
+    with pytest.raises(ValueError, match="dtype: expected one of auto, float32, bfloat16"):
+        load_agent(checkpoint, "cartpole", dtype="half")
+
+
 def test_load_agent_needs_the_processor_with_a_loaded_model(checkpoint):
     from transformers import AutoModelForCausalLM
 

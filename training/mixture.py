@@ -17,8 +17,7 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import Dataset as TorchDataset
 
 from gato.episodes.schema import CAPTIONS_SPLITS, TEXT_SPLITS
-from gato.episodes.schema import episode_from_arrow, spec_from_dataset
-from gato.processing.episode_layout import slice_episode
+from gato.episodes.schema import episode_from_arrow, episode_length, spec_from_dataset
 from gato.processing.processing_gato import GatoProcessor
 from gato.suite import token_layout
 from gato.suite.task_spec import TaskSpec, spec_differences
@@ -151,7 +150,7 @@ class MixtureDataset(TorchDataset):
         for source, weight in zip(self.sources, self.weights):
             if source.kind != "episodes" or weight == 0:
                 continue
-            first = slice_episode(episode_from_arrow(source.dataset[0], source.spec), 0, 1)
+            first = episode_from_arrow(source.dataset[0], source.spec, steps=slice(0, 1))
             step = int(self.processor.episode_step_lengths(first, source.spec)[0])
             if step > self.processor.max_length:
                 raise ValueError(
@@ -187,10 +186,13 @@ class MixtureDataset(TorchDataset):
         return self._episode_sequence(source, plan, rng)
 
     def _episode_sequence(self, source: MixtureSource, plan: ItemPlan, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        episode = episode_from_arrow(source.dataset[plan.row], source.spec)
+        # Only the steps the item needs are read and their frames decoded (Atari frames are compressed one by one):
+        # the first step to size the window, then the window itself.
+        table = source.dataset[plan.row]
         prompt = None
         budget = self.processor.max_length
-        first_step = int(self.processor.episode_step_lengths(slice_episode(episode, 0, 1), source.spec)[0])
+        first = episode_from_arrow(table, source.spec, steps=slice(0, 1))
+        first_step = int(self.processor.episode_step_lengths(first, source.spec)[0])
         # A prompt needs room for one of its steps and one of the episode's; where a time step is too long
         # for that (e.g. 150-token BabyAI steps at a short context), the sequence goes unprompted.
         if plan.prompted and first_step <= min(self.prompt_tokens, budget - self.prompt_tokens):
@@ -202,11 +204,11 @@ class MixtureDataset(TorchDataset):
             else:
                 budget -= int(self.processor.episode_step_lengths(prompt, source.spec).sum())
         # Start so that the window is full where the episode allows (sequences cut on time-step boundaries).
-        steps = len(episode["actions"])
+        steps = episode_length(table)
         window = max(1, budget // max(1, first_step))
         start = int(plan.position * max(1, steps - window + 1))
         # Twice the estimated window leaves room for variable-length text observations; only the first chunk is kept.
-        piece = slice_episode(episode, start, min(steps, start + 2 * window))
+        piece = episode_from_arrow(table, source.spec, steps=slice(start, min(steps, start + 2 * window)))
         return self.processor.tokenize_episode(piece, source.spec, prompt=prompt)[0]
 
 

@@ -16,8 +16,10 @@ own CPU feature probe (``torch.cpu._is_avx512_bf16_supported`` / ``_is_amx_tile_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -103,6 +105,37 @@ def cast_for_acting(model: torch.nn.Module, dtype: str | torch.dtype = "auto") -
     """
     target = resolve_dtype(dtype, use_cpu=next(model.parameters()).device.type == "cpu")
     return model.to(dtype=target).eval()
+
+
+@contextlib.contextmanager
+def float32_output_layer(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Within this block ``model``'s output layer (``get_output_embeddings()``) computes its logits in float32
+    from float32 copies of its input and weight, whatever the weights' dtype: the text logits of ``generate``, the
+    loss and the teacher-forced action logits of an evaluation in bf16 are then not rounded to bf16's 8 significant
+    bits, which ties close tokens (argmax then silently takes the lowest id), as :meth:`act` does for actions.
+
+    A float32 output layer (a float32 model, or float32 weights under autocast) is left exactly as it is. The
+    layer's ``forward`` is replaced on the instance for the block and restored after it (as Accelerate's module
+    hooks replace it); the weight is shared, not copied into the model.
+    """
+    head = model.get_output_embeddings()
+    if head.weight.dtype == torch.float32:
+        yield model
+        return
+    own_forward = head.__dict__.get("forward")  # an instance forward set by someone else (e.g. Accelerate's hooks)
+
+    def forward(hidden: torch.Tensor) -> torch.Tensor:
+        bias = None if head.bias is None else head.bias.float()
+        return torch.nn.functional.linear(hidden.float(), head.weight.float(), bias)
+
+    head.forward = forward
+    try:
+        yield model
+    finally:
+        if own_forward is None:
+            del head.forward
+        else:
+            head.forward = own_forward
 
 
 def load_for_acting(path: str, dtype: str | torch.dtype = "auto", device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "compile": {"action": argparse.BooleanOptionalAction, "type": None},
             "threads": {"default": DEFAULT_THREADS, "help": THREADS_HELP},
             "max_steps": {"type": positive_int},
+            "dtype": {"choices": ["float32", "bfloat16", "auto"]},
         })
     parser.add_argument("--temperature", type=non_negative_float, default=None,
                         help="sample actions at this temperature; 0 or left out: greedy decoding (default: greedy)")

@@ -12,6 +12,7 @@ larger preset and a training YAML (docs/HUB.md).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from gato.flags import add_dataclass_flags, command_parser, config_from_flags
@@ -53,15 +54,17 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from gato.evaluation.report import print_results
-    from gato.hub_cards.model_card import format_duration
+    from gato.hub_cards.model_card import format_duration, format_peak_rss
 
     print_results(result.results)
     table = Table(title="gato run stages")
-    for column in ("stage", "status", "wall", "CPU"):
+    for column in ("stage", "status", "wall", "CPU", "peak RSS"):
         table.add_column(column, justify="left" if column in ("stage", "status") else "right")
     for stage in result.stages:
-        table.add_row(stage.name, stage.status, format_duration(stage.wall_seconds), format_duration(stage.cpu_seconds))
-    table.add_row("total", "", format_duration(result.wall_seconds), format_duration(result.cpu_seconds))
+        table.add_row(stage.name, stage.status, format_duration(stage.wall_seconds), format_duration(stage.cpu_seconds),
+                      format_peak_rss(dataclasses.asdict(stage)))
+    table.add_row("total", "", format_duration(result.wall_seconds), format_duration(result.cpu_seconds),
+                  format_peak_rss(dataclasses.asdict(result.stages[-1])) if result.stages else "—")
     Console().print(table)
     print(f"Hub-ready folder: {result.output_dir}  (model card {result.output_dir}/README.md; "
           f"upload with `gato push {result.output_dir} --repo-id ORG/NAME`)")

@@ -10,7 +10,7 @@ from gato.episodes.captions import build_captions_dataset
 from gato.suite.task_spec import TaskSpec
 from gato.suite.registry import resolve_tasks
 
-TOP_LEVEL = {"schema_version", "model", "model_type", "num_parameters", "created", "gato_version", "device", "processes", "platform",
+TOP_LEVEL = {"schema_version", "model", "model_type", "num_parameters", "created", "gato_version", "device", "dtype", "processes", "platform",
              "episodes_per_task", "settings", "tasks", "domains", "summary", "statistics", "captions", "captions_test", "text"}
 TASK_FIELDS = {"task", "domain", "episodes", "num_envs", "returns", "lengths", "mean_return", "std_return", "mean_length",
                "expert_return", "random_return", "normalized_score", "success_rate", "prompt_tokens", "seconds",
@@ -49,6 +49,7 @@ def test_gato_eval_writes_json_markdown_and_chart_with_the_documented_fields(tin
     results = json.loads((out / "eval_results.json").read_text())
     assert set(results) == TOP_LEVEL
     assert results["device"] == "cpu" and results["processes"] == 1  # "auto" on a machine without a GPU
+    assert results["dtype"] == results["settings"]["dtype"] == "float32"  # the default, on every machine
     assert [task["task"] for task in results["tasks"]] == ["cartpole", "pendulum"]
     for task in results["tasks"]:
         assert set(task) == TASK_FIELDS and len(task["returns"]) == 2 and max(task["lengths"]) <= 20
@@ -200,3 +201,28 @@ def test_evaluation_config_nests_one_acting_config():
         EvaluationConfig(model="m", acting={"temperature": -1})
     with pytest.raises(ValueError, match="acting: expected an ActingConfig or a mapping of its fields, got str"):
         EvaluationConfig(model="m", acting="greedy")
+
+
+def test_gato_eval_in_bfloat16_records_its_dtype_and_is_reproduced(tiny_model_dir, tiny_data_dir, tmp_path):
+    from gato.evaluation.run_evaluation import eval_command
+
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", tiny_model_dir, "--tasks", "cartpole,pendulum", "--episodes", "1", "--max-steps", "5",
+                 "--captions", "2", "--data", tiny_data_dir, "--output-dir", str(out), "--threads", "1", "--no-progress",
+                 "--dtype", "bfloat16"]) == 0
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["settings"]["dtype"] == "bfloat16" and results["dtype"] == "bfloat16"
+    assert [len(task["returns"]) for task in results["tasks"]] == [1, 1]
+    assert results["captions"]["samples"] == 2 and results["text"]["loss"] > 0
+    assert "--dtype bfloat16" in eval_command(results["settings"], model="run")
+
+
+def test_gato_eval_refuses_a_bad_dtype_naming_the_flag_and_the_field(tiny_model_dir, tmp_path, capsys):
+    from gato.evaluation.run_evaluation import EvaluationConfig
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--model", tiny_model_dir, "--dtype", "float16", "--output-dir", str(tmp_path / "bad")])
+    assert exit_info.value.code == 2
+    assert "argument --dtype: invalid choice: 'float16'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="dtype: expected one of auto, float32, bfloat16; got 'half'"):
+        EvaluationConfig(model=tiny_model_dir, dtype="half").validate()

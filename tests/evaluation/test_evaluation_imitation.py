@@ -77,3 +77,37 @@ def test_bad_arguments_are_refused_naming_them():
     dataset = episodes_to_dataset(episodes(task, 1, 5, np.random.default_rng(1)), task.spec)
     with pytest.raises(ValueError, match="max_episodes"):
         held_out_action_accuracy(model, processor, dataset, task.spec, max_episodes=0)
+
+
+def test_bf16_imitation_accuracy_does_not_tie_close_actions():
+    """CartPole's two action tokens get output-layer rows whose logits differ by less than a bf16 logit's
+    resolution: bf16 logits tie them (argmax would silently take action 0), float32 logits from the same hidden
+    states keep them apart. The expert always pushes right (action 1), so every tie would count as a miss."""
+    from gato.training.precision import cast_for_acting
+
+    task = get_task("cartpole")
+    model, processor = tiny(context=64, seed=0)
+    cast_for_acting(model, "bfloat16")
+    lo, hi = processor.action_token_ranges(task.spec)[0]
+    with torch.no_grad():  # both logits ≈ 4 h[1]; action 1's differs by -2**-10 h[0], far below bf16's resolution at 4
+        model.lm_head.weight[lo:hi] = 0.0
+        model.lm_head.weight[lo:hi, 1] = 4.0
+        model.lm_head.weight[lo + 1, 0] = -(2**-10)  # exactly representable in bf16; h[0] < 0 here
+    recorded = episodes(task, 1, 12, np.random.default_rng(2))
+    recorded[0]["actions"][:] = 1
+    dataset = episodes_to_dataset(recorded, task.spec)
+    result = held_out_action_accuracy(model, processor, dataset, task.spec, batch_size=1)
+
+    # The reference: the same hidden states, each output-layer product in float32 and in bf16.
+    right, ties = [], 0
+    for sequence in processor.tokenize_episode(recorded[0], task.spec):
+        batch = processor.collate([sequence])
+        inputs = {key: value for key, value in batch.items() if key not in ("labels", "loss_mask")}
+        with torch.no_grad():
+            hidden = model.model(**inputs).last_hidden_state[0, :-1][torch.as_tensor(sequence["loss_mask"][1:]).bool()]
+        rows = model.lm_head.weight[lo:hi]
+        right += ((hidden.float() @ rows.float().T).argmax(-1) == 1).tolist()
+        bf16 = hidden @ rows.T
+        ties += int((bf16[:, 0] == bf16[:, 1]).sum())
+    assert ties > 0 and 0 < sum(right)  # the case is real: bf16 logits tie where float32 ones choose action 1
+    assert result["steps"] == len(right) and result["token_accuracy"] == pytest.approx(np.mean(right))

@@ -155,3 +155,11 @@ def test_malformed_model_index_is_refused(tmp_path):
         "model-index:\n- name: x\n  results:\n  - task: {type: reinforcement-learning}\n---\n")
     with pytest.raises(ValueError):
         validate_model_card(tmp_path)
+
+
+def test_peak_rss_cell_names_the_process_and_its_largest_worker():
+    from gato.hub_cards.model_card import format_peak_rss
+
+    assert format_peak_rss({"peak_rss_mb": 1234.4, "peak_worker_rss_mb": None}) == "1,234 MB"
+    assert format_peak_rss({"peak_rss_mb": 812.0, "peak_worker_rss_mb": 450.2}) == "812 MB (worker 450 MB)"
+    assert format_peak_rss({"wall_seconds": 3.0}) == "—"  # a main_job.json written before memory was recorded

@@ -157,3 +157,46 @@ def test_two_splits_of_one_task_with_different_specs_are_refused(tiny_data_dir):
     assert spec_from_dataset(data["cartpole"]) == spec  # the original keeps its spec
     with pytest.raises(ValueError, match="splits 'cartpole' and 'cartpole_dagger' hold task 'cartpole' with different specs"):
         split_sources(DatasetDict({**data, "cartpole_dagger": changed}), validation_fraction=0.34)
+
+
+def test_image_items_decode_only_their_window_and_keep_the_whole_episodes_tokens(tmp_path, monkeypatch):
+    """Atari frames are stored compressed one by one: an item decodes its first step and its window, not the whole
+    episode, and its tokens are exactly those of decoding the whole episode and cutting the window out of it."""
+    import dataclasses
+
+    pytest.importorskip("ale_py")
+    from datasets import DatasetDict
+
+    from gato.episodes import schema
+    from gato.episodes.recorder import record_task_episode
+    from gato.episodes.writer import write_shard
+    from gato.processing.episode_layout import slice_episode
+    from gato.suite.registry import get_task
+    from gato.training import mixture
+
+    task = dataclasses.replace(get_task("atari_breakout"), max_episode_steps=60)
+    episodes = [record_task_episode(task, seed=seed) for seed in range(3)]
+    data = DatasetDict({task.name: write_shard(episodes, task.spec, tmp_path / task.name)})
+    sources, _ = split_sources(data, validation_fraction=0.34)
+    processor = build_processor(GatoConfig.from_preset("gato-tiny"), max_length=256)
+    decoded = []
+    decode = schema.decode_frames
+    monkeypatch.setattr(schema, "decode_frames", lambda frames, shape: decoded.append(len(frames)) or decode(frames, shape))
+    dataset = MixtureDataset(sources, processor, length=12, seed=3, prompt_probability=0.0)
+    decoded.clear()
+    windowed = [dataset[i] for i in range(len(dataset))]
+    steps_per_item = max(decoded)  # the window (2 × the steps that fit); the first step is decoded alone
+    assert steps_per_item < 60 and sum(decoded) <= len(windowed) * (1 + steps_per_item)
+
+    def whole_episode(table, spec, steps=None):  # the former path: decode every frame, then cut the steps out
+        episode = decode_whole(table, spec)
+        return episode if steps is None else slice_episode(episode, steps.start, steps.stop)
+
+    decode_whole = mixture.episode_from_arrow
+    monkeypatch.setattr(mixture, "episode_from_arrow", whole_episode)
+    decoded.clear()
+    whole = [dataset[i] for i in range(len(dataset))]
+    assert sum(decoded) >= len(whole) * 60  # every item decoded its whole episode
+    for a, b in zip(windowed, whole):
+        assert a.keys() == b.keys() and all(np.array_equal(a[key], b[key]) for key in a)
+    assert all(item["patch_mask"].any() for item in windowed)  # image tokens compared, not only actions

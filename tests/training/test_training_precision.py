@@ -180,3 +180,26 @@ def test_a_second_single_process_run_may_change_precision(one_torch_thread):
     assert first.mixed_precision == "bf16"
     second = build_accelerator("no", 1, None, "unused")
     assert second.mixed_precision == "no"
+
+
+def test_float32_output_layer_computes_bf16_logits_in_float32_for_the_block_only(one_torch_thread):
+    """Inside the block a bf16 model's logits (generate, the loss, teacher forcing) are the float32 product of
+    its hidden states and weights; outside it, and for a float32 model, the output layer is untouched."""
+    config = GatoConfig.from_preset("gato-tiny", max_position_embeddings=32)
+    torch.manual_seed(0)
+    model = precision.cast_for_acting(GatoForCausalLM(config), "bfloat16")
+    input_ids = torch.randint(0, 1000, (2, 9))
+    with torch.no_grad():
+        hidden = model.model(input_ids=input_ids).last_hidden_state
+        with precision.float32_output_layer(model):
+            logits = model(input_ids=input_ids).logits
+            loss = model(input_ids=input_ids, labels=input_ids).loss
+        outside = model(input_ids=input_ids).logits
+    reference = hidden.float() @ model.lm_head.weight.float().T
+    assert logits.dtype == torch.float32 and torch.equal(logits, reference)
+    expected = torch.nn.functional.cross_entropy(reference[:, :-1].reshape(-1, reference.shape[-1]), input_ids[:, 1:].reshape(-1))
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+    assert outside.dtype == torch.bfloat16 and "forward" not in vars(model.lm_head)
+    float_model = GatoForCausalLM(config)
+    with precision.float32_output_layer(float_model):
+        assert "forward" not in vars(float_model.lm_head)
