@@ -46,10 +46,9 @@ import time
 import numpy as np
 import torch
 import transformers
-
 from gato.evaluation.agent import GatoAgent
-from gato.modeling_gato.acting import DEFAULT_WINDOW_KEEP_FRACTION, ActingConfig
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.modeling_gato.acting import DEFAULT_WINDOW_KEEP_FRACTION, ActingConfig
 from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.training.config import prompt_token_budget
 from gato.training.run_training import build_processor
@@ -97,8 +96,9 @@ def time_calls(fn, repeats: int, device: torch.device, after=None) -> list[float
     return times
 
 
-def past_window_row(model, processor, spec, context: int, batch: int, fraction: float, rng, device, name="cached",
-                    acting=None) -> dict:
+def past_window_row(
+    model, processor, spec, context: int, batch: int, fraction: float, rng, device, name="cached", acting=None
+) -> dict:
     """Mean time per action over at least one re-prefill cycle once the window is full (re-prefills included).
 
     The agent starts with a prompt of a quarter of the context (the training recipe's prompt budget) and acts
@@ -106,8 +106,13 @@ def past_window_row(model, processor, spec, context: int, batch: int, fraction: 
     timed up to and including the next re-prefill (at least 3 steps).
     """
     step_length = OBSERVATION_SIZE + 1 + ACTION_SIZE
-    agent = GatoAgent(model, processor, spec, acting_config=ActingConfig(window_keep_fraction=fraction, **(acting or {})),
-                      prompt=demonstration(spec, max(1, prompt_token_budget(context) // step_length), rng))
+    agent = GatoAgent(
+        model,
+        processor,
+        spec,
+        acting_config=ActingConfig(window_keep_fraction=fraction, **(acting or {})),
+        prompt=demonstration(spec, max(1, prompt_token_budget(context) // step_length), rng),
+    )
     agent.reset(num_envs=batch)
     while agent.num_reprefills == 0:
         agent.act(observations(batch, rng))
@@ -117,8 +122,7 @@ def past_window_row(model, processor, spec, context: int, batch: int, fraction: 
         times += time_calls(lambda obs=obs: agent.act(obs), 1, device)
     mean = statistics.fmean(times)
     label = f"{name}, past the window, keep {fraction:g} (mean of {len(times)} steps, {agent.num_reprefills - 1} re-prefills)"
-    return dict(path=label, batch=batch,
-                context=context, times=[mean])
+    return dict(path=label, batch=batch, context=context, times=[mean])
 
 
 def cached_paths(static: bool, compile: bool) -> list[tuple[str, dict]]:
@@ -131,8 +135,18 @@ def cached_paths(static: bool, compile: bool) -> list[tuple[str, dict]]:
     return paths
 
 
-def run_case(model, processor, spec, context: int, batch: int, repeats: int, naive_repeats: int, device,
-             static: bool = False, compile: bool = False) -> list[dict]:
+def run_case(
+    model,
+    processor,
+    spec,
+    context: int,
+    batch: int,
+    repeats: int,
+    naive_repeats: int,
+    device,
+    static: bool = False,
+    compile: bool = False,
+) -> list[dict]:
     rng = np.random.default_rng(batch)
     step_length = OBSERVATION_SIZE + 1 + ACTION_SIZE
     # Prompt + one step already in the window; the timed step brings it to ≤ context tokens.
@@ -178,7 +192,9 @@ def run_case(model, processor, spec, context: int, batch: int, repeats: int, nai
 
     naive = GatoAgent(model, processor, spec, acting_config=ActingConfig(use_cache=False), prompt=prompt)
     naive.reset(num_envs=batch)
-    naive.act_tokens(naive.observation_inputs(first))  # the same first step (cheap to replay: recompute keeps no cache)
+    naive.act_tokens(
+        naive.observation_inputs(first)
+    )  # the same first step (cheap to replay: recompute keeps no cache)
     first_step = naive.context.steps[-1]
 
     def naive_act():
@@ -191,13 +207,17 @@ def run_case(model, processor, spec, context: int, batch: int, repeats: int, nai
     rows.append(dict(path="naive full recompute", batch=batch, context=after_length, times=times))
     for name, acting in cached_paths(static, compile):
         if not torch.equal(tokens[name].cpu(), tokens["naive"].cpu()):
-            print(f"WARNING batch {batch}: {name} and naive greedy actions differ: {tokens[name].tolist()} vs {tokens['naive'].tolist()}")
+            print(
+                f"WARNING batch {batch}: {name} and naive greedy actions differ: {tokens[name].tolist()} vs {tokens['naive'].tolist()}"
+            )
         else:
             # The compiled path's first call also compiles its single-token step (the observation step compiles
             # in the warm-up).
             compiling = " (and compiling)" if acting.get("compile") else ""
-            print(f"batch {batch}: {name} and naive greedy action tokens identical; "
-                  f"prefill of {before} tokens{compiling} took {prefills[name]:.2f} s")
+            print(
+                f"batch {batch}: {name} and naive greedy action tokens identical; "
+                f"prefill of {before} tokens{compiling} took {prefills[name]:.2f} s"
+            )
     return rows
 
 
@@ -211,8 +231,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--static", action="store_true", help="add rows for ActingConfig(cache_implementation='static')")
-    parser.add_argument("--compile", action="store_true", help="add rows for the static cache + torch.compile (CUDA graphs on CUDA)")
+    parser.add_argument(
+        "--static", action="store_true", help="add rows for ActingConfig(cache_implementation='static')"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="add rows for the static cache + torch.compile (CUDA graphs on CUDA)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -223,24 +247,40 @@ def main() -> None:
     processor = build_processor(config, args.context)
     spec = bench_spec()
     parameters = sum(p.numel() for p in model.parameters())
-    print(f"# {args.preset} ({parameters / 1e6:.1f}M parameters), {args.dtype}, device {device}, "
-          f"{torch.get_num_threads()} threads; {platform.processor() or platform.machine()}; "
-          f"torch {torch.__version__}, transformers {transformers.__version__}; "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"# {args.preset} ({parameters / 1e6:.1f}M parameters), {args.dtype}, device {device}, "
+        f"{torch.get_num_threads()} threads; {platform.processor() or platform.machine()}; "
+        f"torch {torch.__version__}, transformers {transformers.__version__}; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     rows = []
     for batch in args.batch_sizes:
-        rows += run_case(model, processor, spec, args.context, batch, args.repeats, args.naive_repeats, device,
-                         static=args.static, compile=args.compile)
+        rows += run_case(
+            model,
+            processor,
+            spec,
+            args.context,
+            batch,
+            args.repeats,
+            args.naive_repeats,
+            device,
+            static=args.static,
+            compile=args.compile,
+        )
     print()
-    print("| batch | path | context tokens | ms/action (best) | ms/action (median) | actions/s per env (median) | actions/s all envs | naive / this |")
+    print(
+        "| batch | path | context tokens | ms/action (best) | ms/action (median) | actions/s per env (median) | actions/s all envs | naive / this |"
+    )
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for batch in args.batch_sizes:
         case = [row for row in rows if row["batch"] == batch]
         naive = statistics.median(next(row for row in case if row["path"].startswith("naive"))["times"])
         for row in case:
             best, median = min(row["times"]), statistics.median(row["times"])
-            print(f"| {batch} | {row['path']} | {row['context']} | {1000 * best:.1f} | {1000 * median:.1f} | "
-                  f"{1 / median:.2f} | {batch / median:.1f} | {naive / median:.1f}× |")
+            print(
+                f"| {batch} | {row['path']} | {row['context']} | {1000 * best:.1f} | {1000 * median:.1f} | "
+                f"{1 / median:.2f} | {batch / median:.1f} | {naive / median:.1f}× |"
+            )
 
 
 if __name__ == "__main__":

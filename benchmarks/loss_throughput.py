@@ -16,7 +16,6 @@ import time
 import torch
 import torch.nn.functional as F
 import transformers
-
 from gato.modeling_gato import GatoConfig
 from gato.modeling_gato.loss_gato import DEFAULT_CHUNK_SIZE, linear_cross_entropy
 
@@ -38,8 +37,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     vocab = GatoConfig.from_preset("gato-tiny").vocab_size
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads; "
-          f"vocab {vocab}, hidden {args.hidden}, chunk {args.chunk_size} rows")
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads; "
+        f"vocab {vocab}, hidden {args.hidden}, chunk {args.chunk_size} rows"
+    )
     losses = {
         "plain": lambda h, w, t: F.cross_entropy(F.linear(h, w).float(), t, reduction="sum"),
         "chunked": lambda h, w, t: linear_cross_entropy(h, w, t, chunk_size=args.chunk_size),
@@ -56,8 +57,11 @@ def main() -> None:
                 for name, loss_fn in losses.items():
                     seconds[name].append(time_loss(loss_fn, hidden, weight, targets, dtype))
             plain, chunked = min(seconds["plain"]), min(seconds["chunked"])
-            print(f"{count:>8} {str(dtype).removeprefix('torch.'):<9} {1000 * plain:>9.0f} {1000 * chunked:>11.0f} "
-                  f"{plain / chunked:>15.2f}×", flush=True)
+            print(
+                f"{count:>8} {str(dtype).removeprefix('torch.'):<9} {1000 * plain:>9.0f} {1000 * chunked:>11.0f} "
+                f"{plain / chunked:>15.2f}×",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

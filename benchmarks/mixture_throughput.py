@@ -25,7 +25,6 @@ import time  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 
 from datasets import load_from_disk  # noqa: E402
-
 from gato.modeling_gato import GatoConfig  # noqa: E402
 from gato.processing.episode_layout import slice_episode  # noqa: E402
 from gato.training import mixture  # noqa: E402
@@ -62,14 +61,19 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=384, help="context (the CPU recipe's)")
     parser.add_argument("--items", type=int, default=40, help="items per round and path")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--prompt-probability", type=float, default=TrainingConfig().prompt_probability,
-                        help="share of prompted items (default: training's)")
+    parser.add_argument(
+        "--prompt-probability",
+        type=float,
+        default=TrainingConfig().prompt_probability,
+        help="share of prompted items (default: training's)",
+    )
     args = parser.parse_args()
     train, _ = mixture.split_sources(load_from_disk(args.data), TrainingConfig().validation_fraction)
     episodes = [source for source in train if source.kind == "episodes"]
     processor = build_processor(GatoConfig.from_preset("gato-tiny"), max_length=args.max_length)
-    dataset = mixture.MixtureDataset(episodes, processor, length=args.items,
-                                     prompt_probability=args.prompt_probability)
+    dataset = mixture.MixtureDataset(
+        episodes, processor, length=args.items, prompt_probability=args.prompt_probability
+    )
     items_per_second(dataset, 2)  # warm-up: file handles, page cache
     rates: dict[str, list[float]] = {"whole episode": [], "window": []}
     for _ in range(args.rounds):
@@ -77,9 +81,11 @@ def main() -> None:
             rates["whole episode"].append(items_per_second(dataset, args.items))
         rates["window"].append(items_per_second(dataset, args.items))
     steps = sum(sum(source.dataset.with_format(None)["num_steps"]) for source in episodes)
-    print(f"{', '.join(source.name for source in episodes)}: {sum(len(s) for s in episodes)} training episodes, "
-          f"{steps} steps; context {args.max_length}; prompt probability {args.prompt_probability}; "
-          f"{args.items} items × {args.rounds} rounds")
+    print(
+        f"{', '.join(source.name for source in episodes)}: {sum(len(s) for s in episodes)} training episodes, "
+        f"{steps} steps; context {args.max_length}; prompt probability {args.prompt_probability}; "
+        f"{args.items} items × {args.rounds} rounds"
+    )
     print(f"{'path':<14} {'items/s (median)':>16} {'rounds':>24}")
     for name, values in rates.items():
         print(f"{name:<14} {statistics.median(values):>16.1f} {' '.join(f'{v:.1f}' for v in values):>24}")

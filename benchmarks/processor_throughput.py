@@ -49,12 +49,11 @@ import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-
-from gato.suite import token_layout as tl  # noqa: E402
 from gato.processing.image_processing_gato import GatoImageProcessor  # noqa: E402
 from gato.processing.processing_gato import GatoProcessor  # noqa: E402
-from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec  # noqa: E402
 from gato.processing.tokenize_values import tokenize_continuous  # noqa: E402
+from gato.suite import token_layout as tl  # noqa: E402
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec  # noqa: E402
 
 
 def load_tokenizer():
@@ -153,8 +152,18 @@ def naive_image_episode(episode: dict, spec: TaskSpec, size: tuple[int, int]) ->
             for c in range(grid_cols):
                 patch = frame[r * tl.PATCH_SIZE : (r + 1) * tl.PATCH_SIZE, c * tl.PATCH_SIZE : (c + 1) * tl.PATCH_SIZE]
                 pixels.append((patch.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0) / tl.PATCH_PIXEL_DIVISOR)
-                rows.append((math.floor(r / grid_rows * tl.POSITION_BINS + 0.5), math.floor((r + 1) / grid_rows * tl.POSITION_BINS + 0.5)))
-                cols.append((math.floor(c / grid_cols * tl.POSITION_BINS + 0.5), math.floor((c + 1) / grid_cols * tl.POSITION_BINS + 0.5)))
+                rows.append(
+                    (
+                        math.floor(r / grid_rows * tl.POSITION_BINS + 0.5),
+                        math.floor((r + 1) / grid_rows * tl.POSITION_BINS + 0.5),
+                    )
+                )
+                cols.append(
+                    (
+                        math.floor(c / grid_cols * tl.POSITION_BINS + 0.5),
+                        math.floor((c + 1) / grid_cols * tl.POSITION_BINS + 0.5),
+                    )
+                )
                 ids.append(tl.PATCH_PLACEHOLDER_ID)
                 loss.append(0)
                 local.append(r * grid_cols + c)
@@ -264,9 +273,19 @@ def main() -> None:
     check_same_tokens(naive_continuous_episode(episode, spec), joined(sequences), case)
     state, actions = episode["observations"]["state"], episode["actions"]
     run(case, "naive per-value Python", tokens, lambda: naive_continuous_episode(episode, spec))
-    run(case, "tokenize_continuous only", tokens, lambda: (tokenize_continuous(state), tokenize_continuous(actions, mu_law=False)))
+    run(
+        case,
+        "tokenize_continuous only",
+        tokens,
+        lambda: (tokenize_continuous(state), tokenize_continuous(actions, mu_law=False)),
+    )
     run(case, "GatoProcessor.tokenize_episode", tokens, lambda: processor.tokenize_episode(episode, spec))
-    run(case, "… + collate to padded torch batch", tokens, lambda: processor(episodes=episode, specs=spec, return_tensors="pt"))
+    run(
+        case,
+        "… + collate to padded torch batch",
+        tokens,
+        lambda: processor(episodes=episode, specs=spec, return_tensors="pt"),
+    )
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
@@ -288,7 +307,12 @@ def main() -> None:
         run(case, "naive per-patch Python", tokens, lambda: naive_image_episode(episode, spec, size))
         run(case, "GatoImageProcessor only", tokens, lambda: image_processor(frames, return_tensors="np"))
         run(case, "GatoProcessor.tokenize_episode", tokens, lambda: processor.tokenize_episode(episode, spec))
-        run(case, "… + collate to padded torch batch", tokens, lambda: processor(episodes=episode, specs=spec, return_tensors="pt"))
+        run(
+            case,
+            "… + collate to padded torch batch",
+            tokens,
+            lambda: processor(episodes=episode, specs=spec, return_tensors="pt"),
+        )
 
     print(
         f"\nProcessor throughput, one core ({cpu_name()}, {os.cpu_count()} logical CPUs, shared); "

@@ -44,14 +44,13 @@ import statistics
 import time
 from collections.abc import Callable
 
+import gato.modeling_gato.modeling_gato as modeling_gato
 import torch
 import transformers
-from transformers import LlamaConfig, LlamaForCausalLM
-
-import gato.modeling_gato.modeling_gato as modeling_gato
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.suite import token_layout as tl
 from gato.training.config import TrainingConfig
+from transformers import LlamaConfig, LlamaForCausalLM
 
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16
 PATCHES_PER_IMAGE = 16  # a 64×64 image in 16×16 patches
@@ -61,7 +60,8 @@ ACTIONS_PER_STEP = 1
 
 def gato_config(preset: str, seq_len: int, dropout: float = 0.0, overrides: dict | None = None) -> GatoConfig:
     return GatoConfig.from_preset(
-        preset, **{**(overrides or {}), "max_position_embeddings": seq_len, "hidden_dropout": dropout, "use_cache": False}
+        preset,
+        **{**(overrides or {}), "max_position_embeddings": seq_len, "hidden_dropout": dropout, "use_cache": False},
     )
 
 
@@ -136,10 +136,14 @@ def image_batch(config: GatoConfig, batch_size: int, seq_len: int, device: str) 
     layout[PATCHES_PER_IMAGE + VALUES_PER_STEP + 1 :] = 3
     kind = layout.repeat(seq_len // step + 1)[:seq_len].to(device)
     is_patch, is_action = kind == 0, kind == 3
-    ids = torch.randint(tl.CONTINUOUS_OFFSET, tl.CONTINUOUS_OFFSET + tl.CONTINUOUS_BINS, (batch_size, seq_len), device=device)
+    ids = torch.randint(
+        tl.CONTINUOUS_OFFSET, tl.CONTINUOUS_OFFSET + tl.CONTINUOUS_BINS, (batch_size, seq_len), device=device
+    )
     ids = torch.where(is_patch, tl.PATCH_PLACEHOLDER_ID, torch.where(kind == 2, tl.SEPARATOR_TOKEN_ID, ids))
     local_in_step = torch.arange(seq_len, device=device) % step
-    local = torch.where(is_action, tl.LOCAL_POSITION_ACTION, torch.where(kind == 2, tl.LOCAL_POSITION_NONE, local_in_step))
+    local = torch.where(
+        is_action, tl.LOCAL_POSITION_ACTION, torch.where(kind == 2, tl.LOCAL_POSITION_NONE, local_in_step)
+    )
     num_patches = int(is_patch.sum())
     grid = torch.arange(PATCHES_PER_IMAGE, device=device).repeat(num_patches // PATCHES_PER_IMAGE + 1)[:num_patches]
     side = int(PATCHES_PER_IMAGE**0.5)
@@ -152,14 +156,16 @@ def image_batch(config: GatoConfig, batch_size: int, seq_len: int, device: str) 
         "labels": torch.where(is_action, ids, tl.IGNORE_INDEX),
         "local_positions": local.expand(batch_size, -1),
         "patch_mask": is_patch.expand(batch_size, -1),
-        "patch_pixels": torch.rand(batch_size, num_patches, 3, config.patch_size, config.patch_size, device=device) / 2 - 0.25,
+        "patch_pixels": torch.rand(batch_size, num_patches, 3, config.patch_size, config.patch_size, device=device) / 2
+        - 0.25,
         "patch_rows": rows.expand(batch_size, -1, -1),
         "patch_cols": cols.expand(batch_size, -1, -1),
     }
 
 
-def mixture_batch(config: GatoConfig, batch_size: int, seq_len: int, device: str, data: str, task_weights: dict,
-                  seed: int = 0) -> dict[str, torch.Tensor]:
+def mixture_batch(
+    config: GatoConfig, batch_size: int, seq_len: int, device: str, data: str, task_weights: dict, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """A real training batch: the first ``batch_size`` sequences of ``gato train``'s weighted mixture over the
     ``gato data generate`` folder ``data`` (prompts included, as in training), collated by the processor."""
     from gato.training.mixture import MixtureDataset, mixture_weights, split_sources
@@ -194,12 +200,21 @@ def step_flops(model, config: GatoConfig, batch: dict[str, torch.Tensor], gato: 
         targets = batch["input_ids"].shape[0] * (seq_len - 1)
     else:
         targets = tokens  # Llama projects every position
-    flops = 6 * tokens * block_matmul_params(model, gato) + 6 * targets * hidden * vocab + 12 * layers * hidden * seq_len * tokens
+    flops = (
+        6 * tokens * block_matmul_params(model, gato)
+        + 6 * targets * hidden * vocab
+        + 12 * layers * hidden * seq_len * tokens
+    )
     if gato and "patch_pixels" in batch:
         embed = model.model.embed_patches
         pixels = config.patch_size**2
         conv = embed.residual_block.conv1.weight.numel() + embed.residual_block.conv2.weight.numel()
-        flops += 6 * batch["patch_pixels"].shape[0] * batch["patch_pixels"].shape[1] * (conv * pixels + embed.projection.weight.numel())
+        flops += (
+            6
+            * batch["patch_pixels"].shape[0]
+            * batch["patch_pixels"].shape[1]
+            * (conv * pixels + embed.projection.weight.numel())
+        )
     return float(flops)
 
 
@@ -279,7 +294,9 @@ def run(args: argparse.Namespace) -> list[dict]:
                     torch.manual_seed(0)
                     models["gato_plain"] = GatoForCausalLM(config).to(device).train()
                     contexts["gato_plain"], inputs["gato_plain"] = plain_loss, batch
-                flops = {name: step_flops(model, config, inputs[name], name != "llama") for name, model in models.items()}
+                flops = {
+                    name: step_flops(model, config, inputs[name], name != "llama") for name, model in models.items()
+                }
                 runners, optimizers = {}, {}
                 for name, model in models.items():
                     optimizers[name] = make_optimizer(model)
@@ -294,18 +311,33 @@ def run(args: argparse.Namespace) -> list[dict]:
                 compile_seconds = {}
                 for name, dtype in runs:  # warm-up (and compilation)
                     start = time.perf_counter()
-                    time_steps(runners[name], inputs[name], optimizers[name], args.warmup, device, dtype, contexts[name])
+                    time_steps(
+                        runners[name], inputs[name], optimizers[name], args.warmup, device, dtype, contexts[name]
+                    )
                     compile_seconds[name, dtype] = time.perf_counter() - start
                 # Interleave the models and dtypes round by round so that machine load hits all alike.
                 seconds = {run_key: [] for run_key in runs}
                 for _ in range(args.rounds):
                     for name, dtype in runs:
                         seconds[name, dtype].append(
-                            time_steps(runners[name], inputs[name], optimizers[name], args.steps, device, dtype, contexts[name])
+                            time_steps(
+                                runners[name],
+                                inputs[name],
+                                optimizers[name],
+                                args.steps,
+                                device,
+                                dtype,
+                                contexts[name],
+                            )
                         )
                 tokens = batch["input_ids"].numel()
                 for dtype in dtypes:
-                    result = {"preset": preset, "batch": batch_kind, "compiled": compiled, "dtype": str(dtype).removeprefix("torch.")}
+                    result = {
+                        "preset": preset,
+                        "batch": batch_kind,
+                        "compiled": compiled,
+                        "dtype": str(dtype).removeprefix("torch."),
+                    }
                     for name in models:
                         per_step = statistics.median(seconds[name, dtype])
                         result[f"{name}_tokens_per_s"] = tokens / per_step
@@ -339,7 +371,9 @@ def print_speedups(rows: list[dict]) -> None:
     for row in others:
         base = baseline[row["preset"], row["batch"], row["compiled"]]
         ratios = "  ".join(
-            f"{key.removesuffix('_tokens_per_s')} {row[key] / base[key]:.2f}×" for key in row if key.endswith("_tokens_per_s")
+            f"{key.removesuffix('_tokens_per_s')} {row[key] / base[key]:.2f}×"
+            for key in row
+            if key.endswith("_tokens_per_s")
         )
         mode = "compile" if row["compiled"] else "eager"
         print(f"{row['preset']:<11} {row['batch']:<7} {mode:<8} {row['dtype']}: {ratios}")
@@ -367,30 +401,64 @@ def print_row(row: dict, peak_tflops: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--presets", nargs="+", default=["gato-79m"])
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--batches", nargs="+", default=["tokens", "images"], choices=["tokens", "images", "mixture"],
-                        help="mixture: a real batch of the training mixture over --data (the recipe's task weights)")
+    parser.add_argument(
+        "--batches",
+        nargs="+",
+        default=["tokens", "images"],
+        choices=["tokens", "images", "mixture"],
+        help="mixture: a real batch of the training mixture over --data (the recipe's task weights)",
+    )
     parser.add_argument("--data", default=None, help="a `gato data generate` folder, for --batches mixture")
     parser.add_argument("--steps", type=int, default=1, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (gato, llama, gato, ...); the median round counts")
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="interleaved rounds (gato, llama, gato, ...); the median round counts"
+    )
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compile"],
-                        help="eager and/or torch.compile'd models (compiling takes minutes on a small CPU)")
-    parser.add_argument("--no-dynamic-output-shapes", dest="dynamic_output_shapes", action="store_false",
-                        help="compile without dynamo's capture_dynamic_output_shape_ops (graph breaks at the gathers)")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["eager"],
+        choices=["eager", "compile"],
+        help="eager and/or torch.compile'd models (compiling takes minutes on a small CPU)",
+    )
+    parser.add_argument(
+        "--no-dynamic-output-shapes",
+        dest="dynamic_output_shapes",
+        action="store_false",
+        help="compile without dynamo's capture_dynamic_output_shape_ops (graph breaks at the gathers)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", nargs="+", default=["float32"], choices=["float32", "bfloat16"],
-                        help="autocast dtype(s); several are measured side by side on the same models")
-    parser.add_argument("--recipe", default=None,
-                        help="a training config (e.g. training/recipes/cpu_multitask.yaml): its preset, model overrides, "
-                             "max_length and batch_size replace --presets, --seq-len and --batch-size")
-    parser.add_argument("--model-overrides", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="GatoConfig fields over the preset, e.g. hidden_size=128 num_hidden_layers=3")
-    parser.add_argument("--plain-loss", action="store_true",
-                        help="also time Gato with the plain full-logits loss (a third model, interleaved)")
+    parser.add_argument(
+        "--dtype",
+        nargs="+",
+        default=["float32"],
+        choices=["float32", "bfloat16"],
+        help="autocast dtype(s); several are measured side by side on the same models",
+    )
+    parser.add_argument(
+        "--recipe",
+        default=None,
+        help="a training config (e.g. training/recipes/cpu_multitask.yaml): its preset, model overrides, "
+        "max_length and batch_size replace --presets, --seq-len and --batch-size",
+    )
+    parser.add_argument(
+        "--model-overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="GatoConfig fields over the preset, e.g. hidden_size=128 num_hidden_layers=3",
+    )
+    parser.add_argument(
+        "--plain-loss",
+        action="store_true",
+        help="also time Gato with the plain full-logits loss (a third model, interleaved)",
+    )
     parser.add_argument("--llama-intermediate", default="matched", choices=["matched", "same"])
     parser.add_argument("--peak-tflops", type=float, default=None)
     args = parser.parse_args()

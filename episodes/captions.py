@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 from datasets import Dataset, DatasetDict, Features, Image, List, Value
+from gato.suite.token_layout import DEFAULT_IMAGE_SIZE
 from PIL import Image as PILImage
 from PIL import ImageDraw
-
-from gato.suite.token_layout import DEFAULT_IMAGE_SIZE
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -104,7 +103,9 @@ def _allowed_pairs(held_out: bool) -> list[tuple[str, str]]:
     return [pair for pair in pairs if (pair in HELD_OUT_PAIRS) == held_out]
 
 
-def sample_scene(rng: np.random.Generator, validation: bool, image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE) -> list[dict]:
+def sample_scene(
+    rng: np.random.Generator, validation: bool, image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
+) -> list[dict]:
     """Sample one scene's objects. Training scenes avoid :data:`HELD_OUT_PAIRS`; validation scenes
     contain at least one of them (the first sampled object), the other objects are unrestricted."""
     height, width = image_size
@@ -120,33 +121,48 @@ def sample_scene(rng: np.random.Generator, validation: bool, image_size: tuple[i
         size = ("small", "large")[int(rng.integers(2))]
         row, col = divmod(int(cell), GRID)
         jitter = rng.uniform(-1.0, 1.0, size=2)
-        objects.append({
-            "colour": colour, "shape": shape, "size": size, "row": row, "col": col,
-            "position": POSITION_PHRASES[row][col],
-            "center_x": float((col + 0.5) * cell_w + jitter[0]),
-            "center_y": float((row + 0.5) * cell_h + jitter[1]),
-            "half_extent": float(SIZES[size] * min(cell_h, cell_w)),
-        })
+        objects.append(
+            {
+                "colour": colour,
+                "shape": shape,
+                "size": size,
+                "row": row,
+                "col": col,
+                "position": POSITION_PHRASES[row][col],
+                "center_x": float((col + 0.5) * cell_w + jitter[0]),
+                "center_y": float((row + 0.5) * cell_h + jitter[1]),
+                "half_extent": float(SIZES[size] * min(cell_h, cell_w)),
+            }
+        )
     return sorted(objects, key=lambda obj: (obj["row"], obj["col"]))
 
 
-def _new_scenes(rng: np.random.Generator, count: int, training_captions: set[str], image_size: tuple[int, int]) -> list[list[dict]]:
+def _new_scenes(
+    rng: np.random.Generator, count: int, training_captions: set[str], image_size: tuple[int, int]
+) -> list[list[dict]]:
     """``count`` scenes drawn like training scenes, redrawn while their caption is in ``training_captions``
     (one-object scenes often are; most others are new)."""
     scenes: list[list[dict]] = []
     draws = 0
     while len(scenes) < count:
         if draws == 100 * count:
-            raise ValueError(f"num_test: could not draw {count} scenes whose caption is not among the "
-                             f"{len(training_captions)} training captions")
+            raise ValueError(
+                f"num_test: could not draw {count} scenes whose caption is not among the "
+                f"{len(training_captions)} training captions"
+            )
         objects, draws = sample_scene(rng, validation=False, image_size=image_size), draws + 1
         if caption_for(objects) not in training_captions:
             scenes.append(objects)
     return scenes
 
 
-def build_captions_dataset(num_train: int, num_validation: int | None = None, seed: int = 0,
-                           image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE, num_test: int | None = None) -> DatasetDict:
+def build_captions_dataset(
+    num_train: int,
+    num_validation: int | None = None,
+    seed: int = 0,
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    num_test: int | None = None,
+) -> DatasetDict:
     """The captioning set: ``DatasetDict(train=…, validation=…, test=…)`` with columns ``image`` (PIL, RGB,
     ``image_size`` = (height, width)), ``caption`` and ``objects`` (the structured scene).
 
@@ -160,20 +176,26 @@ def build_captions_dataset(num_train: int, num_validation: int | None = None, se
     num_validation = max(1, num_train // 10) if num_validation is None else num_validation
     num_test = num_validation if num_test is None else num_test
     scenes: dict[str, list[list[dict]]] = {}
-    for split_index, (split, count) in enumerate((("train", num_train), ("validation", num_validation), ("test", num_test))):
+    for split_index, (split, count) in enumerate(
+        (("train", num_train), ("validation", num_validation), ("test", num_test))
+    ):
         rng = np.random.default_rng([seed, split_index])
         if split == "test":
             scenes[split] = _new_scenes(rng, count, {caption_for(objects) for objects in scenes["train"]}, image_size)
         else:
-            scenes[split] = [sample_scene(rng, validation=split == "validation", image_size=image_size) for _ in range(count)]
-    return DatasetDict({
-        split: Dataset.from_dict(
-            {
-                "image": [render_scene(objects, image_size) for objects in split_scenes],
-                "caption": [caption_for(objects) for objects in split_scenes],
-                "objects": split_scenes,
-            },
-            features=CAPTION_FEATURES,
-        )
-        for split, split_scenes in scenes.items()
-    })
+            scenes[split] = [
+                sample_scene(rng, validation=split == "validation", image_size=image_size) for _ in range(count)
+            ]
+    return DatasetDict(
+        {
+            split: Dataset.from_dict(
+                {
+                    "image": [render_scene(objects, image_size) for objects in split_scenes],
+                    "caption": [caption_for(objects) for objects in split_scenes],
+                    "objects": split_scenes,
+                },
+                features=CAPTION_FEATURES,
+            )
+            for split, split_scenes in scenes.items()
+        }
+    )

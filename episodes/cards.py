@@ -56,15 +56,19 @@ def build_card(
         tags=list(tags),
         size_categories=[_size_category(size_rows)] if size_rows is not None else None,
     )
-    body = "\n\n".join(part for part in [
-        f"# {pretty_name}",
-        summary,
-        "## Schema\n\n" + features_table(features),
-        "## How it was made\n\n" + details if details else "",
-        "## Reproduce\n\n```bash\n" + command + "\n```",
-        "## Load\n\n```python\nimport datasets\n\ndataset = datasets.load_from_disk(PATH)\n```",
-        f"Part of gato, a reimplementation of Gato ({PROJECT_URL}).",
-    ] if part)
+    body = "\n\n".join(
+        part
+        for part in [
+            f"# {pretty_name}",
+            summary,
+            "## Schema\n\n" + features_table(features),
+            "## How it was made\n\n" + details if details else "",
+            "## Reproduce\n\n```bash\n" + command + "\n```",
+            "## Load\n\n```python\nimport datasets\n\ndataset = datasets.load_from_disk(PATH)\n```",
+            f"Part of gato, a reimplementation of Gato ({PROJECT_URL}).",
+        ]
+        if part
+    )
     return DatasetCard("---\n" + data.to_yaml() + "\n---\n\n" + body + "\n")
 
 

@@ -35,13 +35,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from datasets import Dataset
-from tqdm.auto import tqdm
-
 from gato.episodes.cards import EPISODE_TASK_CATEGORIES, build_card, write_card
 from gato.episodes.generate import GENERATION_FILE, worker_pool, write_index
 from gato.episodes.recorder import episode_seed, record_episode
 from gato.episodes.writer import consolidate_shards, write_shard
 from gato.suite.registry import Task, resolve_tasks
+from tqdm.auto import tqdm
 
 DAGGER_STREAM = "dagger/"
 SPLIT_SUFFIX = "_dagger"
@@ -95,8 +94,10 @@ class ActorFactory(Hashable, Protocol):
 
 def check_dagger_task(task: Task) -> None:
     if task.make_labeler is None:
-        raise ValueError(f"--tasks: {task.name!r} has no labeler for states its expert did not choose (Task.make_labeler); "
-                         "DAgger needs one")
+        raise ValueError(
+            f"--tasks: {task.name!r} has no labeler for states its expert did not choose (Task.make_labeler); "
+            "DAgger needs one"
+        )
 
 
 def record_dagger_episode(task: Task, actor: Actor, env: Any, seed: int, expert_mix: float) -> dict[str, Any]:
@@ -110,8 +111,15 @@ def record_dagger_episode(task: Task, actor: Actor, env: Any, seed: int, expert_
         return expert_action if coins.random() < expert_mix else model_action
 
     return record_episode(
-        env, None, task.spec, seed=seed, make_policy=task.make_labeler, to_episode_step=task.to_episode_step,
-        from_env_action=task.from_env_action, max_steps=task.max_episode_steps, execute=execute,
+        env,
+        None,
+        task.spec,
+        seed=seed,
+        make_policy=task.make_labeler,
+        to_episode_step=task.to_episode_step,
+        from_env_action=task.from_env_action,
+        max_steps=task.max_episode_steps,
+        execute=execute,
     )
 
 
@@ -133,32 +141,54 @@ def _close_actors() -> None:
         _ACTORS.popitem()[1][2].close()
 
 
-def _record_shard(make_actor: ActorFactory, task_name: str, dagger_round: int, seed: int, expert_mix: float, first: int,
-                  last: int, path: str, threads: int = 0) -> str:
+def _record_shard(
+    make_actor: ActorFactory,
+    task_name: str,
+    dagger_round: int,
+    seed: int,
+    expert_mix: float,
+    first: int,
+    last: int,
+    path: str,
+    threads: int = 0,
+) -> str:
     """Episodes ``first … last-1`` of one task into the shard ``path`` (a worker process sets ``threads``).
     Shards of SHARD_EPISODES episodes: an image task's episodes as Python rows take ~30× their array size."""
     if threads:
         torch.set_num_threads(threads)
     task, actor, env = _actor(make_actor, task_name, seed)
-    episodes = [record_dagger_episode(task, actor, env, episode_seed(seed, dagger_stream(task.name, dagger_round), index),
-                                      expert_mix)
-                for index in range(first, last)]
+    episodes = [
+        record_dagger_episode(
+            task, actor, env, episode_seed(seed, dagger_stream(task.name, dagger_round), index), expert_mix
+        )
+        for index in range(first, last)
+    ]
     write_shard(episodes, task.spec, path, start_index=first)
     return path
 
 
-def _card(path: Path, task: Task, dagger_round: int, dataset: Dataset, model: str, expert_mix: float, seed: int, command: str) -> None:
-    details = (f"DAgger episodes of `{task.name}`, round {dagger_round} (`gato.episodes.dagger`): the model `{model}` acted greedily, the "
-               f"expert's action was executed instead with probability {expert_mix:g}, and every recorded action is "
-               f"the expert's label for the state reached (`Task.make_labeler`). Episode i was reset with "
-               f"`episode_seed({seed}, '{dagger_stream(task.name, dagger_round)}', i)`. Returns are those of the mixed execution.")
-    write_card(path, build_card(
-        pretty_name=f"gato DAgger episodes: {task.name}",
-        summary="One row per episode; per-step observations, actions (the expert's labels) and rewards (docs/DATA.md).",
-        features=dataset.features, command=command, task_categories=EPISODE_TASK_CATEGORIES,
-        tags=("gato", "generalist-agent", "imitation-learning", "dagger", task.domain), details=details,
-        size_rows=len(dataset),
-    ))
+def _card(
+    path: Path, task: Task, dagger_round: int, dataset: Dataset, model: str, expert_mix: float, seed: int, command: str
+) -> None:
+    details = (
+        f"DAgger episodes of `{task.name}`, round {dagger_round} (`gato.episodes.dagger`): the model `{model}` acted greedily, the "
+        f"expert's action was executed instead with probability {expert_mix:g}, and every recorded action is "
+        f"the expert's label for the state reached (`Task.make_labeler`). Episode i was reset with "
+        f"`episode_seed({seed}, '{dagger_stream(task.name, dagger_round)}', i)`. Returns are those of the mixed execution."
+    )
+    write_card(
+        path,
+        build_card(
+            pretty_name=f"gato DAgger episodes: {task.name}",
+            summary="One row per episode; per-step observations, actions (the expert's labels) and rewards (docs/DATA.md).",
+            features=dataset.features,
+            command=command,
+            task_categories=EPISODE_TASK_CATEGORIES,
+            tags=("gato", "generalist-agent", "imitation-learning", "dagger", task.domain),
+            details=details,
+            size_rows=len(dataset),
+        ),
+    )
 
 
 def generate_dagger(
@@ -198,11 +228,15 @@ def generate_dagger(
     out.mkdir(parents=True, exist_ok=True)
     for task in task_list:
         if (out / dagger_split(task.name, dagger_round)).exists() and not overwrite:
-            raise ValueError(f"out: {out / dagger_split(task.name, dagger_round)} exists; choose another --out or --dagger-round, "
-                             "or pass overwrite")
-    command = command or (f"gato data generate --tasks {','.join(t.name for t in task_list)} --episodes-per-task "
-                          f"{episodes_per_task} --out {out} --seed {seed} --dagger-model {model} --expert-mix {expert_mix:g}"
-                          + (f" --dagger-round {dagger_round}" if dagger_round > 1 else ""))
+            raise ValueError(
+                f"out: {out / dagger_split(task.name, dagger_round)} exists; choose another --out or --dagger-round, "
+                "or pass overwrite"
+            )
+    command = command or (
+        f"gato data generate --tasks {','.join(t.name for t in task_list)} --episodes-per-task "
+        f"{episodes_per_task} --out {out} --seed {seed} --dagger-model {model} --expert-mix {expert_mix:g}"
+        + (f" --dagger-round {dagger_round}" if dagger_round > 1 else "")
+    )
     written: dict[str, Dataset] = {}
     for task in task_list:
         split = dagger_split(task.name, dagger_round)
@@ -210,10 +244,13 @@ def generate_dagger(
             shutil.rmtree(stale, ignore_errors=True)
         shards = out / f".{split}.shards-{os.getpid()}"
         shared = (make_actor, task.name, dagger_round, seed, expert_mix)
-        spans = [(first, min(first + SHARD_EPISODES, episodes_per_task), str(shards / f"{first:06d}"))
-                 for first in range(0, episodes_per_task, SHARD_EPISODES)]
-        with tqdm(total=episodes_per_task, desc=f"dagger {task.name}", unit="episode", disable=not progress,
-                  file=sys.stderr) as bar:
+        spans = [
+            (first, min(first + SHARD_EPISODES, episodes_per_task), str(shards / f"{first:06d}"))
+            for first in range(0, episodes_per_task, SHARD_EPISODES)
+        ]
+        with tqdm(
+            total=episodes_per_task, desc=f"dagger {task.name}", unit="episode", disable=not progress, file=sys.stderr
+        ) as bar:
             if workers == 1:
                 try:
                     for first, last, path in spans:
@@ -223,21 +260,42 @@ def generate_dagger(
                     _close_actors()
             else:
                 with worker_pool(min(workers, len(spans))) as pool:
-                    futures = {pool.submit(_record_shard, *shared, first, last, path, threads=1): last - first
-                               for first, last, path in spans}
+                    futures = {
+                        pool.submit(_record_shard, *shared, first, last, path, threads=1): last - first
+                        for first, last, path in spans
+                    }
                     for future in as_completed(futures):
                         future.result()
                         bar.update(futures[future])
         paths = [path for _, _, path in spans]  # in episode order
         dataset = consolidate_shards(paths, out / split)
         shutil.rmtree(shards, ignore_errors=True)
-        (out / split / GENERATION_FILE).write_text(json.dumps(
-            {"seed": seed, "dagger": {"model": model, "expert_mix": expert_mix, "episodes": episodes_per_task, "round": dagger_round}})
-            + "\n")
+        (out / split / GENERATION_FILE).write_text(
+            json.dumps(
+                {
+                    "seed": seed,
+                    "dagger": {
+                        "model": model,
+                        "expert_mix": expert_mix,
+                        "episodes": episodes_per_task,
+                        "round": dagger_round,
+                    },
+                }
+            )
+            + "\n"
+        )
         _card(out / split, task, dagger_round, dataset, model, expert_mix, seed, command)
         written[split] = dataset
     write_index(out)
     return written
 
 
-__all__ = ["Actor", "ActorFactory", "DEFAULT_EXPERT_MIX", "dagger_split", "dagger_stream", "generate_dagger", "record_dagger_episode"]
+__all__ = [
+    "Actor",
+    "ActorFactory",
+    "DEFAULT_EXPERT_MIX",
+    "dagger_split",
+    "dagger_stream",
+    "generate_dagger",
+    "record_dagger_episode",
+]

@@ -42,8 +42,10 @@ class FolderLock:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # no O_TRUNC: the holder's pid stays readable
         except OSError as error:
-            raise ValueError(f"{self.folder}: cannot write into it ({error.strerror}); expected a folder this user "
-                             "can create files in") from None
+            raise ValueError(
+                f"{self.folder}: cannot write into it ({error.strerror}); expected a folder this user "
+                "can create files in"
+            ) from None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -55,7 +57,9 @@ class FolderLock:
                     "Wait for it to finish (or stop it), or choose another output folder"
                 ) from None
             except OSError as error:  # a file system without locks (some network mounts): write, but say so
-                logger.warning("%s: cannot be locked (%s); a second writer into it would not be refused", self.folder, error)
+                logger.warning(
+                    "%s: cannot be locked (%s); a second writer into it would not be refused", self.folder, error
+                )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{self.what} (pid {os.getpid()})\n".encode(), 0)
         self._fd = fd
@@ -70,5 +74,7 @@ class FolderLock:
     def __enter__(self) -> "FolderLock":
         return self.acquire()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()

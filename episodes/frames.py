@@ -43,8 +43,10 @@ def _decode_one(value: Any, shape: tuple[int, ...]) -> np.ndarray:
                 return np.asarray(image, dtype=np.uint8)
         pixels = zlib.decompress(data)
         if len(pixels) != int(np.prod(shape)):
-            raise ValueError(f"frames: expected {int(np.prod(shape))} pixel values per frame for shape {tuple(shape)}, "
-                             f"decoded {len(pixels)}")
+            raise ValueError(
+                f"frames: expected {int(np.prod(shape))} pixel values per frame for shape {tuple(shape)}, "
+                f"decoded {len(pixels)}"
+            )
         return np.frombuffer(pixels, dtype=np.uint8).reshape(shape)
     return np.asarray(value, dtype=np.uint8)
 

@@ -36,13 +36,12 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset, DatasetDict, load_from_disk
+from gato.suite.registry import Task, get_task, resolve_tasks
+from gato.suite.task_spec import spec_differences
 from tqdm.auto import tqdm
 
-from gato.suite.task_spec import spec_differences
-from gato.suite.registry import Task, get_task, resolve_tasks
-
-from .cards import CAPTION_TASK_CATEGORIES, EPISODE_TASK_CATEGORIES, TEXT_TASK_CATEGORIES, build_card, write_card
 from .captions import HELD_OUT_PAIRS, build_captions_dataset
+from .cards import CAPTION_TASK_CATEGORIES, EPISODE_TASK_CATEGORIES, TEXT_TASK_CATEGORIES, build_card, write_card
 from .folder_lock import FolderLock
 from .manifest import MANIFEST_FILE, verify_manifest, write_manifest
 from .processes import die_with_parent
@@ -98,8 +97,10 @@ def _record_chunk(chunk: _Chunk) -> tuple[str, int]:
     task = _WORKER_TASKS.get(chunk.task) or get_task(chunk.task)
     env = task.make_env(episode_seed(chunk.seed, f"{task.name}/env", chunk.start))
     try:
-        episodes = (record_task_episode(task, episode_seed(chunk.seed, task.name, index), env=env, noise=chunk.noise)
-                    for index in range(chunk.start, chunk.stop))
+        episodes = (
+            record_task_episode(task, episode_seed(chunk.seed, task.name, index), env=env, noise=chunk.noise)
+            for index in range(chunk.start, chunk.stop)
+        )
         write_shard(episodes, task.spec, chunk.path, start_index=chunk.start)
     finally:
         env.close()
@@ -126,7 +127,11 @@ def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: 
     stored = load_from_disk(str(path))
     # Same seeds are not the same data when the task's encoding changed since (e.g. BabyAI's grid, 147 values → 49).
     encoding = spec_differences(spec_from_dataset(stored), task.spec)
-    if not encoding and list(stored["seed"]) == expected_seeds(task.name, seed, episodes) and stored_action_noise(path) == noise:
+    if (
+        not encoding
+        and list(stored["seed"]) == expected_seeds(task.name, seed, episodes)
+        and stored_action_noise(path) == noise
+    ):
         return True
     if overwrite:
         shutil.rmtree(path)
@@ -134,7 +139,8 @@ def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: 
     if encoding:
         raise ValueError(
             f"{path}: holds {task.name!r} episodes recorded with another spec than this version's (stored → now: "
-            + "; ".join(encoding) + "); choose another --out or pass overwrite to record them again"
+            + "; ".join(encoding)
+            + "); choose another --out or pass overwrite to record them again"
         )
     raise ValueError(
         f"{path}: holds {len(stored)} episodes of {task.name!r} from another generation (seed, episode count or "
@@ -155,8 +161,16 @@ def _drop_chunks_of_another_spec(partial: Path, task: Task) -> None:
 
 def _summary(task: Task, dataset: Dataset, status: str) -> TaskSummary:
     returns = np.asarray(dataset["episode_return"], dtype=np.float64)
-    return TaskSummary(task.name, task.domain, len(dataset), int(np.sum(dataset["num_steps"])),
-                       float(returns.mean()) if len(returns) else math.nan, task.expert_return, task.random_return, status)
+    return TaskSummary(
+        task.name,
+        task.domain,
+        len(dataset),
+        int(np.sum(dataset["num_steps"])),
+        float(returns.mean()) if len(returns) else math.nan,
+        task.expert_return,
+        task.random_return,
+        status,
+    )
 
 
 def _task_card(path: Path, task: Task, dataset: Dataset, seed: int, command: str, noise: float = 0.0) -> None:
@@ -165,10 +179,15 @@ def _task_card(path: Path, task: Task, dataset: Dataset, seed: int, command: str
     if noise:
         choices = task.extra.get("noise_actions")
         among = "" if choices is None else f" (drawn from actions {', '.join(map(str, choices))})"
-        how = (f"Gaussian noise of standard deviation {noise} (in the spec's action units, clipped)"
-               if task.spec.action.kind == "continuous" else f"a uniformly random action{among} with probability {noise}")
-        noise_note = (f" The environment executed the expert's action with {how}, while the recorded action is the "
-                      "expert's own (DART-style noise injection): returns are those of the noisy execution.")
+        how = (
+            f"Gaussian noise of standard deviation {noise} (in the spec's action units, clipped)"
+            if task.spec.action.kind == "continuous"
+            else f"a uniformly random action{among} with probability {noise}"
+        )
+        noise_note = (
+            f" The environment executed the expert's action with {how}, while the recorded action is the "
+            "expert's own (DART-style noise injection): returns are those of the noisy execution."
+        )
     details = (
         f"Expert episodes of the built-in task `{task.name}` (domain `{task.domain}`), recorded with the suite's "
         f"expert policy: {summary.episodes} episodes, {summary.steps} steps, mean return {summary.mean_return:.2f} "
@@ -177,20 +196,32 @@ def _task_card(path: Path, task: Task, dataset: Dataset, seed: int, command: str
         "The task's spec (observation fields and action) is stored as JSON in `info.description` and read back "
         "with `gato.episodes.spec_from_dataset`." + noise_note
     )
-    atari = "\n\nFrames are rendered from Atari 2600 ROMs shipped with `ale-py`; see their license." if task.domain == "atari" else ""
-    write_card(path, build_card(
-        pretty_name=f"gato episodes: {task.name}",
-        summary="One row per episode; per-step observations, actions and rewards (docs/DATA.md).",
-        features=dataset.features, command=command, task_categories=EPISODE_TASK_CATEGORIES,
-        tags=("gato", "generalist-agent", "imitation-learning", task.domain), details=details + atari,
-        size_rows=len(dataset),
-    ))
+    atari = (
+        "\n\nFrames are rendered from Atari 2600 ROMs shipped with `ale-py`; see their license."
+        if task.domain == "atari"
+        else ""
+    )
+    write_card(
+        path,
+        build_card(
+            pretty_name=f"gato episodes: {task.name}",
+            summary="One row per episode; per-step observations, actions and rewards (docs/DATA.md).",
+            features=dataset.features,
+            command=command,
+            task_categories=EPISODE_TASK_CATEGORIES,
+            tags=("gato", "generalist-agent", "imitation-learning", task.domain),
+            details=details + atari,
+            size_rows=len(dataset),
+        ),
+    )
 
 
 def write_index(out: Path) -> DatasetDict:
     """Rebuild ``dataset_dict.json`` from the finished dataset folders in ``out`` (atomically), and the manifests
     that cover it: the collection's own, and one for each split folder written without (e.g. DAgger splits)."""
-    splits = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "state.json").exists())
+    splits = sorted(
+        p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "state.json").exists()
+    )
     tmp = out / ".dataset_dict.json.tmp"
     tmp.write_text(json.dumps({"splits": splits}))
     os.replace(tmp, out / "dataset_dict.json")
@@ -213,16 +244,23 @@ def _generate_captions(out: Path, count: int, seed: int, command: str) -> None:
     held_out = ", ".join(f"{colour} {shape}" for colour, shape in HELD_OUT_PAIRS)
     for path, split in zip(paths, ("train", "validation", "test")):
         _save_atomically(splits[split], path)
-        write_card(path, build_card(
-            pretty_name=f"gato captions ({split})",
-            summary="Rendered 64×64 scenes of 1–3 coloured shapes with truthful captions and the structured scene.",
-            features=splits[split].features, command=command, task_categories=CAPTION_TASK_CATEGORIES,
-            details=(f"Generated by `gato.episodes.captions.build_captions_dataset` with seed {seed}. Objects sit in "
-                     f"distinct cells of a 3×3 grid. The colour×shape pairs {held_out} never occur in `captions` "
-                     "(train); every `captions_validation` scene contains one. `captions_test` scenes use only "
-                     "the training pairs, and none has a caption that occurs in `captions`."),
-            size_rows=len(splits[split]),
-        ))
+        write_card(
+            path,
+            build_card(
+                pretty_name=f"gato captions ({split})",
+                summary="Rendered 64×64 scenes of 1–3 coloured shapes with truthful captions and the structured scene.",
+                features=splits[split].features,
+                command=command,
+                task_categories=CAPTION_TASK_CATEGORIES,
+                details=(
+                    f"Generated by `gato.episodes.captions.build_captions_dataset` with seed {seed}. Objects sit in "
+                    f"distinct cells of a 3×3 grid. The colour×shape pairs {held_out} never occur in `captions` "
+                    "(train); every `captions_validation` scene contains one. `captions_test` scenes use only "
+                    "the training pairs, and none has a caption that occurs in `captions`."
+                ),
+                size_rows=len(splits[split]),
+            ),
+        )
         write_manifest(path)
 
 
@@ -244,15 +282,23 @@ def _generate_text(out: Path, command: str, text_sources: Any = None) -> None:
         splits["validation"], splits["train"] = splits["train"].select([last]), splits["train"].select(range(last))
     for path, split in zip(paths, ("train", "validation")):
         _save_atomically(splits[split], path)
-        write_card(path, build_card(
-            pretty_name=f"gato text corpus ({split})",
-            summary="English prose that ships inside installed packages (docstrings, READMEs) plus the project's vocabulary.",
-            features=splits[split].features, command=command, task_categories=TEXT_TASK_CATEGORIES, license="other",
-            details=("Built offline by `gato.episodes.text_corpus.build_text_dataset`; each document keeps its "
-                     "`source`. The text comes under the licenses of the packages it was read from (PSF, BSD, "
-                     "Apache-2.0, MIT, …); documents are split by a hash of their text."),
-            size_rows=len(splits[split]),
-        ))
+        write_card(
+            path,
+            build_card(
+                pretty_name=f"gato text corpus ({split})",
+                summary="English prose that ships inside installed packages (docstrings, READMEs) plus the project's vocabulary.",
+                features=splits[split].features,
+                command=command,
+                task_categories=TEXT_TASK_CATEGORIES,
+                license="other",
+                details=(
+                    "Built offline by `gato.episodes.text_corpus.build_text_dataset`; each document keeps its "
+                    "`source`. The text comes under the licenses of the packages it was read from (PSF, BSD, "
+                    "Apache-2.0, MIT, …); documents are split by a hash of their text."
+                ),
+                size_rows=len(splits[split]),
+            ),
+        )
         write_manifest(path)
 
 
@@ -266,8 +312,12 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     """A process pool whose workers see the tasks registered at run time (users', tests'): fork where available.
     The workers end when this process dies, even by SIGKILL (:func:`gato.episodes.processes.die_with_parent`)."""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 def generate(
@@ -315,16 +365,44 @@ def generate(
     if out.exists() and not out.is_dir():
         raise ValueError(f"out: {out} is a file; expected a folder to write the DatasetDict into")
     with FolderLock(out, "gato data generate"):  # one writer per folder; a killed run's lock dies with it
-        return _generate_locked(task_list, episodes_per_task, out, seed=seed, workers=workers, captions=captions,
-                                text=text, chunk_episodes=chunk_episodes, overwrite=overwrite, progress=progress,
-                                command=command, text_sources=text_sources, action_noise=action_noise)
+        return _generate_locked(
+            task_list,
+            episodes_per_task,
+            out,
+            seed=seed,
+            workers=workers,
+            captions=captions,
+            text=text,
+            chunk_episodes=chunk_episodes,
+            overwrite=overwrite,
+            progress=progress,
+            command=command,
+            text_sources=text_sources,
+            action_noise=action_noise,
+        )
 
 
-def _generate_locked(task_list: list[Task], episodes_per_task: int, out: Path, *, seed: int, workers: int,
-                     captions: int, text: bool, chunk_episodes: int, overwrite: bool, progress: bool,
-                     command: str | None, text_sources: Any, action_noise: float) -> tuple[DatasetDict, list[TaskSummary]]:
+def _generate_locked(
+    task_list: list[Task],
+    episodes_per_task: int,
+    out: Path,
+    *,
+    seed: int,
+    workers: int,
+    captions: int,
+    text: bool,
+    chunk_episodes: int,
+    overwrite: bool,
+    progress: bool,
+    command: str | None,
+    text_sources: Any,
+    action_noise: float,
+) -> tuple[DatasetDict, list[TaskSummary]]:
     _remove_stale_temporaries(out)  # safe only under the lock: another run's temporaries would be in use
-    command = command or f"gato data generate --tasks {','.join(t.name for t in task_list)} --episodes-per-task {episodes_per_task} --out {out} --seed {seed}"
+    command = (
+        command
+        or f"gato data generate --tasks {','.join(t.name for t in task_list)} --episodes-per-task {episodes_per_task} --out {out} --seed {seed}"
+    )
 
     status: dict[str, str] = {}
     pending: dict[str, list[_Chunk]] = {}
@@ -335,10 +413,17 @@ def _generate_locked(task_list: list[Task], episodes_per_task: int, out: Path, *
             continue
         noise_tag = f"-n{action_noise:g}" if action_noise else ""
         partial = out / PARTIAL_DIR / f"{task.name}-s{seed}-c{chunk_episodes}{noise_tag}"
-        chunks = [_Chunk(task.name, seed, start, min(start + chunk_episodes, episodes_per_task),
-                         str(partial / f"chunk-{start:06d}-{min(start + chunk_episodes, episodes_per_task):06d}"),
-                         action_noise)
-                  for start in range(0, episodes_per_task, chunk_episodes)]
+        chunks = [
+            _Chunk(
+                task.name,
+                seed,
+                start,
+                min(start + chunk_episodes, episodes_per_task),
+                str(partial / f"chunk-{start:06d}-{min(start + chunk_episodes, episodes_per_task):06d}"),
+                action_noise,
+            )
+            for start in range(0, episodes_per_task, chunk_episodes)
+        ]
         pending[task.name] = chunks
         _drop_chunks_of_another_spec(partial, task)
         done_before = [c for c in chunks if (Path(c.path) / "state.json").exists()]
@@ -347,7 +432,9 @@ def _generate_locked(task_list: list[Task], episodes_per_task: int, out: Path, *
     todo = [c for chunks in pending.values() for c in chunks if not (Path(c.path) / "state.json").exists()]
     remaining = {name: sum(1 for c in todo if c.task == name) for name in pending}
     by_name = {task.name: task for task in task_list}
-    bar = tqdm(total=sum(c.stop - c.start for c in todo), desc="episodes", unit="ep", disable=not progress, file=sys.stderr)
+    bar = tqdm(
+        total=sum(c.stop - c.start for c in todo), desc="episodes", unit="ep", disable=not progress, file=sys.stderr
+    )
 
     def chunk_done(name: str, count: int) -> None:
         bar.update(count)
@@ -401,12 +488,27 @@ def _finish_task(task: Task, chunks: list[_Chunk], out: Path, seed: int, command
 def summary_table(summaries: Sequence[TaskSummary]) -> str:
     """The generation table as aligned text: task, domain, episodes, steps, mean returns, status."""
     header = ("task", "domain", "episodes", "steps", "data return", "expert", "random", "status")
-    rows = [(s.task, s.domain, str(s.episodes), str(s.steps), f"{s.mean_return:.2f}", f"{s.expert_return:.2f}",
-             f"{s.random_return:.2f}", s.status) for s in summaries]
+    rows = [
+        (
+            s.task,
+            s.domain,
+            str(s.episodes),
+            str(s.steps),
+            f"{s.mean_return:.2f}",
+            f"{s.expert_return:.2f}",
+            f"{s.random_return:.2f}",
+            s.status,
+        )
+        for s in summaries
+    ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     numeric = {2, 3, 4, 5, 6}
-    lines = ["  ".join(cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
-             for row in [header, *rows]]
+    lines = [
+        "  ".join(
+            cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
+        ).rstrip()
+        for row in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -417,10 +519,13 @@ def _collection_card(out: Path, dataset_dict: DatasetDict, summaries: Sequence[T
     splits = "\n".join(f"- `{name}`: {len(dataset)} rows" for name, dataset in dataset_dict.items())
     card = build_card(
         pretty_name="gato training data",
-        summary=("A `DatasetDict` keyed by task name (one row per expert episode), plus the captioning set and the "
-                 "text corpus when generated. Each task's folder has its own card with its schema.\n\n" + splits),
+        summary=(
+            "A `DatasetDict` keyed by task name (one row per expert episode), plus the captioning set and the "
+            "text corpus when generated. Each task's folder has its own card with its schema.\n\n" + splits
+        ),
         features=Features({"<task>": Value("string")}) if not summaries else dataset_dict[summaries[0].task].features,
-        command=command, task_categories=EPISODE_TASK_CATEGORIES,
+        command=command,
+        task_categories=EPISODE_TASK_CATEGORIES,
         details="```\n" + summary_table(summaries) + "\n```" if summaries else "",
         size_rows=sum(len(d) for d in dataset_dict.values()),
     )

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset
-
 from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.suite.token_layout import DISCRETE_VALUES
 
@@ -58,8 +57,14 @@ def _columns(dataset: Dataset, table: Mapping[str, str]) -> list[str]:
     return [column for column in table if column in dataset.column_names]
 
 
-def jat_task_spec(dataset: Dataset, task_name: str, domain: str = "jat", frame_channel: int = -1,
-                  action_num_values: int | None = None, observation_num_values: int | None = None) -> TaskSpec:
+def jat_task_spec(
+    dataset: Dataset,
+    task_name: str,
+    domain: str = "jat",
+    frame_channel: int = -1,
+    action_num_values: int | None = None,
+    observation_num_values: int | None = None,
+) -> TaskSpec:
     """Infer the :class:`TaskSpec` of a JAT task dataset from its columns and first episode.
 
     Discrete value ranges are the dataset's maximum + 1 unless given. Continuous actions are binned
@@ -68,12 +73,16 @@ def jat_task_spec(dataset: Dataset, task_name: str, domain: str = "jat", frame_c
     """
     action_columns = _columns(dataset, JAT_ACTION_COLUMNS)
     if len(action_columns) != 1:
-        raise ValueError(f"JAT dataset for {task_name!r}: expected exactly one of {list(JAT_ACTION_COLUMNS)}, "
-                         f"got columns {dataset.column_names}")
+        raise ValueError(
+            f"JAT dataset for {task_name!r}: expected exactly one of {list(JAT_ACTION_COLUMNS)}, "
+            f"got columns {dataset.column_names}"
+        )
     observation_columns = _columns(dataset, JAT_OBSERVATION_KINDS)
     if not observation_columns:
-        raise ValueError(f"JAT dataset for {task_name!r}: expected some of {list(JAT_OBSERVATION_KINDS)}, "
-                         f"got columns {dataset.column_names}")
+        raise ValueError(
+            f"JAT dataset for {task_name!r}: expected some of {list(JAT_OBSERVATION_KINDS)}, "
+            f"got columns {dataset.column_names}"
+        )
     first = dataset[0]
     fields = []
     for column in observation_columns:
@@ -84,7 +93,9 @@ def jat_task_spec(dataset: Dataset, task_name: str, domain: str = "jat", frame_c
             fields.append(ObservationField(column, "image", _frames(first[column][:1], frame_channel).shape[1:]))
         elif kind == "discrete":
             num_values = observation_num_values or _max_plus_one(dataset, column)
-            fields.append(ObservationField(column, "discrete", np.asarray(first[column]).shape[1:], num_values=num_values))
+            fields.append(
+                ObservationField(column, "discrete", np.asarray(first[column]).shape[1:], num_values=num_values)
+            )
         else:
             fields.append(ObservationField(column, "continuous", np.asarray(first[column]).shape[1:], mu_law=True))
     action_column = action_columns[0]
@@ -94,14 +105,21 @@ def jat_task_spec(dataset: Dataset, task_name: str, domain: str = "jat", frame_c
         values = dataset.with_format("numpy")[action_column]
         bounded = all(np.abs(np.asarray(episode)).max() <= 1.0 for episode in values)
         action = ActionSpec("continuous", size=int(np.asarray(first[action_column]).shape[1]), mu_law=not bounded)
-    return TaskSpec(name=task_name, observations=tuple(fields), action=action, domain=domain,
-                    extra={"source": "jat", "action_column": action_column})
+    return TaskSpec(
+        name=task_name,
+        observations=tuple(fields),
+        action=action,
+        domain=domain,
+        extra={"source": "jat", "action_column": action_column},
+    )
 
 
 def _max_plus_one(dataset: Dataset, column: str) -> int:
     maximum = max(int(np.max(np.asarray(episode))) for episode in dataset.with_format("numpy")[column])
     if maximum + 1 > DISCRETE_VALUES:
-        raise ValueError(f"JAT column {column!r}: values up to {maximum}, Gato's discrete values stop at {DISCRETE_VALUES - 1}")
+        raise ValueError(
+            f"JAT column {column!r}: values up to {maximum}, Gato's discrete values stop at {DISCRETE_VALUES - 1}"
+        )
     return maximum + 1
 
 
@@ -117,7 +135,9 @@ def episode_from_jat_row(row: Mapping[str, Any], spec: TaskSpec, frame_channel: 
             observations[field.name] = _frames(row[field.name], frame_channel)
         else:
             observations[field.name] = np.asarray(row[field.name])
-    action_column = spec.extra.get("action_column") or ("discrete_actions" if spec.action.kind == "discrete" else "continuous_actions")
+    action_column = spec.extra.get("action_column") or (
+        "discrete_actions" if spec.action.kind == "discrete" else "continuous_actions"
+    )
     actions = np.asarray(row[action_column])
     return {
         "task": spec.name,
@@ -128,8 +148,14 @@ def episode_from_jat_row(row: Mapping[str, Any], spec: TaskSpec, frame_channel: 
     }
 
 
-def import_jat_dataset(dataset: Dataset, task_name: str, out: str | os.PathLike | None = None,
-                       spec: TaskSpec | None = None, frame_channel: int = -1, overwrite: bool = False) -> Dataset:
+def import_jat_dataset(
+    dataset: Dataset,
+    task_name: str,
+    out: str | os.PathLike | None = None,
+    spec: TaskSpec | None = None,
+    frame_channel: int = -1,
+    overwrite: bool = False,
+) -> Dataset:
     """Convert one JAT task's :class:`Dataset` (e.g. ``load_dataset("jat-project/jat-dataset",
     "babyai-goto", split="train")``) into gato's episode schema.
 

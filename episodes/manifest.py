@@ -27,10 +27,23 @@ MANIFEST_VERSION = 1
 # What a model manifest lists: the files `from_pretrained` loads (weights, configs, processor, tokenizer, the
 # remote code) and training's own records. The reports written later (README card, eval_results.*, plots,
 # main_job.json) and anything else in the folder are left out, so evaluating or pushing never trips over them.
-MODEL_FILE_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json", "generation_config.json",
-                       "processor_config.json", "preprocessor_config.json", "tokenizer*", "special_tokens_map.json",
-                       "added_tokens.json", "chat_template*", "*.model", "*.py", "training_config.yaml",
-                       "train_results.json", "task_specs.json")
+MODEL_FILE_PATTERNS = (
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "config.json",
+    "generation_config.json",
+    "processor_config.json",
+    "preprocessor_config.json",
+    "tokenizer*",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template*",
+    "*.model",
+    "*.py",
+    "training_config.yaml",
+    "train_results.json",
+    "task_specs.json",
+)
 _CHUNK = 1 << 20
 
 logger = logging.getLogger(__name__)
@@ -66,7 +79,9 @@ def _listed_files(folder: Path, recursive: bool) -> list[str]:
     return sorted(names)
 
 
-def manifest_entries(folder: str | os.PathLike, files: Iterable[str] | None = None, recursive: bool = True) -> dict[str, dict]:
+def manifest_entries(
+    folder: str | os.PathLike, files: Iterable[str] | None = None, recursive: bool = True
+) -> dict[str, dict]:
     """``{relative path: {"size", "sha256"}}`` of ``files`` (relative to ``folder``; default: all, see module doc)."""
     folder = Path(folder)
     names = _listed_files(folder, recursive) if files is None else sorted({Path(name).as_posix() for name in files})
@@ -103,7 +118,9 @@ def write_model_manifest(folder: str | os.PathLike) -> Path:
     configs, processor, tokenizer, code, training records); reports, checkpoints and logs are not listed."""
     folder = Path(folder)
     names = [path.name for path in folder.iterdir() if path.is_file()] if folder.is_dir() else []
-    return write_manifest(folder, [name for name in names if any(fnmatch(name, pattern) for pattern in MODEL_FILE_PATTERNS)])
+    return write_manifest(
+        folder, [name for name in names if any(fnmatch(name, pattern) for pattern in MODEL_FILE_PATTERNS)]
+    )
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, dict] | None:
@@ -132,10 +149,14 @@ def verify_manifest(folder: str | os.PathLike) -> None:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise ManifestError(f"{folder}: expected a folder written by gato, found {'a file' if folder.exists() else 'nothing'}")
+        raise ManifestError(
+            f"{folder}: expected a folder written by gato, found {'a file' if folder.exists() else 'nothing'}"
+        )
     entries = read_manifest(folder)
     if entries is None:
-        logger.warning("%s: no %s (written before gato kept manifests); its files are not checked", folder, MANIFEST_FILE)
+        logger.warning(
+            "%s: no %s (written before gato kept manifests); its files are not checked", folder, MANIFEST_FILE
+        )
         return
     problems = []
     for name, entry in sorted(entries.items()):
@@ -149,8 +170,11 @@ def verify_manifest(folder: str | os.PathLike) -> None:
         elif file_sha256(path) != entry["sha256"]:
             problems.append(f"{path}: changed (sha256 differs from the one recorded when it was written)")
     if problems:
-        raise ManifestError(f"{folder}: {len(problems)} file(s) differ from {MANIFEST_FILE}: " + "; ".join(problems)
-                            + ". The folder is damaged; write it again (or restore the files) before using it")
+        raise ManifestError(
+            f"{folder}: {len(problems)} file(s) differ from {MANIFEST_FILE}: "
+            + "; ".join(problems)
+            + ". The folder is damaged; write it again (or restore the files) before using it"
+        )
 
 
 def verify_data_folder(folder: str | os.PathLike) -> None:
@@ -169,12 +193,26 @@ def verify_data_folder(folder: str | os.PathLike) -> None:
     folders = [folder, *(folder / str(split) for split in splits)]
     unlisted = [path for path in folders if path.is_dir() and not (path / MANIFEST_FILE).exists()]
     if unlisted:
-        logger.warning("%s: %d folder(s) without %s (written before gato kept manifests); their files are not checked",
-                       folder, len(unlisted), MANIFEST_FILE)
+        logger.warning(
+            "%s: %d folder(s) without %s (written before gato kept manifests); their files are not checked",
+            folder,
+            len(unlisted),
+            MANIFEST_FILE,
+        )
     for path in folders:
         if path not in unlisted:
             verify_manifest(path)
 
 
-__all__ = ["MANIFEST_FILE", "ManifestError", "file_sha256", "manifest_bytes", "manifest_entries", "read_manifest",
-           "verify_data_folder", "verify_manifest", "write_manifest", "write_model_manifest"]
+__all__ = [
+    "MANIFEST_FILE",
+    "ManifestError",
+    "file_sha256",
+    "manifest_bytes",
+    "manifest_entries",
+    "read_manifest",
+    "verify_data_folder",
+    "verify_manifest",
+    "write_manifest",
+    "write_model_manifest",
+]

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset
-
 from gato.suite.spaces import SPACES_KEY, env_adapters, env_kwargs_of, spec_from_spaces
 from gato.suite.task_spec import TaskSpec
 
@@ -73,18 +72,22 @@ def _spec_of(dataset: Any, name: str | None, domain: str) -> tuple[TaskSpec, boo
             spec = TaskSpec(name, spec.observations, spec.action, spec.domain, spec.extra)
         return spec, True
     env_spec = dataset.spec.env_spec
-    extra: dict[str, Any] = {MINARI_EXTRA_KEY: {
-        "dataset_id": dataset.spec.dataset_id,
-        "observation_space": serialize_space(dataset.observation_space),
-        "action_space": serialize_space(dataset.action_space),
-    }}
+    extra: dict[str, Any] = {
+        MINARI_EXTRA_KEY: {
+            "dataset_id": dataset.spec.dataset_id,
+            "observation_space": serialize_space(dataset.observation_space),
+            "action_space": serialize_space(dataset.action_space),
+        }
+    }
     if env_spec is not None:
         extra["env_id"] = env_spec.id
         extra["env_kwargs"] = env_kwargs_of(type("Env", (), {"spec": env_spec})())
         if env_spec.max_episode_steps:
             extra["max_episode_steps"] = int(env_spec.max_episode_steps)
     default_name = name or dataset.spec.dataset_id.replace("/", "_").replace("-", "_")
-    return spec_from_spaces(dataset.observation_space, dataset.action_space, default_name, domain=domain, extra=extra), False
+    return spec_from_spaces(
+        dataset.observation_space, dataset.action_space, default_name, domain=domain, extra=extra
+    ), False
 
 
 def minari_episodes(dataset: Any, spec: TaskSpec, in_spec_terms: bool):
@@ -93,21 +96,43 @@ def minari_episodes(dataset: Any, spec: TaskSpec, in_spec_terms: bool):
     for episode in dataset.iterate_episodes():
         steps = len(episode.rewards)
         if in_spec_terms:
-            observations = {f.name: (list(episode.observations[f.name][:steps]) if f.kind == "text"
-                                     else np.asarray(episode.observations[f.name])[:steps]) for f in spec.observations}
+            observations = {
+                f.name: (
+                    list(episode.observations[f.name][:steps])
+                    if f.kind == "text"
+                    else np.asarray(episode.observations[f.name])[:steps]
+                )
+                for f in spec.observations
+            }
             actions = np.asarray(episode.actions).reshape(steps, spec.action.size)
         else:
             per_step = [to_episode_step(_at(episode.observations, t)) for t in range(steps)]
-            observations = {f.name: ([str(step[f.name]) for step in per_step] if f.kind == "text"
-                                     else np.stack([np.asarray(step[f.name]) for step in per_step]))
-                            for f in spec.observations}
+            observations = {
+                f.name: (
+                    [str(step[f.name]) for step in per_step]
+                    if f.kind == "text"
+                    else np.stack([np.asarray(step[f.name]) for step in per_step])
+                )
+                for f in spec.observations
+            }
             actions = np.stack([from_env_action(_at(episode.actions, t)) for t in range(steps)])
-        yield {"task": spec.name, "observations": observations, "actions": actions,
-               "rewards": np.asarray(episode.rewards, dtype=np.float64), "terminated": bool(episode.terminations[-1])}
+        yield {
+            "task": spec.name,
+            "observations": observations,
+            "actions": actions,
+            "rewards": np.asarray(episode.rewards, dtype=np.float64),
+            "terminated": bool(episode.terminations[-1]),
+        }
 
 
-def import_minari(dataset: Any, out: str | os.PathLike | None = None, *, name: str | None = None, domain: str = "",
-                  overwrite: bool = False) -> Dataset:
+def import_minari(
+    dataset: Any,
+    out: str | os.PathLike | None = None,
+    *,
+    name: str | None = None,
+    domain: str = "",
+    overwrite: bool = False,
+) -> Dataset:
     """A Minari dataset (a ``MinariDataset`` or the id of a local one) → a gato episode collection.
 
     Args:
@@ -143,7 +168,9 @@ def _spec_spaces(spec: TaskSpec, dataset: Dataset) -> tuple[Any, Any]:
         if f.kind == "image":
             fields[f.name] = spaces.Box(0, 255, f.shape, dtype=np.uint8)
         elif f.kind == "discrete":
-            fields[f.name] = spaces.Discrete(f.num_values) if not f.shape else spaces.MultiDiscrete(np.full(f.shape, f.num_values))
+            fields[f.name] = (
+                spaces.Discrete(f.num_values) if not f.shape else spaces.MultiDiscrete(np.full(f.shape, f.num_values))
+            )
         elif f.kind == "continuous":
             fields[f.name] = spaces.Box(-np.inf, np.inf, f.shape, dtype=np.float32)
         else:
@@ -152,7 +179,11 @@ def _spec_spaces(spec: TaskSpec, dataset: Dataset) -> tuple[Any, Any]:
             fields[f.name] = spaces.Text(max_length=max([len(t) for t in texts] + [1]), min_length=0, charset=charset)
     action = spec.action
     if action.kind == "discrete":
-        action_space = spaces.Discrete(action.num_values) if action.size == 1 else spaces.MultiDiscrete([action.num_values] * action.size)
+        action_space = (
+            spaces.Discrete(action.num_values)
+            if action.size == 1
+            else spaces.MultiDiscrete([action.num_values] * action.size)
+        )
     else:
         action_space = spaces.Box(action.low, action.high, (action.size,), dtype=np.float32)
     return spaces.Dict(fields), action_space
@@ -167,8 +198,10 @@ def _env_spaces(spec: TaskSpec) -> tuple[Any, Any] | None:
     if stored:
         from minari.serialization import deserialize_space
 
-        return (deserialize_space(json.loads(stored["observation_space"])),
-                deserialize_space(json.loads(stored["action_space"])))
+        return (
+            deserialize_space(json.loads(stored["observation_space"])),
+            deserialize_space(json.loads(stored["action_space"])),
+        )
     if "env_id" in spec.extra:
         from gato.suite.registry import make_gym_env
 
@@ -212,16 +245,21 @@ def _env_observations(spec: TaskSpec, episode: Mapping[str, Any]) -> Any:
     return build(root)
 
 
-def export_minari(dataset: Dataset, dataset_id: str, *, spec: TaskSpec | None = None, author: str | None = None,
-                  description: str | None = None) -> Any:
+def export_minari(
+    dataset: Dataset,
+    dataset_id: str,
+    *,
+    spec: TaskSpec | None = None,
+    author: str | None = None,
+    description: str | None = None,
+) -> Any:
     """A gato episode collection → a new local Minari dataset ``dataset_id`` (module docstring: the two forms).
 
     Returns the :class:`minari.MinariDataset`. Raises ``ValueError`` when a dataset of that id exists already.
     """
     minari = _minari()
-    from minari.data_collector.episode_buffer import EpisodeBuffer
-
     from gymnasium import spaces
+    from minari.data_collector.episode_buffer import EpisodeBuffer
 
     spec = spec or spec_from_dataset(dataset)
     env_spaces = _env_spaces(spec)
@@ -238,24 +276,44 @@ def export_minari(dataset: Dataset, dataset_id: str, *, spec: TaskSpec | None = 
             actions = np.stack([np.asarray(to_env_action(action)) for action in episode["actions"]])
         else:
             # Values in the spaces' dtypes (Minari's storage checks them); the gato writer narrows them back on import.
-            observations = {f.name: ([*episode["observations"][f.name], episode["observations"][f.name][-1]] if f.kind == "text"
-                                     else np.concatenate([episode["observations"][f.name], episode["observations"][f.name][-1:]])
-                                     .astype(observation_space[f.name].dtype)) for f in spec.observations}
+            observations = {
+                f.name: (
+                    [*episode["observations"][f.name], episode["observations"][f.name][-1]]
+                    if f.kind == "text"
+                    else np.concatenate(
+                        [episode["observations"][f.name], episode["observations"][f.name][-1:]]
+                    ).astype(observation_space[f.name].dtype)
+                )
+                for f in spec.observations
+            }
             actions = episode["actions"].astype(action_space.dtype)
             actions = actions.reshape(steps) if isinstance(action_space, spaces.Discrete) else actions
         terminated = bool(dataset[index]["terminated"])
-        buffers.append(EpisodeBuffer(
-            id=index, observations=observations, actions=actions, rewards=list(map(float, episode["rewards"])),
-            terminations=[False] * (steps - 1) + [terminated], truncations=[False] * (steps - 1) + [not terminated],
-        ))
+        buffers.append(
+            EpisodeBuffer(
+                id=index,
+                observations=observations,
+                actions=actions,
+                rewards=list(map(float, episode["rewards"])),
+                terminations=[False] * (steps - 1) + [terminated],
+                truncations=[False] * (steps - 1) + [not terminated],
+            )
+        )
     env = spec.extra.get("env_id") if env_spaces is not None else None
     try:
         with warnings.catch_warnings():  # Minari warns of every metadata field left empty (permalink, e-mail, …)
             warnings.simplefilter("ignore", UserWarning)
             created = minari.create_dataset_from_buffers(
-                dataset_id, buffers, env=env, observation_space=observation_space, action_space=action_space,
-                algorithm_name="gato episode collection", author=author,
-                description=description or f"gato task {spec.name}", data_format="arrow", jpeg_encoding=False,
+                dataset_id,
+                buffers,
+                env=env,
+                observation_space=observation_space,
+                action_space=action_space,
+                algorithm_name="gato episode collection",
+                author=author,
+                description=description or f"gato task {spec.name}",
+                data_format="arrow",
+                jpeg_encoding=False,
             )
     except ValueError as error:
         raise ValueError(f"dataset_id: {error}") from error

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from datasets import Dataset
-
 from gato.suite.spaces import SPACES_KEY, env_adapters, with_env
 from gato.suite.task_spec import TaskSpec
 
@@ -62,12 +61,16 @@ def default_to_episode_step(spec: TaskSpec) -> Callable[[Any], dict[str, Any]]:
         if isinstance(observation, Mapping):
             missing = [name for name in names if name not in observation]
             if missing:
-                raise ValueError(f"task {spec.name!r}: observation has no key(s) {missing}; keys are {sorted(observation)}. "
-                                 "Pass to_episode_step= to map the observation to the spec's fields")
+                raise ValueError(
+                    f"task {spec.name!r}: observation has no key(s) {missing}; keys are {sorted(observation)}. "
+                    "Pass to_episode_step= to map the observation to the spec's fields"
+                )
             return {name: observation[name] for name in names}
         if len(names) != 1:
-            raise ValueError(f"task {spec.name!r}: a non-dict observation fits a one-field spec only, the spec has {names}; "
-                             "pass to_episode_step=")
+            raise ValueError(
+                f"task {spec.name!r}: a non-dict observation fits a one-field spec only, the spec has {names}; "
+                "pass to_episode_step="
+            )
         return {names[0]: observation}
 
     return to_episode_step
@@ -148,7 +151,9 @@ def record_episode(
     observations = {}
     for field in spec.observations:
         values = [step[field.name] for step in steps]
-        observations[field.name] = [str(value) for value in values] if field.kind == "text" else np.stack([np.asarray(v) for v in values])
+        observations[field.name] = (
+            [str(value) for value in values] if field.kind == "text" else np.stack([np.asarray(v) for v in values])
+        )
     return {
         "task": spec.name,
         "seed": -1 if seed is None else int(seed),
@@ -185,9 +190,12 @@ def action_noise(
     check_action_noise(spec, noise)
     size = spec.action.size
     values = np.arange(spec.action.num_values) if choices is None else np.asarray(choices, dtype=np.int64)
-    if spec.action.kind == "discrete" and (values.size == 0 or values.min() < 0 or values.max() >= spec.action.num_values):
-        raise ValueError(f"action_noise: choices must be non-empty values in [0, {spec.action.num_values}), "
-                         f"got {list(values)}")
+    if spec.action.kind == "discrete" and (
+        values.size == 0 or values.min() < 0 or values.max() >= spec.action.num_values
+    ):
+        raise ValueError(
+            f"action_noise: choices must be non-empty values in [0, {spec.action.num_values}), got {list(values)}"
+        )
 
     def execute(env_action: Any, observation: Any = None) -> Any:  # noise ignores the observation
         if spec.action.kind == "continuous":
@@ -212,12 +220,20 @@ def record_task_episode(task: "Task", seed: int, env: Any | None = None, noise: 
     execute = None
     if noise:
         rng = np.random.default_rng([seed, NOISE_STREAM])
-        execute = action_noise(task.spec, noise, rng, task.to_env_action, task.from_env_action,
-                               choices=task.extra.get("noise_actions"))
+        execute = action_noise(
+            task.spec, noise, rng, task.to_env_action, task.from_env_action, choices=task.extra.get("noise_actions")
+        )
     try:
         return record_episode(
-            env, None, task.spec, seed=seed, make_policy=task.make_expert, to_episode_step=task.to_episode_step,
-            from_env_action=task.from_env_action, max_steps=task.max_episode_steps, execute=execute,
+            env,
+            None,
+            task.spec,
+            seed=seed,
+            make_policy=task.make_expert,
+            to_episode_step=task.to_episode_step,
+            from_env_action=task.from_env_action,
+            max_steps=task.max_episode_steps,
+            execute=execute,
         )
     finally:
         if own_env:
@@ -249,8 +265,16 @@ def record_episodes(
     spec = with_env(spec, env)
 
     def episode(index: int) -> dict[str, Any]:
-        return record_episode(env, policy, spec, seed=episode_seed(seed, spec.name, index), make_policy=make_policy,
-                              to_episode_step=to_episode_step, from_env_action=from_env_action, max_steps=max_steps)
+        return record_episode(
+            env,
+            policy,
+            spec,
+            seed=episode_seed(seed, spec.name, index),
+            make_policy=make_policy,
+            to_episode_step=to_episode_step,
+            from_env_action=from_env_action,
+            max_steps=max_steps,
+        )
 
     if out is None:
         return episodes_to_dataset((episode(index) for index in range(num_episodes)), spec)

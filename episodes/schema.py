@@ -52,7 +52,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Array2D, Array3D, Array4D, Array5D, Dataset, DatasetInfo, Features, IterableDataset, List, Value
-
 from gato.suite.task_spec import ObservationField, TaskSpec
 
 from .frames import FRAME_CODEC, decode_frames
@@ -92,7 +91,9 @@ def _per_step_feature(shape: tuple[int, ...], dtype: str, where: str):
     if len(shape) == 0:
         return List(Value(dtype))
     if len(shape) > MAX_STEP_RANK:
-        raise ValueError(f"{where}: per-step shape {shape} has rank {len(shape)}; at most {MAX_STEP_RANK} is supported")
+        raise ValueError(
+            f"{where}: per-step shape {shape} has rank {len(shape)}; at most {MAX_STEP_RANK} is supported"
+        )
     return _ARRAY_FEATURES[len(shape)]((None, *shape), dtype)
 
 
@@ -101,7 +102,9 @@ def observation_feature(field: ObservationField):
     if field.kind == "text":
         return List(Value("string"))
     if field.kind == "image" and (len(field.shape) not in (2, 3) or (len(field.shape) == 3 and field.shape[-1] != 3)):
-        raise ValueError(f"observation field {field.name!r}: image shape must be (H, W, 3) or (H, W), got {field.shape}")
+        raise ValueError(
+            f"observation field {field.name!r}: image shape must be (H, W, 3) or (H, W), got {field.shape}"
+        )
     if field.kind == "image":
         return List(Value("binary"))
     return _per_step_feature(field.shape, field_dtype(field), f"observation field {field.name!r}")
@@ -204,8 +207,10 @@ def episode_from_arrow(table: pa.Table, spec: TaskSpec, steps: slice | None = No
     window = steps if steps is not None else slice(None)
     row = {
         "task": table.column("task")[0].as_py(),
-        "observations": {field.name: _column_to_numpy(children[field.name], field_dtype(field))[window]
-                         for field in spec.observations},
+        "observations": {
+            field.name: _column_to_numpy(children[field.name], field_dtype(field))[window]
+            for field in spec.observations
+        },
         "actions": _column_to_numpy(table.column("actions").chunk(0), action_dtype(spec))[window],
         "rewards": _column_to_numpy(table.column("rewards").chunk(0), "float32")[window],
     }
@@ -217,7 +222,9 @@ def episode_length(table: pa.Table) -> int:
     return int(pc.list_value_length(table.column("rewards"))[0].as_py())
 
 
-def read_episode(dataset: Dataset, index: int, spec: TaskSpec | None = None, steps: slice | None = None) -> dict[str, Any]:
+def read_episode(
+    dataset: Dataset, index: int, spec: TaskSpec | None = None, steps: slice | None = None
+) -> dict[str, Any]:
     """Episode ``index`` of a memory-mapped episode dataset as the processor's episode dict (fast path);
     ``steps`` reads only those time steps (see :func:`episode_from_arrow`)."""
     spec = spec or spec_from_dataset(dataset)

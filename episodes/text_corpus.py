@@ -263,7 +263,9 @@ def _read_source(source: CorpusSource) -> _SourceText:
     if source.kind == "pydoc_topics":
         from pydoc_data.topics import topics  # the language reference text pydoc shows; fixed per Python version
 
-        return _SourceText({"python": platform.python_version()}, ["pydoc_data/topics.py"], [topics[k] for k in sorted(topics)])
+        return _SourceText(
+            {"python": platform.python_version()}, ["pydoc_data/topics.py"], [topics[k] for k in sorted(topics)]
+        )
     if source.kind == "package_docstrings":
         versions: dict[str, str | None] = {}
         files: list[str] = []
@@ -320,7 +322,9 @@ def vocabulary_document() -> str:
     lines: list[str] = []
     for size, colour, shape, position in itertools.product(SIZES, COLOURS, SHAPES, POSITIONS):
         lines.append(f"a {size} {colour} {shape} {position}")
-    for article, colour, obj, where in itertools.product(("the", "a"), BABYAI_COLOURS, BABYAI_OBJECTS, BABYAI_LOCATIONS):
+    for article, colour, obj, where in itertools.product(
+        ("the", "a"), BABYAI_COLOURS, BABYAI_OBJECTS, BABYAI_LOCATIONS
+    ):
         thing = f"{article} {colour} {obj}{where}"
         lines += [f"go to {thing}", f"pick up {thing}" if obj != "door" else f"open {thing}"]
         if obj == "door":

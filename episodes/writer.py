@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, IterableDataset, concatenate_datasets, load_from_disk
 from datasets import utils as datasets_utils
-
 from gato.suite.task_spec import TaskSpec
 
 from .frames import encode_frames, encoded_size
@@ -42,16 +41,22 @@ def _fail(index: int | None, field: str, message: str) -> ValueError:
     return ValueError(f"{where}, field {field!r}: {message}")
 
 
-def _check_values(values: Any, index: int | None, field: str, shape: tuple[int, ...], kind: str, num_values: int, dtype: str) -> np.ndarray:
+def _check_values(
+    values: Any, index: int | None, field: str, shape: tuple[int, ...], kind: str, num_values: int, dtype: str
+) -> np.ndarray:
     """One numeric field → a ``(T, *shape)`` array of ``dtype``, or a ValueError naming it."""
     try:
         array = np.asarray(values)
     except (ValueError, TypeError) as error:  # ragged lists
-        raise _fail(index, field, f"expected an array of shape {shape_text(shape)}, got ragged values ({error})") from None
+        raise _fail(
+            index, field, f"expected an array of shape {shape_text(shape)}, got ragged values ({error})"
+        ) from None
     if array.shape != shape:
         raise _fail(index, field, f"expected shape {shape_text(shape)}, got {array.shape}")
     if kind == "continuous":
-        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+        if not (
+            np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer) or array.dtype == bool
+        ):
             raise _fail(index, field, f"expected real numbers, got dtype {array.dtype}")
         array = array.astype(dtype, copy=False)
         if not np.isfinite(array).all():
@@ -103,11 +108,15 @@ def validate_episode(episode: Mapping[str, Any], spec: TaskSpec, index: int | No
     if actions.ndim != 2 or len(actions) == 0:
         raise _fail(index, "actions", f"expected shape (T, {action.size}) with T ≥ 1, got {actions.shape}")
     steps = len(actions)
-    actions = _check_values(actions, index, "actions", (steps, action.size), action.kind, action.num_values, action_dtype(spec))
+    actions = _check_values(
+        actions, index, "actions", (steps, action.size), action.kind, action.num_values, action_dtype(spec)
+    )
 
     observations = episode["observations"]
     if not isinstance(observations, Mapping):
-        raise _fail(index, "observations", f"expected a mapping of field name → values, got {type(observations).__name__}")
+        raise _fail(
+            index, "observations", f"expected a mapping of field name → values, got {type(observations).__name__}"
+        )
     unknown = sorted(set(observations) - {field.name for field in spec.observations})
     if unknown:
         raise _fail(index, f"observations.{unknown[0]}", f"not a field of task {spec.name!r}")
@@ -120,17 +129,27 @@ def validate_episode(episode: Mapping[str, Any], spec: TaskSpec, index: int | No
         if field.kind == "text":
             texts = list(values) if not isinstance(values, str) else None
             if texts is None or len(texts) != steps or not all(isinstance(text, str) for text in texts):
-                raise _fail(index, name, f"expected {steps} strings (one per action), got {type(values).__name__} of length {len(values) if texts is not None else 'n/a'}")
+                raise _fail(
+                    index,
+                    name,
+                    f"expected {steps} strings (one per action), got {type(values).__name__} of length {len(values) if texts is not None else 'n/a'}",
+                )
             checked[field.name] = texts
             continue
         num_values = 256 if field.kind == "image" else field.num_values
-        checked[field.name] = _check_values(values, index, name, (steps, *field.shape), field.kind, num_values, field_dtype(field))
+        checked[field.name] = _check_values(
+            values, index, name, (steps, *field.shape), field.kind, num_values, field_dtype(field)
+        )
         if field.kind == "image":  # stored zlib-compressed (schema version 2): the raw frames are not kept
             checked[field.name] = encode_frames(checked[field.name])
 
     rewards = np.asarray(episode["rewards"], dtype=np.float64) if not isinstance(episode["rewards"], str) else None
     if rewards is None or rewards.shape != (steps,):
-        raise _fail(index, "rewards", f"expected shape ({steps},) (one per action), got {getattr(rewards, 'shape', 'a string')}")
+        raise _fail(
+            index,
+            "rewards",
+            f"expected shape ({steps},) (one per action), got {getattr(rewards, 'shape', 'a string')}",
+        )
     if not np.isfinite(rewards).all():
         raise _fail(index, "rewards", "expected finite values, got NaN or inf")
 
@@ -148,8 +167,14 @@ def validate_episode(episode: Mapping[str, Any], spec: TaskSpec, index: int | No
 
 def _episode_bytes(row: dict[str, Any]) -> int:
     arrays = [row["actions"], row["rewards"], *row["observations"].values()]
-    return sum(array.nbytes if isinstance(array, np.ndarray)
-               else encoded_size(array) if array and isinstance(array[0], bytes) else 64 * len(array) for array in arrays)
+    return sum(
+        array.nbytes
+        if isinstance(array, np.ndarray)
+        else encoded_size(array)
+        if array and isinstance(array[0], bytes)
+        else 64 * len(array)
+        for array in arrays
+    )
 
 
 def _rows_to_dataset(rows: Sequence[dict[str, Any]], spec: TaskSpec) -> Dataset:
@@ -188,7 +213,9 @@ def _save_atomically(dataset: Dataset, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_shard(episodes: Iterable[Mapping[str, Any]], spec: TaskSpec, path: str | os.PathLike, start_index: int = 0) -> Dataset:
+def write_shard(
+    episodes: Iterable[Mapping[str, Any]], spec: TaskSpec, path: str | os.PathLike, start_index: int = 0
+) -> Dataset:
     """Validate ``episodes`` and write them as one shard folder at ``path``, atomically.
 
     Nothing is written when any episode is invalid (the error names it by ``start_index + offset``).
@@ -233,8 +260,14 @@ class EpisodeWriter:
         shard_size: episodes per shard (a shard is also flushed at ``shard_bytes`` of arrays).
     """
 
-    def __init__(self, path: str | os.PathLike, spec: TaskSpec, shard_size: int = DEFAULT_SHARD_EPISODES,
-                 shard_bytes: int = DEFAULT_SHARD_BYTES, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        spec: TaskSpec,
+        shard_size: int = DEFAULT_SHARD_EPISODES,
+        shard_bytes: int = DEFAULT_SHARD_BYTES,
+        overwrite: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.spec = spec
         self.shard_size = shard_size
@@ -251,8 +284,10 @@ class EpisodeWriter:
         stored = [load_from_disk(str(shard)) for shard in self._shards]
         for shard, dataset in zip(self._shards, stored):
             if dataset.features != episode_features(spec):
-                raise ValueError(f"{shard}: written with other features than this version's (e.g. raw frames before "
-                                 f"compression); delete {self.partial} to record again, or finish it with the version that began it")
+                raise ValueError(
+                    f"{shard}: written with other features than this version's (e.g. raw frames before "
+                    f"compression); delete {self.partial} to record again, or finish it with the version that began it"
+                )
         self._written = sum(len(dataset) for dataset in stored)
 
     @property

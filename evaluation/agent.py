@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from gato.modeling_gato.acting import ActingConfig, GatoActingContext
 from gato.suite.registry import Task
 from gato.suite.task_spec import TaskSpec
@@ -175,14 +174,18 @@ class GatoAgent:
     def __call__(self, observation: Any) -> Any:
         """One environment (``reset(num_envs=1)``): one env observation → one env action."""
         if self.num_envs > 1:
-            raise ValueError(f"agent(observation) acts in one environment; the agent was reset for {self.num_envs}: use act()")
+            raise ValueError(
+                f"agent(observation) acts in one environment; the agent was reset for {self.num_envs}: use act()"
+            )
         return self.env_actions([observation])[0]
 
     def split(self, observations: Any) -> list[Any]:
         """A vector env's batched observation (or a list of them) → one observation per environment."""
         if self.num_envs == 0:
             raise ValueError("reset(num_envs=...) must be called before acting")
-        per_env = observations if isinstance(observations, list) else split_batched_observation(observations, self.num_envs)
+        per_env = (
+            observations if isinstance(observations, list) else split_batched_observation(observations, self.num_envs)
+        )
         if len(per_env) != self.num_envs:
             raise ValueError(f"observations: expected {self.num_envs} environments, got {len(per_env)}")
         return per_env
@@ -197,8 +200,13 @@ class GatoAgent:
         if self.context is None and self.prompt_tokens is not None:
             prompt = self.processor.collate([self.prompt_tokens] * self.num_envs)
         output = self.model.act(
-            inputs, self.action_ranges, context=self.context, prompt=prompt, acting_config=self.acting_config,
-            generator=self.generator, continuous_actions=self.spec.action.kind == "continuous",
+            inputs,
+            self.action_ranges,
+            context=self.context,
+            prompt=prompt,
+            acting_config=self.acting_config,
+            generator=self.generator,
+            continuous_actions=self.spec.action.kind == "continuous",
         )
         self.context = output.context
         return output.action_tokens
@@ -220,14 +228,17 @@ class GatoAgent:
         returns and leaves the agent reset for one environment."""
         from .rollout import run_episodes
 
-        returns, _, _, _ = run_episodes(self, self._suite_task("play"), episodes, num_envs=1, seed=seed, max_steps=max_steps,
-                                        progress=False)
+        returns, _, _, _ = run_episodes(
+            self, self._suite_task("play"), episodes, num_envs=1, seed=seed, max_steps=max_steps, progress=False
+        )
         self.reset()
         return [float(value) for value in returns]
 
     def _suite_task(self, what: str) -> Task:
         if self.task is None:
-            raise ValueError(f"{what}: the agent was built from a bare TaskSpec; build it from a suite Task to have environments")
+            raise ValueError(
+                f"{what}: the agent was built from a bare TaskSpec; build it from a suite Task to have environments"
+            )
         return self.task
 
     @property

@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
-
 from gato.episodes.captions import COLOURS, HELD_OUT_PAIRS, SHAPES
 from gato.suite.token_layout import EOS_TOKEN_ID, PAD_TOKEN_ID, TEXT_VOCAB_SIZE
 from gato.training.precision import float32_output_layer
+from transformers import LogitsProcessor, LogitsProcessorList
 
 # "red circle", "blue squares": a colour word directly followed by a shape word.
 MENTION_PATTERN = re.compile(r"\b(" + "|".join(COLOURS) + r")\s+(" + "|".join(SHAPES) + r")s?\b")
@@ -77,7 +76,9 @@ def attribute_counts(caption: str, objects: Sequence[Mapping[str, Any]]) -> dict
     }
 
 
-def attribute_accuracy(captions: Sequence[str], scenes: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, float | None]:
+def attribute_accuracy(
+    captions: Sequence[str], scenes: Sequence[Sequence[Mapping[str, Any]]]
+) -> dict[str, float | None]:
     """Attribute-mention accuracy of generated ``captions`` against their ``scenes`` (micro-averaged over objects).
 
     Returns:
@@ -129,8 +130,14 @@ def generate_captions(
         for image in images[start : start + batch_size]:
             sequence = processor.tokenize_caption(image, "")
             length = int(sequence["patch_mask"].sum()) + 1  # the patches and bos
-            prompts.append({key: (value[:length] if key in ("input_ids", "loss_mask", "local_positions", "patch_mask") else value)
-                            for key, value in sequence.items()})
+            prompts.append(
+                {
+                    key: (
+                        value[:length] if key in ("input_ids", "loss_mask", "local_positions", "patch_mask") else value
+                    )
+                    for key, value in sequence.items()
+                }
+            )
         # Same image size → same prompt length: no padding, so left/right padding does not matter.
         batch = processor.collate(prompts)
         inputs = {key: value.to(device) for key, value in batch.items() if key not in ("labels", "loss_mask")}
@@ -152,8 +159,14 @@ def generate_captions(
 
 
 def evaluate_captions(
-    model: torch.nn.Module, processor: Any, dataset: Any, samples: int | None = None, max_new_tokens: int = 48,
-    batch_size: int = 8, examples: int = 5, split: str = "captions_validation",
+    model: torch.nn.Module,
+    processor: Any,
+    dataset: Any,
+    samples: int | None = None,
+    max_new_tokens: int = 48,
+    batch_size: int = 8,
+    examples: int = 5,
+    split: str = "captions_validation",
 ) -> dict[str, Any]:
     """Caption the first ``samples`` rows of a caption split (columns ``image``, ``caption``, ``objects``) and score them.
 

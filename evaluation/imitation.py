@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from gato.episodes.schema import read_episode
 from gato.modeling_gato.acting import restrict_to_ranges
 from gato.suite.task_spec import TaskSpec
@@ -57,7 +56,9 @@ def held_out_action_accuracy(
     action_size = ranges.shape[0]
     episodes = min(max_episodes, len(dataset))
     sequences = [
-        sequence for index in range(episodes) for sequence in processor.tokenize_episode(read_episode(dataset, index, spec), spec)
+        sequence
+        for index in range(episodes)
+        for sequence in processor.tokenize_episode(read_episode(dataset, index, spec), spec)
     ]
     predicted, expected = [], []
     for start in range(0, len(sequences), batch_size):
@@ -65,14 +66,18 @@ def held_out_action_accuracy(
         with float32_output_layer(model):  # a bf16 model's logits in bf16 would tie close actions
             output = model(**batch)
         targets = batch["labels"][:, 1:]
-        is_target = (targets != IGNORE_INDEX) & batch["loss_mask"][:, 1:].bool() & batch["attention_mask"][:, 1:].bool()
+        is_target = (
+            (targets != IGNORE_INDEX) & batch["loss_mask"][:, 1:].bool() & batch["attention_mask"][:, 1:].bool()
+        )
         # Episode targets are the action tokens, whole steps in order: target i is action dimension i % A.
         logits = output.logits.float()
         dims = torch.arange(logits.shape[0], device=device) % action_size
         predicted.append(restrict_to_ranges(logits, ranges[dims]).argmax(-1).cpu())
         expected.append(targets[is_target].cpu())
     if not predicted or sum(len(p) for p in predicted) % action_size:
-        raise ValueError(f"dataset: expected whole time steps of {action_size} action targets in the episodes of {spec.name!r}")
+        raise ValueError(
+            f"dataset: expected whole time steps of {action_size} action targets in the episodes of {spec.name!r}"
+        )
     predicted_tokens = torch.cat(predicted).view(-1, action_size)
     expected_tokens = torch.cat(expected).view(-1, action_size)
     exact = predicted_tokens == expected_tokens

@@ -30,10 +30,14 @@ def task_rows(results: Mapping[str, Any]) -> list[list[str]]:
     held-out action accuracy (teacher-forced; ``—`` when not measured)."""
     return [
         [
-            task["task"], task["domain"], str(task["episodes"]),
+            task["task"],
+            task["domain"],
+            str(task["episodes"]),
             f"{_fmt(task['mean_return'])} ± {_fmt(task['std_return'])}",
-            _fmt(task["expert_return"]), _fmt(task["random_return"]),
-            _fmt(task["normalized_score"], percent=True), _fmt(task["success_rate"], percent=True),
+            _fmt(task["expert_return"]),
+            _fmt(task["random_return"]),
+            _fmt(task["normalized_score"], percent=True),
+            _fmt(task["success_rate"], percent=True),
             _fmt((task.get("imitation") or {}).get("action_accuracy"), percent=True),
         ]
         for task in results["tasks"]
@@ -41,19 +45,32 @@ def task_rows(results: Mapping[str, Any]) -> list[list[str]]:
 
 
 # "held-out actions": teacher-forced, the fraction of expert time steps whose whole action the model predicts.
-TASK_HEADER = ["task", "domain", "episodes", "return (mean ± std)", "expert", "random", "normalized", "success",
-               "held-out actions"]
+TASK_HEADER = [
+    "task",
+    "domain",
+    "episodes",
+    "return (mean ± std)",
+    "expert",
+    "random",
+    "normalized",
+    "success",
+    "held-out actions",
+]
 DOMAIN_HEADER = ["domain", "tasks", "mean normalized", "median normalized", "tasks ≥ 50%"]
 
 
 def domain_rows(results: Mapping[str, Any]) -> list[list[str]]:
     rows = []
     for name, summary in [*results["domains"].items(), ("all", results["summary"])]:
-        rows.append([
-            name, f"{summary['tasks_scored']}/{summary['tasks']}",
-            _fmt(summary["mean_normalized_score"], percent=True), _fmt(summary["median_normalized_score"], percent=True),
-            f"{summary['tasks_above_threshold']} ({_fmt(summary['fraction_above_threshold'], percent=True)})",
-        ])
+        rows.append(
+            [
+                name,
+                f"{summary['tasks_scored']}/{summary['tasks']}",
+                _fmt(summary["mean_normalized_score"], percent=True),
+                _fmt(summary["median_normalized_score"], percent=True),
+                f"{summary['tasks_above_threshold']} ({_fmt(summary['fraction_above_threshold'], percent=True)})",
+            ]
+        )
     return rows
 
 
@@ -71,19 +88,27 @@ def statistics_rows(results: Mapping[str, Any]) -> list[list[str]]:
     statistics = results.get("statistics")
     if not statistics:
         return []
-    return [[name, str(summary["tasks"]), str(summary["episodes"]),
-             *(_interval(summary[aggregate]) for aggregate in ("iqm", "median", "mean", "optimality_gap"))]
-            for name, summary in [*statistics["domains"].items(), ("all", statistics["all"])]]
+    return [
+        [
+            name,
+            str(summary["tasks"]),
+            str(summary["episodes"]),
+            *(_interval(summary[aggregate]) for aggregate in ("iqm", "median", "mean", "optimality_gap")),
+        ]
+        for name, summary in [*statistics["domains"].items(), ("all", statistics["all"])]
+    ]
 
 
 def statistics_note(results: Mapping[str, Any]) -> str:
     """What the statistics table's brackets are."""
     statistics = results["statistics"]
-    return (f"Expert-normalized scores of the episodes (each episode's return normalized as the task's mean is): "
-            f"interquartile mean, median and mean of the task means, optimality gap (mean shortfall below the expert, "
-            f"lower is better); [brackets]: {100 * statistics['confidence']:.0f}% stratified-bootstrap confidence "
-            f"intervals over each task's episodes ({statistics['reps']} replicates, seed {statistics['seed']}; Agarwal et al. 2021, "
-            f"https://arxiv.org/abs/2108.13264).")
+    return (
+        f"Expert-normalized scores of the episodes (each episode's return normalized as the task's mean is): "
+        f"interquartile mean, median and mean of the task means, optimality gap (mean shortfall below the expert, "
+        f"lower is better); [brackets]: {100 * statistics['confidence']:.0f}% stratified-bootstrap confidence "
+        f"intervals over each task's episodes ({statistics['reps']} replicates, seed {statistics['seed']}; Agarwal et al. 2021, "
+        f"https://arxiv.org/abs/2108.13264)."
+    )
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -91,7 +116,17 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-CAPTION_HEADER = ["split", "samples", "colour", "shape", "colour+shape", "held-out colour+shape", "precision", "scenes", "BLEU"]
+CAPTION_HEADER = [
+    "split",
+    "samples",
+    "colour",
+    "shape",
+    "colour+shape",
+    "held-out colour+shape",
+    "precision",
+    "scenes",
+    "BLEU",
+]
 
 
 def caption_results(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -101,37 +136,77 @@ def caption_results(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def caption_row(captions: Mapping[str, Any]) -> list[str]:
     """One row of :data:`CAPTION_HEADER` (``scene_accuracy`` is absent from results written before it existed)."""
-    return [captions["split"], str(captions["samples"]), _fmt(captions["colour_accuracy"], percent=True),
-            _fmt(captions["shape_accuracy"], percent=True), _fmt(captions["colour_shape_accuracy"], percent=True),
-            _fmt(captions["held_out_colour_shape_accuracy"], percent=True), _fmt(captions["mention_precision"], percent=True),
-            _fmt(captions.get("scene_accuracy"), percent=True), _fmt(captions["bleu"], 1)]
+    return [
+        captions["split"],
+        str(captions["samples"]),
+        _fmt(captions["colour_accuracy"], percent=True),
+        _fmt(captions["shape_accuracy"], percent=True),
+        _fmt(captions["colour_shape_accuracy"], percent=True),
+        _fmt(captions["held_out_colour_shape_accuracy"], percent=True),
+        _fmt(captions["mention_precision"], percent=True),
+        _fmt(captions.get("scene_accuracy"), percent=True),
+        _fmt(captions["bleu"], 1),
+    ]
 
 
 def markdown_report(results: Mapping[str, Any]) -> str:
     """The markdown report: control tasks, domains, captions and text (sections only for what was evaluated)."""
     parts = [f"# Evaluation of `{results['model']}`", ""]
     if results["tasks"]:
-        parts += ["## Control", "", markdown_table(TASK_HEADER, task_rows(results)), "",
-                  "Normalized score = (return − random) / (expert − random): 0 is a uniformly random policy, 1 the expert "
-                  "(as in the Gato paper, Reed et al. 2022).", "",
-                  markdown_table(DOMAIN_HEADER, domain_rows(results)), ""]
+        parts += [
+            "## Control",
+            "",
+            markdown_table(TASK_HEADER, task_rows(results)),
+            "",
+            "Normalized score = (return − random) / (expert − random): 0 is a uniformly random policy, 1 the expert "
+            "(as in the Gato paper, Reed et al. 2022).",
+            "",
+            markdown_table(DOMAIN_HEADER, domain_rows(results)),
+            "",
+        ]
         if statistics_rows(results):
-            parts += [markdown_table(["domain", *STATISTICS_HEADER], statistics_rows(results)), "",
-                      statistics_note(results), ""]
+            parts += [
+                markdown_table(["domain", *STATISTICS_HEADER], statistics_rows(results)),
+                "",
+                statistics_note(results),
+                "",
+            ]
     splits = caption_results(results)
     if splits:
-        parts += ["## Captions", "", markdown_table(CAPTION_HEADER, [caption_row(c) for c in splits]), "",
-                  "`captions_validation`: every scene holds a colour×shape pair never seen in training (\"held-out\n"
-                  "colour+shape\" is over those objects); `captions_test`: new scenes of the training pairs. \"scenes\": the\n"
-                  "caption names every object's colour and shape, once per object, and nothing else.", ""]
+        parts += [
+            "## Captions",
+            "",
+            markdown_table(CAPTION_HEADER, [caption_row(c) for c in splits]),
+            "",
+            '`captions_validation`: every scene holds a colour×shape pair never seen in training ("held-out\n'
+            'colour+shape" is over those objects); `captions_test`: new scenes of the training pairs. "scenes": the\n'
+            "caption names every object's colour and shape, once per object, and nothing else.",
+            "",
+        ]
         for c in splits:
             parts += [f"{c['split']}:", ""]
-            parts += [f"- reference: {ex['reference']}\n  generated: {ex['generated'] or '(empty)'}" for ex in c["examples"]] + [""]
+            parts += [
+                f"- reference: {ex['reference']}\n  generated: {ex['generated'] or '(empty)'}" for ex in c["examples"]
+            ] + [""]
     text = results.get("text")
     if text:
-        parts += ["## Text", "", markdown_table(["split", "documents", "tokens", "loss (nats/token)", "perplexity"],
-                                                 [[text["split"], str(text["documents"]), str(text["tokens"]),
-                                                   _fmt(text["loss"], 3), _fmt(text["perplexity"], 1)]]), ""]
+        parts += [
+            "## Text",
+            "",
+            markdown_table(
+                ["split", "documents", "tokens", "loss (nats/token)", "perplexity"],
+                [
+                    [
+                        text["split"],
+                        str(text["documents"]),
+                        str(text["tokens"]),
+                        _fmt(text["loss"], 3),
+                        _fmt(text["perplexity"], 1),
+                    ]
+                ],
+            ),
+            "",
+        ]
     return "\n".join(parts)
 
 
@@ -157,14 +232,21 @@ def bar_chart(results: Mapping[str, Any], path: str | Path) -> Path | None:
     colours = [palette(domains.index(task["domain"]) % 10) for task in scored]
     figure, axes = plt.subplots(figsize=(max(4.0, 0.5 * len(names) + 2) + 1.5, 4))  # + the legend
     axes.bar(range(len(names)), values, color=colours)
-    axes.axhline(100 * results["summary"]["threshold"], color="grey", linestyle="--", linewidth=1, label="50% of expert")
+    axes.axhline(
+        100 * results["summary"]["threshold"], color="grey", linestyle="--", linewidth=1, label="50% of expert"
+    )
     axes.axhline(0, color="black", linewidth=0.8)
     axes.set_xticks(range(len(names)), names, rotation=45, ha="right")
     axes.set_ylabel("expert-normalized score (%)")
     axes.set_title(score_plot_title(results))
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette(i % 10)) for i in range(len(domains))]
-    axes.legend(handles + axes.get_legend_handles_labels()[0][:1], domains + ["50% of expert"], fontsize=8,
-                loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars: inside, it hides the tallest
+    axes.legend(
+        handles + axes.get_legend_handles_labels()[0][:1],
+        domains + ["50% of expert"],
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )  # beside the bars: inside, it hides the tallest
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=120)
@@ -187,8 +269,14 @@ def profile_plot(results: Mapping[str, Any], path: str | Path) -> Path | None:
     taus = [100 * tau for tau in profile["thresholds"]]
     figure, axes = plt.subplots(figsize=(5, 3.5))
     axes.plot(taus, profile["fraction"], color="tab:blue", label=f"all tasks ({statistics['all']['tasks']})")
-    axes.fill_between(taus, profile["low"], profile["high"], color="tab:blue", alpha=0.25,
-                      label=f"{100 * statistics['confidence']:.0f}% CI")
+    axes.fill_between(
+        taus,
+        profile["low"],
+        profile["high"],
+        color="tab:blue",
+        alpha=0.25,
+        label=f"{100 * statistics['confidence']:.0f}% CI",
+    )
     axes.axvline(100 * results["summary"]["threshold"], color="grey", linestyle="--", linewidth=1)
     axes.set_xlabel("expert-normalized score τ (%)")
     axes.set_ylabel("fraction of episodes with score > τ")
@@ -225,9 +313,11 @@ def print_results(results: Mapping[str, Any]) -> None:
 
     console = Console()
     if results["tasks"]:
-        for title, header, rows in (("control tasks", TASK_HEADER, task_rows(results)),
-                                    ("domains", DOMAIN_HEADER, domain_rows(results)),
-                                    ("normalized scores, 95% CI", ["domain", *STATISTICS_HEADER], statistics_rows(results))):
+        for title, header, rows in (
+            ("control tasks", TASK_HEADER, task_rows(results)),
+            ("domains", DOMAIN_HEADER, domain_rows(results)),
+            ("normalized scores, 95% CI", ["domain", *STATISTICS_HEADER], statistics_rows(results)),
+        ):
             if not rows:
                 continue
             table = Table(title=title)
@@ -237,14 +327,34 @@ def print_results(results: Mapping[str, Any]) -> None:
                 table.add_row(*row)
             console.print(table)
     for c in caption_results(results):
-        console.print(f"captions ({c['split']}, {c['samples']}): colour {_fmt(c['colour_accuracy'], percent=True)}, "
-                      f"shape {_fmt(c['shape_accuracy'], percent=True)}, colour+shape {_fmt(c['colour_shape_accuracy'], percent=True)}, "
-                      f"scenes {_fmt(c.get('scene_accuracy'), percent=True)}, BLEU {_fmt(c['bleu'], 1)}")
+        console.print(
+            f"captions ({c['split']}, {c['samples']}): colour {_fmt(c['colour_accuracy'], percent=True)}, "
+            f"shape {_fmt(c['shape_accuracy'], percent=True)}, colour+shape {_fmt(c['colour_shape_accuracy'], percent=True)}, "
+            f"scenes {_fmt(c.get('scene_accuracy'), percent=True)}, BLEU {_fmt(c['bleu'], 1)}"
+        )
     if results.get("text"):
         t = results["text"]
-        console.print(f"text ({t['split']}): loss {_fmt(t['loss'], 3)} nats/token, perplexity {_fmt(t['perplexity'], 1)}")
+        console.print(
+            f"text ({t['split']}): loss {_fmt(t['loss'], 3)} nats/token, perplexity {_fmt(t['perplexity'], 1)}"
+        )
 
 
-__all__ = ["RESULTS_FILE", "TABLE_FILE", "CHART_FILE", "PROFILE_FILE", "STATISTICS_HEADER", "statistics_rows",
-           "statistics_note", "profile_plot", "SCHEMA_VERSION", "CAPTION_HEADER", "caption_results", "caption_row",
-           "markdown_report", "markdown_table", "bar_chart", "write_results", "print_results"]
+__all__ = [
+    "RESULTS_FILE",
+    "TABLE_FILE",
+    "CHART_FILE",
+    "PROFILE_FILE",
+    "STATISTICS_HEADER",
+    "statistics_rows",
+    "statistics_note",
+    "profile_plot",
+    "SCHEMA_VERSION",
+    "CAPTION_HEADER",
+    "caption_results",
+    "caption_row",
+    "markdown_report",
+    "markdown_table",
+    "bar_chart",
+    "write_results",
+    "print_results",
+]

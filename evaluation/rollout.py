@@ -31,11 +31,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
 from gato.episodes.recorder import episode_seed, record_task_episode
 from gato.modeling_gato.acting import ActingConfig
 from gato.suite.registry import Task
+from tqdm.auto import tqdm
 
 from .agent import GatoAgent
 
@@ -48,7 +47,9 @@ def default_prompt_tokens(processor: Any, model_dir: str | os.PathLike | None = 
     from gato.training.run_training import TRAINING_CONFIG_FILE
 
     path = Path(model_dir) / TRAINING_CONFIG_FILE if model_dir is not None else None
-    fraction = (TrainingConfig.from_yaml(path) if path is not None and path.exists() else TrainingConfig()).prompt_fraction
+    fraction = (
+        TrainingConfig.from_yaml(path) if path is not None and path.exists() else TrainingConfig()
+    ).prompt_fraction
     return prompt_token_budget(processor.max_length, fraction)
 
 
@@ -253,9 +254,7 @@ def evaluate_task(
     except ValueError:  # no measured expert/random returns for this task
         score = math.nan
     actual_envs = max(1, min(num_envs, episodes))
-    waves_steps = sum(
-        int(lengths[start : start + actual_envs].max()) for start in range(0, episodes, actual_envs)
-    )
+    waves_steps = sum(int(lengths[start : start + actual_envs].max()) for start in range(0, episodes, actual_envs))
     return TaskResult(
         task=task.name,
         domain=task.domain,

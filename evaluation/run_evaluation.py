@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import shlex
 import platform
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-
 from gato.modeling_gato.acting import ActingConfig
 from gato.suite.registry import parse_env_kwargs, resolve_model_tasks, tasks_for_env
 from gato.suite.task_spec import load_task_specs
@@ -93,7 +92,9 @@ class EvaluationConfig:
         if isinstance(self.acting, Mapping):  # e.g. from YAML or JSON
             self.acting = ActingConfig(**self.acting)
         if not isinstance(self.acting, ActingConfig):
-            raise ValueError(f"acting: expected an ActingConfig or a mapping of its fields, got {type(self.acting).__name__}")
+            raise ValueError(
+                f"acting: expected an ActingConfig or a mapping of its fields, got {type(self.acting).__name__}"
+            )
 
     def settings(self) -> dict[str, Any]:
         """The settings that ``eval_results.json`` records (flat: the acting fields beside the others; what the
@@ -120,7 +121,9 @@ class EvaluationConfig:
             try:
                 torch.device(self.device)
             except RuntimeError as error:
-                raise ValueError(f"device: expected 'auto' or a torch device such as 'cpu' or 'cuda:0', got {self.device!r}") from error
+                raise ValueError(
+                    f"device: expected 'auto' or a torch device such as 'cpu' or 'cuda:0', got {self.device!r}"
+                ) from error
         from gato.training.precision import resolve_dtype
 
         resolve_dtype(self.dtype)  # "dtype: expected one of auto, float32, bfloat16; got …"
@@ -152,10 +155,11 @@ def eval_command(settings: dict[str, Any], model: str = "MODEL", output_dir: str
 
 def load_model_and_processor(path: str | Path) -> tuple[torch.nn.Module, Any]:
     """A gato folder → ``(model in eval mode, processor)`` through the Auto classes (offline)."""
-    import gato  # noqa: F401  (registers the Auto classes)
+    from gato.episodes.manifest import verify_manifest  # a bit-flipped model.safetensors is named, never evaluated
     from transformers import AutoModelForCausalLM, AutoProcessor
 
-    from gato.episodes.manifest import verify_manifest  # a bit-flipped model.safetensors is named, never evaluated
+    import gato  # noqa: F401  (registers the Auto classes)
+
     if Path(path).is_dir():  # a Hub id is checked by huggingface_hub's own download
         verify_manifest(path)
     model = AutoModelForCausalLM.from_pretrained(str(path)).eval()
@@ -199,7 +203,9 @@ def trained_validation_fraction(model_dir: str) -> float:
     from gato.training.config import TrainingConfig
 
     path = Path(model_dir) / "training_config.yaml"
-    return TrainingConfig.from_yaml(path).validation_fraction if path.exists() else TrainingConfig().validation_fraction
+    return (
+        TrainingConfig.from_yaml(path).validation_fraction if path.exists() else TrainingConfig().validation_fraction
+    )
 
 
 def check_trained_specs(model_dir: str | Path, tasks: list[Any]) -> None:
@@ -215,12 +221,15 @@ def check_trained_specs(model_dir: str | Path, tasks: list[Any]) -> None:
     if problems:
         raise ValueError(
             f"tasks: {model_dir} learnt these tasks with other observations or actions than this version of the suite "
-            f"gives them ({TASK_SPECS_FILE}, trained → now):\n  " + "\n  ".join(problems)
+            f"gives them ({TASK_SPECS_FILE}, trained → now):\n  "
+            + "\n  ".join(problems)
             + "\nRetrain on data written by this version (`gato data generate`), or evaluate other tasks."
         )
 
 
-def add_imitation_accuracy(task_results: list[dict[str, Any]], model, processor, data, validation_fraction: float) -> None:
+def add_imitation_accuracy(
+    task_results: list[dict[str, Any]], model, processor, data, validation_fraction: float
+) -> None:
     """Set each task result's ``imitation`` to the held-out action accuracy when ``data`` holds that task's episodes."""
     from gato.training.mixture import split_sources
 
@@ -249,7 +258,6 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
     tasks = resolve_model_tasks(names, specs, config.env, config.parsed_env_kwargs()) if names.strip() else []
     check_trained_specs(config.model, tasks)
     from accelerate.utils import gather_object
-
     from gato.training.distributed import build_partial_state, process_share
 
     # One process and no process group unless started by `accelerate launch` (docs/TRAINING.md).
@@ -266,8 +274,15 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         acting = dataclasses.replace(acting, prompt_tokens=default_prompt_tokens(processor, config.model))
     own_results = [
         evaluate_task(
-            model, processor, task, config.episodes, acting_config=acting, num_envs=config.num_envs, seed=config.seed,
-            max_steps=config.max_steps, progress=config.progress and state.is_main_process,
+            model,
+            processor,
+            task,
+            config.episodes,
+            acting_config=acting,
+            num_envs=config.num_envs,
+            seed=config.seed,
+            max_steps=config.max_steps,
+            progress=config.progress and state.is_main_process,
         ).to_dict()
         for task in process_share(tasks, state)
     ]
@@ -289,10 +304,14 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
 
             split, test_split = CAPTIONS_SPLITS[1], CAPTIONS_SPLITS[2]
             if split not in data:
-                raise ValueError(f"captions: {config.data} has no {split!r} split (generate it with `gato data generate --captions N`)")
+                raise ValueError(
+                    f"captions: {config.data} has no {split!r} split (generate it with `gato data generate --captions N`)"
+                )
             captions = evaluate_captions(model, processor, data[split], samples=config.captions, split=split)
             if test_split in data:  # folders generated before the split existed have none
-                captions_test = evaluate_captions(model, processor, data[test_split], samples=config.captions, split=test_split)
+                captions_test = evaluate_captions(
+                    model, processor, data[test_split], samples=config.captions, split=test_split
+                )
         if config.text and TEXT_SPLITS[1] in data:
             from .validation_loss import evaluate_text
 

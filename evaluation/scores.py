@@ -12,19 +12,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from gato.suite.registry import normalized_score
 
 # The paper's threshold: "above 50% of the expert score" (section 4).
 SCORE_THRESHOLD = 0.5
 
 
-def normalized_scores(returns: Sequence[float], expert_returns: Sequence[float], random_returns: Sequence[float]) -> np.ndarray:
+def normalized_scores(
+    returns: Sequence[float], expert_returns: Sequence[float], random_returns: Sequence[float]
+) -> np.ndarray:
     """``(tasks,)`` expert-normalized scores of mean returns, NaN where a task's reference returns are
     missing (NaN) or equal. Vectorized form of :func:`gato.suite.registry.normalized_score`."""
-    returns, expert, random = (np.asarray(values, dtype=np.float64) for values in (returns, expert_returns, random_returns))
+    returns, expert, random = (
+        np.asarray(values, dtype=np.float64) for values in (returns, expert_returns, random_returns)
+    )
     if not returns.shape == expert.shape == random.shape:
-        raise ValueError(f"returns, expert_returns, random_returns: expected equal shapes, got {returns.shape}, {expert.shape}, {random.shape}")
+        raise ValueError(
+            f"returns, expert_returns, random_returns: expected equal shapes, got {returns.shape}, {expert.shape}, {random.shape}"
+        )
     scale = expert - random
     defined = np.isfinite(expert) & np.isfinite(random) & (scale != 0)
     return np.where(defined, (returns - random) / np.where(defined, scale, 1.0), np.nan)
@@ -51,7 +56,9 @@ def score_summary(scores: Iterable[float | None], threshold: float = SCORE_THRES
     }
 
 
-def domain_summaries(results: Sequence[Mapping[str, Any]], threshold: float = SCORE_THRESHOLD) -> dict[str, dict[str, Any]]:
+def domain_summaries(
+    results: Sequence[Mapping[str, Any]], threshold: float = SCORE_THRESHOLD
+) -> dict[str, dict[str, Any]]:
     """Per-domain :func:`score_summary` of task results (dicts with ``domain`` and ``normalized_score``),
     domains in sorted order."""
     domains: dict[str, list[float | None]] = {}

@@ -58,8 +58,12 @@ def optimality_gap(scores: Sequence[np.ndarray], gamma: float = OPTIMALITY_GAMMA
     return gamma - np.stack([np.minimum(s, gamma).mean(axis=-1) for s in scores], axis=-1).mean(axis=-1)
 
 
-STATISTICS: dict[str, Statistic] = {"iqm": iqm, "median": median_of_means, "mean": mean_of_means,
-                                    "optimality_gap": optimality_gap}
+STATISTICS: dict[str, Statistic] = {
+    "iqm": iqm,
+    "median": median_of_means,
+    "mean": mean_of_means,
+    "optimality_gap": optimality_gap,
+}
 
 
 def _check(scores: Sequence[Any]) -> list[np.ndarray]:
@@ -74,8 +78,9 @@ def _check(scores: Sequence[Any]) -> list[np.ndarray]:
     return arrays
 
 
-def stratified_bootstrap(scores: Sequence[Any], statistic: Statistic, reps: int = DEFAULT_REPS,
-                         seed: int = 0) -> np.ndarray:
+def stratified_bootstrap(
+    scores: Sequence[Any], statistic: Statistic, reps: int = DEFAULT_REPS, seed: int = 0
+) -> np.ndarray:
     """``(reps,)`` values of ``statistic`` on replicates that resample every task's episodes with replacement."""
     arrays = _check(scores)
     if reps < 1:
@@ -85,8 +90,13 @@ def stratified_bootstrap(scores: Sequence[Any], statistic: Statistic, reps: int 
     return np.asarray(statistic(resampled), dtype=np.float64).reshape(reps)
 
 
-def interval(scores: Sequence[Any], statistic: Statistic, reps: int = DEFAULT_REPS, confidence: float = DEFAULT_CONFIDENCE,
-             seed: int = 0) -> dict[str, float]:
+def interval(
+    scores: Sequence[Any],
+    statistic: Statistic,
+    reps: int = DEFAULT_REPS,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+) -> dict[str, float]:
     """``{"value", "low", "high"}``: the statistic of the scores and its stratified-bootstrap percentile interval."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence: expected a level in (0, 1), got {confidence}")
@@ -97,8 +107,9 @@ def interval(scores: Sequence[Any], statistic: Statistic, reps: int = DEFAULT_RE
     return {"value": float(statistic(arrays)), "low": float(low), "high": float(high)}
 
 
-def aggregate_intervals(scores: Sequence[Any], reps: int = DEFAULT_REPS, confidence: float = DEFAULT_CONFIDENCE,
-                        seed: int = 0) -> dict[str, Any]:
+def aggregate_intervals(
+    scores: Sequence[Any], reps: int = DEFAULT_REPS, confidence: float = DEFAULT_CONFIDENCE, seed: int = 0
+) -> dict[str, Any]:
     """IQM, median, mean and optimality gap of per-task episode scores, each with its interval (module docstring)."""
     arrays = _check(scores)
     summary: dict[str, Any] = {name: interval(arrays, STATISTICS[name], reps, confidence, seed) for name in AGGREGATES}
@@ -107,8 +118,13 @@ def aggregate_intervals(scores: Sequence[Any], reps: int = DEFAULT_REPS, confide
     return summary
 
 
-def performance_profile(scores: Sequence[Any], thresholds: np.ndarray, reps: int = DEFAULT_REPS,
-                        confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> dict[str, list[float]]:
+def performance_profile(
+    scores: Sequence[Any],
+    thresholds: np.ndarray,
+    reps: int = DEFAULT_REPS,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+) -> dict[str, list[float]]:
     """The fraction of episode scores above each threshold (mean over tasks of each task's fraction), with intervals.
 
     Returns ``{"thresholds", "fraction", "low", "high"}`` as lists of ``len(thresholds)`` floats.
@@ -123,7 +139,12 @@ def performance_profile(scores: Sequence[Any], thresholds: np.ndarray, reps: int
     replicates = above([a[rng.integers(0, a.size, size=(reps, a.size))] for a in arrays])  # (reps, thresholds)
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(replicates, [tail, 100 - tail], axis=0)
-    return {"thresholds": taus.tolist(), "fraction": above(arrays).tolist(), "low": low.tolist(), "high": high.tolist()}
+    return {
+        "thresholds": taus.tolist(),
+        "fraction": above(arrays).tolist(),
+        "low": low.tolist(),
+        "high": high.tolist(),
+    }
 
 
 def episode_scores(task: Mapping[str, Any]) -> np.ndarray | None:
@@ -134,8 +155,12 @@ def episode_scores(task: Mapping[str, Any]) -> np.ndarray | None:
     return (np.asarray(task["returns"], dtype=np.float64) - random) / (expert - random)
 
 
-def score_statistics(task_results: Sequence[Mapping[str, Any]], reps: int = DEFAULT_REPS,
-                     confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> dict[str, Any] | None:
+def score_statistics(
+    task_results: Sequence[Mapping[str, Any]],
+    reps: int = DEFAULT_REPS,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+) -> dict[str, Any] | None:
     """The ``statistics`` entry of ``eval_results.json``: aggregates with intervals over all scored tasks and per
     domain, the performance profile, and how they were computed; None when no task has a score."""
     scored = [(task["domain"], scores) for task in task_results if (scores := episode_scores(task)) is not None]
@@ -157,5 +182,16 @@ def score_statistics(task_results: Sequence[Mapping[str, Any]], reps: int = DEFA
     }
 
 
-__all__ = ["AGGREGATES", "aggregate_intervals", "episode_scores", "interval", "iqm", "mean_of_means", "median_of_means",
-           "optimality_gap", "performance_profile", "score_statistics", "stratified_bootstrap"]
+__all__ = [
+    "AGGREGATES",
+    "aggregate_intervals",
+    "episode_scores",
+    "interval",
+    "iqm",
+    "mean_of_means",
+    "median_of_means",
+    "optimality_gap",
+    "performance_profile",
+    "score_statistics",
+    "stratified_bootstrap",
+]

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from gato.suite.token_layout import IGNORE_INDEX
 from gato.training.precision import float32_output_layer
 
@@ -35,7 +34,11 @@ def sequences_loss(
         batch = {key: value.to(device) for key, value in batch.items()}
         # The targets the model's loss counts: label set, loss mask on, not padding (modeling_gato.py).
         targets = int(
-            ((batch["labels"][:, 1:] != IGNORE_INDEX) & batch["loss_mask"][:, 1:].bool() & batch["attention_mask"][:, 1:].bool()).sum()
+            (
+                (batch["labels"][:, 1:] != IGNORE_INDEX)
+                & batch["loss_mask"][:, 1:].bool()
+                & batch["attention_mask"][:, 1:].bool()
+            ).sum()
         )
         if targets == 0:
             continue

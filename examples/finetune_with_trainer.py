@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 
 import torch
-from transformers import Trainer, TrainingArguments
-
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.training.mixture import MixtureDataset, mixture_weights, split_sources
 from gato.training.optimization import parameter_groups
 from gato.training.run_training import build_processor, load_data
 from gato.training.trainer_collator import GatoDataCollator
+from transformers import Trainer, TrainingArguments
 
 # Every linear projection inside the decoder blocks: attention (GatoAttention) and MLP (GatoMLP).
 LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "fc_in", "fc_out"]
@@ -60,7 +59,9 @@ def build_model(args: argparse.Namespace) -> GatoForCausalLM:
 def add_lora(model: GatoForCausalLM, rank: int) -> torch.nn.Module:
     from peft import LoraConfig, get_peft_model
 
-    lora = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=LORA_TARGET_MODULES, task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=LORA_TARGET_MODULES, task_type="CAUSAL_LM"
+    )
     return get_peft_model(model, lora)
 
 
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     # Enough distinct items for every process of the run (item i of the mixture is fixed by (seed, i)).
     sources, _ = split_sources(load_data(args.data), validation_fraction=0.0)
     length = args.max_steps * args.batch_size * training_args.world_size
-    train_dataset = MixtureDataset(sources, processor, length=length, weights=mixture_weights(sources, {}, 1.0), seed=args.seed)
+    train_dataset = MixtureDataset(
+        sources, processor, length=length, weights=mixture_weights(sources, {}, 1.0), seed=args.seed
+    )
     # The paper's AdamW with the training loop's decay groups (no decay on norms, biases, embeddings);
     # Trainer builds the schedule above around it.
     optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay=0.1), lr=args.learning_rate, betas=(0.9, 0.95))
@@ -109,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.lora:
         processor.save_pretrained(args.output_dir)
-    print(f"trained {result.global_step} steps; mean training loss {result.training_loss:.4f}; saved to {args.output_dir}")
+    print(
+        f"trained {result.global_step} steps; mean training loss {result.training_loss:.4f}; saved to {args.output_dir}"
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ COMMANDS = {
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``gato`` parser; with ``command``, only that subcommand's flags are built (the others are listed)."""
-    parser = argparse.ArgumentParser(prog="gato", description="Gato, a generalist agent, on transformers.",
-                                     formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="gato", description="Gato, a generalist agent, on transformers.", formatter_class=HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"gato {gato.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():

@@ -38,8 +38,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if ("(default:" in text or action.default in (None, argparse.SUPPRESS) or action.required
-                or not action.option_strings):
+        if (
+            "(default:" in text
+            or action.default in (None, argparse.SUPPRESS)
+            or action.required
+            or not action.option_strings
+        ):
             return text
         return f"{text} (default: %(default)s)"
 
@@ -49,19 +53,28 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 # load two threads were at most 1.46× faster, and on free cores can be at most 2× (BENCHMARKS.md, "Threads").
 # 0 = torch's own choice.
 DEFAULT_THREADS = 1
-THREADS_HELP = ("torch CPU threads; 0 = torch's default, one per core (1 was 2–5× faster than that on a busy 2-core "
-                "machine and at most 1.5× slower on a lightly loaded one: BENCHMARKS.md 'Threads')")
+THREADS_HELP = (
+    "torch CPU threads; 0 = torch's default, one per core (1 was 2–5× faster than that on a busy 2-core "
+    "machine and at most 1.5× slower on a lightly loaded one: BENCHMARKS.md 'Threads')"
+)
 
 
-def command_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str, description: str | None,
-                   ) -> argparse.ArgumentParser:
+def command_parser(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    help_text: str,
+    description: str | None,
+) -> argparse.ArgumentParser:
     """A subcommand's parser: its docstring as description, defaults in the help, ``--verbose``, and itself as
     ``args.parser`` (so ``gato.cli`` reports an unknown flag with this subcommand's usage)."""
     if description:
         description = description.replace("``", "`").replace(":class:`", "`").replace(":func:`", "`")
     parser = subparsers.add_parser(name, help=help_text, description=description, formatter_class=HelpFormatter)
-    parser.add_argument("--verbose", action="store_true",
-                        help="also show the libraries' banners and notices that are hidden by default (gato/quiet.py)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show the libraries' banners and notices that are hidden by default (gato/quiet.py)",
+    )
     parser.set_defaults(parser=parser)
     return parser
 
@@ -94,7 +107,9 @@ def _non_negative(kind: type, least: int = 0) -> typing.Callable[[str], Any]:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
         if not math.isfinite(value) or value < least:
             raise argparse.ArgumentTypeError(f"expected a finite number ≥ {least}, got {text!r}")
         return value
@@ -146,7 +161,9 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
-def _leaf_flags(cls: type, prefix: str = "", path: tuple[str, ...] = ()) -> Iterable[tuple[_Flag, dataclasses.Field, Any, str]]:
+def _leaf_flags(
+    cls: type, prefix: str = "", path: tuple[str, ...] = ()
+) -> Iterable[tuple[_Flag, dataclasses.Field, Any, str]]:
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     for field in dataclasses.fields(cls):
@@ -172,8 +189,14 @@ def _default_of(defaults: Any, path: tuple[str, ...]) -> Any:
     return defaults
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, *, defaults: Any = None,
-                        exclude: Iterable[str] = (), flag_kwargs: Mapping[str, Mapping[str, Any]] | None = None) -> list[_Flag]:
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    defaults: Any = None,
+    exclude: Iterable[str] = (),
+    flag_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[_Flag]:
     """Add one flag per (flattened) field of the dataclass ``cls`` to ``parser``; returns them for
     :func:`config_from_flags`.
 
@@ -190,12 +213,16 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, *, defaults:
         if flag.path[-1] in exclude:
             continue
         if flag.dest in taken:
-            raise ValueError(f"{cls.__name__}.{'.'.join(flag.path)}: flag --{flag.dest.replace('_', '-')} is already taken")
+            raise ValueError(
+                f"{cls.__name__}.{'.'.join(flag.path)}: flag --{flag.dest.replace('_', '-')} is already taken"
+            )
         taken.add(flag.dest)
         extra = {**field.metadata.get("argparse", {}), **flag_kwargs.get(flag.path[-1], {})}
         help_text = extra.pop("help", None) or field.metadata.get("help") or doc
         if not help_text:
-            raise ValueError(f"{cls.__name__}.{'.'.join(flag.path)}: no help (document it in the class docstring's Args)")
+            raise ValueError(
+                f"{cls.__name__}.{'.'.join(flag.path)}: no help (document it in the class docstring's Args)"
+            )
         if "(default:" not in help_text and not extra.get("required"):
             default = extra["default"] if "default" in extra else _default_of(defaults, flag.path)
             help_text = f"{help_text} (default: {_shown(default)})"
@@ -245,5 +272,17 @@ def _replace(config: Any, changes: Mapping[tuple[str, ...], Any]) -> Any:
     return dataclasses.replace(config, **direct)
 
 
-__all__ = ["DEFAULT_THREADS", "HelpFormatter", "add_dataclass_flags", "add_threads_flag", "command_parser", "set_threads", "config_from_flags", "field_docs", "non_negative_float",
-           "non_negative_int", "parse_mapping", "positive_int"]
+__all__ = [
+    "DEFAULT_THREADS",
+    "HelpFormatter",
+    "add_dataclass_flags",
+    "add_threads_flag",
+    "command_parser",
+    "set_threads",
+    "config_from_flags",
+    "field_docs",
+    "non_negative_float",
+    "non_negative_int",
+    "parse_mapping",
+    "positive_int",
+]

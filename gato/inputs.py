@@ -67,7 +67,9 @@ def writable_folder(path: str | Path, expected: str) -> Path:
         where = "is a file" if probe == path else f"cannot be created: {probe} is a file"
         raise _problem(path, where, expected)
     if not os.access(probe, os.W_OK | os.X_OK):
-        where = "cannot be written into (permissions)" if probe == path else f"cannot be created: {probe} is not writable"
+        where = (
+            "cannot be written into (permissions)" if probe == path else f"cannot be created: {probe} is not writable"
+        )
         raise _problem(path, where, expected)
     return path
 
@@ -110,7 +112,9 @@ def dataset_folder(path: str | Path) -> Path:
         raise _problem(path / "dataset_dict.json", "does not list the splits", expected)
     for split in index["splits"]:
         if not (path / str(split) / "state.json").is_file():
-            raise _problem(path / str(split), "is missing or incomplete (no state.json)", f"the split {split!r} of {expected}")
+            raise _problem(
+                path / str(split), "is missing or incomplete (no state.json)", f"the split {split!r} of {expected}"
+            )
     return path
 
 
@@ -136,5 +140,12 @@ def model_folder(path: str | Path) -> Path:
     return path
 
 
-__all__ = ["InputError", "dataset_folder", "existing_file", "existing_folder", "model_folder", "writable_folder",
-           "yaml_mapping"]
+__all__ = [
+    "InputError",
+    "dataset_folder",
+    "existing_file",
+    "existing_folder",
+    "model_folder",
+    "writable_folder",
+    "yaml_mapping",
+]

@@ -42,8 +42,12 @@ STAGES = ("data", "train", "eval", "card")
 # The CPU defaults, chosen by measuring (docs/HUB.md gives the run): a model a little wider and deeper than
 # `gato-tiny`, a 384-token context (every default task's time step fits many times over: the longest,
 # an Atari frame, is 25 patches + 1 action + the separator), a high learning rate for a short run.
-CPU_MODEL_OVERRIDES: dict[str, Any] = {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
-                                       "intermediate_size": 512}
+CPU_MODEL_OVERRIDES: dict[str, Any] = {
+    "hidden_size": 128,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "intermediate_size": 512,
+}
 
 
 @dataclass
@@ -134,20 +138,29 @@ class MainJobConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        checks = {"data.episodes_per_task": (self.data.episodes_per_task, 1), "data.workers": (self.data.workers, 1),
-                  "data.captions": (self.data.captions, 0), "train.max_steps": (self.train.max_steps, 1),
-                  "train.batch_size": (self.train.batch_size, 1), "train.max_length": (self.train.max_length, 1),
-                  "train.warmup_steps": (self.train.warmup_steps, 0), "eval.episodes": (self.eval.episodes, 1),
-                  "eval.num_envs": (self.eval.num_envs, 1), "eval.captions": (self.eval.captions, 0),
-                  "threads": (self.threads, 0)}
+        checks = {
+            "data.episodes_per_task": (self.data.episodes_per_task, 1),
+            "data.workers": (self.data.workers, 1),
+            "data.captions": (self.data.captions, 0),
+            "train.max_steps": (self.train.max_steps, 1),
+            "train.batch_size": (self.train.batch_size, 1),
+            "train.max_length": (self.train.max_length, 1),
+            "train.warmup_steps": (self.train.warmup_steps, 0),
+            "eval.episodes": (self.eval.episodes, 1),
+            "eval.num_envs": (self.eval.num_envs, 1),
+            "eval.captions": (self.eval.captions, 0),
+            "threads": (self.threads, 0),
+        }
         for name, (value, least) in checks.items():
             if value < least:
                 raise ValueError(f"{name}: expected ≥ {least}, got {value}")
         if self.eval.max_steps is not None and self.eval.max_steps < 1:
             raise ValueError(f"eval.max_steps (--eval-max-steps): expected ≥ 1 or none, got {self.eval.max_steps}")
         if self.eval.captions and not self.data.captions:
-            raise ValueError("eval.captions (--eval-captions): the held-out images come from the generated captions; "
-                             "set --captions > 0 or --eval-captions 0")
+            raise ValueError(
+                "eval.captions (--eval-captions): the held-out images come from the generated captions; "
+                "set --captions > 0 or --eval-captions 0"
+            )
 
     @property
     def data_path(self) -> Path:
@@ -160,12 +173,23 @@ class MainJobConfig:
         train = self.train
         base = TrainingConfig.from_yaml(train.training_config) if train.training_config else TrainingConfig()
         return base.with_overrides(
-            preset=train.preset, model_overrides={**base.model_overrides, **train.model_overrides}, data=str(self.data_path),
-            output_dir=self.output_dir, max_steps=train.max_steps, batch_size=train.batch_size, max_length=train.max_length,
-            learning_rate=train.learning_rate, warmup_steps=min(train.warmup_steps, train.max_steps), seed=self.seed,
+            preset=train.preset,
+            model_overrides={**base.model_overrides, **train.model_overrides},
+            data=str(self.data_path),
+            output_dir=self.output_dir,
+            max_steps=train.max_steps,
+            batch_size=train.batch_size,
+            max_length=train.max_length,
+            learning_rate=train.learning_rate,
+            warmup_steps=min(train.warmup_steps, train.max_steps),
+            seed=self.seed,
             # Validate and checkpoint a few times per run whatever its length; the last step always does both.
-            eval_steps=max(1, train.max_steps // 4), save_steps=max(1, train.max_steps // 4),
-            logging_steps=max(1, min(10, train.max_steps // 10)), eval_batches=2, report_to="none", resume=True,
+            eval_steps=max(1, train.max_steps // 4),
+            save_steps=max(1, train.max_steps // 4),
+            logging_steps=max(1, min(10, train.max_steps // 10)),
+            eval_batches=2,
+            report_to="none",
+            resume=True,
         )
 
     def evaluation(self) -> Any:
@@ -173,10 +197,18 @@ class MainJobConfig:
         from gato.evaluation.run_evaluation import EvaluationConfig
 
         return EvaluationConfig(
-            model=self.output_dir, tasks=self.tasks, episodes=self.eval.episodes, output_dir=self.output_dir,
-            num_envs=self.eval.num_envs, seed=self.seed, max_steps=self.eval.max_steps,
-            captions=self.eval.captions if self.data.captions else 0, data=str(self.data_path), text=self.data.text,
-            threads=self.threads, progress=self.progress,
+            model=self.output_dir,
+            tasks=self.tasks,
+            episodes=self.eval.episodes,
+            output_dir=self.output_dir,
+            num_envs=self.eval.num_envs,
+            seed=self.seed,
+            max_steps=self.eval.max_steps,
+            captions=self.eval.captions if self.data.captions else 0,
+            data=str(self.data_path),
+            text=self.data.text,
+            threads=self.threads,
+            progress=self.progress,
         )
 
 
@@ -230,7 +262,17 @@ def training_is_done(config: Any) -> bool:
 
 
 # The evaluation settings that change the results (threads and progress bars do not).
-_RESULT_SETTINGS = ("tasks", "episodes", "num_envs", "seed", "max_steps", "captions", "text", "prompt_tokens", "do_sample")
+_RESULT_SETTINGS = (
+    "tasks",
+    "episodes",
+    "num_envs",
+    "seed",
+    "max_steps",
+    "captions",
+    "text",
+    "prompt_tokens",
+    "do_sample",
+)
 
 
 def evaluation_is_done(config: Any) -> bool:
@@ -238,7 +280,11 @@ def evaluation_is_done(config: Any) -> bool:
     from gato.evaluation.report import RESULTS_FILE
 
     results_file, model_file = Path(config.output_dir) / RESULTS_FILE, Path(config.model) / "model.safetensors"
-    if not results_file.exists() or not model_file.exists() or results_file.stat().st_mtime < model_file.stat().st_mtime:
+    if (
+        not results_file.exists()
+        or not model_file.exists()
+        or results_file.stat().st_mtime < model_file.stat().st_mtime
+    ):
         return False
     settings = json.loads(results_file.read_text()).get("settings", {})
     wanted = config.settings()
@@ -271,24 +317,39 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
         wall, cpu = time.perf_counter(), _cpu_seconds()
         status, details = work()
         worker = peak_rss_bytes(children=True)
-        report = StageReport(name, status, time.perf_counter() - wall, _cpu_seconds() - cpu, details,
-                             peak_rss_mb=peak_rss_bytes() / 1e6, peak_worker_rss_mb=worker / 1e6 if worker else None)
+        report = StageReport(
+            name,
+            status,
+            time.perf_counter() - wall,
+            _cpu_seconds() - cpu,
+            details,
+            peak_rss_mb=peak_rss_bytes() / 1e6,
+            peak_worker_rss_mb=worker / 1e6 if worker else None,
+        )
         if status == "skipped" and name in previous:  # keep what the stage cost when it last ran
             before = previous[name]
             first = before.get("details", {}).get("first_run") if before.get("status") == "skipped" else before
             report.details = {**before.get("details", {}), **details, "first_run": first}
         stages.append(report)
         _save_job_file(output_dir, config, stages)  # an interrupted job still records the stages it finished
-        log(f"      {name} {status} in {format_duration(report.wall_seconds)} (CPU {format_duration(report.cpu_seconds)}, "
-            f"peak RSS {format_peak_rss(dataclasses.asdict(report))})")
+        log(
+            f"      {name} {status} in {format_duration(report.wall_seconds)} (CPU {format_duration(report.cpu_seconds)}, "
+            f"peak RSS {format_peak_rss(dataclasses.asdict(report))})"
+        )
 
     def data() -> tuple[str, dict[str, Any]]:
         from gato.episodes.generate import generate, summary_table
 
         data_settings = config.data
         dataset_dict, summaries = generate(
-            config.tasks, data_settings.episodes_per_task, config.data_path, seed=config.seed, workers=data_settings.workers,
-            captions=data_settings.captions, text=data_settings.text, overwrite=data_settings.overwrite_data,
+            config.tasks,
+            data_settings.episodes_per_task,
+            config.data_path,
+            seed=config.seed,
+            workers=data_settings.workers,
+            captions=data_settings.captions,
+            text=data_settings.text,
+            overwrite=data_settings.overwrite_data,
             progress=config.progress,
         )
         log(summary_table(summaries))
@@ -304,16 +365,22 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
         changed = config_differences(started, training.to_dict()) if started is not None else []
         if changed and checkpoint_dirs(training.output_dir):
             # Resuming those checkpoints would continue another run's schedule and data order.
-            raise ValueError(f"output_dir: {training.output_dir}/checkpoints hold a run with other training settings "
-                             f"({'; '.join(changed)}); use another --output-dir or delete that checkpoints folder")
+            raise ValueError(
+                f"output_dir: {training.output_dir}/checkpoints hold a run with other training settings "
+                f"({'; '.join(changed)}); use another --output-dir or delete that checkpoints folder"
+            )
         _save_job_file(output_dir, config, stages, training.to_dict())
         from gato.flags import set_threads
         from gato.training.run_training import run_training
 
         set_threads(config.threads)
         result = run_training(training)
-        return "done", {"steps": result.step, "final_loss": result.losses[-1] if result.losses else None,
-                        "validation": result.validation, "tokens_per_second": result.tokens_per_second}
+        return "done", {
+            "steps": result.step,
+            "final_loss": result.losses[-1] if result.losses else None,
+            "validation": result.validation,
+            "tokens_per_second": result.tokens_per_second,
+        }
 
     def evaluate() -> tuple[str, dict[str, Any]]:
         if evaluation_is_done(evaluation):
@@ -356,14 +423,29 @@ def _load_job_file(output_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _save_job_file(output_dir: Path, config: MainJobConfig, stages: list[StageReport],
-                   training: dict[str, Any] | None = None) -> None:
+def _save_job_file(
+    output_dir: Path, config: MainJobConfig, stages: list[StageReport], training: dict[str, Any] | None = None
+) -> None:
     path = output_dir / MAIN_JOB_FILE
     tmp = path.with_suffix(".tmp")
-    record = {**_job_record(config, stages), "training_config": training or _load_job_file(output_dir).get("training_config")}
+    record = {
+        **_job_record(config, stages),
+        "training_config": training or _load_job_file(output_dir).get("training_config"),
+    }
     tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
     os.replace(tmp, path)
 
 
-__all__ = ["DataSettings", "EvalSettings", "MainJobConfig", "TrainSettings", "MainJobResult", "StageReport", "run_main_job", "training_is_done", "evaluation_is_done",
-           "CPU_MODEL_OVERRIDES", "MAIN_JOB_FILE"]
+__all__ = [
+    "DataSettings",
+    "EvalSettings",
+    "MainJobConfig",
+    "TrainSettings",
+    "MainJobResult",
+    "StageReport",
+    "run_main_job",
+    "training_is_done",
+    "evaluation_is_done",
+    "CPU_MODEL_OVERRIDES",
+    "MAIN_JOB_FILE",
+]

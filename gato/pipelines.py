@@ -65,7 +65,9 @@ class GatoImageToTextPipeline(Pipeline):
 
     def _sanitize_parameters(self, max_new_tokens: int | None = None, timeout: float | None = None, **kwargs: Any):
         if kwargs:
-            raise ValueError(f"unexpected arguments {sorted(kwargs)}; the Gato caption pipeline takes max_new_tokens and timeout")
+            raise ValueError(
+                f"unexpected arguments {sorted(kwargs)}; the Gato caption pipeline takes max_new_tokens and timeout"
+            )
         forward = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
         return ({} if timeout is None else {"timeout": timeout}), forward, {}
 
@@ -79,7 +81,9 @@ class GatoImageToTextPipeline(Pipeline):
             prefixes = text if isinstance(text, (list, tuple)) else [text] * len(images)
             if len(prefixes) != len(images):
                 raise ValueError(f"text: got {len(prefixes)} prefixes for {len(images)} images")
-            return super().__call__([{"image": image, "text": prefix} for image, prefix in zip(images, prefixes)], **kwargs)
+            return super().__call__(
+                [{"image": image, "text": prefix} for image, prefix in zip(images, prefixes)], **kwargs
+            )
         return super().__call__({"image": images, "text": text}, **kwargs)
 
     def preprocess(self, inputs: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
@@ -102,8 +106,13 @@ class GatoImageToTextPipeline(Pipeline):
 
         prefix_ids = model_inputs.pop("prefix_ids")
         output = self.model.generate(
-            **model_inputs, max_new_tokens=max_new_tokens, min_new_tokens=1, suppress_tokens=NEVER_IN_A_CAPTION,
-            do_sample=False, eos_token_id=EOS_TOKEN_ID, pad_token_id=PAD_TOKEN_ID,
+            **model_inputs,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=1,
+            suppress_tokens=NEVER_IN_A_CAPTION,
+            do_sample=False,
+            eos_token_id=EOS_TOKEN_ID,
+            pad_token_id=PAD_TOKEN_ID,
             logits_processor=LogitsProcessorList([TextOnlyLogitsProcessor()]),
         )
         return {"new_ids": output[0, model_inputs["input_ids"].shape[1] :], "prefix_ids": prefix_ids}
@@ -155,8 +164,11 @@ def register_pipelines() -> None:
     try:
         for task in CAPTION_TASKS:
             PIPELINE_REGISTRY.register_pipeline(
-                task, pipeline_class=ImageTextToTextDispatchPipeline, pt_model=builtin["pt"],
-                default=builtin.get("default"), type=builtin.get("type", "multimodal"),
+                task,
+                pipeline_class=ImageTextToTextDispatchPipeline,
+                pt_model=builtin["pt"],
+                default=builtin.get("default"),
+                type=builtin.get("type", "multimodal"),
             )
     finally:
         registry_logger.setLevel(level)
@@ -167,9 +179,18 @@ def register_pipelines() -> None:
 # --- control -------------------------------------------------------------------------------------------------
 
 
-def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any = None, seed: int = 0,
-               env: str | None = None, env_kwargs: dict[str, Any] | None = None, acting_config: Any = None,
-               dtype: str | torch.dtype | None = None, **acting: Any) -> Any:
+def load_agent(
+    model: str | torch.nn.Module,
+    task: str | Any,
+    *,
+    processor: Any = None,
+    seed: int = 0,
+    env: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    acting_config: Any = None,
+    dtype: str | torch.dtype | None = None,
+    **acting: Any,
+) -> Any:
     """A saved Gato ready to act in a task, in one line: a :class:`gato.evaluation.GatoAgent` prompted as
     ``gato eval`` prompts it (``gato.evaluation.rollout.make_agent``) and reset for one environment.
 
@@ -206,7 +227,9 @@ def load_agent(model: str | torch.nn.Module, task: str | Any, *, processor: Any 
     from gato.suite.task_spec import load_task_specs
 
     if acting_config is not None and acting:
-        raise ValueError(f"acting_config: pass an ActingConfig or its fields as keywords, not both (got {sorted(acting)})")
+        raise ValueError(
+            f"acting_config: pass an ActingConfig or its fields as keywords, not both (got {sorted(acting)})"
+        )
     acting_config = acting_config if acting_config is not None else ActingConfig(**acting)
     if dtype is not None:  # refused before the model loads
         from gato.training.precision import resolve_dtype

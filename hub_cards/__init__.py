@@ -7,6 +7,14 @@ from .model_card import CARD_FILE, build_model_card, eval_results_from_json, wri
 from .push import IGNORE_PATTERNS, PushPlan, check_run_folder, push_run, upload_plan, validate_model_card
 
 __all__ = [
-    "CARD_FILE", "build_model_card", "eval_results_from_json", "write_model_card",
-    "IGNORE_PATTERNS", "PushPlan", "check_run_folder", "push_run", "upload_plan", "validate_model_card",
+    "CARD_FILE",
+    "build_model_card",
+    "eval_results_from_json",
+    "write_model_card",
+    "IGNORE_PATTERNS",
+    "PushPlan",
+    "check_run_folder",
+    "push_run",
+    "upload_plan",
+    "validate_model_card",
 ]

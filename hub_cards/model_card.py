@@ -31,7 +31,10 @@ CONTROL_TASK_TYPE = "reinforcement-learning"
 PAPER_URL = "https://arxiv.org/abs/2205.06175"
 # Caption splits (``split`` of a caption result) → (their name in the card, what their images are).
 CAPTION_SPLITS = {
-    "captions_validation": ("held-out colour×shape pairs", "every scene holds a colour×shape pair never seen in training"),
+    "captions_validation": (
+        "held-out colour×shape pairs",
+        "every scene holds a colour×shape pair never seen in training",
+    ),
     "captions_test": ("new scenes", "scenes never seen in training, of the colour×shape pairs seen in training"),
 }
 CITATION = """@article{reed2022generalist,
@@ -50,14 +53,30 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _metrics(task_type: str, task_name: str, dataset_type: str, dataset_name: str, metrics: Sequence[tuple[str, str, Any]],
-             dataset_config: str | None = None, dataset_split: str | None = None) -> list[EvalResult]:
+def _metrics(
+    task_type: str,
+    task_name: str,
+    dataset_type: str,
+    dataset_name: str,
+    metrics: Sequence[tuple[str, str, Any]],
+    dataset_config: str | None = None,
+    dataset_split: str | None = None,
+) -> list[EvalResult]:
     """One ``EvalResult`` per ``(metric_type, metric_name, value)`` whose value is a finite number (JSON nulls are left out)."""
     return [
-        EvalResult(task_type=task_type, task_name=task_name, dataset_type=dataset_type, dataset_name=dataset_name,
-                   dataset_config=dataset_config, dataset_split=dataset_split, metric_type=metric_type,
-                   metric_name=metric_name, metric_value=round(float(value), 4))
-        for metric_type, metric_name, value in metrics if _finite(value)
+        EvalResult(
+            task_type=task_type,
+            task_name=task_name,
+            dataset_type=dataset_type,
+            dataset_name=dataset_name,
+            dataset_config=dataset_config,
+            dataset_split=dataset_split,
+            metric_type=metric_type,
+            metric_name=metric_name,
+            metric_value=round(float(value), 4),
+        )
+        for metric_type, metric_name, value in metrics
+        if _finite(value)
     ]
 
 
@@ -71,47 +90,107 @@ def eval_results_from_json(results: Mapping[str, Any]) -> list[EvalResult]:
     """
     evals: list[EvalResult] = []
     for task in results.get("tasks", []):
-        evals += _metrics(CONTROL_TASK_TYPE, "Control", task["task"], f"{task['task']} ({task['domain']})", [
-            ("expert_normalized_score", "Expert-normalized score", task.get("normalized_score")),
-            ("mean_return", "Mean return", task.get("mean_return")),
-            ("success_rate", "Success rate", task.get("success_rate")),
-        ], dataset_config=task["domain"])
-    summaries = [*((f"gato-suite/{name}", f"{name} (domain)", summary) for name, summary in results.get("domains", {}).items())]
+        evals += _metrics(
+            CONTROL_TASK_TYPE,
+            "Control",
+            task["task"],
+            f"{task['task']} ({task['domain']})",
+            [
+                ("expert_normalized_score", "Expert-normalized score", task.get("normalized_score")),
+                ("mean_return", "Mean return", task.get("mean_return")),
+                ("success_rate", "Success rate", task.get("success_rate")),
+            ],
+            dataset_config=task["domain"],
+        )
+    summaries = [
+        *((f"gato-suite/{name}", f"{name} (domain)", summary) for name, summary in results.get("domains", {}).items())
+    ]
     if results.get("summary"):
         summaries.append(("gato-suite", "all evaluated tasks", results["summary"]))
     for dataset_type, dataset_name, summary in summaries:
-        evals += _metrics(CONTROL_TASK_TYPE, "Control", dataset_type, dataset_name, [
-            ("mean_expert_normalized_score", "Mean expert-normalized score", summary.get("mean_normalized_score")),
-            ("median_expert_normalized_score", "Median expert-normalized score", summary.get("median_normalized_score")),
-            ("fraction_above_50_percent_expert", "Fraction of tasks ≥ 50% of expert", summary.get("fraction_above_threshold")),
-        ])
+        evals += _metrics(
+            CONTROL_TASK_TYPE,
+            "Control",
+            dataset_type,
+            dataset_name,
+            [
+                ("mean_expert_normalized_score", "Mean expert-normalized score", summary.get("mean_normalized_score")),
+                (
+                    "median_expert_normalized_score",
+                    "Median expert-normalized score",
+                    summary.get("median_normalized_score"),
+                ),
+                (
+                    "fraction_above_50_percent_expert",
+                    "Fraction of tasks ≥ 50% of expert",
+                    summary.get("fraction_above_threshold"),
+                ),
+            ],
+        )
     statistics = results.get("statistics") or {}
-    intervals = [*((f"gato-suite/{name}", f"{name} (domain)", summary) for name, summary in statistics.get("domains", {}).items())]
+    intervals = [
+        *(
+            (f"gato-suite/{name}", f"{name} (domain)", summary)
+            for name, summary in statistics.get("domains", {}).items()
+        )
+    ]
     if statistics.get("all"):
         intervals.append(("gato-suite", "all evaluated tasks", statistics["all"]))
     for dataset_type, dataset_name, summary in intervals:
-        evals += _metrics(CONTROL_TASK_TYPE, "Control", dataset_type, dataset_name, [
-            (f"{name}_expert_normalized_score{bound}", f"{label} expert-normalized score{text}", summary[name][key])
-            for name, label in (("iqm", "Interquartile mean"), ("optimality_gap", "Optimality gap of"))
-            for key, bound, text in (("value", "", ""), ("low", "_ci_low", ", 95% CI low"), ("high", "_ci_high", ", 95% CI high"))
-        ])
+        evals += _metrics(
+            CONTROL_TASK_TYPE,
+            "Control",
+            dataset_type,
+            dataset_name,
+            [
+                (
+                    f"{name}_expert_normalized_score{bound}",
+                    f"{label} expert-normalized score{text}",
+                    summary[name][key],
+                )
+                for name, label in (("iqm", "Interquartile mean"), ("optimality_gap", "Optimality gap of"))
+                for key, bound, text in (
+                    ("value", "", ""),
+                    ("low", "_ci_low", ", 95% CI low"),
+                    ("high", "_ci_high", ", 95% CI high"),
+                )
+            ],
+        )
     from gato.evaluation.report import caption_results
 
     for captions in caption_results(results):
         name, _ = CAPTION_SPLITS[captions["split"]]
-        evals += _metrics("image-to-text", "Image captioning", "gato-captions", f"gato captions ({name})", [
-            ("colour_shape_accuracy", "Colour+shape mention accuracy", captions.get("colour_shape_accuracy")),
-            ("held_out_colour_shape_accuracy", "Held-out colour+shape accuracy", captions.get("held_out_colour_shape_accuracy")),
-            ("scene_accuracy", "Scenes captioned right", captions.get("scene_accuracy")),
-            ("mention_precision", "Mention precision", captions.get("mention_precision")),
-            ("bleu", "BLEU", captions.get("bleu")),
-        ], dataset_split=captions["split"])
+        evals += _metrics(
+            "image-to-text",
+            "Image captioning",
+            "gato-captions",
+            f"gato captions ({name})",
+            [
+                ("colour_shape_accuracy", "Colour+shape mention accuracy", captions.get("colour_shape_accuracy")),
+                (
+                    "held_out_colour_shape_accuracy",
+                    "Held-out colour+shape accuracy",
+                    captions.get("held_out_colour_shape_accuracy"),
+                ),
+                ("scene_accuracy", "Scenes captioned right", captions.get("scene_accuracy")),
+                ("mention_precision", "Mention precision", captions.get("mention_precision")),
+                ("bleu", "BLEU", captions.get("bleu")),
+            ],
+            dataset_split=captions["split"],
+        )
     text = results.get("text")
     if text:
-        evals += _metrics("text-generation", "Language modelling", "gato-text", "gato offline text corpus", [
-            ("loss", "Loss (nats/token)", text.get("loss")),
-            ("perplexity", "Perplexity", text.get("perplexity")),
-        ], dataset_split=text.get("split"))
+        evals += _metrics(
+            "text-generation",
+            "Language modelling",
+            "gato-text",
+            "gato offline text corpus",
+            [
+                ("loss", "Loss (nats/token)", text.get("loss")),
+                ("perplexity", "Perplexity", text.get("perplexity")),
+            ],
+            dataset_split=text.get("split"),
+        )
     return evals
 
 
@@ -152,7 +231,9 @@ def _training_run(run: Mapping[str, Any]) -> str:
         text += f", {step_ms:.0f} ms a step of which {100 * run['data_wait_seconds'] / run['step_seconds']:.1f}% waiting for data"
     losses = run.get("validation") or {}
     if losses:
-        text += ". Final validation losses: " + ", ".join(f"{name} {value:.3f}" for name, value in sorted(losses.items()))
+        text += ". Final validation losses: " + ", ".join(
+            f"{name} {value:.3f}" for name, value in sorted(losses.items())
+        )
     return text + " (`train_results.json`)."
 
 
@@ -191,15 +272,31 @@ def data_commands(folder: Path, training: Mapping[str, Any], job: Mapping[str, A
             return commands
     config = (job or {}).get("config") if isinstance(job, Mapping) else None
     if isinstance(config, Mapping) and config.get("tasks") and config.get("episodes_per_task"):
-        extras = [f"--captions {config['captions']}" if config.get("captions") else "", "--text" if config.get("text") else ""]
-        return [" ".join(part for part in ["gato data generate", f"--tasks {config['tasks']}",
-                                           f"--episodes-per-task {config['episodes_per_task']}", f"--out {data or 'data'}",
-                                           f"--seed {config.get('seed', 0)}", *extras] if part)]
+        extras = [
+            f"--captions {config['captions']}" if config.get("captions") else "",
+            "--text" if config.get("text") else "",
+        ]
+        return [
+            " ".join(
+                part
+                for part in [
+                    "gato data generate",
+                    f"--tasks {config['tasks']}",
+                    f"--episodes-per-task {config['episodes_per_task']}",
+                    f"--out {data or 'data'}",
+                    f"--seed {config.get('seed', 0)}",
+                    *extras,
+                ]
+                if part
+            )
+        ]
     from gato.suite.task_spec import load_task_specs
 
     tasks = ",".join(load_task_specs(folder)) or "default"
-    return [f"gato data generate --tasks {tasks} --episodes-per-task N --out {data or 'data'} --text  "
-            "# N: the episodes per task of the training data (this folder does not record it)"]
+    return [
+        f"gato data generate --tasks {tasks} --episodes-per-task N --out {data or 'data'} --text  "
+        "# N: the episodes per task of the training data (this folder does not record it)"
+    ]
 
 
 def build_model_card(
@@ -219,16 +316,28 @@ def build_model_card(
             on the Hub unless pushed, so by default the card describes them in prose only).
         job: the ``main_job.json`` record (default: read from ``run_dir``).
     """
-    from gato.evaluation.report import (CHART_FILE, DOMAIN_HEADER, PROFILE_FILE, STATISTICS_HEADER, TASK_HEADER,
-                                        caption_results, domain_rows, markdown_table, statistics_note, statistics_rows,
-                                        task_rows)
+    from gato.evaluation.report import (
+        CHART_FILE,
+        DOMAIN_HEADER,
+        PROFILE_FILE,
+        STATISTICS_HEADER,
+        TASK_HEADER,
+        caption_results,
+        domain_rows,
+        markdown_table,
+        statistics_note,
+        statistics_rows,
+        task_rows,
+    )
     from gato.evaluation.run_evaluation import eval_command
     from gato.training.run_training import TRAIN_RESULTS_FILE
 
     folder = Path(run_dir)
     config = _read(folder, "config.json")
     if not config:
-        raise ValueError(f"run_dir: {folder} has no config.json (expected a folder written by `gato train` or `gato run`)")
+        raise ValueError(
+            f"run_dir: {folder} has no config.json (expected a folder written by `gato train` or `gato run`)"
+        )
     training = _read(folder, "training_config.yaml") or {}
     results = _read(folder, "eval_results.json")
     job = job if job is not None else _read(folder, "main_job.json")
@@ -236,14 +345,21 @@ def build_model_card(
     load_path = repo_id or str(folder)
     evals = eval_results_from_json(results) if results else None
     data = ModelCardData(
-        license=LICENSE, library_name=LIBRARY_NAME, pipeline_tag=PIPELINE_TAG, tags=list(TAGS),
-        datasets=list(datasets) if datasets else None, model_name=model_name, eval_results=evals or None,
+        license=LICENSE,
+        library_name=LIBRARY_NAME,
+        pipeline_tag=PIPELINE_TAG,
+        tags=list(TAGS),
+        datasets=list(datasets) if datasets else None,
+        model_name=model_name,
+        eval_results=evals or None,
     )
 
     parameters = results.get("num_parameters") if results else None
-    size = (f"{config['num_hidden_layers']} layers, width {config['hidden_size']}, {config['num_attention_heads']} heads, "
-            f"FFN {config['intermediate_size']}, context {config['max_position_embeddings']} tokens"
-            + (f", {parameters / 1e6:.1f}M parameters" if parameters else ""))
+    size = (
+        f"{config['num_hidden_layers']} layers, width {config['hidden_size']}, {config['num_attention_heads']} heads, "
+        f"FFN {config['intermediate_size']}, context {config['max_position_embeddings']} tokens"
+        + (f", {parameters / 1e6:.1f}M parameters" if parameters else "")
+    )
     sections = [
         f"# {model_name}",
         f"A [Gato]({PAPER_URL}) generalist agent (Reed et al., 2022) built with the `gato` package: one decoder-only "
@@ -254,12 +370,12 @@ def build_model_card(
         "from transformers import AutoModelForCausalLM, AutoProcessor, pipeline\n\n"
         f"model = AutoModelForCausalLM.from_pretrained({load_path!r})\n"
         f"processor = AutoProcessor.from_pretrained({load_path!r})\n\n"
-        f"captioner = pipeline(\"image-to-text\", model={load_path!r})  # or \"image-text-to-text\"\n"
+        f'captioner = pipeline("image-to-text", model={load_path!r})  # or "image-text-to-text"\n'
         "print(captioner(\"scene.png\"))  # [{'generated_text': '...'}]\n```",
         "Acting in one of its tasks (a built-in one, or one it learnt from recorded data), "
         "prompted with an expert demonstration as in the paper:",
         "```python\nfrom gato.pipelines import load_agent\n\n"
-        f"policy = load_agent({load_path!r}, \"{_example_task(folder, results)}\")\n"
+        f'policy = load_agent({load_path!r}, "{_example_task(folder, results)}")\n'
         "returns = policy.play(episodes=3)            # or step it yourself:\n"
         "env = policy.make_env(seed=0)\nobservation, _ = env.reset(seed=0)\npolicy.reset()\n"
         "observation, reward, terminated, truncated, info = env.step(policy(observation))\n```",
@@ -268,67 +384,115 @@ def build_model_card(
     ]
     if results:
         episodes = results["episodes_per_task"]
-        sections += ["## Evaluation", f"`gato eval`, {episodes} episode{'s' if episodes != 1 else ''} per task, prompted with an "
-                     "expert demonstration of the task, as the paper deploys Gato. Normalized score = (return − random) / "
-                     "(expert − random): 0 is a uniformly random policy, 100% the scripted expert."]
+        sections += [
+            "## Evaluation",
+            f"`gato eval`, {episodes} episode{'s' if episodes != 1 else ''} per task, prompted with an "
+            "expert demonstration of the task, as the paper deploys Gato. Normalized score = (return − random) / "
+            "(expert − random): 0 is a uniformly random policy, 100% the scripted expert.",
+        ]
         if results.get("tasks"):
-            sections += [markdown_table(DOMAIN_HEADER, domain_rows(results)), markdown_table(TASK_HEADER, task_rows(results))]
+            sections += [
+                markdown_table(DOMAIN_HEADER, domain_rows(results)),
+                markdown_table(TASK_HEADER, task_rows(results)),
+            ]
             if (folder / CHART_FILE).exists():
                 sections.append(f"![Expert-normalized score per task]({CHART_FILE})")
             if statistics_rows(results):
-                sections += [markdown_table(["domain", *STATISTICS_HEADER], statistics_rows(results)), statistics_note(results)]
+                sections += [
+                    markdown_table(["domain", *STATISTICS_HEADER], statistics_rows(results)),
+                    statistics_note(results),
+                ]
                 if (folder / PROFILE_FILE).exists():
                     sections.append(f"![Performance profile: fraction of episodes above each score]({PROFILE_FILE})")
         for captions in caption_results(results):
             if not captions.get("examples"):
                 continue
             name, meaning = CAPTION_SPLITS[captions["split"]]
-            sections += [f"### Sample captions: {name}", f"Held-out images (`{captions['split']}`; {meaning}):",
-                         markdown_table(["reference", "generated"],
-                                [[ex["reference"], ex["generated"] or "(empty)"] for ex in captions["examples"]])]
-            scores = [(label, captions.get(metric)) for label, metric in (
-                ("colour", "colour_accuracy"), ("shape", "shape_accuracy"), ("colour and shape", "colour_shape_accuracy"),
-                ("the held-out colour×shape pair", "held_out_colour_shape_accuracy"))]
+            sections += [
+                f"### Sample captions: {name}",
+                f"Held-out images (`{captions['split']}`; {meaning}):",
+                markdown_table(
+                    ["reference", "generated"],
+                    [[ex["reference"], ex["generated"] or "(empty)"] for ex in captions["examples"]],
+                ),
+            ]
+            scores = [
+                (label, captions.get(metric))
+                for label, metric in (
+                    ("colour", "colour_accuracy"),
+                    ("shape", "shape_accuracy"),
+                    ("colour and shape", "colour_shape_accuracy"),
+                    ("the held-out colour×shape pair", "held_out_colour_shape_accuracy"),
+                )
+            ]
             named = ", ".join(f"{label} {100 * value:.0f}%" for label, value in scores if _finite(value))
             if named:
-                scenes = (f"; scenes captioned with every object's colour and shape (once per object) and nothing else: "
-                          f"{100 * captions['scene_accuracy']:.0f}%" if _finite(captions.get("scene_accuracy")) else "")
+                scenes = (
+                    f"; scenes captioned with every object's colour and shape (once per object) and nothing else: "
+                    f"{100 * captions['scene_accuracy']:.0f}%"
+                    if _finite(captions.get("scene_accuracy"))
+                    else ""
+                )
                 bleu = f"; BLEU {captions['bleu']:.1f}" if _finite(captions.get("bleu")) else ""
-                sections.append(f"Over {captions['samples']} held-out images, objects named with the right {named}{scenes}{bleu}.")
+                sections.append(
+                    f"Over {captions['samples']} held-out images, objects named with the right {named}{scenes}{bleu}."
+                )
         text = results.get("text")
         if text and _finite(text.get("loss")):
-            sections.append(f"Text: validation loss {text['loss']:.3f} nats/token (perplexity {text['perplexity']:.1f}) "
-                            f"on {text['documents']} held-out documents of the offline corpus.")
+            sections.append(
+                f"Text: validation loss {text['loss']:.3f} nats/token (perplexity {text['perplexity']:.1f}) "
+                f"on {text['documents']} held-out documents of the offline corpus."
+            )
     sections.append("## Training")
     if training:
-        sections += ["Trained with `gato train` on expert episodes of the built-in suite recorded by `gato data generate`"
-                     " (each dataset folder carries its own card), plus captions and text when generated. The full "
-                     "configuration (`training_config.yaml`):",
-                     "```yaml\n" + yaml.safe_dump(training, sort_keys=False).strip() + "\n```"]
+        sections += [
+            "Trained with `gato train` on expert episodes of the built-in suite recorded by `gato data generate`"
+            " (each dataset folder carries its own card), plus captions and text when generated. The full "
+            "configuration (`training_config.yaml`):",
+            "```yaml\n" + yaml.safe_dump(training, sort_keys=False).strip() + "\n```",
+        ]
     train_run = _read(folder, TRAIN_RESULTS_FILE)
     if train_run:
         sections.append(_training_run(train_run))
     if training and results and isinstance(results.get("settings"), Mapping):
-        sections += ["To reproduce (the data folder and the run folder as you name them):",
-                     "```bash\n" + "".join(line + "\n" for line in data_commands(folder, training, job))
-                     + f"gato train --config training_config.yaml --output-dir {model_name}\n"
-                     + eval_command(dict(results["settings"]), model=model_name, output_dir=model_name) + "\n```"]
+        sections += [
+            "To reproduce (the data folder and the run folder as you name them):",
+            "```bash\n"
+            + "".join(line + "\n" for line in data_commands(folder, training, job))
+            + f"gato train --config training_config.yaml --output-dir {model_name}\n"
+            + eval_command(dict(results["settings"]), model=model_name, output_dir=model_name)
+            + "\n```",
+        ]
     if job:
         stages = [job[name] for name in ("data", "train", "eval", "card") if isinstance(job.get(name), Mapping)]
         rows = []
         for stage in stages:
             first = stage.get("details", {}).get("first_run") if stage["status"] == "skipped" else None
             timed = first or stage
-            status = "done" if stage["status"] == "done" else ("skipped (times of its last run)" if first else "skipped")
-            rows.append([stage["name"], status, format_duration(timed["wall_seconds"]), format_duration(timed["cpu_seconds"]),
-                         format_peak_rss(timed)])
+            status = (
+                "done" if stage["status"] == "done" else ("skipped (times of its last run)" if first else "skipped")
+            )
+            rows.append(
+                [
+                    stage["name"],
+                    status,
+                    format_duration(timed["wall_seconds"]),
+                    format_duration(timed["cpu_seconds"]),
+                    format_peak_rss(timed),
+                ]
+            )
         datasets_sizes = next((s["details"].get("datasets") for s in stages if s["name"] == "data"), None)
         if datasets_sizes:
-            sections.append("Data (rows = episodes, scenes or documents): "
-                            + ", ".join(f"`{name}` {count}" for name, count in datasets_sizes.items()) + ".")
-        sections += ["`gato run` stages (wall time and CPU time of the process and its workers; peak RSS: the highest "
-                     "resident memory of the process, and of its largest finished worker, by the end of the stage):",
-                     markdown_table(["stage", "status", "wall", "CPU", "peak RSS"], rows)]
+            sections.append(
+                "Data (rows = episodes, scenes or documents): "
+                + ", ".join(f"`{name}` {count}" for name, count in datasets_sizes.items())
+                + "."
+            )
+        sections += [
+            "`gato run` stages (wall time and CPU time of the process and its workers; peak RSS: the highest "
+            "resident memory of the process, and of its largest finished worker, by the end of the stage):",
+            markdown_table(["stage", "status", "wall", "CPU", "peak RSS"], rows),
+        ]
     sections += [
         "## Intended uses and limitations",
         "- A research and teaching artefact: a faithful, small-scale reproduction of Gato's tokenization, model, "
@@ -353,4 +517,12 @@ def write_model_card(run_dir: str | Path, **kwargs: Any) -> Path:
     return path
 
 
-__all__ = ["build_model_card", "write_model_card", "eval_results_from_json", "CARD_FILE", "TAGS", "PIPELINE_TAG", "LICENSE"]
+__all__ = [
+    "build_model_card",
+    "write_model_card",
+    "eval_results_from_json",
+    "CARD_FILE",
+    "TAGS",
+    "PIPELINE_TAG",
+    "LICENSE",
+]

@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
+from gato.episodes.manifest import MANIFEST_FILE, bytes_sha256, file_sha256, manifest_bytes, verify_manifest
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from huggingface_hub.utils import filter_repo_objects
 from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
-
-from gato.episodes.manifest import MANIFEST_FILE, bytes_sha256, file_sha256, manifest_bytes, verify_manifest
 
 from .model_card import CARD_FILE, LIBRARY_NAME, build_model_card
 
@@ -41,16 +40,55 @@ from .model_card import CARD_FILE, LIBRARY_NAME, build_model_card
 IGNORE_PATTERNS: list[str] = ["checkpoints/*", "logs/*", "data/*", "*.tmp", "**/__pycache__/*", ".*"]
 # Secrets, at any depth: env files, token files, tracker settings and credentials. (fnmatch's ``*`` crosses ``/``.)
 SECRET_PATTERNS: list[str] = [
-    ".env", ".env.*", "*.env", "*/.env", "*/.env.*", "*/.*",  # env files, and hidden files in sub-folders
-    "token", "*/token", "*.token", "hf_token*", "*/hf_token*", "stored_tokens", "*/stored_tokens",
-    "*.netrc", "netrc", "*/netrc", "*credentials*", "*.pem", "*.key", "id_rsa*", "*/id_rsa*",
-    "wandb/*", "*/wandb/*", "wandb-*", "*/wandb-*", "mlruns/*", "*/mlruns/*", "comet.config", "*/comet.config",
-    "clearml.conf", "*/clearml.conf", "neptune*", "*/neptune*", "accelerate_config*.yaml", "*/accelerate_config*.yaml",
+    ".env",
+    ".env.*",
+    "*.env",
+    "*/.env",
+    "*/.env.*",
+    "*/.*",  # env files, and hidden files in sub-folders
+    "token",
+    "*/token",
+    "*.token",
+    "hf_token*",
+    "*/hf_token*",
+    "stored_tokens",
+    "*/stored_tokens",
+    "*.netrc",
+    "netrc",
+    "*/netrc",
+    "*credentials*",
+    "*.pem",
+    "*.key",
+    "id_rsa*",
+    "*/id_rsa*",
+    "wandb/*",
+    "*/wandb/*",
+    "wandb-*",
+    "*/wandb-*",
+    "mlruns/*",
+    "*/mlruns/*",
+    "comet.config",
+    "*/comet.config",
+    "clearml.conf",
+    "*/clearml.conf",
+    "neptune*",
+    "*/neptune*",
+    "accelerate_config*.yaml",
+    "*/accelerate_config*.yaml",
 ]
 # The run's own records, where commands and settings carry paths of this machine; sent with those paths scrubbed.
 # (Not tokenizer.json and the like: their "/…" strings are vocabulary.)
-PATH_SCRUBBED_FILES: tuple[str, ...] = ("README.md", "eval_results.json", "eval_results.md", "training_config.yaml",
-                                        "train_results.json", "main_job.json", "*.md", "*.yaml", "*.yml")
+PATH_SCRUBBED_FILES: tuple[str, ...] = (
+    "README.md",
+    "eval_results.json",
+    "eval_results.md",
+    "training_config.yaml",
+    "train_results.json",
+    "main_job.json",
+    "*.md",
+    "*.yaml",
+    "*.yml",
+)
 _HF_TOKEN = re.compile(rb"hf_[A-Za-z0-9]{30,}")
 # An absolute POSIX path (not inside a URL, a word or a fraction) or a Windows drive path.
 _ABSOLUTE_PATH = re.compile(r"""(?<![\w.:/<>~-])/[^\s"'`,;|<>)\]}]+|\b[A-Za-z]:\\[^\s"'`,;|<>)\]}]+""")
@@ -89,7 +127,9 @@ def upload_plan(run_dir: str | Path) -> list[str]:
     """
     folder = Path(run_dir)
     files = sorted(path.relative_to(folder).as_posix() for path in folder.glob("**/*") if path.is_file())
-    return list(filter_repo_objects(files, ignore_patterns=[*IGNORE_PATTERNS, *SECRET_PATTERNS, *DEFAULT_IGNORE_PATTERNS]))
+    return list(
+        filter_repo_objects(files, ignore_patterns=[*IGNORE_PATTERNS, *SECRET_PATTERNS, *DEFAULT_IGNORE_PATTERNS])
+    )
 
 
 def scrub_machine_paths(text: str, run_dir: str | Path) -> str:
@@ -100,10 +140,10 @@ def scrub_machine_paths(text: str, run_dir: str | Path) -> str:
     def relative(match: re.Match) -> str:
         path = match.group(0)
         trimmed = path.rstrip(".:")  # sentence punctuation after a path
-        tail = path[len(trimmed):]
+        tail = path[len(trimmed) :]
         for root in roots:
             if trimmed == root or trimmed.startswith(root + "/"):
-                return (trimmed[len(root) + 1:] or ".") + tail
+                return (trimmed[len(root) + 1 :] or ".") + tail
         name = re.split(r"[\\/]", trimmed.rstrip("\\/"))[-1]
         return (name or ".") + tail
 
@@ -114,7 +154,9 @@ def _is_scrubbed(name: str) -> bool:
     return any(fnmatch(name, pattern) for pattern in PATH_SCRUBBED_FILES)
 
 
-def check_no_tokens(folder: str | Path, files: list[str], contents: dict[str, bytes], token: str | None = None) -> None:
+def check_no_tokens(
+    folder: str | Path, files: list[str], contents: dict[str, bytes], token: str | None = None
+) -> None:
     """Refuse, naming the file, when a file to be sent holds a Hugging Face token (``token`` or any ``hf_…``)."""
     for name in files:
         path = Path(folder) / name
@@ -124,8 +166,10 @@ def check_no_tokens(folder: str | Path, files: list[str], contents: dict[str, by
                 continue
             data = path.read_bytes()
         if _HF_TOKEN.search(data) or (token and token.encode() in data):
-            raise ValueError(f"{path}: holds what looks like a Hugging Face token; refusing to upload it "
-                             "(remove the token from the file, or move the file out of the run folder)")
+            raise ValueError(
+                f"{path}: holds what looks like a Hugging Face token; refusing to upload it "
+                "(remove the token from the file, or move the file out of the run folder)"
+            )
 
 
 def upload_contents(folder: str | Path, files: list[str], card_text: str | None) -> tuple[dict[str, bytes], list[str]]:
@@ -153,8 +197,11 @@ def upload_contents(folder: str | Path, files: list[str], card_text: str | None)
             if name == MANIFEST_FILE:
                 continue
             data = contents.get(name)
-            entries[name] = ({"size": len(data), "sha256": bytes_sha256(data)} if data is not None else
-                             {"size": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)})
+            entries[name] = (
+                {"size": len(data), "sha256": bytes_sha256(data)}
+                if data is not None
+                else {"size": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
+            )
         contents[MANIFEST_FILE] = manifest_bytes(entries)
     return contents, sorted(scrubbed)
 
@@ -180,14 +227,22 @@ def validate_model_card(source: str | Path | ModelCard) -> list[EvalResult]:
     if missing:
         raise ValueError(f"model card metadata: missing {missing}; expected {list(REQUIRED_METADATA)}")
     if metadata["library_name"] != LIBRARY_NAME:
-        raise ValueError(f"model card metadata: library_name must be {LIBRARY_NAME!r}, got {metadata['library_name']!r}")
+        raise ValueError(
+            f"model card metadata: library_name must be {LIBRARY_NAME!r}, got {metadata['library_name']!r}"
+        )
     if "model-index" not in metadata:
         return []
     name, results = model_index_to_eval_results(metadata["model-index"])
     rebuilt = ModelCardData(model_name=name, eval_results=results).to_dict()["model-index"]
     if rebuilt != metadata["model-index"]:
-        raise ValueError("model card metadata: the model-index does not round-trip through huggingface_hub's EvalResult")
-    bad = [f"{r.dataset_type}/{r.metric_type}" for r in results if not isinstance(r.metric_value, (int, float)) or r.metric_value != r.metric_value]
+        raise ValueError(
+            "model card metadata: the model-index does not round-trip through huggingface_hub's EvalResult"
+        )
+    bad = [
+        f"{r.dataset_type}/{r.metric_type}"
+        for r in results
+        if not isinstance(r.metric_value, (int, float)) or r.metric_value != r.metric_value
+    ]
     if bad:
         raise ValueError(f"model card metadata: metric values must be finite numbers; not so for {bad}")
     return results
@@ -263,13 +318,28 @@ def push_run(
 
     if card is not None:
         card.save(folder / CARD_FILE)  # the local card keeps the local paths; the one sent is scrubbed
-    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=contents[name] if name in contents else str(folder / name))
-                  for name in files]
+    operations = [
+        CommitOperationAdd(
+            path_in_repo=name, path_or_fileobj=contents[name] if name in contents else str(folder / name)
+        )
+        for name in files
+    ]
     create_repo(repo_id, private=private, exist_ok=True, token=token, repo_type="model")
     commit = create_commit(repo_id, operations, commit_message=commit_message, token=token, repo_type="model")
     plan.url = str(getattr(commit, "commit_url", commit))
     return plan
 
 
-__all__ = ["IGNORE_PATTERNS", "PATH_SCRUBBED_FILES", "SECRET_PATTERNS", "PushPlan", "check_no_tokens", "check_run_folder",
-           "push_run", "scrub_machine_paths", "upload_contents", "upload_plan", "validate_model_card"]
+__all__ = [
+    "IGNORE_PATTERNS",
+    "PATH_SCRUBBED_FILES",
+    "SECRET_PATTERNS",
+    "PushPlan",
+    "check_no_tokens",
+    "check_run_folder",
+    "push_run",
+    "scrub_machine_paths",
+    "upload_contents",
+    "upload_plan",
+    "validate_model_card",
+]

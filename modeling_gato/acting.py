@@ -116,15 +116,24 @@ class ActingConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
         temperature = self.temperature
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not math.isfinite(temperature)
+            or temperature < 0
+        ):
             raise ValueError(f"temperature: expected a finite number ≥ 0 (0 = greedy), got {temperature!r}")
         self.temperature = float(temperature)
         if self.temperature == 0:
             self.do_sample = False  # the limit of sampling as the temperature goes to 0 is the argmax
         if self.continuous_decoding not in GREEDY_DECODINGS:
-            raise ValueError(f"continuous_decoding: expected one of {GREEDY_DECODINGS}, got {self.continuous_decoding!r}")
+            raise ValueError(
+                f"continuous_decoding: expected one of {GREEDY_DECODINGS}, got {self.continuous_decoding!r}"
+            )
         if self.cache_implementation not in CACHE_IMPLEMENTATIONS:
-            raise ValueError(f"cache_implementation: expected one of {CACHE_IMPLEMENTATIONS}, got {self.cache_implementation!r}")
+            raise ValueError(
+                f"cache_implementation: expected one of {CACHE_IMPLEMENTATIONS}, got {self.cache_implementation!r}"
+            )
         if not isinstance(self.compile, (bool, CompileConfig)):
             raise ValueError(f"compile: expected a bool or a transformers CompileConfig, got {self.compile!r}")
         if self.compile and (self.cache_implementation != "static" or not self.use_cache):
@@ -134,13 +143,19 @@ class ActingConfig:
                 f"cache_implementation={self.cache_implementation!r}"
             )
         if not self.use_cache and self.cache_implementation != "dynamic":
-            raise ValueError(f"cache_implementation: use_cache=False keeps no cache, got cache_implementation={self.cache_implementation!r}")
+            raise ValueError(
+                f"cache_implementation: use_cache=False keeps no cache, got cache_implementation={self.cache_implementation!r}"
+            )
         fraction = self.window_keep_fraction
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
             raise ValueError(f"window_keep_fraction: expected a fraction in (0, 1], got {fraction!r}")
         prompt_tokens = self.prompt_tokens
-        if prompt_tokens is not None and (isinstance(prompt_tokens, bool) or not isinstance(prompt_tokens, int) or prompt_tokens < 0):
-            raise ValueError(f"prompt_tokens: expected None (as in training) or an integer ≥ 0 (0 = no prompt), got {prompt_tokens!r}")
+        if prompt_tokens is not None and (
+            isinstance(prompt_tokens, bool) or not isinstance(prompt_tokens, int) or prompt_tokens < 0
+        ):
+            raise ValueError(
+                f"prompt_tokens: expected None (as in training) or an integer ≥ 0 (0 = no prompt), got {prompt_tokens!r}"
+            )
 
     def greedy_decoding(self, continuous_actions: bool) -> str:
         """The greedy rule for an action: ``continuous_decoding`` for bins of continuous values, else ``"argmax"``."""
@@ -205,7 +220,9 @@ class GatoActingContext:
         """
         prompt_length = self.prompt["input_ids"].shape[1] if self.prompt is not None else 0
         step_lengths = [step["input_ids"].shape[1] for step in self.steps]
-        drop_steps, drop_prompt = overflow_drops(prompt_length, step_lengths, step_length, max_length, window_keep_fraction)
+        drop_steps, drop_prompt = overflow_drops(
+            prompt_length, step_lengths, step_length, max_length, window_keep_fraction
+        )
         if not (drop_steps or drop_prompt):
             return False
         del self.steps[:drop_steps]
@@ -241,7 +258,9 @@ def concat_segments(segments: Sequence[Mapping[str, torch.Tensor]]) -> dict[str,
 def no_patches(batch: int, config, device: torch.device) -> dict[str, torch.Tensor]:
     """The patch tensors of a segment without images: ``(batch, 0, C, ps, ps)`` pixels, ``(batch, 0, 2)`` rows/cols."""
     return {
-        "patch_pixels": torch.zeros((batch, 0, config.num_channels, config.patch_size, config.patch_size), device=device),
+        "patch_pixels": torch.zeros(
+            (batch, 0, config.num_channels, config.patch_size, config.patch_size), device=device
+        ),
         "patch_rows": torch.zeros((batch, 0, 2), dtype=torch.long, device=device),
         "patch_cols": torch.zeros((batch, 0, 2), dtype=torch.long, device=device),
     }
@@ -256,29 +275,38 @@ def tensor_segment(inputs: Any, name: str, config, device: torch.device) -> dict
     ignored. Values must be torch tensors; ``name`` names the argument in errors.
     """
     if not isinstance(inputs, Mapping) or "input_ids" not in inputs:
-        raise ValueError(f"{name}: expected a mapping of batched token tensors with 'input_ids' (processor.collate's output), "
-                         f"got {type(inputs).__name__}")
+        raise ValueError(
+            f"{name}: expected a mapping of batched token tensors with 'input_ids' (processor.collate's output), "
+            f"got {type(inputs).__name__}"
+        )
     unknown = sorted(set(inputs) - set(SEGMENT_KEYS) - set(PADDING_KEYS) - set(TARGET_KEYS))
     if unknown:
         raise ValueError(f"{name}: unexpected keys {unknown}; expected {list(SEGMENT_KEYS + PADDING_KEYS)}")
     for key, value in inputs.items():
         if value is not None and not torch.is_tensor(value):
-            raise TypeError(f"{name}[{key!r}]: expected a torch.Tensor, got {type(value).__name__}; batch the processor's "
-                            "token dicts with processor.collate(..., return_tensors='pt')")
+            raise TypeError(
+                f"{name}[{key!r}]: expected a torch.Tensor, got {type(value).__name__}; batch the processor's "
+                "token dicts with processor.collate(..., return_tensors='pt')"
+            )
     input_ids = inputs["input_ids"]
     if input_ids.ndim != 2:
         raise ValueError(f"{name}['input_ids']: expected (batch, n), got {tuple(input_ids.shape)}")
     batch, length = input_ids.shape
     for key in PADDING_KEYS:
         if inputs.get(key) is not None and not bool(inputs[key].bool().all()):
-            raise ValueError(f"{name}[{key!r}]: every environment needs the same number of tokens and patches, got padding")
+            raise ValueError(
+                f"{name}[{key!r}]: every environment needs the same number of tokens and patches, got padding"
+            )
     present = [key for key in PATCH_KEYS if inputs.get(key) is not None]
     if present and len(present) != len(PATCH_KEYS):
         raise ValueError(f"{name}: image inputs need all of {list(PATCH_KEYS)}, got only {present}")
     segment = {"input_ids": input_ids.to(device=device, dtype=torch.long)}
     local_positions = inputs.get("local_positions")
-    segment["local_positions"] = (torch.full_like(segment["input_ids"], LOCAL_POSITION_NONE) if local_positions is None
-                                  else local_positions.to(device=device, dtype=torch.long))
+    segment["local_positions"] = (
+        torch.full_like(segment["input_ids"], LOCAL_POSITION_NONE)
+        if local_positions is None
+        else local_positions.to(device=device, dtype=torch.long)
+    )
     if present:
         segment["patch_mask"] = inputs["patch_mask"].to(device=device, dtype=torch.bool)
         segment["patch_pixels"] = inputs["patch_pixels"].to(device=device, dtype=torch.float32)
@@ -289,12 +317,16 @@ def tensor_segment(inputs: Any, name: str, config, device: torch.device) -> dict
         segment.update(no_patches(batch, config, device))
     for key in ("local_positions", "patch_mask"):
         if segment[key].shape != (batch, length):
-            raise ValueError(f"{name}[{key!r}]: expected the shape of input_ids {(batch, length)}, got {tuple(segment[key].shape)}")
+            raise ValueError(
+                f"{name}[{key!r}]: expected the shape of input_ids {(batch, length)}, got {tuple(segment[key].shape)}"
+            )
     patch_shape = (config.num_channels, config.patch_size, config.patch_size)
     for key, tail in (("patch_pixels", patch_shape), ("patch_rows", (2,)), ("patch_cols", (2,))):
         value = segment[key]
         if value.ndim != 2 + len(tail) or value.shape[0] != batch or tuple(value.shape[2:]) != tail:
-            raise ValueError(f"{name}[{key!r}]: expected (batch={batch}, patches, {', '.join(map(str, tail))}), got {tuple(value.shape)}")
+            raise ValueError(
+                f"{name}[{key!r}]: expected (batch={batch}, patches, {', '.join(map(str, tail))}), got {tuple(value.shape)}"
+            )
     return segment
 
 
@@ -411,16 +443,22 @@ def restrict_to_ranges(logits: torch.Tensor, ranges: torch.Tensor, first_id: int
 def as_action_ranges(action_ranges: Any, batch_size: int, vocab_size: int) -> torch.Tensor:
     """``(A, 2)`` or ``(B, A, 2)`` legal ``[lo, hi)`` token ranges (a tensor) → ``(B, A, 2)`` long on the CPU, validated."""
     if not torch.is_tensor(action_ranges):
-        raise TypeError(f"action_ranges: expected a torch.Tensor, got {type(action_ranges).__name__}; "
-                        "e.g. torch.as_tensor(processor.action_token_ranges(spec))")
+        raise TypeError(
+            f"action_ranges: expected a torch.Tensor, got {type(action_ranges).__name__}; "
+            "e.g. torch.as_tensor(processor.action_token_ranges(spec))"
+        )
     ranges = action_ranges.to(device="cpu", dtype=torch.long)
     if ranges.ndim == 2:
         ranges = ranges[None].expand(batch_size, -1, -1)
     if ranges.ndim != 3 or ranges.shape[0] != batch_size or ranges.shape[2] != 2 or ranges.shape[1] < 1:
-        raise ValueError(f"action_ranges must be (action_size, 2) or ({batch_size}, action_size, 2), got {tuple(ranges.shape)}")
+        raise ValueError(
+            f"action_ranges must be (action_size, 2) or ({batch_size}, action_size, 2), got {tuple(ranges.shape)}"
+        )
     lo, hi = ranges[..., 0], ranges[..., 1]
     if bool((lo < 0).any() or (hi > vocab_size).any() or (lo >= hi).any()):
-        raise ValueError(f"action_ranges must hold non-empty [lo, hi) ranges inside [0, {vocab_size}), got {ranges.tolist()}")
+        raise ValueError(
+            f"action_ranges must hold non-empty [lo, hi) ranges inside [0, {vocab_size}), got {ranges.tolist()}"
+        )
     return ranges
 
 
@@ -456,7 +494,9 @@ class GatoActingMixin:
         length = inputs_embeds.shape[1]
         past = cache.get_seq_length() if cache is not None else 0
         position_ids = (past + torch.arange(length, device=inputs_embeds.device))[None]
-        output = self.model(inputs_embeds=inputs_embeds, position_ids=position_ids, cache=cache, use_cache=cache is not None)
+        output = self.model(
+            inputs_embeds=inputs_embeds, position_ids=position_ids, cache=cache, use_cache=cache is not None
+        )
         return output.last_hidden_state[:, -1]
 
     def decode_forward(self, compile: bool | CompileConfig, device: torch.device):
@@ -485,11 +525,15 @@ class GatoActingMixin:
     def start_context(self, batch_size: int, prompt: Any, acting_config: ActingConfig) -> GatoActingContext:
         """A new :class:`GatoActingContext` for ``batch_size`` environments, with the prompt's tokens (tensors, as
         the observation's) at the start of the window, not yet run through the model."""
-        prompt_segment = tensor_segment(prompt, "prompt", self.config, self.lm_head.weight.device) if prompt is not None else None
+        prompt_segment = (
+            tensor_segment(prompt, "prompt", self.config, self.lm_head.weight.device) if prompt is not None else None
+        )
         if prompt_segment is not None and prompt_segment["input_ids"].shape[0] != batch_size:
             raise ValueError(f"prompt has batch {prompt_segment['input_ids'].shape[0]}, observation has {batch_size}")
         return GatoActingContext(
-            batch_size=batch_size, prompt=prompt_segment, uncached=prompt_segment,
+            batch_size=batch_size,
+            prompt=prompt_segment,
+            uncached=prompt_segment,
             cache_implementation=acting_config.cache_implementation if acting_config.use_cache else None,
         )
 
@@ -563,7 +607,10 @@ class GatoActingMixin:
         def choose(hidden: torch.Tensor, dim: int) -> torch.Tensor:
             logits, offset = self.action_logits(hidden, ranges[:, dim])
             greedy_decoding = acting_config.greedy_decoding(continuous_actions)
-            return choose_tokens(logits, acting_config.do_sample, acting_config.temperature, generator, greedy_decoding) + offset
+            return (
+                choose_tokens(logits, acting_config.do_sample, acting_config.temperature, generator, greedy_decoding)
+                + offset
+            )
 
         tokens: list[torch.Tensor] = []
         if not acting_config.use_cache:
@@ -575,14 +622,18 @@ class GatoActingMixin:
         else:
             if context.cache is None:
                 static = acting_config.cache_implementation == "static"
-                context.cache = StaticCache(config=config, max_cache_len=max_length) if static else DynamicCache(config=config)
+                context.cache = (
+                    StaticCache(config=config, max_cache_len=max_length) if static else DynamicCache(config=config)
+                )
             steady_forward = self.decode_forward(acting_config.compile, device)
             forward = self.decode_forward(False, device) if prefill else steady_forward
             feed = concat_segments([context.uncached, obs]) if context.uncached is not None else obs
             hidden = forward(embed_segment(self.model, feed), context.cache)
             for dim in range(action_size):  # autoregressive over action dimensions: each token conditions the next
                 if dim > 0:
-                    hidden = steady_forward(embed_segment(self.model, action_segment(tokens[-1][:, None], config)), context.cache)
+                    hidden = steady_forward(
+                        embed_segment(self.model, action_segment(tokens[-1][:, None], config)), context.cache
+                    )
                 tokens.append(choose(hidden, dim))
         action_tokens = torch.stack(tokens, dim=1)
 

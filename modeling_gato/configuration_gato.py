@@ -58,7 +58,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 # The parameter counts the paper states for its sizes (appendix C.1), for comparison in tests and docs.
-PAPER_PARAMETER_COUNTS: dict[str, int] = {"gato-79m": 79_000_000, "gato-364m": 364_000_000, "gato-1.18b": 1_180_000_000}
+PAPER_PARAMETER_COUNTS: dict[str, int] = {
+    "gato-79m": 79_000_000,
+    "gato-364m": 364_000_000,
+    "gato-1.18b": 1_180_000_000,
+}
 
 POSITION_EMBEDDING_TYPES: tuple[str, ...] = ("rope", "learned")
 
@@ -166,7 +170,9 @@ class GatoConfig(PreTrainedConfig):
             )
         needed = max(self.separator_token_id + 1, self.discrete_offset + self.discrete_values)
         if self.vocab_size < needed:
-            raise ValueError(f"vocab_size ({self.vocab_size}) must be ≥ {needed} for discrete_layout={self.discrete_layout!r}")
+            raise ValueError(
+                f"vocab_size ({self.vocab_size}) must be ≥ {needed} for discrete_layout={self.discrete_layout!r}"
+            )
 
     @property
     def head_dim(self) -> int:

@@ -32,7 +32,9 @@ def _product_dtype(hidden: torch.Tensor) -> torch.dtype:
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_size: int, dtype: torch.dtype):
+    def forward(
+        ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_size: int, dtype: torch.dtype
+    ):
         needs_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         with torch.autocast(hidden.device.type, enabled=False):
             weight_c = weight.to(dtype)
@@ -89,7 +91,9 @@ def linear_cross_entropy(
         The summed cross-entropy, a float32 scalar; differentiable with respect to ``hidden`` and ``weight``.
     """
     if hidden.ndim != 2 or weight.ndim != 2 or hidden.shape[1] != weight.shape[1]:
-        raise ValueError(f"hidden must be (N, hidden_size) and weight (vocab, hidden_size), got {tuple(hidden.shape)} and {tuple(weight.shape)}")
+        raise ValueError(
+            f"hidden must be (N, hidden_size) and weight (vocab, hidden_size), got {tuple(hidden.shape)} and {tuple(weight.shape)}"
+        )
     if targets.shape != hidden.shape[:1]:
         raise ValueError(f"targets must be (N,) = ({hidden.shape[0]},), got {tuple(targets.shape)}")
     if chunk_size < 1:

@@ -83,7 +83,9 @@ def check_shape(name: str, value: torch.Tensor | None, expected: tuple[int, ...]
         raise ValueError(f"{name}: expected shape {what} = {tuple(expected)}, got {tuple(value.shape)}")
 
 
-def check_values_in_range(name: str, value: torch.Tensor | None, low: int, high: int | None, also: tuple[int, ...] = ()) -> None:
+def check_values_in_range(
+    name: str, value: torch.Tensor | None, low: int, high: int | None, also: tuple[int, ...] = ()
+) -> None:
     """``ValueError`` naming ``name`` unless every value lies in ``[low, high)`` (``high=None``: no upper bound) or
     in ``also``. Checked on CPU only (:func:`values_are_checkable`)."""
     if value is None or value.numel() == 0 or not values_are_checkable(value):
@@ -132,7 +134,9 @@ def check_token_inputs(
             )
         tokens, reference = tuple(inputs_embeds.shape[:2]), "(batch, seq) of inputs_embeds"
     check_shape("local_positions", local_positions, tokens, reference)
-    check_values_in_range("local_positions", local_positions, 0, None, also=(LOCAL_POSITION_NONE, LOCAL_POSITION_ACTION))
+    check_values_in_range(
+        "local_positions", local_positions, 0, None, also=(LOCAL_POSITION_NONE, LOCAL_POSITION_ACTION)
+    )
     check_shape("patch_mask", patch_mask, tokens, reference)
     if patch_pixels is not None or patch_mask is not None:
         if patch_pixels is None or patch_mask is None or patch_rows is None or patch_cols is None:
@@ -142,8 +146,12 @@ def check_token_inputs(
                 f"patch_pixels: expected shape (batch, patches, channels, patch_size, patch_size), got {tuple(patch_pixels.shape)}"
             )
         patches = (tokens[0], patch_pixels.shape[1])
-        check_shape("patch_pixels", patch_pixels, (*patches, config.num_channels, config.patch_size, config.patch_size),
-                    f"(batch, patches, num_channels, patch_size, patch_size) for {reference} and the config")
+        check_shape(
+            "patch_pixels",
+            patch_pixels,
+            (*patches, config.num_channels, config.patch_size, config.patch_size),
+            f"(batch, patches, num_channels, patch_size, patch_size) for {reference} and the config",
+        )
         check_shape("patch_rows", patch_rows, (*patches, 2), "(batch, patches, 2) of patch_pixels")
         check_shape("patch_cols", patch_cols, (*patches, 2), "(batch, patches, 2) of patch_pixels")
         check_shape("patch_valid", patch_valid, patches, "(batch, patches) of patch_pixels")
@@ -151,14 +159,19 @@ def check_token_inputs(
 
 
 def check_attention_inputs(
-    attention_mask: torch.Tensor | None, position_ids: torch.Tensor | None, cache: Cache | None, tokens: tuple[int, int]
+    attention_mask: torch.Tensor | None,
+    position_ids: torch.Tensor | None,
+    cache: Cache | None,
+    tokens: tuple[int, int],
 ) -> None:
     """Check a 2D ``attention_mask`` ``(batch, cached + seq)`` and ``position_ids`` ``(batch or 1, seq)`` against the
     ``(batch, seq)`` of the new tokens. A 4D (prepared) mask is the caller's business."""
     batch, seq = tokens
     if attention_mask is not None and attention_mask.ndim != 4:
         if attention_mask.ndim != 2:
-            raise ValueError(f"attention_mask: expected shape (batch, seq) or a prepared 4D mask, got {tuple(attention_mask.shape)}")
+            raise ValueError(
+                f"attention_mask: expected shape (batch, seq) or a prepared 4D mask, got {tuple(attention_mask.shape)}"
+            )
         if cache is None or (isinstance(cache, DynamicCache) and not torch.compiler.is_compiling()):
             past = cache.get_seq_length() if cache is not None else 0
             what = "(batch, seq) of input_ids" if cache is None else f"(batch, {past} cached + seq) for input_ids"
@@ -167,8 +180,12 @@ def check_attention_inputs(
             raise ValueError(
                 f"attention_mask: expected shape (batch, cached + seq) for input_ids {tokens}, got {tuple(attention_mask.shape)}"
             )
-    if position_ids is not None and (position_ids.ndim != 2 or position_ids.shape[0] not in (1, batch) or position_ids.shape[1] != seq):
-        raise ValueError(f"position_ids: expected shape (batch or 1, seq) for input_ids {tokens}, got {tuple(position_ids.shape)}")
+    if position_ids is not None and (
+        position_ids.ndim != 2 or position_ids.shape[0] not in (1, batch) or position_ids.shape[1] != seq
+    ):
+        raise ValueError(
+            f"position_ids: expected shape (batch or 1, seq) for input_ids {tokens}, got {tuple(position_ids.shape)}"
+        )
 
 
 class GatoPatchResidualBlock(nn.Module):
@@ -466,7 +483,9 @@ def write_remote_code(save_directory: str | os.PathLike) -> list[Path]:
     constants_file = Path(inspect.getfile(configuration_gato.layout_vocab_size))
     folder = Path(save_directory)
     written = []
-    for source_file in (Path(inspect.getfile(module)) for module in (configuration_gato, sys.modules[__name__], acting, loss_gato)):
+    for source_file in (
+        Path(inspect.getfile(module)) for module in (configuration_gato, sys.modules[__name__], acting, loss_gato)
+    ):
         source = source_file.read_text(encoding="utf-8")
         if _TOP_LEVEL_GATO_IMPORT.search(source):
             raise RuntimeError(
@@ -579,12 +598,22 @@ class GatoModel(GatoPreTrainedModel):
         ``patch_mask``, local observation positions (arguments as in :meth:`forward`). The action API's static
         path calls it on its own so that a compiled decoder trunk sees only fixed shapes."""
         check_token_inputs(
-            self.config, input_ids, inputs_embeds, local_positions, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid
+            self.config,
+            input_ids,
+            inputs_embeds,
+            local_positions,
+            patch_mask,
+            patch_pixels,
+            patch_rows,
+            patch_cols,
+            patch_valid,
         )
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
         if patch_pixels is not None:
-            inputs_embeds = self.place_patches(inputs_embeds, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid)
+            inputs_embeds = self.place_patches(
+                inputs_embeds, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid
+            )
         if local_positions is not None:
             inputs_embeds = inputs_embeds + self.embed_local_positions_of(local_positions, inputs_embeds.dtype)
         return inputs_embeds
@@ -833,9 +862,16 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
         loss = None
         if labels is not None or shift_labels is not None:
             loss, logits = masked_next_token_loss(
-                self.lm_head, hidden_states, labels=labels, loss_mask=loss_mask, attention_mask=attention_mask,
-                shift_labels=shift_labels, num_items_in_batch=num_items_in_batch,
-                skip_logits=fused_loss_applies(self.training, self.lm_head.weight) if skip_logits is None else skip_logits,
+                self.lm_head,
+                hidden_states,
+                labels=labels,
+                loss_mask=loss_mask,
+                attention_mask=attention_mask,
+                shift_labels=shift_labels,
+                num_items_in_batch=num_items_in_batch,
+                skip_logits=fused_loss_applies(self.training, self.lm_head.weight)
+                if skip_logits is None
+                else skip_logits,
             )
         else:
             logits = self.lm_head(slice_logits_to_keep(hidden_states, logits_to_keep))
@@ -871,14 +907,23 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
             kwargs.pop(name, None)
         # The explicit signature (as GenerationMixin's) tells `generate` that prompts may come as `inputs_embeds`.
         model_inputs = super().prepare_inputs_for_generation(
-            input_ids, next_sequence_length=next_sequence_length, cache=cache, attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs,
+            input_ids,
+            next_sequence_length=next_sequence_length,
+            cache=cache,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            is_first_iteration=is_first_iteration,
+            **kwargs,
         )
         if not is_first_iteration and model_inputs.get("cache") is not None:
             for name in PREFILL_ONLY_INPUTS:
                 model_inputs.pop(name, None)
             return model_inputs
-        fed = model_inputs["input_ids"] if model_inputs.get("input_ids") is not None else model_inputs.get("inputs_embeds")
+        fed = (
+            model_inputs["input_ids"]
+            if model_inputs.get("input_ids") is not None
+            else model_inputs.get("inputs_embeds")
+        )
         if fed is None:
             return model_inputs
         length = fed.shape[1]

@@ -1,10 +1,11 @@
 """Examples → tokens, and back: Gato's tokenization of text, images, discrete and continuous values."""
 
 from gato.suite import token_layout
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
+
 from .episode_layout import chunk_boundaries, layout_episode, make_prompt
 from .image_processing_gato import GatoImageProcessor
 from .processing_gato import GatoProcessor
-from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from .tokenization_gato import DEFAULT_TOKENIZER_DIR, load_default_tokenizer
 from .tokenize_values import (
     detokenize_continuous,

@@ -163,7 +163,11 @@ def num_steps(episode: Mapping[str, Any], spec: TaskSpec, require_actions: bool 
         values = observations[field.name]
         if field.kind == "text":
             if isinstance(values, str) or not isinstance(values, (Sequence, np.ndarray)) or np.ndim(values) != 1:
-                got = f"an array of shape {np.shape(values)}" if isinstance(values, np.ndarray) else type(values).__name__
+                got = (
+                    f"an array of shape {np.shape(values)}"
+                    if isinstance(values, np.ndarray)
+                    else type(values).__name__
+                )
                 raise ValueError(f"observations[{field.name!r}]: expected a sequence of T strings, got {got}")
             counts[f"observations[{field.name!r}]"] = len(values)
             continue
@@ -174,7 +178,9 @@ def num_steps(episode: Mapping[str, Any], spec: TaskSpec, require_actions: bool 
                     f"observations[{field.name!r}]: expected images (T, H, W, 3) or (T, H, W), got shape {shape}"
                 )
             if field.shape and tuple(field.shape) != tuple(shape[1:]):
-                raise ValueError(f"observations[{field.name!r}]: expected (T, *{field.shape}) per the spec, got shape {shape}")
+                raise ValueError(
+                    f"observations[{field.name!r}]: expected (T, *{field.shape}) per the spec, got shape {shape}"
+                )
         elif tuple(shape[1:]) != tuple(field.shape) or len(shape) < 1:
             raise ValueError(
                 f"observations[{field.name!r}]: expected shape (T, *{tuple(field.shape)}) for a {field.kind} field, got {shape}"
@@ -189,12 +195,16 @@ def num_steps(episode: Mapping[str, Any], spec: TaskSpec, require_actions: bool 
             raise ValueError(f"actions: expected shape (T, {size}) for task {spec.name!r}, got {shape}")
         counts["actions"] = shape[0]
     if not counts:
-        raise ValueError(f"observations: the spec of task {spec.name!r} has no observation fields and no actions were given")
+        raise ValueError(
+            f"observations: the spec of task {spec.name!r} has no observation fields and no actions were given"
+        )
     if len(set(counts.values())) != 1:
         raise ValueError(f"time steps: every field and the actions need the same number of steps T, got {counts}")
     steps = next(iter(counts.values()))
     if steps == 0:
-        raise ValueError(f"observations: the episode is empty (T = 0) for task {spec.name!r}; expected at least one time step")
+        raise ValueError(
+            f"observations: the episode is empty (T = 0) for task {spec.name!r}; expected at least one time step"
+        )
     return int(steps)
 
 
@@ -304,7 +314,9 @@ def layout_episode(
     # Per-token values of the fixed block, (T, S): local positions count on from the step's text.
     observation_columns = np.arange(num_fixed_observation)
     block_local = np.empty((steps, block_size), dtype=np.int64)
-    block_local[:, :num_fixed_observation] = np.minimum(text_lengths[:, None] + observation_columns, MAX_LOCAL_POSITIONS - 1)
+    block_local[:, :num_fixed_observation] = np.minimum(
+        text_lengths[:, None] + observation_columns, MAX_LOCAL_POSITIONS - 1
+    )
     block_local[:, num_fixed_observation] = LOCAL_POSITION_NONE
     block_local[:, num_fixed_observation + 1 :] = LOCAL_POSITION_ACTION
     block_loss = np.zeros(block_size, dtype=np.int64)
@@ -448,7 +460,9 @@ def make_prompt(
     """
     task = episode.get("task")
     if task != spec.name:
-        raise ValueError(f"prompt: a prompt must come from an episode of the same task {spec.name!r}, got one of task {task!r}")
+        raise ValueError(
+            f"prompt: a prompt must come from an episode of the same task {spec.name!r}, got one of task {task!r}"
+        )
     if mode not in PROMPT_MODES:
         raise ValueError(f"prompt mode: expected one of {PROMPT_MODES}, got {mode!r}")
     if num_tokens_or_steps < 1:
@@ -471,7 +485,9 @@ def make_prompt(
     from_end = np.cumsum(step_lengths[::-1])
     count_from_end = int(np.searchsorted(from_end, budget, side="right"))
     if count_from_end == 0:
-        raise ValueError(f"prompt: the last time step has {int(step_lengths[-1])} tokens, more than the prompt budget {budget}")
+        raise ValueError(
+            f"prompt: the last time step has {int(step_lengths[-1])} tokens, more than the prompt budget {budget}"
+        )
     latest_start = steps - count_from_end
     if mode == "end":
         return slice_episode(episode, latest_start, steps)
@@ -480,5 +496,7 @@ def make_prompt(
     ends = np.concatenate([[0], np.cumsum(step_lengths)])
     end = int(np.searchsorted(ends, ends[start] + budget, side="right")) - 1
     if end <= start:
-        raise ValueError(f"prompt: time step {start} has {int(step_lengths[start])} tokens, more than the prompt budget {budget}")
+        raise ValueError(
+            f"prompt: time step {start} has {int(step_lengths[start])} tokens, more than the prompt budget {budget}"
+        )
     return slice_episode(episode, start, end)

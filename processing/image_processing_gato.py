@@ -173,9 +173,7 @@ class GatoImageProcessor(PilBackend):
         elif isinstance(image, torch.Tensor):
             image = image.detach().cpu().numpy()
         elif not isinstance(image, np.ndarray):
-            raise ValueError(
-                f"images: expected numpy arrays, torch tensors or PIL images, got {type(image).__name__}"
-            )
+            raise ValueError(f"images: expected numpy arrays, torch tensors or PIL images, got {type(image).__name__}")
         given_shape = tuple(image.shape)
         max_rank = 3 if single else 4
         if image.ndim == 2:
@@ -230,7 +228,9 @@ class GatoImageProcessor(PilBackend):
             if not frames.flags.writeable:  # e.g. memory-mapped dataset columns; torch wants writable memory
                 frames = frames.copy()
             batch = torch.from_numpy(frames).permute(0, 3, 1, 2)  # NCHW view of channels-last memory
-            resized = torch.nn.functional.interpolate(batch, size=target, mode="bilinear", antialias=True, align_corners=False)
+            resized = torch.nn.functional.interpolate(
+                batch, size=target, mode="bilinear", antialias=True, align_corners=False
+            )
             return resized.permute(0, 2, 3, 1).numpy()
         resized = [
             pil_resize(

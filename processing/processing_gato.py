@@ -43,6 +43,7 @@ from transformers.utils import PaddingStrategy
 
 from . import episode_layout
 from .episode_layout import SEQUENCE_KEYS, EpisodeTokens, concatenate_sequences, empty_patches
+
 try:
     from gato.suite.task_spec import TaskSpec
     from gato.suite.token_layout import (
@@ -82,7 +83,13 @@ PADDING_SIDES: tuple[str, ...] = ("right", "left")
 # The targets of a batch: a prompt (what `generate` continues) carries none of them.
 TARGET_KEYS: tuple[str, ...] = ("loss_mask", "labels")
 # The tokenizer keywords `__call__` honours (transformers' TextKwargs); any other is refused, not ignored.
-SUPPORTED_TEXT_KWARGS: tuple[str, ...] = ("padding", "max_length", "padding_side", "add_special_tokens", "return_tensors")
+SUPPORTED_TEXT_KWARGS: tuple[str, ...] = (
+    "padding",
+    "max_length",
+    "padding_side",
+    "add_special_tokens",
+    "return_tensors",
+)
 # Gato chats in plain text turns ("User: …", "Assistant: …", one per line); `add_generation_prompt` opens the
 # assistant's turn. The processor adds `bos` itself, so the template holds no special token. A message's content is
 # a string or, as in transformers' multimodal chats, a list of {"type": "text", "text": …} (and image) items.
@@ -107,6 +114,8 @@ class GatoProcessorKwargs(ProcessingKwargs, total=False):
     """
 
     return_labels: bool | None
+
+
 # The batch keys of the processor → model contract (token_layout.py); the patch keys only when images are present.
 MODEL_INPUT_NAMES: tuple[str, ...] = (
     "input_ids",
@@ -138,7 +147,9 @@ def padding_strategy(padding: str | bool | PaddingStrategy | None) -> str:
         return "do_not_pad"
     value = padding.value if isinstance(padding, PaddingStrategy) else padding
     if value not in (*PADDING_STRATEGIES, "do_not_pad"):
-        raise ValueError(f"padding: expected True, False or one of {(*PADDING_STRATEGIES, 'do_not_pad')}, got {padding!r}")
+        raise ValueError(
+            f"padding: expected True, False or one of {(*PADDING_STRATEGIES, 'do_not_pad')}, got {padding!r}"
+        )
     return value
 
 
@@ -315,7 +326,9 @@ class GatoProcessor(ProcessorMixin):
                 raise ValueError(
                     f"max_length: the prompt has {len(prefix['input_ids'])} tokens and leaves no room in max_length={self.max_length}"
                 )
-        what = f"max_length={self.max_length}" + (f" (minus a {self.max_length - budget}-token prompt)" if prefix else "")
+        what = f"max_length={self.max_length}" + (
+            f" (minus a {self.max_length - budget}-token prompt)" if prefix else ""
+        )
         sequences = []
         for start, end in episode_layout.chunk_boundaries(tokens.step_lengths, budget, what=what):
             chunk = tokens.steps(start, end).to_dict()
@@ -383,7 +396,10 @@ class GatoProcessor(ProcessorMixin):
         The first token of each chunk has no predecessor inside it, so it carries no loss.
         """
         ids = self._text_ids(text)
-        return [self._text_sequence(ids[start : start + self.max_length], 1) for start in range(0, len(ids), self.max_length)]
+        return [
+            self._text_sequence(ids[start : start + self.max_length], 1)
+            for start in range(0, len(ids), self.max_length)
+        ]
 
     def _caption_sequence(self, image: Any, caption: str, end: bool, images_kwargs: Mapping[str, Any] | None = None):
         pixels, rows, cols = self._encode_images(image, "image" if images_kwargs is None else "images", images_kwargs)
@@ -498,7 +514,9 @@ class GatoProcessor(ProcessorMixin):
             pixels[patch_valid] = np.concatenate([s["patch_pixels"] for s in sequences])
             rows[patch_valid] = np.concatenate([s["patch_rows"] for s in sequences])
             cols[patch_valid] = np.concatenate([s["patch_cols"] for s in sequences])
-            data.update(patch_mask=patch_mask, patch_pixels=pixels, patch_rows=rows, patch_cols=cols, patch_valid=patch_valid)
+            data.update(
+                patch_mask=patch_mask, patch_pixels=pixels, patch_rows=rows, patch_cols=cols, patch_valid=patch_valid
+            )
         tensor_type = None if return_tensors == "np" else return_tensors
         return BatchFeature(data=data, tensor_type=tensor_type)
 
@@ -536,9 +554,13 @@ class GatoProcessor(ProcessorMixin):
         self._check_keywords(kwargs)
         merged = self._merge_kwargs(GatoProcessorKwargs, **kwargs)
         text_kwargs, images_kwargs = merged["text_kwargs"], merged["images_kwargs"]
-        unsupported = sorted(key for key, value in text_kwargs.items() if key not in SUPPORTED_TEXT_KWARGS and value is not None)
+        unsupported = sorted(
+            key for key, value in text_kwargs.items() if key not in SUPPORTED_TEXT_KWARGS and value is not None
+        )
         if unsupported:
-            raise ValueError(f"text_kwargs: {unsupported} not supported; GatoProcessor takes {list(SUPPORTED_TEXT_KWARGS)}")
+            raise ValueError(
+                f"text_kwargs: {unsupported} not supported; GatoProcessor takes {list(SUPPORTED_TEXT_KWARGS)}"
+            )
         return_tensors = text_kwargs.get("return_tensors", images_kwargs.get("return_tensors"))
         images_kwargs = {key: value for key, value in images_kwargs.items() if key != "return_tensors"}
         return_labels = merged.get("return_labels")
@@ -555,16 +577,23 @@ class GatoProcessor(ProcessorMixin):
         if images is not None:
             image_list = list(images) if isinstance(images, (list, tuple)) else [images]
             if texts and len(image_list) != len(texts):
-                raise ValueError(f"images: got {len(image_list)} images (or image lists) for {len(texts)} captions in text")
+                raise ValueError(
+                    f"images: got {len(image_list)} images (or image lists) for {len(texts)} captions in text"
+                )
             if return_labels:
                 if not texts:
                     raise ValueError("text: training captions (return_labels=True) need one caption per image")
                 if images_kwargs:
-                    raise ValueError(f"images_kwargs: {sorted(images_kwargs)} apply to prompts only; set them on the image processor")
+                    raise ValueError(
+                        f"images_kwargs: {sorted(images_kwargs)} apply to prompts only; set them on the image processor"
+                    )
                 sequences += [self.tokenize_caption(image, caption) for image, caption in zip(image_list, texts)]
             else:
                 prefixes = texts or [""] * len(image_list)
-                sequences += [self.tokenize_caption_prompt(image, prefix, images_kwargs) for image, prefix in zip(image_list, prefixes)]
+                sequences += [
+                    self.tokenize_caption_prompt(image, prefix, images_kwargs)
+                    for image, prefix in zip(image_list, prefixes)
+                ]
         elif return_labels:
             sequences += [self.tokenize_text(piece) for piece in texts]
         else:
@@ -595,7 +624,12 @@ class GatoProcessor(ProcessorMixin):
     def _check_keywords(self, kwargs: Mapping[str, Any]) -> None:
         """Refuse keywords ``__call__`` would otherwise ignore (transformers only logs a warning for them)."""
         image_keywords = set(getattr(getattr(self.image_processor, "valid_kwargs", None), "__annotations__", {}))
-        known = set(GatoProcessorKwargs.__annotations__) | set(TextKwargs.__annotations__) | image_keywords | {"common_kwargs"}
+        known = (
+            set(GatoProcessorKwargs.__annotations__)
+            | set(TextKwargs.__annotations__)
+            | image_keywords
+            | {"common_kwargs"}
+        )
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise ValueError(
@@ -605,7 +639,9 @@ class GatoProcessor(ProcessorMixin):
 
     # --- acting ------------------------------------------------------------------------------------------------
 
-    def tokenize_observation(self, step_observation: Mapping[str, Any], spec: TaskSpec | Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def tokenize_observation(
+        self, step_observation: Mapping[str, Any], spec: TaskSpec | Mapping[str, Any]
+    ) -> dict[str, np.ndarray]:
         """One time step's observation (``{field: value}`` without a time axis) → its tokens and the separator.
 
         Same unpadded dict format as :meth:`tokenize_episode`; loss mask all 0 (the agent appends the
@@ -617,7 +653,9 @@ class GatoProcessor(ProcessorMixin):
         observations = {}
         for field in spec.observations:
             if field.name not in step_observation:
-                raise ValueError(f"observations[{field.name!r}]: missing from the step observation of task {spec.name!r}")
+                raise ValueError(
+                    f"observations[{field.name!r}]: missing from the step observation of task {spec.name!r}"
+                )
             value = step_observation[field.name]
             observations[field.name] = [value] if field.kind == "text" else np.asarray(value)[None]
         tokens = self._layout({"task": spec.name, "observations": observations}, spec, include_actions=False)
@@ -676,13 +714,22 @@ def write_remote_code(save_directory: str | os.PathLike) -> list[Path]:
 
     folder = Path(save_directory)
     written = []
-    for module in (sys.modules[__name__], image_processing_gato, episode_layout, tokenize_values, tokenization_gato,
-                   task_spec, token_layout):
+    for module in (
+        sys.modules[__name__],
+        image_processing_gato,
+        episode_layout,
+        tokenize_values,
+        tokenization_gato,
+        task_spec,
+        token_layout,
+    ):
         source_file = Path(inspect.getfile(module))
         source = source_file.read_text(encoding="utf-8")
         if _TOP_LEVEL_GATO_IMPORT.search(source):
-            raise RuntimeError(f"{source_file}: imports gato outside `try: ... except ImportError:`; remote code must "
-                               "also load where gato is not installed")
+            raise RuntimeError(
+                f"{source_file}: imports gato outside `try: ... except ImportError:`; remote code must "
+                "also load where gato is not installed"
+            )
         (folder / source_file.name).write_text(source, encoding="utf-8")
         written.append(folder / source_file.name)
     config_file = folder / "processor_config.json"

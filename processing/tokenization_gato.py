@@ -138,7 +138,9 @@ def tokenizer_from_sentencepiece(model: bytes) -> PreTrainedTokenizerFast:
     proto.ParseFromString(model)
     for name, (piece, token_id) in SPECIAL_TOKENS.items():
         if proto.pieces[token_id].piece != piece:
-            raise ValueError(f"{name}: expected piece {piece!r} at id {token_id}, got {proto.pieces[token_id].piece!r}")
+            raise ValueError(
+                f"{name}: expected piece {piece!r} at id {token_id}, got {proto.pieces[token_id].piece!r}"
+            )
     if proto.trainer_spec.model_type == _BPE:
         # merges are regenerated from the normal pieces' scores, so control and byte pieces can never
         # be formed from text (as in SentencePiece)

@@ -136,7 +136,10 @@ def tokenize_discrete(
 
 
 def detokenize_discrete(
-    ids: Array, layout: str = DEFAULT_DISCRETE_LAYOUT, num_values: int = DISCRETE_VALUES, field: str = "discrete token ids"
+    ids: Array,
+    layout: str = DEFAULT_DISCRETE_LAYOUT,
+    num_values: int = DISCRETE_VALUES,
+    field: str = "discrete token ids",
 ) -> Array:
     """Token ids → integers in [0, num_values); ids outside that range raise."""
     offset = discrete_offset(layout)

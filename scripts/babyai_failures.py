@@ -19,7 +19,6 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-
 from gato.episodes.recorder import record_task_episode
 from gato.evaluation.rollout import make_agent, run_episodes
 from gato.evaluation.run_evaluation import check_trained_specs, load_model_and_processor
@@ -46,8 +45,14 @@ class PickupWatcher:
             ahead, carrying = state.grid.get(*state.front_pos), state.carrying
             if action == PICKUP:
                 self.events[index].append(
-                    "full hand" if carrying is not None else "nothing" if ahead is None or not ahead.can_pickup()
-                    else "target" if any(ahead is target for target in state.instrs.desc.obj_set) else "wrong")
+                    "full hand"
+                    if carrying is not None
+                    else "nothing"
+                    if ahead is None or not ahead.can_pickup()
+                    else "target"
+                    if any(ahead is target for target in state.instrs.desc.obj_set)
+                    else "wrong"
+                )
             elif action == DROP and carrying is not None:
                 self.events[index].append("drop")
 
@@ -68,7 +73,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--task", default="babyai_pickup_loc", help="a BabyAI task (default: babyai_pickup_loc)")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes (default: 100)")
     parser.add_argument("--short", type=int, default=5, help="expert lengths up to this count as short (default: 5)")
-    parser.add_argument("--temperature", type=float, default=None, help="sample actions at this temperature (default: greedy; 0 = greedy)")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sample actions at this temperature (default: greedy; 0 = greedy)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     parser.add_argument("--out", default=None, help="also write every episode (mission, success, lengths) as JSON")
     return parser.parse_args()
@@ -83,7 +93,9 @@ def main() -> None:
         raise SystemExit(f"--task: {task.name!r} has no mission; expected a BabyAI task")
     check_trained_specs(args.model, [task])  # as `gato eval` does: a model of another BabyAI encoding is refused
     model, processor = load_model_and_processor(args.model)
-    acting = ActingConfig(do_sample=args.temperature is not None, temperature=1.0 if args.temperature is None else args.temperature)
+    acting = ActingConfig(
+        do_sample=args.temperature is not None, temperature=1.0 if args.temperature is None else args.temperature
+    )
     agent = make_agent(model, processor, task, acting, seed=0, model_dir=args.model)  # the folder's prompt length
     watcher = PickupWatcher()
     returns, lengths, _, seeds = run_episodes(agent, task, args.episodes, num_envs=1, before_step=watcher)
@@ -92,21 +104,37 @@ def main() -> None:
         expert = record_task_episode(task, seed)  # the evaluation episode's seed: same mission, same room
         mission = str(expert["observations"]["mission"][0])
         events = watcher.events[index]
-        episodes.append({"seed": seed, "mission": mission, "location": mission_location(mission),
-                         "success": bool(returns[index] > 0), "return": float(returns[index]), "length": int(lengths[index]),
-                         "expert_length": len(expert["actions"]), "pickups": events, "first_pickup": first_pickup(events)})
+        episodes.append(
+            {
+                "seed": seed,
+                "mission": mission,
+                "location": mission_location(mission),
+                "success": bool(returns[index] > 0),
+                "return": float(returns[index]),
+                "length": int(lengths[index]),
+                "expert_length": len(expert["actions"]),
+                "pickups": events,
+                "first_pickup": first_pickup(events),
+            }
+        )
     groups: dict[str, list[bool]] = defaultdict(list)
     for episode in episodes:
         short = episode["expert_length"] <= args.short
-        groups[f"expert solves it in ≤ {args.short} steps" if short else f"expert needs > {args.short} steps"].append(episode["success"])
+        groups[f"expert solves it in ≤ {args.short} steps" if short else f"expert needs > {args.short} steps"].append(
+            episode["success"]
+        )
         groups[f"mission location: {episode['location']}"].append(episode["success"])
         groups[f"first pickup: {episode['first_pickup']}"].append(episode["success"])
         if "wrong" in episode["pickups"]:
-            groups["a wrong pickup, then a drop" if "drop" in episode["pickups"] else "a wrong pickup, never a drop"].append(episode["success"])
+            groups[
+                "a wrong pickup, then a drop" if "drop" in episode["pickups"] else "a wrong pickup, never a drop"
+            ].append(episode["success"])
     failures = [episode for episode in episodes if not episode["success"]]
-    print(f"{task.name}: {args.model}, {len(episodes)} episodes, success {sum(e['success'] for e in episodes) / len(episodes):.0%}; "
-          f"{sum(e['length'] >= task.max_episode_steps for e in failures)} of {len(failures)} failures ran to the "
-          f"{task.max_episode_steps}-step limit\n")
+    print(
+        f"{task.name}: {args.model}, {len(episodes)} episodes, success {sum(e['success'] for e in episodes) / len(episodes):.0%}; "
+        f"{sum(e['length'] >= task.max_episode_steps for e in failures)} of {len(failures)} failures ran to the "
+        f"{task.max_episode_steps}-step limit\n"
+    )
     print("| episodes | count | success |\n| --- | ---: | ---: |")
     for name in sorted(groups):
         print(f"| {name} | {len(groups[name])} | {sum(groups[name]) / len(groups[name]):.0%} |")

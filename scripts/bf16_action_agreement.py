@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from gato.episodes.generate import generate
 from gato.modeling_gato.acting import choose_tokens
 from gato.processing.processing_gato import GatoProcessor
@@ -31,8 +30,16 @@ from gato.training.mixture import split_sources
 from gato.training.precision import load_for_acting
 from gato.training.run_training import load_data, run_training
 
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "local_positions", "patch_mask", "patch_pixels", "patch_rows", "patch_cols", "patch_valid")
+MODEL_INPUTS = (
+    "input_ids",
+    "attention_mask",
+    "local_positions",
+    "patch_mask",
+    "patch_pixels",
+    "patch_rows",
+    "patch_cols",
+    "patch_valid",
+)
 
 
 @torch.no_grad()
@@ -51,13 +58,18 @@ def action_logits(model, processor, source, max_episodes: int, batch_size: int =
         for index in range(min(max_episodes, len(source.dataset)))
         for sequence in processor.tokenize_episode(read_episode(source.dataset, index, spec), spec)
     ]
-    ways = {"float32 output layer": [[] for _ in range(action_size)], "native output layer": [[] for _ in range(action_size)]}
+    ways = {
+        "float32 output layer": [[] for _ in range(action_size)],
+        "native output layer": [[] for _ in range(action_size)],
+    }
     weight = model.lm_head.weight
     for start in range(0, len(sequences), batch_size):
         batch = processor.collate(sequences[start : start + batch_size])
         hidden = model.model(**{k: batch[k] for k in MODEL_INPUTS if k in batch}).last_hidden_state
         targets = batch["labels"][:, 1:]
-        is_target = (targets != IGNORE_INDEX) & batch["loss_mask"][:, 1:].bool() & batch["attention_mask"][:, 1:].bool()
+        is_target = (
+            (targets != IGNORE_INDEX) & batch["loss_mask"][:, 1:].bool() & batch["attention_mask"][:, 1:].bool()
+        )
         hidden = hidden[:, :-1][is_target]  # (targets, hidden): the action tokens, whole steps in order
         if hidden.shape[0] % action_size:
             raise ValueError(f"{spec.name}: expected whole time steps of {action_size} action targets")
@@ -106,9 +118,20 @@ def main() -> None:
         generate(args.tasks, args.episodes_per_task, data_dir, seed=0, progress=False)
     if not (run_dir / "model.safetensors").exists():
         config = TrainingConfig(
-            preset="gato-tiny", data=str(data_dir), output_dir=str(run_dir), max_steps=args.max_steps, batch_size=4,
-            max_length=128, learning_rate=3e-3, warmup_steps=20, logging_steps=50, eval_steps=args.max_steps,
-            save_steps=args.max_steps, eval_batches=1, report_to="none", mixed_precision="no",
+            preset="gato-tiny",
+            data=str(data_dir),
+            output_dir=str(run_dir),
+            max_steps=args.max_steps,
+            batch_size=4,
+            max_length=128,
+            learning_rate=3e-3,
+            warmup_steps=20,
+            logging_steps=50,
+            eval_steps=args.max_steps,
+            save_steps=args.max_steps,
+            eval_batches=1,
+            report_to="none",
+            mixed_precision="no",
             validation_fraction=0.25,
         )
         run_training(config)
@@ -128,17 +151,27 @@ def main() -> None:
                 rows = [compare(a, b, decoding) for a, b in zip(fp32["float32 output layer"], bf16[way])]
                 total = {key: sum(row[key] for row in rows) if rows[0][key] is not None else None for key in rows[0]}
                 results[f"{source.name} ({decoding}), bf16 {way}"] = total
-    print(f"{'task (decoding), bf16 variant':<62} {'tokens':>6} {'agree':>8} {'ties fp32':>9} {'ties bf16':>9} {'differ at bf16 tie':>18}")
+    print(
+        f"{'task (decoding), bf16 variant':<62} {'tokens':>6} {'agree':>8} {'ties fp32':>9} {'ties bf16':>9} {'differ at bf16 tie':>18}"
+    )
     for name, row in results.items():
         at_tie = "—" if row["disagree_at_bf16_tie"] is None else str(row["disagree_at_bf16_tie"])
-        print(f"{name:<62} {row['tokens']:>6} {row['agree'] / row['tokens']:>8.2%} {row['ties_float32']:>9} "
-              f"{row['ties_bfloat16']:>9} {at_tie:>18}")
+        print(
+            f"{name:<62} {row['tokens']:>6} {row['agree'] / row['tokens']:>8.2%} {row['ties_float32']:>9} "
+            f"{row['ties_bfloat16']:>9} {at_tie:>18}"
+        )
     # The agent's own decoding: argmax for categorical actions, the median bin for continuous ones (GatoAgent's default).
-    agent = {name for name in results if "(median)" in name or ("(argmax)" in name and name.replace("(argmax)", "(median)") not in results)}
+    agent = {
+        name
+        for name in results
+        if "(median)" in name or ("(argmax)" in name and name.replace("(argmax)", "(median)") not in results)
+    }
     for way in ("float32 output layer", "native output layer"):
         chosen = [row for name, row in results.items() if name.endswith(way) and name in agent]
         tokens, agree = sum(r["tokens"] for r in chosen), sum(r["agree"] for r in chosen)
-        print(f"bf16 with the {way}: {agree}/{tokens} = {agree / tokens:.2%} of the agent's greedy action tokens agree with float32")
+        print(
+            f"bf16 with the {way}: {agree}/{tokens} = {agree / tokens:.2%} of the agent's greedy action tokens agree with float32"
+        )
     print(f"{time.perf_counter() - started:.0f} s total")
     (work / "agreement.json").write_text(json.dumps(results, indent=2) + "\n")
 

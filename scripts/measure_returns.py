@@ -16,10 +16,9 @@ import datetime
 import json
 import time
 
-from tqdm.auto import tqdm
-
 from gato.suite.measure import measure, summarize
 from gato.suite.registry import REFERENCE_RETURNS_PATH, Task, load_reference_returns, resolve_tasks
+from tqdm.auto import tqdm
 
 RANDOM_SEED_OFFSET = 10_000  # random-policy episodes use other seeds than the expert's
 
@@ -77,7 +76,9 @@ def main() -> None:
     print("-" * len(header))
     for task, entry, seconds in rows:
         success = (
-            f"{entry['expert_success_rate']:.2f}/{entry['random_success_rate']:.2f}" if "expert_success_rate" in entry else "-"
+            f"{entry['expert_success_rate']:.2f}/{entry['random_success_rate']:.2f}"
+            if "expert_success_rate" in entry
+            else "-"
         )
         print(
             f"{task.name:32s} {task.domain:16s} {obs_kinds(task):24s} {task.spec.action.kind:10s} "
@@ -85,11 +86,15 @@ def main() -> None:
         )
     if args.markdown:
         print()
-        print("| task | domain | observations | action | horizon | expert return | random return | episodes | success (expert / random) |")
+        print(
+            "| task | domain | observations | action | horizon | expert return | random return | episodes | success (expert / random) |"
+        )
         print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
         for task, entry, _ in rows:
             success = (
-                f"{entry['expert_success_rate']:.2f} / {entry['random_success_rate']:.2f}" if "expert_success_rate" in entry else "–"
+                f"{entry['expert_success_rate']:.2f} / {entry['random_success_rate']:.2f}"
+                if "expert_success_rate" in entry
+                else "–"
             )
             action = f"{task.spec.action.kind} ×{task.spec.action.size}"
             print(

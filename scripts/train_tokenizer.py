@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gato.episodes.text_corpus import DEFAULT_SOURCES, corpus_manifest, iter_corpus_documents
-from gato.suite.token_layout import TEXT_VOCAB_SIZE
 from gato.processing.tokenization_gato import (
     CORPUS_MANIFEST_FILE,
     DEFAULT_TOKENIZER_DIR,
@@ -35,6 +34,7 @@ from gato.processing.tokenization_gato import (
     save_tokenizer,
     train_sentencepiece,
 )
+from gato.suite.token_layout import TEXT_VOCAB_SIZE
 
 
 def corpus_sentences() -> Iterator[str]:
@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     manifest = corpus_manifest(DEFAULT_SOURCES)
     manifest["tokenizer"] = {"model_type": args.model_type, "vocab_size": args.vocab_size, "seed": args.seed}
-    print(f"corpus: {sum(s['characters'] for s in manifest['sources']):,} characters, sha256 {manifest['sha256'][:16]}…")
+    print(
+        f"corpus: {sum(s['characters'] for s in manifest['sources']):,} characters, sha256 {manifest['sha256'][:16]}…"
+    )
     if args.check:
         shipped = json.loads((args.output_dir / CORPUS_MANIFEST_FILE).read_text(encoding="utf-8"))
         same = shipped == manifest

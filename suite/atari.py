@@ -32,7 +32,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from gato.suite.task_spec import ObservationField
 from gato.suite.token_layout import PATCH_SIZE
 

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from gato.suite.task_spec import ObservationField
 
 from .common import box_action_codec, discrete_action_codec, seeded_env

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from gato.suite.task_spec import ActionSpec
 
 

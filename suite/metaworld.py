@@ -25,7 +25,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from gato.suite.task_spec import ObservationField
 
 from .common import box_action_codec, seeded_env

@@ -59,7 +59,7 @@ def _load_sb3(reference: str) -> Policy:
         import stable_baselines3
     except ModuleNotFoundError as error:
         raise ValueError(f"policy {reference!r}: stable-baselines3 is not installed; {SB3_EXTRA_HINT}") from error
-    rest = reference[len(SB3_PREFIX):]
+    rest = reference[len(SB3_PREFIX) :]
     algorithm, _, path = rest.partition(":") if rest.split(":", 1)[0].upper() in SB3_ALGORITHMS else ("", "", rest)
     if not os.path.exists(path):
         raise ValueError(f"policy {reference!r}: no file {path}")
@@ -72,8 +72,10 @@ def _load_sb3(reference: str) -> Policy:
         except Exception as error:  # noqa: BLE001 - each algorithm refuses another's file in its own way
             errors.append(f"{name}: {type(error).__name__}")
     else:
-        raise ValueError(f"policy {reference!r}: no stable-baselines3 algorithm loads {path} ({'; '.join(errors)}); "
-                         "name it: sb3:ALGO:PATH.zip")
+        raise ValueError(
+            f"policy {reference!r}: no stable-baselines3 algorithm loads {path} ({'; '.join(errors)}); "
+            "name it: sb3:ALGO:PATH.zip"
+        )
 
     def act(observation: Any) -> Any:
         action, _ = model.predict(observation, deterministic=True)

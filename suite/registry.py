@@ -30,7 +30,6 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-
 from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 
 # A policy maps one observation (the environment's own format) to one action (the environment's own format).
@@ -289,7 +288,9 @@ def parse_env_kwargs(text: str | None) -> dict[str, Any] | None:
     try:
         kwargs = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"env_kwargs: expected a JSON object such as '{{\"map_name\": \"8x8\"}}', got {text!r} ({error})") from None
+        raise ValueError(
+            f'env_kwargs: expected a JSON object such as \'{{"map_name": "8x8"}}\', got {text!r} ({error})'
+        ) from None
     if not isinstance(kwargs, dict):
         raise ValueError(f"env_kwargs: expected a JSON object, got {text!r}")
     return kwargs
@@ -337,22 +338,29 @@ def task_from_env_id(
     from gato.suite.policies import load_policy
     from gato.suite.spaces import env_adapters
 
-    if spec.name != name or not spec.domain:  # a task of no domain is reported under its own name, as training groups it
-        spec = TaskSpec(name=name, observations=spec.observations, action=spec.action, domain=spec.domain or name,
-                        extra=spec.extra)
+    if (
+        spec.name != name or not spec.domain
+    ):  # a task of no domain is reported under its own name, as training groups it
+        spec = TaskSpec(
+            name=name, observations=spec.observations, action=spec.action, domain=spec.domain or name, extra=spec.extra
+        )
     env_kwargs = dict(spec.extra.get("env_kwargs") or {}) if env_kwargs is None else dict(env_kwargs)
     to_episode_step, to_env_action, from_env_action = env_adapters(spec)
     if max_episode_steps is None:
-        max_episode_steps = spec.extra.get("max_episode_steps") or _registered_horizon(env_id) or DEFAULT_MAX_EPISODE_STEPS
+        max_episode_steps = (
+            spec.extra.get("max_episode_steps") or _registered_horizon(env_id) or DEFAULT_MAX_EPISODE_STEPS
+        )
     policy_ref = spec.extra.get("policy")
     if make_expert is None and policy_ref:
+
         def make_expert(env: Any, ref: str = policy_ref) -> Policy:
             try:
                 return load_policy(ref, env)
             except ValueError as error:
-                raise ValueError(f"task {name!r}: its recording policy {ref!r} plays its prompt demonstrations and cannot "
-                                 f"be loaded here ({error}); run where it imports, or play unprompted (--prompt-tokens 0)"
-                                 ) from None
+                raise ValueError(
+                    f"task {name!r}: its recording policy {ref!r} plays its prompt demonstrations and cannot "
+                    f"be loaded here ({error}); run where it imports, or play unprompted (--prompt-tokens 0)"
+                ) from None
 
     def make_env(seed: int) -> Any:
         env = make_gym_env(env_id, env_kwargs, max_episode_steps)
@@ -364,10 +372,16 @@ def task_from_env_id(
         return math.nan if value is None else float(value)
 
     return Task(
-        spec=spec, make_env=make_env, make_expert=make_expert, to_episode_step=to_episode_step,
-        to_env_action=to_env_action, from_env_action=from_env_action,
-        expert_return=reference(expert_return, "expert_return"), random_return=reference(random_return, "random_return"),
-        max_episode_steps=int(max_episode_steps), extra={"env_id": env_id, "env_kwargs": env_kwargs},
+        spec=spec,
+        make_env=make_env,
+        make_expert=make_expert,
+        to_episode_step=to_episode_step,
+        to_env_action=to_env_action,
+        from_env_action=from_env_action,
+        expert_return=reference(expert_return, "expert_return"),
+        random_return=reference(random_return, "random_return"),
+        max_episode_steps=int(max_episode_steps),
+        extra={"env_id": env_id, "env_kwargs": env_kwargs},
     )
 
 
@@ -379,8 +393,9 @@ def _registered_horizon(env_id: str) -> int | None:
         return None
 
 
-def get_model_task(name: str, specs: dict[str, TaskSpec], env_id: str | None = None,
-                   env_kwargs: dict[str, Any] | None = None) -> Task:
+def get_model_task(
+    name: str, specs: dict[str, TaskSpec], env_id: str | None = None, env_kwargs: dict[str, Any] | None = None
+) -> Task:
     """The task ``name``: the suite's when it has one, else a task of ``specs`` (a trained model's ``task_specs.json``)
     played in ``env_id`` (default: the environment id its spec stores) with :func:`task_from_env_id`.
 
@@ -390,14 +405,18 @@ def get_model_task(name: str, specs: dict[str, TaskSpec], env_id: str | None = N
     load_builtin_tasks()
     if name in _TASKS or name not in specs:
         if name not in _TASKS and specs:
-            raise KeyError(f"unknown task {name!r}: not in the suite ({', '.join(sorted(_TASKS))}) nor among the model's "
-                           f"tasks ({', '.join(sorted(specs))})")
+            raise KeyError(
+                f"unknown task {name!r}: not in the suite ({', '.join(sorted(_TASKS))}) nor among the model's "
+                f"tasks ({', '.join(sorted(specs))})"
+            )
         return get_task(name)
     spec = specs[name]
     stored_id = spec.extra.get("env_id")
     if not (env_id or stored_id):
-        raise KeyError(f"task {name!r}: the model knows its spec but not its environment; pass the gymnasium id "
-                       "(`gato eval --env ID`, or load_agent(..., env=ID))")
+        raise KeyError(
+            f"task {name!r}: the model knows its spec but not its environment; pass the gymnasium id "
+            "(`gato eval --env ID`, or load_agent(..., env=ID))"
+        )
     # The stored arguments belong to the stored id; another id starts from its own defaults.
     kwargs = env_kwargs if env_kwargs is not None or env_id in (None, stored_id) else {}
     return task_from_env_id(name, env_id or stored_id, spec, kwargs)
@@ -412,8 +431,12 @@ def tasks_for_env(specs: dict[str, TaskSpec], env_id: str) -> list[str]:
     return recorded or [name for name, spec in own.items() if not spec.extra.get("env_id")]
 
 
-def resolve_model_tasks(names_or_suite: str, specs: dict[str, TaskSpec], env_id: str | None = None,
-                        env_kwargs: dict[str, Any] | None = None) -> list[Task]:
+def resolve_model_tasks(
+    names_or_suite: str,
+    specs: dict[str, TaskSpec],
+    env_id: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+) -> list[Task]:
     """:func:`resolve_tasks`, where a name the suite does not know may be a task of ``specs`` (a trained model's
     ``task_specs.json``), built by :func:`get_model_task`."""
     load_builtin_tasks()

@@ -44,7 +44,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-
 from gato.suite.common import box_action_codec
 from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.suite.token_layout import DISCRETE_VALUES
@@ -98,15 +97,19 @@ def _leaf_field(space: Any, path: tuple[Any, ...]) -> tuple[ObservationField, di
         return ObservationField(name, "text"), reader
     if isinstance(space, spaces.Discrete):
         if int(space.n) > DISCRETE_VALUES:
-            raise UnsupportedSpaceError(f"observation field {name!r}: {space} has {int(space.n)} values; "
-                                        f"a discrete field holds at most {DISCRETE_VALUES}")
+            raise UnsupportedSpaceError(
+                f"observation field {name!r}: {space} has {int(space.n)} values; "
+                f"a discrete field holds at most {DISCRETE_VALUES}"
+            )
         reader["offset"] = int(space.start)
         return ObservationField(name, "discrete", (), num_values=int(space.n)), reader
     if isinstance(space, spaces.MultiDiscrete):
         most = int(np.max(space.nvec))
         if most > DISCRETE_VALUES:
-            raise UnsupportedSpaceError(f"observation field {name!r}: {space} has up to {most} values per element; "
-                                        f"a discrete field holds at most {DISCRETE_VALUES}")
+            raise UnsupportedSpaceError(
+                f"observation field {name!r}: {space} has up to {most} values per element; "
+                f"a discrete field holds at most {DISCRETE_VALUES}"
+            )
         reader["offset"] = np.asarray(space.start).tolist()
         return ObservationField(name, "discrete", tuple(space.shape), num_values=most), reader
     if isinstance(space, spaces.MultiBinary):
@@ -119,13 +122,17 @@ def _leaf_field(space: Any, path: tuple[Any, ...]) -> tuple[ObservationField, di
             reader["squeeze"] = len(shape) == 3 and shape[-1] == 1
             return ObservationField(name, "image", shape[:2] if reader["squeeze"] else shape), reader
         if space.dtype == np.uint8 and len(shape) == 3:
-            raise UnsupportedSpaceError(f"observation field {name!r}: {space} is a frame of {shape[-1]} channels; "
-                                        "images have 3 (RGB) or 1 (greyscale): wrap the environment to give those")
+            raise UnsupportedSpaceError(
+                f"observation field {name!r}: {space} is a frame of {shape[-1]} channels; "
+                "images have 3 (RGB) or 1 (greyscale): wrap the environment to give those"
+            )
         if np.issubdtype(space.dtype, np.integer):
             bounds = _integer_range(space)
             if bounds is None:
-                raise UnsupportedSpaceError(f"observation field {name!r}: {space} holds integers without bounds; a "
-                                            "discrete field needs a finite range (give the Box finite low and high)")
+                raise UnsupportedSpaceError(
+                    f"observation field {name!r}: {space} holds integers without bounds; a "
+                    "discrete field needs a finite range (give the Box finite low and high)"
+                )
             offset, count = bounds
             if count <= DISCRETE_VALUES:
                 reader["offset"] = offset
@@ -134,8 +141,10 @@ def _leaf_field(space: Any, path: tuple[Any, ...]) -> tuple[ObservationField, di
         if np.issubdtype(space.dtype, np.floating):
             within_unit = bool(np.all(space.low >= -1.0) and np.all(space.high <= 1.0))
             return ObservationField(name, "continuous", shape, mu_law=not within_unit), reader
-    raise UnsupportedSpaceError(f"observation field {name!r}: {space} ({type(space).__name__}) has no Gato tokenization; "
-                                "supported: Box, Discrete, MultiDiscrete, MultiBinary, Text, and Dict/Tuple of them")
+    raise UnsupportedSpaceError(
+        f"observation field {name!r}: {space} ({type(space).__name__}) has no Gato tokenization; "
+        "supported: Box, Discrete, MultiDiscrete, MultiBinary, Text, and Dict/Tuple of them"
+    )
 
 
 def _walk(space: Any, path: tuple[Any, ...], out: list[tuple[ObservationField, dict[str, Any]]]) -> None:
@@ -172,25 +181,37 @@ def _action(space: Any) -> tuple[ActionSpec, dict[str, Any]]:
         else:
             bounds = _integer_range(space)
             if bounds is None:
-                raise UnsupportedSpaceError(f"action: {space} holds integers without bounds; give the Box finite bounds")
+                raise UnsupportedSpaceError(
+                    f"action: {space} holds integers without bounds; give the Box finite bounds"
+                )
             writer["offset"], count = bounds[0], bounds[1]
             writer["high"] = (np.asarray(space.high) - bounds[0]).tolist()
         if count > DISCRETE_VALUES:
-            raise UnsupportedSpaceError(f"action: {space} has up to {count} values per dimension; at most {DISCRETE_VALUES}")
+            raise UnsupportedSpaceError(
+                f"action: {space} has up to {count} values per dimension; at most {DISCRETE_VALUES}"
+            )
         return ActionSpec("discrete", size=size, num_values=count), writer
     if isinstance(space, spaces.Box) and np.issubdtype(space.dtype, np.floating):
         if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
-            raise UnsupportedSpaceError(f"action: {space} has infinite bounds; continuous actions are binned between "
-                                        "finite bounds (clip the environment's actions, e.g. gymnasium's ClipAction)")
-        writer["low"], writer["high"] = np.asarray(space.low).reshape(-1).tolist(), np.asarray(space.high).reshape(-1).tolist()
+            raise UnsupportedSpaceError(
+                f"action: {space} has infinite bounds; continuous actions are binned between "
+                "finite bounds (clip the environment's actions, e.g. gymnasium's ClipAction)"
+            )
+        writer["low"], writer["high"] = (
+            np.asarray(space.low).reshape(-1).tolist(),
+            np.asarray(space.high).reshape(-1).tolist(),
+        )
         spec, _, _ = box_action_codec(np.asarray(writer["low"]), np.asarray(writer["high"]), size)
         return spec, writer
-    raise UnsupportedSpaceError(f"action: {space} ({type(space).__name__}) has no Gato tokenization; supported: Discrete, "
-                                "MultiDiscrete, MultiBinary, Box (a Gato action is one flat vector)")
+    raise UnsupportedSpaceError(
+        f"action: {space} ({type(space).__name__}) has no Gato tokenization; supported: Discrete, "
+        "MultiDiscrete, MultiBinary, Box (a Gato action is one flat vector)"
+    )
 
 
-def spec_from_spaces(observation_space: Any, action_space: Any, name: str, *, domain: str = "",
-                     extra: Mapping[str, Any] | None = None) -> TaskSpec:
+def spec_from_spaces(
+    observation_space: Any, action_space: Any, name: str, *, domain: str = "", extra: Mapping[str, Any] | None = None
+) -> TaskSpec:
     """The :class:`TaskSpec` of a task whose observations and actions are these gymnasium spaces (module docstring).
 
     Raises:
@@ -202,8 +223,13 @@ def spec_from_spaces(observation_space: Any, action_space: Any, name: str, *, do
         raise UnsupportedSpaceError(f"observation space {observation_space}: holds no field")
     action, writer = _action(action_space)
     readers = [reader for _, reader in fields]
-    return TaskSpec(name=name, observations=tuple(f for f, _ in fields), action=action, domain=domain,
-                    extra={**dict(extra or {}), SPACES_KEY: {"observations": readers, "action": writer}})
+    return TaskSpec(
+        name=name,
+        observations=tuple(f for f, _ in fields),
+        action=action,
+        domain=domain,
+        extra={**dict(extra or {}), SPACES_KEY: {"observations": readers, "action": writer}},
+    )
 
 
 def env_kwargs_of(env: Any) -> dict[str, Any]:
@@ -224,8 +250,14 @@ def env_kwargs_of(env: Any) -> dict[str, Any]:
     return kept
 
 
-def spec_from_env(env: Any, name: str | None = None, *, domain: str = "", env_id: str | None = None,
-                  env_kwargs: Mapping[str, Any] | None = None) -> TaskSpec:
+def spec_from_env(
+    env: Any,
+    name: str | None = None,
+    *,
+    domain: str = "",
+    env_id: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> TaskSpec:
     """The :class:`TaskSpec` of a gymnasium environment, from its spaces, carrying how to rebuild the environment.
 
     Args:
@@ -260,7 +292,9 @@ def with_env(spec: TaskSpec, env: Any) -> TaskSpec:
     extra = {**spec.extra, "env_id": registered.id, "env_kwargs": env_kwargs_of(env)}
     if getattr(registered, "max_episode_steps", None):
         extra.setdefault("max_episode_steps", int(registered.max_episode_steps))
-    return TaskSpec(name=spec.name, observations=spec.observations, action=spec.action, domain=spec.domain, extra=extra)
+    return TaskSpec(
+        name=spec.name, observations=spec.observations, action=spec.action, domain=spec.domain, extra=extra
+    )
 
 
 # --- adapters: the environment's formats ↔ the spec's --------------------------------------------------------------
@@ -299,6 +333,7 @@ def _space_adapters(spec: TaskSpec) -> Adapters:
         return step
 
     if writer["space"] == "Discrete":
+
         def to_env_action(action: Any) -> int:
             return int(np.asarray(action).reshape(-1)[0]) + writer["offset"]
 
@@ -335,10 +370,14 @@ def _default_adapters(spec: TaskSpec) -> Adapters:
         if isinstance(observation, Mapping):
             missing = [name for name in names if name not in observation]
             if missing:
-                raise ValueError(f"task {spec.name!r}: the observation has no key(s) {missing}; keys are {sorted(observation)}")
+                raise ValueError(
+                    f"task {spec.name!r}: the observation has no key(s) {missing}; keys are {sorted(observation)}"
+                )
             return {name: observation[name] for name in names}
         if len(names) != 1:
-            raise ValueError(f"task {spec.name!r}: a non-dict observation fits a one-field spec only; the spec has {names}")
+            raise ValueError(
+                f"task {spec.name!r}: a non-dict observation fits a one-field spec only; the spec has {names}"
+            )
         return {names[0]: observation}
 
     def to_env_action(action: Any) -> Any:
@@ -360,4 +399,12 @@ def env_adapters(spec: TaskSpec) -> Adapters:
     return _space_adapters(spec) if SPACES_KEY in spec.extra else _default_adapters(spec)
 
 
-__all__ = ["UnsupportedSpaceError", "spec_from_env", "with_env", "spec_from_spaces", "env_adapters", "env_kwargs_of", "SPACES_KEY"]
+__all__ = [
+    "UnsupportedSpaceError",
+    "spec_from_env",
+    "with_env",
+    "spec_from_spaces",
+    "env_adapters",
+    "env_kwargs_of",
+    "SPACES_KEY",
+]

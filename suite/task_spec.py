@@ -60,9 +60,13 @@ class ObservationField:
 
     def __post_init__(self) -> None:
         if self.kind not in OBSERVATION_KINDS:
-            raise ValueError(f"observation field {self.name!r}: kind must be one of {OBSERVATION_KINDS}, got {self.kind!r}")
+            raise ValueError(
+                f"observation field {self.name!r}: kind must be one of {OBSERVATION_KINDS}, got {self.kind!r}"
+            )
         if not 1 <= self.num_values <= DISCRETE_VALUES:
-            raise ValueError(f"observation field {self.name!r}: num_values must be in [1, {DISCRETE_VALUES}], got {self.num_values}")
+            raise ValueError(
+                f"observation field {self.name!r}: num_values must be in [1, {DISCRETE_VALUES}], got {self.num_values}"
+            )
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
 
 
@@ -121,7 +125,9 @@ class TaskSpec:
     def from_dict(cls, data: dict[str, Any]) -> "TaskSpec":
         return cls(
             name=data["name"],
-            observations=tuple(ObservationField(**{**f, "shape": tuple(f.get("shape", ()))}) for f in data["observations"]),
+            observations=tuple(
+                ObservationField(**{**f, "shape": tuple(f.get("shape", ()))}) for f in data["observations"]
+            ),
             action=ActionSpec(**data["action"]),
             domain=data.get("domain", ""),
             extra=dict(data.get("extra", {})),

@@ -30,7 +30,9 @@ def _leaf_parsers():
             yield name, sub
 
 
-@pytest.mark.parametrize("name, parser", list(_leaf_parsers()), ids=lambda value: value if isinstance(value, str) else "")
+@pytest.mark.parametrize(
+    "name, parser", list(_leaf_parsers()), ids=lambda value: value if isinstance(value, str) else ""
+)
 def test_every_flag_has_help_that_states_its_default(name, parser):
     formatter = parser._get_formatter()
     for action in parser._actions:
@@ -39,15 +41,23 @@ def test_every_flag_has_help_that_states_its_default(name, parser):
         text = formatter._expand_help(action) if action.help else ""
         assert text.strip(), f"gato {name} {action.option_strings[0]}: no help"
         if not action.required:
-            assert "(default: " in text, f"gato {name} {action.option_strings[0]}: help does not state the default: {text!r}"
+            assert "(default: " in text, (
+                f"gato {name} {action.option_strings[0]}: help does not state the default: {text!r}"
+            )
 
 
-@pytest.mark.parametrize("argv, usage", [
-    (["train", "--no-such-flag"], "usage: gato train"),
-    (["eval", "--model", "m", "--no-such-flag", "1"], "usage: gato eval"),
-    (["run", "--max-stepz", "3"], "usage: gato run"),  # a typo of --max-steps
-    (["data", "generate", "--episodes-per-task", "1", "--out", "x", "--no-such-flag"], "usage: gato data generate"),
-])
+@pytest.mark.parametrize(
+    "argv, usage",
+    [
+        (["train", "--no-such-flag"], "usage: gato train"),
+        (["eval", "--model", "m", "--no-such-flag", "1"], "usage: gato eval"),
+        (["run", "--max-stepz", "3"], "usage: gato run"),  # a typo of --max-steps
+        (
+            ["data", "generate", "--episodes-per-task", "1", "--out", "x", "--no-such-flag"],
+            "usage: gato data generate",
+        ),
+    ],
+)
 def test_an_unknown_flag_prints_the_usage_of_the_subcommand_it_was_given_to(argv, usage, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -69,11 +79,21 @@ _IMPORTS_AFTER_HELP = (
 )
 
 
-@pytest.mark.parametrize("argv", [["--help"], [], ["run", "--help"], ["train", "--help"], ["data", "generate", "--help"],
-                                  ["train", "--max-steps", "-1"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        [],
+        ["run", "--help"],
+        ["train", "--help"],
+        ["data", "generate", "--help"],
+        ["train", "--max-steps", "-1"],
+    ],
+)
 def test_help_and_usage_errors_import_neither_torch_nor_transformers(argv, tmp_path):
-    result = subprocess.run([sys.executable, "-c", _IMPORTS_AFTER_HELP.format(argv=argv)], capture_output=True,
-                            text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_AFTER_HELP.format(argv=argv)], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-2:] == ["False", "False"]
 
@@ -81,7 +101,9 @@ def test_help_and_usage_errors_import_neither_torch_nor_transformers(argv, tmp_p
 def test_gato_help_answers_in_under_two_seconds(tmp_path):
     def seconds() -> float:
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "gato.cli", "--help"], capture_output=True, text=True, cwd=tmp_path)
+        result = subprocess.run(
+            [sys.executable, "-m", "gato.cli", "--help"], capture_output=True, text=True, cwd=tmp_path
+        )
         assert result.returncode == 0 and "train" in result.stdout
         return time.perf_counter() - start
 
@@ -120,10 +142,16 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-@pytest.mark.parametrize("logger_name, noise", [
-    ("DeepSpeed", "Setting accelerator to CPU. If you have GPU or other accelerator, we were unable to detect it."),
-    ("accelerate.utils.other", "Removed shared tensor {'lm_head.weight'} while saving. This should be OK"),
-])
+@pytest.mark.parametrize(
+    "logger_name, noise",
+    [
+        (
+            "DeepSpeed",
+            "Setting accelerator to CPU. If you have GPU or other accelerator, we were unable to detect it.",
+        ),
+        ("accelerate.utils.other", "Removed shared tensor {'lm_head.weight'} while saving. This should be OK"),
+    ],
+)
 def test_library_noise_is_hidden_unless_verbose_and_errors_always_show(logger_name, noise):
     logger, collect = logging.getLogger(logger_name), _Collect()
     logger.addHandler(collect)
@@ -143,9 +171,32 @@ def test_library_noise_is_hidden_unless_verbose_and_errors_always_show(logger_na
 def test_gato_train_prints_no_library_banners_by_default(tmp_path):
     data = tmp_path / "data"
     DatasetDict({"text": Dataset.from_dict({"text": ["the agent acts in the world"] * 8})}).save_to_disk(str(data))
-    command = [sys.executable, "-m", "gato.cli", "train", "--preset", "gato-tiny", "--data", str(data), "--max-steps", "2",
-               "--save-steps", "1", "--eval-steps", "2", "--batch-size", "2", "--max-length", "32", "--num-workers", "0",
-               "--report-to", "none", "--output-dir", str(tmp_path / "run")]
+    command = [
+        sys.executable,
+        "-m",
+        "gato.cli",
+        "train",
+        "--preset",
+        "gato-tiny",
+        "--data",
+        str(data),
+        "--max-steps",
+        "2",
+        "--save-steps",
+        "1",
+        "--eval-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--max-length",
+        "32",
+        "--num-workers",
+        "0",
+        "--report-to",
+        "none",
+        "--output-dir",
+        str(tmp_path / "run"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
@@ -158,8 +209,14 @@ def _documented_command_lines() -> list[str]:
     """Every `gato …` line of scripts/cpu_multitask.sh and every `gato …` in backticks of README.md and docs/*.md."""
     root = Path(__file__).resolve().parents[1]
     script = (root / "scripts" / "cpu_multitask.sh").read_text().replace("\\\n", " ")
-    lines = [line[line.index("gato "):] for line in script.splitlines() if "gato " in line and not line.lstrip().startswith("#")]
-    docs = [doc for doc in sorted((root / "docs").glob("*.md")) if doc.name != "RELIABILITY.md"]  # that one shows bad flags
+    lines = [
+        line[line.index("gato ") :]
+        for line in script.splitlines()
+        if "gato " in line and not line.lstrip().startswith("#")
+    ]
+    docs = [
+        doc for doc in sorted((root / "docs").glob("*.md")) if doc.name != "RELIABILITY.md"
+    ]  # that one shows bad flags
     for doc in [root / "README.md", *docs]:
         text = doc.read_text()
         lines += re.findall(r"`(gato (?:data|train|eval|run|push)\b[^`]*)`", text)
@@ -200,8 +257,10 @@ def _resolved_threads(args: argparse.Namespace) -> int:
     return args.threads
 
 
-@pytest.mark.parametrize("argv", [["train"], ["eval", "--model", "m"], ["run"],
-                                  ["data", "generate", "--episodes-per-task", "1", "--out", "x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["train"], ["eval", "--model", "m"], ["run"], ["data", "generate", "--episodes-per-task", "1", "--out", "x"]],
+)
 def test_every_command_that_computes_takes_threads_defaulting_to_one(argv):
     parser = build_parser(argv[0])
     assert _resolved_threads(parser.parse_args(argv)) == 1
@@ -216,9 +275,32 @@ def test_gato_train_runs_with_the_threads_it_was_given(tmp_path):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert main(["train", "--preset", "gato-tiny", "--data", str(data), "--max-steps", "1", "--batch-size", "2",
-                     "--max-length", "32", "--num-workers", "0", "--report-to", "none", "--output-dir", str(tmp_path / "run"),
-                     "--threads", "1"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--preset",
+                    "gato-tiny",
+                    "--data",
+                    str(data),
+                    "--max-steps",
+                    "1",
+                    "--batch-size",
+                    "2",
+                    "--max-length",
+                    "32",
+                    "--num-workers",
+                    "0",
+                    "--report-to",
+                    "none",
+                    "--output-dir",
+                    str(tmp_path / "run"),
+                    "--threads",
+                    "1",
+                ]
+            )
+            == 0
+        )
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

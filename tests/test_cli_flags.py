@@ -62,8 +62,17 @@ def test_nested_fields_become_flat_flags_with_prefixes_and_overrides():
     parser, flags = _parser()
     names = [option for action in parser._actions for option in action.option_strings]
     # `acting` has no prefix: its fields keep today's names; `eval` adds `eval-`, except a field naming its own flag
-    assert {"--temperature", "--cache-implementation", "--compile", "--no-compile", "--eval-episodes",
-            "--eval-max-steps", "--num-envs", "--output-dir", "--overrides"} <= set(names)
+    assert {
+        "--temperature",
+        "--cache-implementation",
+        "--compile",
+        "--no-compile",
+        "--eval-episodes",
+        "--eval-max-steps",
+        "--num-envs",
+        "--output-dir",
+        "--overrides",
+    } <= set(names)
     assert "--episodes" not in names and "--eval-num-envs" not in names
     assert {flag.path for flag in flags} >= {("acting", "temperature"), ("eval", "num_envs"), ("output_dir",)}
 
@@ -71,7 +80,9 @@ def test_nested_fields_become_flat_flags_with_prefixes_and_overrides():
 def test_config_from_flags_replaces_only_the_given_fields_and_rebuilds_nested_configs():
     parser, flags = _parser()
     base = Job()
-    config = config_from_flags(base, parser.parse_args(["--temperature", "0.5", "--num-envs", "2", "--overrides", ""]), flags)
+    config = config_from_flags(
+        base, parser.parse_args(["--temperature", "0.5", "--num-envs", "2", "--overrides", ""]), flags
+    )
     assert config.acting == Acting(temperature=0.5) and config.eval == Evaluation(num_envs=2)
     assert config.overrides == {} and config.output_dir == "runs/x"
     assert base.acting.temperature == 0.0  # the base is not modified
@@ -90,9 +101,11 @@ def test_help_comes_from_the_docstring_and_shows_every_default():
 
 
 def test_field_docs_reads_names_joined_by_slashes():
-    assert field_docs(Acting) == {"temperature": "sampling temperature; 0 = greedy.",
-                                  "cache_implementation": "the KV cache and whether its decode steps are compiled.",
-                                  "compile": "the KV cache and whether its decode steps are compiled."}
+    assert field_docs(Acting) == {
+        "temperature": "sampling temperature; 0 = greedy.",
+        "cache_implementation": "the KV cache and whether its decode steps are compiled.",
+        "compile": "the KV cache and whether its decode steps are compiled.",
+    }
 
 
 def test_a_flag_that_two_fields_would_make_is_refused_when_the_parser_is_built():

@@ -49,7 +49,10 @@ def _train(data, out, *more):
 
 def test_train_into_an_output_dir_that_is_a_file_is_refused_before_training(data_dir, a_file, capsys):
     assert main(_train(data_dir, a_file)) == 2
-    assert _error_line(capsys) == f"gato train: {a_file}: is a file (expected the output folder: model, checkpoints, logs)"
+    assert (
+        _error_line(capsys)
+        == f"gato train: {a_file}: is a file (expected the output folder: model, checkpoints, logs)"
+    )
     assert a_file.read_text() == "not a folder\n"
 
 
@@ -58,13 +61,16 @@ def test_train_into_a_folder_below_a_file_is_refused(data_dir, a_file, capsys):
     assert f"{a_file / 'run'}: cannot be created: {a_file} is a file" in _error_line(capsys)
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("missing", "not found (expected a `gato data generate` folder"),
-    ("file", "is a file, not a folder (expected a `gato data generate` folder"),
-    ("no_index", "has no dataset_dict.json"),
-    ("corrupt_index", "dataset_dict.json: is not valid JSON"),
-    ("missing_split", "is missing or incomplete (no state.json) (expected the split 'text'"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing", "not found (expected a `gato data generate` folder"),
+        ("file", "is a file, not a folder (expected a `gato data generate` folder"),
+        ("no_index", "has no dataset_dict.json"),
+        ("corrupt_index", "dataset_dict.json: is not valid JSON"),
+        ("missing_split", "is missing or incomplete (no state.json) (expected the split 'text'"),
+    ],
+)
 def test_train_on_a_missing_or_broken_data_folder_names_it(case, expected, data_dir, a_file, tmp_path, capsys):
     data = {"missing": tmp_path / "nowhere", "file": a_file, "no_index": tmp_path}.get(case, data_dir)
     if case == "corrupt_index":
@@ -77,12 +83,15 @@ def test_train_on_a_missing_or_broken_data_folder_names_it(case, expected, data_
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("content, expected", [
-    (None, "not found"),
-    ("max_steps: [1, 2\n", "is not valid YAML at line 2, column 1"),
-    ("- max_steps\n", "holds a YAML list, not a mapping"),
-    ("max_stepz: 3\n", "unknown training config field(s) ['max_stepz']"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (None, "not found"),
+        ("max_steps: [1, 2\n", "is not valid YAML at line 2, column 1"),
+        ("- max_steps\n", "holds a YAML list, not a mapping"),
+        ("max_stepz: 3\n", "unknown training config field(s) ['max_stepz']"),
+    ],
+)
 def test_train_with_a_bad_config_file_names_it(content, expected, data_dir, tmp_path, capsys):
     config = tmp_path / "run.yaml"
     if content is not None:
@@ -96,21 +105,29 @@ def test_a_tracker_that_is_not_installed_is_refused_at_start(data_dir, tmp_path,
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real_find_spec(name, *a)
+    )
     assert main(_train(data_dir, tmp_path / "run", "--report-to", "wandb")) == 2
-    assert "report_to: the 'wandb' tracker is not installed (pip install wandb), or pass --report-to none" in _error_line(capsys)
+    assert (
+        "report_to: the 'wandb' tracker is not installed (pip install wandb), or pass --report-to none"
+        in _error_line(capsys)
+    )
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("missing", "not found (expected a model folder written by `gato train` or `gato run`)"),
-    ("file", "is a file, not a folder"),
-    ("no_config", "config.json: not found"),
-    ("bad_config", "config.json: is not valid JSON"),
-    ("other_model", "config.json: is not a Gato config"),
-    ("no_weights", "model.safetensors: not found"),
-    ("truncated_weights", "model.safetensors: is not a readable safetensors file"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing", "not found (expected a model folder written by `gato train` or `gato run`)"),
+        ("file", "is a file, not a folder"),
+        ("no_config", "config.json: not found"),
+        ("bad_config", "config.json: is not valid JSON"),
+        ("other_model", "config.json: is not a Gato config"),
+        ("no_weights", "model.safetensors: not found"),
+        ("truncated_weights", "model.safetensors: is not a readable safetensors file"),
+    ],
+)
 def test_eval_of_a_missing_or_broken_model_folder_names_it(case, expected, model_dir, a_file, tmp_path, capsys):
     model = {"missing": tmp_path / "nowhere", "file": a_file}.get(case, model_dir)
     if case == "no_config":
@@ -145,18 +162,21 @@ def test_temperature_zero_is_greedy(temperature, do_sample, model_dir):
     assert config.acting.temperature == (float(temperature) if temperature else 1.0)
 
 
-@pytest.mark.parametrize("argv, flag", [
-    (["run", "--output-dir", "x", "--max-steps", "-1"], "--max-steps"),
-    (["run", "--eval-episodes", "-3"], "--eval-episodes"),
-    (["train", "--max-steps", "-5"], "--max-steps"),
-    (["train", "--learning-rate", "nan"], "--learning-rate"),
-    (["eval", "--model", "m", "--prompt-tokens", "-1"], "--prompt-tokens"),
-    (["eval", "--model", "m", "--episodes", "-2"], "--episodes"),
-    (["eval", "--model", "m", "--temperature", "-0.5"], "--temperature"),
-    (["eval", "--model", "m", "--max-steps", "0"], "--max-steps"),
-    (["data", "generate", "--episodes-per-task", "-1", "--out", "x"], "--episodes-per-task"),
-    (["data", "generate", "--episodes-per-task", "1", "--out", "x", "--threads", "-2"], "--threads"),
-])
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["run", "--output-dir", "x", "--max-steps", "-1"], "--max-steps"),
+        (["run", "--eval-episodes", "-3"], "--eval-episodes"),
+        (["train", "--max-steps", "-5"], "--max-steps"),
+        (["train", "--learning-rate", "nan"], "--learning-rate"),
+        (["eval", "--model", "m", "--prompt-tokens", "-1"], "--prompt-tokens"),
+        (["eval", "--model", "m", "--episodes", "-2"], "--episodes"),
+        (["eval", "--model", "m", "--temperature", "-0.5"], "--temperature"),
+        (["eval", "--model", "m", "--max-steps", "0"], "--max-steps"),
+        (["data", "generate", "--episodes-per-task", "-1", "--out", "x"], "--episodes-per-task"),
+        (["data", "generate", "--episodes-per-task", "1", "--out", "x", "--threads", "-2"], "--threads"),
+    ],
+)
 def test_negative_or_non_finite_numbers_are_refused_naming_the_flag(argv, flag, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -186,8 +206,23 @@ def test_run_refuses_bad_paths_before_any_stage(a_file, tmp_path, capsys):
 def test_data_generate_and_push_refuse_bad_paths(a_file, tmp_path, capsys):
     assert main(["data", "generate", "--tasks", "cartpole", "--episodes-per-task", "1", "--out", str(a_file)]) == 2
     assert f"{a_file}: is a file (expected the output folder of the DatasetDict)" in _error_line(capsys)
-    assert main(["data", "generate", "--tasks", "cartpole", "--episodes-per-task", "1", "--out", str(tmp_path / "d"),
-                 "--dagger-model", str(tmp_path / "no_model")]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "--tasks",
+                "cartpole",
+                "--episodes-per-task",
+                "1",
+                "--out",
+                str(tmp_path / "d"),
+                "--dagger-model",
+                str(tmp_path / "no_model"),
+            ]
+        )
+        == 2
+    )
     assert f"{tmp_path / 'no_model'}: not found (expected a model folder" in _error_line(capsys)
     assert main(["push", str(tmp_path / "no_run"), "--repo-id", "a/b", "--dry-run"]) == 2
     assert f"{tmp_path / 'no_run'}: not found" in _error_line(capsys)
@@ -198,7 +233,10 @@ def test_writable_folder_accepts_a_new_folder_below_an_existing_one_and_creates_
     assert not (tmp_path / "a").exists()
 
 
-@pytest.mark.parametrize("error", [ValueError("task_weights: no dataset named ['cartpol']"), KeyError("task_weights: no dataset named ['cartpol']")])
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("task_weights: no dataset named ['cartpol']"), KeyError("task_weights: no dataset named ['cartpol']")],
+)
 def test_every_command_refuses_with_one_line_and_status_2(error, capsys):
     # One helper prints every command's refusal: the command, then the message (a KeyError's without its quotes).
     assert refuse("gato train", error) == 2

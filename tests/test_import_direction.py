@@ -24,7 +24,9 @@ def _gato_imports(path: Path) -> list[tuple[int, str]]:
                 found += [(node.lineno, name) for name in names]
                 continue
             names = [node.module or ""]
-            if node.module == "gato":  # `from gato import suite` names a folder; `from gato import GatoConfig` does not
+            if (
+                node.module == "gato"
+            ):  # `from gato import suite` names a folder; `from gato import GatoConfig` does not
                 names = [f"gato.{alias.name}" for alias in node.names if alias.name in ORDER]
         else:
             continue

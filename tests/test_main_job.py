@@ -6,21 +6,67 @@ import subprocess
 import sys
 
 import pytest
+from gato.hub_cards import upload_plan, validate_model_card
 
 from gato.cli import main
-from gato.hub_cards import upload_plan, validate_model_card
 from gato.main_job import DataSettings, MainJobConfig, TrainSettings, training_is_done
 
-MICRO = ["--tasks", "cartpole,pendulum", "--episodes-per-task", "2", "--captions", "10", "--no-text", "--max-steps", "3",
-         "--max-length", "96", "--batch-size", "2", "--eval-episodes", "1", "--eval-captions", "1", "--eval-max-steps", "8",
-         "--workers", "1", "--threads", "1", "--no-progress"]
-HUB_FILES = {"config.json", "model.safetensors", "generation_config.json", "processor_config.json", "tokenizer.json",
-             "tokenizer_config.json", "configuration_gato.py", "modeling_gato.py", "acting.py", "loss_gato.py", "token_layout.py",
-             "training_config.yaml", "eval_results.json", "eval_results.md", "normalized_scores.png", "performance_profile.png", "README.md",
-             "main_job.json", "task_specs.json", "train_results.json", "manifest.json",
-             # the processor's remote code (GatoProcessor.save_pretrained)
-             "processing_gato.py", "image_processing_gato.py", "episode_layout.py", "tokenize_values.py",
-             "tokenization_gato.py", "task_spec.py"}
+MICRO = [
+    "--tasks",
+    "cartpole,pendulum",
+    "--episodes-per-task",
+    "2",
+    "--captions",
+    "10",
+    "--no-text",
+    "--max-steps",
+    "3",
+    "--max-length",
+    "96",
+    "--batch-size",
+    "2",
+    "--eval-episodes",
+    "1",
+    "--eval-captions",
+    "1",
+    "--eval-max-steps",
+    "8",
+    "--workers",
+    "1",
+    "--threads",
+    "1",
+    "--no-progress",
+]
+HUB_FILES = {
+    "config.json",
+    "model.safetensors",
+    "generation_config.json",
+    "processor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "configuration_gato.py",
+    "modeling_gato.py",
+    "acting.py",
+    "loss_gato.py",
+    "token_layout.py",
+    "training_config.yaml",
+    "eval_results.json",
+    "eval_results.md",
+    "normalized_scores.png",
+    "performance_profile.png",
+    "README.md",
+    "main_job.json",
+    "task_specs.json",
+    "train_results.json",
+    "manifest.json",
+    # the processor's remote code (GatoProcessor.save_pretrained)
+    "processing_gato.py",
+    "image_processing_gato.py",
+    "episode_layout.py",
+    "tokenize_values.py",
+    "tokenization_gato.py",
+    "task_spec.py",
+}
 
 
 def _statuses(out):
@@ -37,7 +83,9 @@ def run_dir(tmp_path_factory):
 
 def test_folder_is_hub_ready_with_data_in_a_subfolder(run_dir):
     assert set(upload_plan(run_dir)) == HUB_FILES
-    assert {"cartpole", "pendulum", "captions", "captions_validation"} <= {p.name for p in (run_dir / "data").iterdir()}
+    assert {"cartpole", "pendulum", "captions", "captions_validation"} <= {
+        p.name for p in (run_dir / "data").iterdir()
+    }
     assert (run_dir / "checkpoints").is_dir()
     assert _statuses(run_dir) == {"data": "done", "train": "done", "eval": "done", "card": "done"}
     job = json.loads((run_dir / "main_job.json").read_text())
@@ -46,9 +94,17 @@ def test_folder_is_hub_ready_with_data_in_a_subfolder(run_dir):
 
 def test_card_holds_the_evaluation_of_the_run(run_dir):
     results = json.loads((run_dir / "eval_results.json").read_text())
-    assert [task["task"] for task in results["tasks"]] == ["cartpole", "pendulum"] and results["captions"]["samples"] == 1
+    assert [task["task"] for task in results["tasks"]] == ["cartpole", "pendulum"] and results["captions"][
+        "samples"
+    ] == 1
     evals = validate_model_card(run_dir)
-    assert {r.dataset_type for r in evals} >= {"cartpole", "pendulum", "gato-suite/classic_control", "gato-suite", "gato-captions"}
+    assert {r.dataset_type for r in evals} >= {
+        "cartpole",
+        "pendulum",
+        "gato-suite/classic_control",
+        "gato-suite",
+        "gato-captions",
+    }
     card = (run_dir / "README.md").read_text()
     assert "normalized_scores.png" in card and "| train | done |" in card and "max_steps: 3" in card
 
@@ -64,7 +120,9 @@ def test_stage_summary_shows_peak_resident_memory_in_mb(run_dir):
     card = (run_dir / "README.md").read_text()
     assert "| stage | status | wall | CPU | peak RSS |" in card
     row = next(line for line in card.splitlines() if line.startswith("| train | done |"))
-    assert float(re.search(r"\| ([\d,]+) MB", row).group(1).replace(",", "")) == pytest.approx(job["train"]["peak_rss_mb"], abs=1)
+    assert float(re.search(r"\| ([\d,]+) MB", row).group(1).replace(",", "")) == pytest.approx(
+        job["train"]["peak_rss_mb"], abs=1
+    )
 
 
 def test_second_run_skips_finished_stages_and_a_new_eval_setting_reruns_only_the_eval(run_dir, capsys):
@@ -81,9 +139,13 @@ def test_second_run_skips_finished_stages_and_a_new_eval_setting_reruns_only_the
 
 def test_changed_training_settings_are_not_taken_for_finished(run_dir):
     data = DataSettings(captions=10, text=False)
-    config = MainJobConfig(output_dir=str(run_dir), data=data, train=TrainSettings(max_steps=3, max_length=96, batch_size=2))
+    config = MainJobConfig(
+        output_dir=str(run_dir), data=data, train=TrainSettings(max_steps=3, max_length=96, batch_size=2)
+    )
     assert training_is_done(config.training())
-    longer = MainJobConfig(output_dir=str(run_dir), data=data, train=TrainSettings(max_steps=4, max_length=96, batch_size=2))
+    longer = MainJobConfig(
+        output_dir=str(run_dir), data=data, train=TrainSettings(max_steps=4, max_length=96, batch_size=2)
+    )
     assert not training_is_done(longer.training())
 
 
@@ -125,7 +187,10 @@ _WALL_CLOCK = {"seconds", "actions_per_second"}
 def _measured(results_file):
     results = json.loads(results_file.read_text())
     tasks = [{key: value for key, value in task.items() if key not in _WALL_CLOCK} for task in results["tasks"]]
-    return {"tasks": tasks, **{key: results[key] for key in ("domains", "summary", "statistics", "captions", "captions_test", "text")}}
+    return {
+        "tasks": tasks,
+        **{key: results[key] for key in ("domains", "summary", "statistics", "captions", "captions_test", "text")},
+    }
 
 
 def test_two_runs_with_one_seed_evaluate_to_the_same_numbers_and_sampling_gato_eval_too(tmp_path):
@@ -137,8 +202,24 @@ def test_two_runs_with_one_seed_evaluate_to_the_same_numbers_and_sampling_gato_e
     assert first == _measured(tmp_path / "b" / "eval_results.json")
     assert [len(task["returns"]) for task in first["tasks"]] == [1, 1] and first["captions"]["samples"] == 1
     # gato eval with sampling draws its actions from a generator seeded by --seed: the same episodes again.
-    sampled = ["--tasks", "cartpole,pendulum", "--episodes", "2", "--max-steps", "8", "--temperature", "1.0", "--threads", "1",
-               "--no-progress"]
+    sampled = [
+        "--tasks",
+        "cartpole,pendulum",
+        "--episodes",
+        "2",
+        "--max-steps",
+        "8",
+        "--temperature",
+        "1.0",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     for name in ("a", "b"):
-        assert main(["eval", "--model", str(tmp_path / "a"), "--output-dir", str(tmp_path / f"sampled_{name}"), *sampled]) == 0
-    assert _measured(tmp_path / "sampled_a" / "eval_results.json") == _measured(tmp_path / "sampled_b" / "eval_results.json")
+        assert (
+            main(["eval", "--model", str(tmp_path / "a"), "--output-dir", str(tmp_path / f"sampled_{name}"), *sampled])
+            == 0
+        )
+    assert _measured(tmp_path / "sampled_a" / "eval_results.json") == _measured(
+        tmp_path / "sampled_b" / "eval_results.json"
+    )

@@ -14,7 +14,9 @@ def _run_outside_repo(code: str, tmp_path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("name", ["processing", "modeling_gato", "training", "hub_cards", "suite", "episodes", "evaluation"])
+@pytest.mark.parametrize(
+    "name", ["processing", "modeling_gato", "training", "hub_cards", "suite", "episodes", "evaluation"]
+)
 def test_generic_top_level_names_are_not_installed(name, tmp_path):
     result = _run_outside_repo(f"import {name}", tmp_path)
     assert result.returncode != 0
@@ -39,7 +41,9 @@ def test_version_flag_prints_the_package_version(capsys):
 
 
 def test_console_script_is_installed(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "gato.cli", "--version"], cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "gato.cli", "--version"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert result.returncode == 0
     assert result.stdout.startswith("gato ")
 

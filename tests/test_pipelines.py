@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.suite import token_layout as tl
 from PIL import Image
 
 import gato  # noqa: F401  (registers the Auto classes and the pipelines)
-from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.pipelines import GatoImageToTextPipeline, GatoPolicy, ImageTextToTextDispatchPipeline, load_agent
-from gato.suite import token_layout as tl
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,11 @@ def test_both_task_names_caption_with_a_gato_checkpoint(task, checkpoint, image,
     captioner = pipeline(task, model=checkpoint)
     assert isinstance(captioner, GatoImageToTextPipeline)
     image.save(tmp_path / "scene.png")
-    for output in (captioner(image, max_new_tokens=4), captioner(str(tmp_path / "scene.png"), max_new_tokens=4),
-                   captioner(images=np.asarray(image), max_new_tokens=4)):
+    for output in (
+        captioner(image, max_new_tokens=4),
+        captioner(str(tmp_path / "scene.png"), max_new_tokens=4),
+        captioner(images=np.asarray(image), max_new_tokens=4),
+    ):
         assert len(output) == 1 and isinstance(output[0]["generated_text"], str)
 
 
@@ -51,8 +54,13 @@ def test_pipelines_are_quiet(task, checkpoint):
         "captioner = pipeline(sys.argv[1], model=sys.argv[2])\n"
         "print('CAPTION', captioner(np.zeros((64, 64, 3), np.uint8), max_new_tokens=3)[0]['generated_text'])\n"
     )
-    result = subprocess.run([sys.executable, "-c", script, task, checkpoint], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        [sys.executable, "-c", script, task, checkpoint],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert result.returncode == 0, result.stderr
     assert "CAPTION " in result.stdout
     noise = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("Loading weights")]
@@ -84,9 +92,8 @@ def test_text_prefix_is_continued_and_lists_give_one_result_per_image(checkpoint
 
 
 def test_greedy_caption_matches_the_evaluation_captioner(checkpoint, image):
-    from transformers import AutoModelForCausalLM, AutoProcessor, pipeline
-
     from gato.evaluation.captioning import generate_captions
+    from transformers import AutoModelForCausalLM, AutoProcessor, pipeline
 
     model, processor = AutoModelForCausalLM.from_pretrained(checkpoint), AutoProcessor.from_pretrained(checkpoint)
     expected = generate_captions(model.eval(), processor, [image], max_new_tokens=6)[0]
@@ -106,7 +113,10 @@ def test_registry_keeps_transformers_pipeline_for_other_models():
     class NotGato:  # any other model: __new__ hands back transformers' class, whose __init__ then runs
         config = object()
 
-    assert type(ImageTextToTextDispatchPipeline.__new__(ImageTextToTextDispatchPipeline, model=NotGato())) is ImageTextToTextDispatchPipeline
+    assert (
+        type(ImageTextToTextDispatchPipeline.__new__(ImageTextToTextDispatchPipeline, model=NotGato()))
+        is ImageTextToTextDispatchPipeline
+    )
 
 
 def test_load_agent_acts_in_a_gymnasium_env(checkpoint):

@@ -29,7 +29,11 @@ def test_babyai_failures_groups_each_evaluation_episode_by_mission_and_expert_le
         assert episode["expert_length"] == len(expert["actions"]) > 0
         assert 1 <= episode["length"] <= task.max_episode_steps
     table = capsys.readouterr().out
-    rows = {line.split(" | ")[0].lstrip("| "): int(line.split(" | ")[1]) for line in table.splitlines() if line.startswith("| ") and "---" not in line and "count" not in line}
+    rows = {
+        line.split(" | ")[0].lstrip("| "): int(line.split(" | ")[1])
+        for line in table.splitlines()
+        if line.startswith("| ") and "---" not in line and "count" not in line
+    }
     assert sum(count for name, count in rows.items() if name.startswith("expert")) == 3
     assert sum(count for name, count in rows.items() if name.startswith("mission location")) == 3
     assert sum(count for name, count in rows.items() if name.startswith("first pickup")) == 3
@@ -58,13 +62,15 @@ def test_babyai_failures_refuses_a_model_trained_on_another_encoding(tmp_path, s
     from dataclasses import replace
 
     import pytest
-
-    from gato.suite.task_spec import ObservationField, save_task_specs
     from gato.suite.registry import resolve_tasks
+    from gato.suite.task_spec import ObservationField, save_task_specs
 
     (task,) = resolve_tasks("babyai_pickup_loc")
     model = save_tiny_checkpoint(tmp_path / "model", 256)
-    old_grid = tuple(ObservationField("grid", "discrete", shape=(7, 7, 3)) if f.name == "grid" else f for f in task.spec.observations)
+    old_grid = tuple(
+        ObservationField("grid", "discrete", shape=(7, 7, 3)) if f.name == "grid" else f
+        for f in task.spec.observations
+    )
     save_task_specs([replace(task.spec, observations=old_grid)], model)
     monkeypatch.setattr(sys, "argv", ["babyai_failures.py", "--model", model, "--episodes", "1"])
     with pytest.raises(ValueError, match=r"babyai_pickup_loc: observation 'grid': discrete \(7, 7, 3\)"):
@@ -73,16 +79,22 @@ def test_babyai_failures_refuses_a_model_trained_on_another_encoding(tmp_path, s
 
 def test_mission_location_reads_the_four_babyai_phrases():
     location = runpy.run_path(str(SCRIPTS / "babyai_failures.py"))["mission_location"]
-    assert [location(m) for m in ("pick up the red key on your left", "pick up a ball behind you",
-                                  "pick up the box in front of you", "pick up the key on your right",
-                                  "pick up a grey ball")] == ["left", "behind", "front", "right", "none"]
+    assert [
+        location(m)
+        for m in (
+            "pick up the red key on your left",
+            "pick up a ball behind you",
+            "pick up the box in front of you",
+            "pick up the key on your right",
+            "pick up a grey ball",
+        )
+    ] == ["left", "behind", "front", "right", "none"]
 
 
 def test_pickup_watcher_notes_the_pickups_of_a_known_action_sequence_through_run_episodes():
     """Replaying the expert's own actions of the evaluation seeds: every episode ends on its last step with the
     expert's return, and the watcher saw its final pickup face the mission's object."""
     import numpy as np
-
     from gato.episodes.recorder import episode_seed, record_task_episode
     from gato.evaluation.rollout import EVALUATION_STREAM, run_episodes
     from gato.suite.registry import resolve_tasks

@@ -63,20 +63,24 @@ def rng_file(rank: int) -> str:
 
 def checkpoint_step(path: Path) -> int | None:
     """The step of a ``checkpoint-<step>`` folder; None for anything else (``.tmp`` folders of an interrupted save)."""
-    suffix = path.name[len(CHECKPOINT_PREFIX):]
+    suffix = path.name[len(CHECKPOINT_PREFIX) :]
     return int(suffix) if path.name.startswith(CHECKPOINT_PREFIX) and suffix.isdigit() else None
 
 
 def checkpoint_dirs(output_dir: str | Path, complete_only: bool = True) -> list[Path]:
     """Checkpoint folders in ``output_dir/checkpoints``, oldest first (with ``complete_only``: those with a manifest)."""
     root = Path(output_dir) / "checkpoints"
-    found = [path for path in root.glob(f"{CHECKPOINT_PREFIX}*") if path.is_dir() and checkpoint_step(path) is not None]
+    found = [
+        path for path in root.glob(f"{CHECKPOINT_PREFIX}*") if path.is_dir() and checkpoint_step(path) is not None
+    ]
     if complete_only:
         found = [path for path in found if (path / MANIFEST_FILE).is_file()]
     return sorted(found, key=checkpoint_step)
 
 
-def config_differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], ignore: Collection[str] = ("resume",)) -> list[str]:
+def config_differences(
+    saved: Mapping[str, Any], wanted: Mapping[str, Any], ignore: Collection[str] = ("resume",)
+) -> list[str]:
     """``"field: old → new"`` for every setting that differs between two settings dicts (``ignore`` aside).
 
     The one comparison behind ``gato train --resume`` (checkpoint vs. command) and ``gato run`` (finished or
@@ -89,7 +93,9 @@ def config_differences(saved: Mapping[str, Any], wanted: Mapping[str, Any], igno
             continue
         old, new = saved.get(key, missing), wanted.get(key, missing)
         if old != new:
-            differences.append(f"{key}: {'(absent)' if old is missing else repr(old)} → {'(absent)' if new is missing else repr(new)}")
+            differences.append(
+                f"{key}: {'(absent)' if old is missing else repr(old)} → {'(absent)' if new is missing else repr(new)}"
+            )
     return differences
 
 
@@ -226,7 +232,8 @@ def resume_from_checkpoint(
         differences = config_differences(manifest["settings"], settings, ignore=RESUME_FREE_SETTINGS)
         if differences:
             raise CheckpointError(
-                f"--resume: the settings differ from those {path} was trained with: " + "; ".join(differences)
+                f"--resume: the settings differ from those {path} was trained with: "
+                + "; ".join(differences)
                 + ". Resume with the checkpoint's settings, or train into another --output-dir"
             )
         try:
@@ -240,11 +247,15 @@ def resume_from_checkpoint(
             accelerator.print(f"--resume: fell back to {path.name}, the newest complete checkpoint")
         accelerator.print(f"resumed from {path} at step {manifest['step']}")
         if changed := config_differences(manifest.get("environment", {}), environment or {}, ignore=()):
-            accelerator.print("--resume: the environment differs from the checkpoint's (" + "; ".join(changed)
-                              + "): the rest of the run may differ from an uninterrupted one in the last bits")
+            accelerator.print(
+                "--resume: the environment differs from the checkpoint's ("
+                + "; ".join(changed)
+                + "): the rest of the run may differ from an uninterrupted one in the last bits"
+            )
         return int(manifest["step"])
     raise CheckpointError(
-        f"--resume: no complete checkpoint in {Path(output_dir) / 'checkpoints'}: " + "; ".join(problems)
+        f"--resume: no complete checkpoint in {Path(output_dir) / 'checkpoints'}: "
+        + "; ".join(problems)
         + ". Delete those folders to train from step 0, or train into another --output-dir"
     )
 
@@ -253,8 +264,10 @@ def verify_checkpoint(path: Path, processes: int) -> dict[str, Any]:
     """The manifest of ``path`` if every file it lists is present with its sha256 and nothing else is there."""
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
-        raise CheckpointError(f"{manifest_path}: missing (an interrupted save, or a checkpoint of an older gato, "
-                              "whose pickled state is not loaded)")
+        raise CheckpointError(
+            f"{manifest_path}: missing (an interrupted save, or a checkpoint of an older gato, "
+            "whose pickled state is not loaded)"
+        )
     try:
         manifest = json.loads(manifest_path.read_text())
         files, step, settings = manifest["files"], manifest["step"], manifest["settings"]
@@ -308,8 +321,16 @@ def _load(
         scheduler.load_state_dict(scheduler_state)
         current = path / rng_file(accelerator.process_index)
         _set_rng_state(str(current))
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, AssertionError, SafetensorError,
-            UnpicklingError) as error:  # UnpicklingError: a weights-only load refused a DeepSpeed file
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        RuntimeError,
+        AssertionError,
+        SafetensorError,
+        UnpicklingError,
+    ) as error:  # UnpicklingError: a weights-only load refused a DeepSpeed file
         raise CheckpointError(f"{current}: cannot be loaded ({error})") from None
 
 
@@ -343,7 +364,9 @@ def _set_rng_state(path: str) -> None:
     python_version, python_state, python_gauss = json.loads(metadata["python"])
     numpy_kind, numpy_position, numpy_has_gauss, numpy_gauss = json.loads(metadata["numpy"])
     random.setstate((python_version, tuple(python_state), python_gauss))
-    np.random.set_state((numpy_kind, tensors["numpy"].numpy().astype(np.uint32), numpy_position, numpy_has_gauss, numpy_gauss))
+    np.random.set_state(
+        (numpy_kind, tensors["numpy"].numpy().astype(np.uint32), numpy_position, numpy_has_gauss, numpy_gauss)
+    )
     torch.set_rng_state(tensors["torch"])
     if torch.cuda.is_available():
         cuda = [tensors[f"cuda.{index}"] for index in range(torch.cuda.device_count()) if f"cuda.{index}" in tensors]

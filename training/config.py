@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from gato.suite import token_layout
 
 # The prompt takes at most this fraction of a training sequence's ``max_length``; evaluation prompts a model with as
@@ -25,8 +24,17 @@ from gato.suite import token_layout
 PROMPT_FRACTION = 0.25
 
 # Accelerate's trackers (``log_with``) and the package each needs.
-TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "comet_ml": "comet_ml",
-                   "mlflow": "mlflow", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab", "aim": "aim"}
+TRACKER_MODULES = {
+    "tensorboard": "tensorboard",
+    "wandb": "wandb",
+    "trackio": "trackio",
+    "comet_ml": "comet_ml",
+    "mlflow": "mlflow",
+    "clearml": "clearml",
+    "dvclive": "dvclive",
+    "swanlab": "swanlab",
+    "aim": "aim",
+}
 
 
 def prompt_token_budget(max_length: int, prompt_fraction: float = PROMPT_FRACTION) -> int:
@@ -116,7 +124,15 @@ class TrainingConfig:
 
     def validate(self) -> None:
         """Refuse values that cannot work, naming the field and what is expected."""
-        positive = ["max_steps", "batch_size", "gradient_accumulation_steps", "max_length", "logging_steps", "eval_steps", "save_steps"]
+        positive = [
+            "max_steps",
+            "batch_size",
+            "gradient_accumulation_steps",
+            "max_length",
+            "logging_steps",
+            "eval_steps",
+            "save_steps",
+        ]
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -139,15 +155,21 @@ class TrainingConfig:
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be one of auto, no, bf16, fp16; got {self.mixed_precision!r}")
         if self.report_to != "none" and self.report_to not in TRACKER_MODULES:
-            raise ValueError(f"report_to must be 'none' or one of {', '.join(TRACKER_MODULES)}; got {self.report_to!r}")
+            raise ValueError(
+                f"report_to must be 'none' or one of {', '.join(TRACKER_MODULES)}; got {self.report_to!r}"
+            )
         if self.default_weight < 0 or any(w < 0 or not math.isfinite(w) for w in self.task_weights.values()):
-            raise ValueError(f"task_weights / default_weight must be finite and ≥ 0, got {self.task_weights}, {self.default_weight}")
+            raise ValueError(
+                f"task_weights / default_weight must be finite and ≥ 0, got {self.task_weights}, {self.default_weight}"
+            )
 
     def check_tracker_installed(self) -> None:
         """Refuse a ``report_to`` tracker whose package is not installed (before the run, not at its first log)."""
         if self.report_to != "none" and importlib.util.find_spec(TRACKER_MODULES[self.report_to]) is None:
-            raise ValueError(f"report_to: the {self.report_to!r} tracker is not installed "
-                             f"(pip install {TRACKER_MODULES[self.report_to].replace('_', '-')}), or pass --report-to none")
+            raise ValueError(
+                f"report_to: the {self.report_to!r} tracker is not installed "
+                f"(pip install {TRACKER_MODULES[self.report_to].replace('_', '-')}), or pass --report-to none"
+            )
 
     # --- YAML -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -169,8 +191,10 @@ class TrainingConfig:
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise ValueError(f"{path}: cannot be read as YAML ({type(error).__name__}) (expected a YAML file of "
-                             "training config fields)") from None
+            raise ValueError(
+                f"{path}: cannot be read as YAML ({type(error).__name__}) (expected a YAML file of "
+                "training config fields)"
+            ) from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of training config fields, got {type(data).__name__}")
         return cls.from_dict(data)

@@ -46,7 +46,8 @@ def weights_only_checkpoint_engine(engine: Any) -> Iterator[None]:
 def load_deepspeed_checkpoint(engine: Any, folder: Path, tag: str) -> None:
     """Load module and optimizer states (every rank its partition) from ``folder/tag``; the LR schedule is the loop's."""
     with weights_only_checkpoint_engine(engine):
-        path, _ = engine.load_checkpoint(str(folder), tag=tag, load_module_strict=True, load_optimizer_states=True,
-                                         load_lr_scheduler_states=False)
+        path, _ = engine.load_checkpoint(
+            str(folder), tag=tag, load_module_strict=True, load_optimizer_states=True, load_lr_scheduler_states=False
+        )
     if path is None:
         raise ValueError(f"DeepSpeed found no checkpoint under {folder / tag}")

@@ -90,8 +90,9 @@ def build_accelerator(
         mixed_precision=mixed_precision,
         # The loop fetches a step's micro-batches before running them: the optimizer steps every N micro-batches,
         # not early when the loader reports its end.
-        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=gradient_accumulation_steps,
-                                                                sync_with_dataloader=False),
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=gradient_accumulation_steps, sync_with_dataloader=False
+        ),
         log_with=log_with,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(Path(output_dir) / "logs")),
     )

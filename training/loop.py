@@ -26,10 +26,9 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
+from gato.suite.token_layout import IGNORE_INDEX
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
-
-from gato.suite.token_layout import IGNORE_INDEX
 
 from .checkpoints import CHECKPOINT_PREFIX, checkpoint_dirs, resume_from_checkpoint, save_checkpoint
 from .config import TrainingConfig
@@ -38,8 +37,15 @@ from .optimization import build_optimizer, build_scheduler
 from .precision import auto_mixed_precision, describe_mixed_precision
 from .throughput import ThroughputMeter, device_name, flops_per_token, peak_flops, progress_postfix
 
-__all__ = ["CHECKPOINT_PREFIX", "TrainingResult", "checkpoint_dirs", "choose_mixed_precision",
-           "evaluate_loss", "make_deterministic", "train"]
+__all__ = [
+    "CHECKPOINT_PREFIX",
+    "TrainingResult",
+    "checkpoint_dirs",
+    "choose_mixed_precision",
+    "evaluate_loss",
+    "make_deterministic",
+    "train",
+]
 
 
 @dataclass
@@ -63,11 +69,19 @@ class TrainingResult:
     def to_dict(self) -> dict[str, Any]:
         """``train_results.json`` (``run_training``): the run's length, speed, where it ran and its validation losses."""
         return {
-            "global_step": self.step, "start_step": self.start_step, "steps_this_run": self.steps_this_run,
-            "wall_seconds": self.wall_seconds, "step_seconds": self.step_seconds, "data_wait_seconds": self.data_wait_seconds,
-            "tokens_per_second": self.tokens_per_second, "processes": self.processes, "device": self.device,
-            "mixed_precision": self.mixed_precision, "torch_threads": self.torch_threads,
-            "final_loss": self.losses[-1] if self.losses else None, "validation": dict(self.validation),
+            "global_step": self.step,
+            "start_step": self.start_step,
+            "steps_this_run": self.steps_this_run,
+            "wall_seconds": self.wall_seconds,
+            "step_seconds": self.step_seconds,
+            "data_wait_seconds": self.data_wait_seconds,
+            "tokens_per_second": self.tokens_per_second,
+            "processes": self.processes,
+            "device": self.device,
+            "mixed_precision": self.mixed_precision,
+            "torch_threads": self.torch_threads,
+            "final_loss": self.losses[-1] if self.losses else None,
+            "validation": dict(self.validation),
         }
 
     @property
@@ -135,8 +149,12 @@ def train(
     """
     output_dir = Path(config.output_dir)
     if accelerator is None:
-        accelerator = build_accelerator(choose_mixed_precision(config.mixed_precision), config.gradient_accumulation_steps,
-                                        None if config.report_to == "none" else config.report_to, output_dir)
+        accelerator = build_accelerator(
+            choose_mixed_precision(config.mixed_precision),
+            config.gradient_accumulation_steps,
+            None if config.report_to == "none" else config.report_to,
+            output_dir,
+        )
     check_process_group(accelerator.num_processes)
     accelerator.print(describe_mixed_precision(config.mixed_precision, accelerator))
     environment = make_deterministic(config.seed)
@@ -148,28 +166,52 @@ def train(
     # Sequential order and a private generator: the data a step sees is a function of the step alone, and
     # building the loader draws nothing from the global RNG (which the model's patch sampling uses).
     train_loader = DataLoader(
-        train_dataset, batch_size=config.batch_size, shuffle=False, collate_fn=collate_fn, num_workers=config.num_workers,
-        generator=torch.Generator().manual_seed(config.seed), persistent_workers=False,
+        train_dataset,
+        batch_size=config.batch_size,
+        shuffle=False,
+        collate_fn=collate_fn,
+        num_workers=config.num_workers,
+        generator=torch.Generator().manual_seed(config.seed),
+        persistent_workers=False,
     )
     # The scheduler is stepped by hand once per optimizer step (a prepared one steps once per process).
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     settings = _run_settings(config, accelerator, data_fingerprint)
     start_step = 0
     if config.resume:
-        start_step = resume_from_checkpoint(accelerator, model, optimizer, scheduler, output_dir, settings, environment)
+        start_step = resume_from_checkpoint(
+            accelerator, model, optimizer, scheduler, output_dir, settings, environment
+        )
     if accelerator.is_main_process and config.report_to != "none":
-        accelerator.init_trackers("gato", config={k: v for k, v in config.to_dict().items() if not isinstance(v, dict)})
+        accelerator.init_trackers(
+            "gato", config={k: v for k, v in config.to_dict().items() if not isinstance(v, dict)}
+        )
 
     micro_batches_done = start_step * config.gradient_accumulation_steps
-    batches = iter(accelerator.skip_first_batches(train_loader, micro_batches_done) if micro_batches_done else train_loader)
-    meter = ThroughputMeter(flops_per_token(accelerator.unwrap_model(model), config.max_length), peak_flops(accelerator),
-                            processes=accelerator.num_processes)
-    result = TrainingResult(step=start_step, start_step=start_step, processes=accelerator.num_processes,
-                            device=device_name(accelerator.device), mixed_precision=str(accelerator.mixed_precision),
-                            torch_threads=environment["torch_threads"])
+    batches = iter(
+        accelerator.skip_first_batches(train_loader, micro_batches_done) if micro_batches_done else train_loader
+    )
+    meter = ThroughputMeter(
+        flops_per_token(accelerator.unwrap_model(model), config.max_length),
+        peak_flops(accelerator),
+        processes=accelerator.num_processes,
+    )
+    result = TrainingResult(
+        step=start_step,
+        start_step=start_step,
+        processes=accelerator.num_processes,
+        device=device_name(accelerator.device),
+        mixed_precision=str(accelerator.mixed_precision),
+        torch_threads=environment["torch_threads"],
+    )
     started = time.perf_counter()
-    progress = tqdm(total=config.max_steps, initial=start_step, desc="train", disable=not accelerator.is_local_main_process,
-                    dynamic_ncols=True)
+    progress = tqdm(
+        total=config.max_steps,
+        initial=start_step,
+        desc="train",
+        disable=not accelerator.is_local_main_process,
+        dynamic_ncols=True,
+    )
     model.train()
     step = start_step
     token_weighted = _accepts_num_items_in_batch(accelerator.unwrap_model(model))
@@ -179,7 +221,9 @@ def train(
         # The step's loss is the mean over every target token of every micro-batch on every process, as one
         # process would compute it at the same global batch: each micro-batch's loss is its sum over the global
         # count, scaled back up by what DDP/DeepSpeed (mean over processes) and accumulation (÷ steps) divide by.
-        targets = accelerator.reduce(sum(count_targets(batch) for batch in micro_batches).to(accelerator.device), "sum")
+        targets = accelerator.reduce(
+            sum(count_targets(batch) for batch in micro_batches).to(accelerator.device), "sum"
+        )
         scale = accelerator.num_processes * config.gradient_accumulation_steps if token_weighted else 1
         step_loss = torch.zeros((), device=accelerator.device)
         for batch in micro_batches:
@@ -207,15 +251,27 @@ def train(
             _log_validation(accelerator, config, progress, result.validation, step)
             model.train()
         if step % config.save_steps == 0 or step == config.max_steps:
-            save_checkpoint(accelerator, model, optimizer, scheduler, output_dir, step, settings,
-                            keep=config.save_total_limit, environment=environment)
+            save_checkpoint(
+                accelerator,
+                model,
+                optimizer,
+                scheduler,
+                output_dir,
+                step,
+                settings,
+                keep=config.save_total_limit,
+                environment=environment,
+            )
         progress.update(1)
         if stop_after_steps is not None and step - start_step >= stop_after_steps:
             break
     progress.close()
     meter.finish()
     result.tokens_per_second, result.step_seconds, result.data_wait_seconds = (
-        meter.tokens_per_second, meter.step_seconds, meter.data_wait_seconds)
+        meter.tokens_per_second,
+        meter.step_seconds,
+        meter.data_wait_seconds,
+    )
     result.steps_this_run, result.wall_seconds = step - start_step, time.perf_counter() - started
     accelerator.print(result.step_time_summary(result.steps_this_run))
     if step >= config.max_steps and on_finish is not None:
@@ -248,22 +304,32 @@ def _run_settings(config: TrainingConfig, accelerator: Accelerator, data_fingerp
     """What a checkpoint must have been trained with for a resume to continue it exactly."""
     deepspeed = accelerator.state.deepspeed_plugin
     return {
-        **config.to_dict(), "data_fingerprint": data_fingerprint, "processes": accelerator.num_processes,
+        **config.to_dict(),
+        "data_fingerprint": data_fingerprint,
+        "processes": accelerator.num_processes,
         "distributed_type": accelerator.distributed_type.value,
         "zero_stage": deepspeed.zero_stage if accelerator.distributed_type == DistributedType.DEEPSPEED else None,
     }
 
 
-def _log_step(accelerator: Accelerator, config: TrainingConfig, meter: ThroughputMeter, progress: tqdm, loss: float,
-              learning_rate: float, step: int) -> None:
+def _log_step(
+    accelerator: Accelerator,
+    config: TrainingConfig,
+    meter: ThroughputMeter,
+    progress: tqdm,
+    loss: float,
+    learning_rate: float,
+    step: int,
+) -> None:
     metrics = meter.close_window(accelerator)
     progress.set_postfix(progress_postfix(loss, metrics))
     if config.report_to != "none":
         accelerator.log({"train/loss": loss, "train/lr": learning_rate, **metrics}, step=step)
 
 
-def _log_validation(accelerator: Accelerator, config: TrainingConfig, progress: tqdm, losses: dict[str, float],
-                    step: int) -> None:
+def _log_validation(
+    accelerator: Accelerator, config: TrainingConfig, progress: tqdm, losses: dict[str, float], step: int
+) -> None:
     if config.report_to != "none":
         accelerator.log({f"val/{name}": value for name, value in losses.items()}, step=step)
     if accelerator.is_main_process:

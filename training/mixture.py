@@ -14,13 +14,11 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset, DatasetDict
-from torch.utils.data import Dataset as TorchDataset
-
-from gato.episodes.schema import CAPTIONS_SPLITS, TEXT_SPLITS
-from gato.episodes.schema import episode_from_arrow, episode_length, spec_from_dataset
+from gato.episodes.schema import CAPTIONS_SPLITS, TEXT_SPLITS, episode_from_arrow, episode_length, spec_from_dataset
 from gato.processing.processing_gato import GatoProcessor
 from gato.suite import token_layout
 from gato.suite.task_spec import TaskSpec, spec_differences
+from torch.utils.data import Dataset as TorchDataset
 
 from .config import PROMPT_FRACTION, prompt_token_budget
 
@@ -69,7 +67,9 @@ def split_sources(data: DatasetDict, validation_fraction: float) -> tuple[list[M
     evaluation's alone (``gato eval``): training neither learns from it nor validates on it.
     """
     train, validation = [], []
-    specs: dict[str, tuple[str, TaskSpec]] = {}  # task → (first split, spec): a task's splits (expert, DAgger) must agree
+    specs: dict[
+        str, tuple[str, TaskSpec]
+    ] = {}  # task → (first split, spec): a task's splits (expert, DAgger) must agree
     held_out_names = {CAPTIONS_SPLITS[1], CAPTIONS_SPLITS[2], TEXT_SPLITS[1]}
     for name, dataset in data.items():
         if name in held_out_names:
@@ -85,23 +85,33 @@ def split_sources(data: DatasetDict, validation_fraction: float) -> tuple[list[M
         first, first_spec = specs.setdefault(spec.name, (name, spec))
         differences = spec_differences(first_spec, spec)
         if differences:
-            raise ValueError(f"data: splits {first!r} and {name!r} hold task {spec.name!r} with different specs: "
-                             + "; ".join(differences))
+            raise ValueError(
+                f"data: splits {first!r} and {name!r} hold task {spec.name!r} with different specs: "
+                + "; ".join(differences)
+            )
         # Arrow rows decode episodes (frames included) straight from the memory map; numpy/python rows
         # go through nested lists, ~1000× slower for image episodes.
         dataset = dataset.with_format("arrow")
         modality = spec.domain or name
         count = len(dataset)
-        held_out = min(count - 1, max(1, int(round(count * validation_fraction)))) if count > 1 and validation_fraction > 0 else 0
+        held_out = (
+            min(count - 1, max(1, int(round(count * validation_fraction))))
+            if count > 1 and validation_fraction > 0
+            else 0
+        )
         train.append(MixtureSource(name, "episodes", dataset.select(range(count - held_out)), spec, modality))
         if held_out:
-            validation.append(MixtureSource(name, "episodes", dataset.select(range(count - held_out, count)), spec, modality))
+            validation.append(
+                MixtureSource(name, "episodes", dataset.select(range(count - held_out, count)), spec, modality)
+            )
     if not train:
         raise ValueError("data: the DatasetDict has no dataset to train on")
     return train, validation
 
 
-def mixture_weights(sources: Sequence[MixtureSource], task_weights: Mapping[str, float], default_weight: float) -> np.ndarray:
+def mixture_weights(
+    sources: Sequence[MixtureSource], task_weights: Mapping[str, float], default_weight: float
+) -> np.ndarray:
     """Normalised sampling probabilities; unknown names in ``task_weights`` are refused (a typo would be silent)."""
     names = {source.name for source in sources}
     unknown = sorted(set(task_weights) - names)
@@ -138,7 +148,9 @@ class MixtureDataset(TorchDataset):
         self.sources = list(sources)
         self.processor = processor
         self.length = int(length)
-        self.weights = np.full(len(sources), 1.0 / len(sources)) if weights is None else np.asarray(weights, dtype=np.float64)
+        self.weights = (
+            np.full(len(sources), 1.0 / len(sources)) if weights is None else np.asarray(weights, dtype=np.float64)
+        )
         self.seed = int(seed)
         self.prompt_probability = prompt_probability
         self.prompt_end_probability = prompt_end_probability
@@ -185,7 +197,9 @@ class MixtureDataset(TorchDataset):
             return chunks[int(plan.position * len(chunks))]
         return self._episode_sequence(source, plan, rng)
 
-    def _episode_sequence(self, source: MixtureSource, plan: ItemPlan, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def _episode_sequence(
+        self, source: MixtureSource, plan: ItemPlan, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
         # Only the steps the item needs are read and their frames decoded (Atari frames are compressed one by one):
         # the first step to size the window, then the window itself.
         table = source.dataset[plan.row]
@@ -198,7 +212,9 @@ class MixtureDataset(TorchDataset):
         if plan.prompted and first_step <= min(self.prompt_tokens, budget - self.prompt_tokens):
             demonstration = episode_from_arrow(source.dataset[plan.prompt_row], source.spec)
             try:
-                prompt = self.processor.make_prompt(demonstration, source.spec, self.prompt_tokens, mode=plan.prompt_mode, rng=rng)
+                prompt = self.processor.make_prompt(
+                    demonstration, source.spec, self.prompt_tokens, mode=plan.prompt_mode, rng=rng
+                )
             except ValueError:  # this demonstration's steps are longer than the budget (variable-length text)
                 prompt = None
             else:

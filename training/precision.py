@@ -72,7 +72,11 @@ def describe_mixed_precision(setting: str, accelerator) -> str:
     name = {"no": "float32", "bf16": "bf16 autocast (float32 weights)", "fp16": "fp16 autocast (float32 weights)"}
     if getattr(accelerator.state, "deepspeed_plugin", None) is not None:
         # DeepSpeed's bf16/fp16 modes keep the weights themselves in 16 bits and a float32 master copy.
-        name = {"no": "float32", "bf16": "bf16 weights (DeepSpeed, float32 master copy)", "fp16": "fp16 weights (DeepSpeed)"}
+        name = {
+            "no": "float32",
+            "bf16": "bf16 weights (DeepSpeed, float32 master copy)",
+            "fp16": "fp16 weights (DeepSpeed)",
+        }
     if setting == "auto":
         use_cpu = accelerator.device.type == "cpu"
         why = f"mixed_precision auto: {auto_mixed_precision(use_cpu)[1]}"
@@ -138,7 +142,9 @@ def float32_output_layer(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
             head.forward = own_forward
 
 
-def load_for_acting(path: str, dtype: str | torch.dtype = "auto", device: str | torch.device = "cpu") -> torch.nn.Module:
+def load_for_acting(
+    path: str, dtype: str | torch.dtype = "auto", device: str | torch.device = "cpu"
+) -> torch.nn.Module:
     """A trained folder (``gato train``'s output) → ``GatoForCausalLM`` on ``device`` in ``dtype``
     (:func:`resolve_dtype`), in eval mode."""
     from gato.modeling_gato import GatoForCausalLM

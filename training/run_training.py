@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from datasets import Dataset, DatasetDict, load_from_disk
-
 from gato.episodes.schema import spec_from_dataset
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.processing.processing_gato import GatoProcessor
@@ -48,13 +47,18 @@ def load_data(path: str) -> DatasetDict:
     if not Path(path).exists():
         raise ValueError(f"data: {path} does not exist; write it with `gato data generate --out {path}`")
     from gato.episodes.manifest import verify_data_folder  # a changed shard is named, never trained on
+
     verify_data_folder(path)
     data = load_from_disk(path)
-    if isinstance(data, Dataset):  # one task's collection (`record_episodes`, `gato data record`): the split is its task
+    if isinstance(
+        data, Dataset
+    ):  # one task's collection (`record_episodes`, `gato data record`): the split is its task
         try:
             return DatasetDict({spec_from_dataset(data).name: data})
         except ValueError as error:
-            raise ValueError(f"data: {path} holds one dataset that is not a gato episode collection ({error})") from None
+            raise ValueError(
+                f"data: {path} holds one dataset that is not a gato episode collection ({error})"
+            ) from None
     return data
 
 
@@ -77,12 +81,16 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
         prompt_end_probability=config.prompt_end_probability,
         prompt_fraction=config.prompt_fraction,
     )
-    validation = validation_sets(validation_sources, processor, count=config.eval_batches * config.batch_size, seed=config.seed)
+    validation = validation_sets(
+        validation_sources, processor, count=config.eval_batches * config.batch_size, seed=config.seed
+    )
 
     torch.manual_seed(config.seed)
     model = GatoForCausalLM(model_config)
 
-    def write_hub_folder(trained: torch.nn.Module, state_dict: dict[str, torch.Tensor], result: TrainingResult) -> None:
+    def write_hub_folder(
+        trained: torch.nn.Module, state_dict: dict[str, torch.Tensor], result: TrainingResult
+    ) -> None:
         output_dir = Path(config.output_dir)
         trained.save_pretrained(output_dir, state_dict=state_dict)
         processor.save_pretrained(output_dir)
@@ -93,6 +101,7 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
         (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         save_task_specs([source.spec for source in train_sources if source.kind == "episodes"], output_dir)
         from gato.episodes.manifest import write_model_manifest  # every file written above, with its sha256
+
         write_model_manifest(output_dir)
 
     return train(
@@ -110,4 +119,3 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
 def data_fingerprint(data: DatasetDict) -> dict[str, list[Any]]:
     """Each split's rows and ``datasets`` fingerprint (stored in the folder): a resume on other data is refused."""
     return {name: [split.num_rows, split._fingerprint] for name, split in sorted(data.items())}
-

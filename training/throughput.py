@@ -93,8 +93,11 @@ class ThroughputMeter:
 
 def progress_postfix(loss: float, metrics: dict[str, float]) -> dict[str, str]:
     """The progress bar's short form of a log line."""
-    postfix = {"loss": f"{loss:.3f}", "tok/s": f"{metrics['train/tokens_per_s']:,.0f}",
-               "data wait": f"{metrics['train/data_wait_fraction']:.0%}"}
+    postfix = {
+        "loss": f"{loss:.3f}",
+        "tok/s": f"{metrics['train/tokens_per_s']:,.0f}",
+        "data wait": f"{metrics['train/data_wait_fraction']:.0%}",
+    }
     if "train/mfu" in metrics:
         postfix["mfu"] = f"{metrics['train/mfu']:.1%}"
     return postfix

@@ -23,11 +23,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from transformers.feature_extraction_utils import BatchFeature
-
 from gato.processing.episode_layout import SEQUENCE_KEYS
 from gato.processing.processing_gato import PADDING_STRATEGIES, GatoProcessor
 from gato.suite.token_layout import PATCH_SIZE
+from transformers.feature_extraction_utils import BatchFeature
 
 # The shape of one element of each key (after the leading sequence / patch axis) and its dtype.
 _ELEMENT_LAYOUT: dict[str, tuple[tuple[int, ...], type]] = {

@@ -10,9 +10,16 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 
-from gato.flags import (DEFAULT_THREADS, THREADS_HELP, HelpFormatter, add_dataclass_flags, command_parser,
-                        config_from_flags, set_threads)
 from gato.commands import record
+from gato.flags import (
+    DEFAULT_THREADS,
+    THREADS_HELP,
+    HelpFormatter,
+    add_dataclass_flags,
+    command_parser,
+    config_from_flags,
+    set_threads,
+)
 from gato.inputs import model_folder, refuse, writable_folder
 
 
@@ -62,23 +69,29 @@ class GenerateConfig:
 _GENERATE_FLAGS = []
 
 
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="list and generate episode datasets", description=__doc__,
-                                   formatter_class=HelpFormatter)
+    parser = subparsers.add_parser(
+        "data", help="list and generate episode datasets", description=__doc__, formatter_class=HelpFormatter
+    )
     parser.set_defaults(handler=lambda args: (parser.print_help(), 0)[1], parser=parser)
     commands = parser.add_subparsers(dest="data_command", metavar="{list,generate,record}")
 
-    listing = command_parser(commands, "list", "one line per built-in task: domain, observations, action, reference returns",
-                             None)
+    listing = command_parser(
+        commands, "list", "one line per built-in task: domain, observations, action, reference returns", None
+    )
     listing.set_defaults(handler=list_command)
 
     generate = command_parser(
-        commands, "generate", "record expert episodes into a DatasetDict folder (parallel, deterministic, resumable)", None,
+        commands,
+        "generate",
+        "record expert episodes into a DatasetDict folder (parallel, deterministic, resumable)",
+        None,
     )
     _GENERATE_FLAGS[:] = add_dataclass_flags(generate, GenerateConfig, flag_kwargs={"threads": {"help": THREADS_HELP}})
     generate.set_defaults(handler=generate_command)
-    record.register(commands)  # `gato data record`: your own gymnasium environment and policy (gato/commands/record.py)
+    record.register(
+        commands
+    )  # `gato data record`: your own gymnasium environment and policy (gato/commands/record.py)
 
 
 def _check_paths(config: GenerateConfig) -> None:
@@ -100,14 +113,29 @@ def list_command(args: argparse.Namespace) -> int:
     from gato.suite.registry import list_suites, list_tasks
 
     tasks = list_tasks()
-    rows = [(t.name, t.domain, _kinds(t), f"{t.spec.action.kind}({t.spec.action.num_values if t.spec.action.kind == 'discrete' else t.spec.action.size})",
-             _return(t.expert_return), _return(t.random_return)) for t in tasks]
+    rows = [
+        (
+            t.name,
+            t.domain,
+            _kinds(t),
+            f"{t.spec.action.kind}({t.spec.action.num_values if t.spec.action.kind == 'discrete' else t.spec.action.size})",
+            _return(t.expert_return),
+            _return(t.random_return),
+        )
+        for t in tasks
+    ]
     header = ("task", "domain", "observations", "action", "expert", "random")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(cell.rjust(w) if i >= 4 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        print(
+            "  ".join(
+                cell.rjust(w) if i >= 4 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
+            ).rstrip()
+        )
     suites = list_suites()
-    print(f"\n{len(tasks)} tasks; suites: " + "; ".join(f"{name} ({len(names)} tasks)" for name, names in suites.items()))
+    print(
+        f"\n{len(tasks)} tasks; suites: " + "; ".join(f"{name} ({len(names)} tasks)" for name, names in suites.items())
+    )
     return 0
 
 
@@ -120,24 +148,45 @@ def generate_command(args: argparse.Namespace) -> int:
     set_threads(config.threads)
     if config.dagger_model is not None:
         return dagger_command(config)
-    for flag, value, default in (("--expert-mix", config.expert_mix, None), ("--dagger-round", config.dagger_round, 1)):
+    for flag, value, default in (
+        ("--expert-mix", config.expert_mix, None),
+        ("--dagger-round", config.dagger_round, 1),
+    ):
         if value != default:
             print(f"gato data generate: {flag} needs --dagger-model", file=sys.stderr)
             return 2
     from gato.episodes.generate import generate, summary_table
 
     command = "gato data generate " + " ".join(
-        shlex.quote(part) for part in [
-            "--tasks", config.tasks, "--episodes-per-task", str(config.episodes_per_task), "--out", config.out,
-            "--seed", str(config.seed), "--workers", str(config.workers),
-            *(["--captions", str(config.captions)] if config.captions else []), *(["--text"] if config.text else []),
+        shlex.quote(part)
+        for part in [
+            "--tasks",
+            config.tasks,
+            "--episodes-per-task",
+            str(config.episodes_per_task),
+            "--out",
+            config.out,
+            "--seed",
+            str(config.seed),
+            "--workers",
+            str(config.workers),
+            *(["--captions", str(config.captions)] if config.captions else []),
+            *(["--text"] if config.text else []),
             *(["--action-noise", f"{config.action_noise:g}"] if config.action_noise else []),
         ]
     )
     try:
         dataset_dict, summaries = generate(
-            config.tasks, config.episodes_per_task, config.out, seed=config.seed, workers=config.workers, captions=config.captions,
-            text=config.text, overwrite=config.overwrite, progress=config.progress, command=command,
+            config.tasks,
+            config.episodes_per_task,
+            config.out,
+            seed=config.seed,
+            workers=config.workers,
+            captions=config.captions,
+            text=config.text,
+            overwrite=config.overwrite,
+            progress=config.progress,
+            command=command,
             action_noise=config.action_noise,
         )
     except (KeyError, ValueError) as error:
@@ -151,24 +200,62 @@ def dagger_command(config: GenerateConfig) -> int:
     from gato.episodes.dagger import DEFAULT_EXPERT_MIX, generate_dagger
     from gato.evaluation.run_evaluation import AgentFactory
 
-    others = [flag for flag, value in (("--captions", config.captions), ("--text", config.text), ("--action-noise", config.action_noise)) if value]
+    others = [
+        flag
+        for flag, value in (
+            ("--captions", config.captions),
+            ("--text", config.text),
+            ("--action-noise", config.action_noise),
+        )
+        if value
+    ]
     if others:
-        print(f"gato data generate: {', '.join(others)} cannot go with --dagger-model (it records only DAgger episodes)", file=sys.stderr)
+        print(
+            f"gato data generate: {', '.join(others)} cannot go with --dagger-model (it records only DAgger episodes)",
+            file=sys.stderr,
+        )
         return 2
     expert_mix = DEFAULT_EXPERT_MIX if config.expert_mix is None else config.expert_mix
-    command = "gato data generate " + " ".join(shlex.quote(part) for part in [
-        "--tasks", config.tasks, "--episodes-per-task", str(config.episodes_per_task), "--out", config.out, "--seed", str(config.seed),
-        "--workers", str(config.workers), "--dagger-model", config.dagger_model, "--expert-mix", f"{expert_mix:g}",
-        *(["--dagger-round", str(config.dagger_round)] if config.dagger_round != 1 else [])])
+    command = "gato data generate " + " ".join(
+        shlex.quote(part)
+        for part in [
+            "--tasks",
+            config.tasks,
+            "--episodes-per-task",
+            str(config.episodes_per_task),
+            "--out",
+            config.out,
+            "--seed",
+            str(config.seed),
+            "--workers",
+            str(config.workers),
+            "--dagger-model",
+            config.dagger_model,
+            "--expert-mix",
+            f"{expert_mix:g}",
+            *(["--dagger-round", str(config.dagger_round)] if config.dagger_round != 1 else []),
+        ]
+    )
     try:
-        written = generate_dagger(AgentFactory(config.dagger_model), config.tasks, config.episodes_per_task, config.out,
-                                  expert_mix=expert_mix, dagger_round=config.dagger_round, seed=config.seed,
-                                  workers=config.workers, overwrite=config.overwrite, progress=config.progress,
-                                  command=command)
+        written = generate_dagger(
+            AgentFactory(config.dagger_model),
+            config.tasks,
+            config.episodes_per_task,
+            config.out,
+            expert_mix=expert_mix,
+            dagger_round=config.dagger_round,
+            seed=config.seed,
+            workers=config.workers,
+            overwrite=config.overwrite,
+            progress=config.progress,
+            command=command,
+        )
     except (KeyError, ValueError, FileNotFoundError) as error:
         return refuse("gato data generate", error)
     for split, dataset in written.items():
         returns = dataset["episode_return"]
-        print(f"{config.out}/{split}: {len(dataset)} episodes, {sum(dataset['num_steps'])} steps, "
-              f"mean return {sum(returns) / len(returns):.2f} (mixed execution)")
+        print(
+            f"{config.out}/{split}: {len(dataset)} episodes, {sum(dataset['num_steps'])} steps, "
+            f"mean return {sum(returns) / len(returns):.2f} (mixed execution)"
+        )
     return 0

@@ -19,8 +19,15 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from gato.flags import (DEFAULT_THREADS, THREADS_HELP, add_dataclass_flags, command_parser, config_from_flags,
-                        non_negative_float, positive_int)
+from gato.flags import (
+    DEFAULT_THREADS,
+    THREADS_HELP,
+    add_dataclass_flags,
+    command_parser,
+    config_from_flags,
+    non_negative_float,
+    positive_int,
+)
 from gato.inputs import dataset_folder, model_folder, refuse, writable_folder
 
 _FLAGS = []
@@ -29,11 +36,20 @@ _FLAGS = []
 def register(subparsers: argparse._SubParsersAction) -> None:
     from gato.evaluation.run_evaluation import EvaluationConfig
 
-    parser = command_parser(subparsers, "eval", "evaluate a model on tasks: returns, normalized scores, plots", __doc__)
+    parser = command_parser(
+        subparsers, "eval", "evaluate a model on tasks: returns, normalized scores, plots", __doc__
+    )
     _FLAGS[:] = add_dataclass_flags(
-        parser, EvaluationConfig, defaults=EvaluationConfig(model=""), exclude=("do_sample", "temperature"),
+        parser,
+        EvaluationConfig,
+        defaults=EvaluationConfig(model=""),
+        exclude=("do_sample", "temperature"),
         flag_kwargs={
-            "model": {"required": True, "metavar": "DIR", "help": "a folder written by `gato train` or `gato run` (model + processor)"},
+            "model": {
+                "required": True,
+                "metavar": "DIR",
+                "help": "a folder written by `gato train` or `gato run` (model + processor)",
+            },
             "continuous_decoding": {"choices": ["median", "argmax"]},
             "cache_implementation": {"choices": ["dynamic", "static"]},
             # ActingConfig.compile also takes a transformers CompileConfig (Python API); the flag is on/off.
@@ -41,9 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "threads": {"default": DEFAULT_THREADS, "help": THREADS_HELP},
             "max_steps": {"type": positive_int},
             "dtype": {"choices": ["float32", "bfloat16", "auto"]},
-        })
-    parser.add_argument("--temperature", type=non_negative_float, default=None,
-                        help="sample actions at this temperature; 0 or left out: greedy decoding (default: greedy)")
+        },
+    )
+    parser.add_argument(
+        "--temperature",
+        type=non_negative_float,
+        default=None,
+        help="sample actions at this temperature; 0 or left out: greedy decoding (default: greedy)",
+    )
     parser.set_defaults(handler=run)
 
 

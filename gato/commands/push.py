@@ -21,8 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repo-id", required=True, help="the Hub model repository, ORG/NAME")
     parser.add_argument("--private", action="store_true", help="create the repository private")
     parser.add_argument("--dry-run", action="store_true", help="list what would be uploaded and validate; no network")
-    parser.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN, else the one `hf auth login` stored; "
-                        "prefer HF_TOKEN: a --token value stays in your shell history)")
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="Hub token (default: $HF_TOKEN, else the one `hf auth login` stored; "
+        "prefer HF_TOKEN: a --token value stays in your shell history)",
+    )
     parser.add_argument("--keep-card", dest="update_card", action="store_false", help="upload README.md as it is")
     parser.set_defaults(handler=run)
 
@@ -32,13 +36,21 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         existing_folder(args.run_dir, "a folder written by `gato run` or `gato train`")
-        plan = push_run(args.run_dir, args.repo_id, private=args.private, dry_run=args.dry_run, token=args.token,
-                        update_card=args.update_card)
+        plan = push_run(
+            args.run_dir,
+            args.repo_id,
+            private=args.private,
+            dry_run=args.dry_run,
+            token=args.token,
+            update_card=args.update_card,
+        )
     except ValueError as error:
         return refuse("gato push", error)
     verb = "would upload" if args.dry_run else "uploaded"
-    print(f"{verb} {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) to {plan.repo_id}"
-          f"{' (private)' if plan.private else ''}:")
+    print(
+        f"{verb} {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) to {plan.repo_id}"
+        f"{' (private)' if plan.private else ''}:"
+    )
     for name in plan.files:
         print(f"  {name}")
     print(f"model card metadata valid: {len(plan.eval_results)} model-index results")

@@ -61,11 +61,23 @@ def run(args: argparse.Namespace) -> int:
     for column in ("stage", "status", "wall", "CPU", "peak RSS"):
         table.add_column(column, justify="left" if column in ("stage", "status") else "right")
     for stage in result.stages:
-        table.add_row(stage.name, stage.status, format_duration(stage.wall_seconds), format_duration(stage.cpu_seconds),
-                      format_peak_rss(dataclasses.asdict(stage)))
-    table.add_row("total", "", format_duration(result.wall_seconds), format_duration(result.cpu_seconds),
-                  format_peak_rss(dataclasses.asdict(result.stages[-1])) if result.stages else "—")
+        table.add_row(
+            stage.name,
+            stage.status,
+            format_duration(stage.wall_seconds),
+            format_duration(stage.cpu_seconds),
+            format_peak_rss(dataclasses.asdict(stage)),
+        )
+    table.add_row(
+        "total",
+        "",
+        format_duration(result.wall_seconds),
+        format_duration(result.cpu_seconds),
+        format_peak_rss(dataclasses.asdict(result.stages[-1])) if result.stages else "—",
+    )
     Console().print(table)
-    print(f"Hub-ready folder: {result.output_dir}  (model card {result.output_dir}/README.md; "
-          f"upload with `gato push {result.output_dir} --repo-id ORG/NAME`)")
+    print(
+        f"Hub-ready folder: {result.output_dir}  (model card {result.output_dir}/README.md; "
+        f"upload with `gato push {result.output_dir} --repo-id ORG/NAME`)"
+    )
     return 0

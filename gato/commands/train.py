@@ -22,21 +22,34 @@ _FLAGS = []
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = command_parser(subparsers, "train", "train a Gato model on a task mixture", __doc__)
-    parser.add_argument("--config", help="YAML file of TrainingConfig fields, applied before the flags (default: none, the defaults below)")
-    _FLAGS[:] = add_dataclass_flags(parser, TrainingConfig, flag_kwargs={
-        "mixed_precision": {"choices": ["auto", "no", "bf16", "fp16"]},
-        "report_to": {"choices": ["none", *TRACKER_MODULES]},
-    })
+    parser.add_argument(
+        "--config",
+        help="YAML file of TrainingConfig fields, applied before the flags (default: none, the defaults below)",
+    )
+    _FLAGS[:] = add_dataclass_flags(
+        parser,
+        TrainingConfig,
+        flag_kwargs={
+            "mixed_precision": {"choices": ["auto", "no", "bf16", "fp16"]},
+            "report_to": {"choices": ["none", *TRACKER_MODULES]},
+        },
+    )
     add_threads_flag(parser)
     parser.set_defaults(handler=run)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     """The YAML file (``--config``) with the given flags over it; its paths checked before any work."""
-    base = TrainingConfig.from_dict(yaml_mapping(args.config, "a YAML file of TrainingConfig fields")) if args.config else TrainingConfig()
+    base = (
+        TrainingConfig.from_dict(yaml_mapping(args.config, "a YAML file of TrainingConfig fields"))
+        if args.config
+        else TrainingConfig()
+    )
     config = config_from_flags(base, args, _FLAGS)
     if not config.data:
-        raise ValueError("data: no data folder; pass --data DIR (a `gato data generate` folder) or set `data` in --config")
+        raise ValueError(
+            "data: no data folder; pass --data DIR (a `gato data generate` folder) or set `data` in --config"
+        )
     config.check_tracker_installed()
     dataset_folder(config.data)
     writable_folder(config.output_dir, "the output folder: model, checkpoints, logs")
@@ -56,14 +69,20 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:  # bad data or settings found while building the run: the message names them
         return refuse("gato train", error)
     except KeyboardInterrupt:
-        print(f"\ngato train: interrupted; continue with the same command and --resume (checkpoints in {config.output_dir}/checkpoints)",
-              file=sys.stderr)
+        print(
+            f"\ngato train: interrupted; continue with the same command and --resume (checkpoints in {config.output_dir}/checkpoints)",
+            file=sys.stderr,
+        )
         return 130
     from gato.training.distributed import is_main_rank
 
     if not is_main_rank():  # under `accelerate launch` the main process reports
         return 0
-    print(f"trained {result.step} steps; final loss {result.losses[-1]:.4f}" if result.losses else f"nothing to do at step {result.step}")
+    print(
+        f"trained {result.step} steps; final loss {result.losses[-1]:.4f}"
+        if result.losses
+        else f"nothing to do at step {result.step}"
+    )
     for name, value in sorted(result.validation.items()):
         print(f"  validation loss {name:<20} {value:.4f}")
     print(f"Hub-ready folder: {config.output_dir}")

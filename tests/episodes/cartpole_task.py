@@ -9,9 +9,8 @@ The suite's own tasks are not needed: the episode code only relies on the ``Task
 from __future__ import annotations
 
 import numpy as np
-
-from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.suite.registry import Task
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 
 CARTPOLE_SPEC = TaskSpec(
     name="test-cartpole",

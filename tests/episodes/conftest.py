@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from cartpole_task import make_cartpole_task
-
 from gato.suite.registry import Task
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cartpole_task import make_cartpole_task
-
 from gato.episodes.generate import generate
 from gato.episodes.recorder import action_noise, record_episode, record_task_episode
-from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.suite.registry import get_task
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 
 CONTINUOUS = TaskSpec("c", (ObservationField("x", "continuous", (1,)),), ActionSpec("continuous", size=2))
 DISCRETE = TaskSpec("d", (ObservationField("x", "continuous", (1,)),), ActionSpec("discrete", size=1, num_values=5))

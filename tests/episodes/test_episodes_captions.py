@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gato.episodes.captions import COLOURS, HELD_OUT_PAIRS, build_captions_dataset, caption_for, object_phrase
 
 

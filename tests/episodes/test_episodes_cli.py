@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datasets
+from gato.suite.registry import list_tasks
 
 from gato.cli import main
-from gato.suite.registry import list_tasks
 
 
 def test_data_list_prints_one_line_per_task(capsys):
@@ -24,8 +24,19 @@ def test_data_list_prints_one_line_per_task(capsys):
 
 def test_data_generate_writes_a_dataset_dict_and_prints_the_table(tmp_path, capsys):
     out = tmp_path / "data"
-    argv = ["data", "generate", "--tasks", "cartpole,mountain_car", "--episodes-per-task", "2", "--out", str(out),
-            "--seed", "1", "--no-progress"]
+    argv = [
+        "data",
+        "generate",
+        "--tasks",
+        "cartpole,mountain_car",
+        "--episodes-per-task",
+        "2",
+        "--out",
+        str(out),
+        "--seed",
+        "1",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     dataset_dict = datasets.load_from_disk(str(out))
@@ -39,7 +50,9 @@ def test_data_generate_writes_a_dataset_dict_and_prints_the_table(tmp_path, caps
 
 
 def test_data_generate_unknown_task_exits_2(tmp_path, capsys):
-    assert main(["data", "generate", "--tasks", "no_such_task", "--episodes-per-task", "1", "--out", str(tmp_path)]) == 2
+    assert (
+        main(["data", "generate", "--tasks", "no_such_task", "--episodes-per-task", "1", "--out", str(tmp_path)]) == 2
+    )
     assert "no_such_task" in capsys.readouterr().err
 
 

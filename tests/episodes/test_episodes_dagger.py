@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 from datasets import load_from_disk
-
 from gato.episodes.recorder import episode_seed, record_episode, record_task_episode
 from gato.evaluation.run_evaluation import AgentFactory
 from gato.suite.babyai import DROP, LEFT, PICKUP
@@ -70,11 +69,20 @@ def test_tasks_whose_expert_keeps_a_plan_have_no_labeler():
     assert task.make_labeler is None
     with pytest.raises(ValueError, match="babyai_put_next_local.*no labeler"):
         check_dagger_task(task)
-    for name in ("cartpole", "pendulum", "babyai_pickup_loc", "babyai_rgb_pickup_loc", "atari_breakout", "metaworld_reach"):
+    for name in (
+        "cartpole",
+        "pendulum",
+        "babyai_pickup_loc",
+        "babyai_rgb_pickup_loc",
+        "atari_breakout",
+        "metaworld_reach",
+    ):
         assert resolve_tasks(name)[0].make_labeler is not None
 
 
-def test_dagger_episodes_record_the_experts_labels_of_the_states_the_model_reaches(tmp_path, save_tiny_checkpoint, one_torch_thread):
+def test_dagger_episodes_record_the_experts_labels_of_the_states_the_model_reaches(
+    tmp_path, save_tiny_checkpoint, one_torch_thread
+):
     from gato.episodes.dagger import generate_dagger
 
     (task,) = resolve_tasks("cartpole")
@@ -104,13 +112,25 @@ def test_dagger_with_only_expert_actions_is_the_labelers_own_episode_and_workers
     monkeypatch.setattr(dagger, "SHARD_EPISODES", 1)  # two shards: one process records both with one agent and env
     (task,) = resolve_tasks("babyai_pickup_loc")
     model = save_tiny_checkpoint(tmp_path / "model", 256)
-    alone = generate_dagger(AgentFactory(model), task.name, 2, tmp_path / "one", expert_mix=1.0, progress=False)["babyai_pickup_loc_dagger"]
-    pooled = generate_dagger(AgentFactory(model), task.name, 2, tmp_path / "two", expert_mix=1.0, workers=2, progress=False)["babyai_pickup_loc_dagger"]
+    alone = generate_dagger(AgentFactory(model), task.name, 2, tmp_path / "one", expert_mix=1.0, progress=False)[
+        "babyai_pickup_loc_dagger"
+    ]
+    pooled = generate_dagger(
+        AgentFactory(model), task.name, 2, tmp_path / "two", expert_mix=1.0, workers=2, progress=False
+    )["babyai_pickup_loc_dagger"]
     env = task.make_env(0)
     for index in range(2):
         seed = episode_seed(0, dagger_stream(task.name), index)
-        own = record_episode(env, None, task.spec, seed=seed, make_policy=task.make_labeler, to_episode_step=task.to_episode_step,
-                             from_env_action=task.from_env_action, max_steps=task.max_episode_steps)
+        own = record_episode(
+            env,
+            None,
+            task.spec,
+            seed=seed,
+            make_policy=task.make_labeler,
+            to_episode_step=task.to_episode_step,
+            from_env_action=task.from_env_action,
+            max_steps=task.max_episode_steps,
+        )
         for dataset in (alone, pooled):
             row = dataset.with_format("numpy")[index]
             assert row["seed"] == seed
@@ -119,21 +139,28 @@ def test_dagger_with_only_expert_actions_is_the_labelers_own_episode_and_workers
             assert row["episode_return"] > 0  # the labeler's own episode solves the level
 
 
-def test_a_later_round_writes_a_split_of_its_own_from_rooms_of_its_own(tmp_path, save_tiny_checkpoint, one_torch_thread):
+def test_a_later_round_writes_a_split_of_its_own_from_rooms_of_its_own(
+    tmp_path, save_tiny_checkpoint, one_torch_thread
+):
     from gato.episodes.dagger import dagger_split, dagger_stream, generate_dagger
 
     assert dagger_stream("cartpole") == "dagger/cartpole" and dagger_stream("cartpole", 3) == "dagger3/cartpole"
     model = save_tiny_checkpoint(tmp_path / "model", 256)
     out = tmp_path / "data"
     first = generate_dagger(AgentFactory(model), "cartpole", 2, out, expert_mix=1.0, progress=False)["cartpole_dagger"]
-    second = generate_dagger(AgentFactory(model), "cartpole", 2, out, expert_mix=1.0, dagger_round=2, progress=False)[dagger_split("cartpole", 2)]
+    second = generate_dagger(AgentFactory(model), "cartpole", 2, out, expert_mix=1.0, dagger_round=2, progress=False)[
+        dagger_split("cartpole", 2)
+    ]
     # Both rounds stay in the folder and its index; round 1 is untouched by round 2.
     assert set(load_from_disk(str(out))) == {"cartpole_dagger", "cartpole_dagger2"}
     assert load_from_disk(str(out / "cartpole_dagger"))["seed"] == first["seed"]
     assert second["seed"] == [episode_seed(0, "dagger2/cartpole", index) for index in range(2)]
     assert not set(second["seed"]) & set(first["seed"])
     generation = json.loads((out / "cartpole_dagger2" / "generation.json").read_text())
-    assert generation["dagger"]["round"] == 2 and "--dagger-round 2" in (out / "cartpole_dagger2" / "README.md").read_text()
+    assert (
+        generation["dagger"]["round"] == 2
+        and "--dagger-round 2" in (out / "cartpole_dagger2" / "README.md").read_text()
+    )
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match=r"dagger_round \(--dagger-round\): expected an integer ≥ 1"):
             generate_dagger(AgentFactory(model), "cartpole", 1, out, dagger_round=bad, progress=False)
@@ -148,10 +175,21 @@ def test_dagger_refuses_an_existing_split_and_a_bad_mix(tmp_path, save_tiny_chec
     stale = tmp_path / "data" / ".cartpole_dagger.shards-999999" / "worker-000000"
     stale.mkdir(parents=True)  # what a killed run leaves
     generate_dagger(AgentFactory(model), "cartpole", 1, tmp_path / "data", expert_mix=1.0, progress=False)
-    assert not stale.parent.exists() and sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cartpole_dagger", "dataset_dict.json", "manifest.json"]
+    assert not stale.parent.exists() and sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        "cartpole_dagger",
+        "dataset_dict.json",
+        "manifest.json",
+    ]
     with pytest.raises(ValueError, match="cartpole_dagger exists"):
         generate_dagger(AgentFactory(model), "cartpole", 1, tmp_path / "data", progress=False)
-    assert len(generate_dagger(AgentFactory(model), "cartpole", 2, tmp_path / "data", overwrite=True, progress=False)["cartpole_dagger"]) == 2
+    assert (
+        len(
+            generate_dagger(AgentFactory(model), "cartpole", 2, tmp_path / "data", overwrite=True, progress=False)[
+                "cartpole_dagger"
+            ]
+        )
+        == 2
+    )
 
 
 def test_gato_data_generate_dagger_model_flag(tmp_path, save_tiny_checkpoint, one_torch_thread, capsys):
@@ -159,23 +197,123 @@ def test_gato_data_generate_dagger_model_flag(tmp_path, save_tiny_checkpoint, on
 
     model = save_tiny_checkpoint(tmp_path / "model", 256)
     out = tmp_path / "data"
-    assert main(["data", "generate", "--tasks", "cartpole", "--episodes-per-task", "2", "--out", str(out),
-                 "--dagger-model", model, "--expert-mix", "0.25", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "--tasks",
+                "cartpole",
+                "--episodes-per-task",
+                "2",
+                "--out",
+                str(out),
+                "--dagger-model",
+                model,
+                "--expert-mix",
+                "0.25",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "cartpole_dagger: 2 episodes" in capsys.readouterr().out
     assert json.loads((out / "cartpole_dagger" / "generation.json").read_text())["dagger"]["expert_mix"] == 0.25
     assert "--dagger-model" in (out / "cartpole_dagger" / "README.md").read_text()
-    assert main(["data", "generate", "--tasks", "cartpole", "--episodes-per-task", "1", "--out", str(out),
-                 "--dagger-model", model, "--captions", "4"]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "--tasks",
+                "cartpole",
+                "--episodes-per-task",
+                "1",
+                "--out",
+                str(out),
+                "--dagger-model",
+                model,
+                "--captions",
+                "4",
+            ]
+        )
+        == 2
+    )
     assert "--captions cannot go with --dagger-model" in capsys.readouterr().err
-    assert main(["data", "generate", "--tasks", "cartpole", "--episodes-per-task", "1", "--out", str(out), "--expert-mix", "0.5"]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "--tasks",
+                "cartpole",
+                "--episodes-per-task",
+                "1",
+                "--out",
+                str(out),
+                "--expert-mix",
+                "0.5",
+            ]
+        )
+        == 2
+    )
     assert "--expert-mix needs --dagger-model" in capsys.readouterr().err
-    assert main(["data", "generate", "--tasks", "cartpole", "--episodes-per-task", "1", "--out", str(out), "--dagger-round", "2"]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "--tasks",
+                "cartpole",
+                "--episodes-per-task",
+                "1",
+                "--out",
+                str(out),
+                "--dagger-round",
+                "2",
+            ]
+        )
+        == 2
+    )
     assert "--dagger-round needs --dagger-model" in capsys.readouterr().err
-    assert main(["data", "generate", "--tasks", "cartpole", "--episodes-per-task", "1", "--out", str(out),
-                 "--dagger-model", model, "--dagger-round", "2", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "--tasks",
+                "cartpole",
+                "--episodes-per-task",
+                "1",
+                "--out",
+                str(out),
+                "--dagger-model",
+                model,
+                "--dagger-round",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "cartpole_dagger2: 1 episodes" in capsys.readouterr().out
-    assert main(["data", "generate", "--tasks", "babyai_put_next_local", "--episodes-per-task", "1", "--out", str(out),
-                 "--dagger-model", model]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "--tasks",
+                "babyai_put_next_local",
+                "--episodes-per-task",
+                "1",
+                "--out",
+                str(out),
+                "--dagger-model",
+                model,
+            ]
+        )
+        == 2
+    )
     assert "babyai_put_next_local" in capsys.readouterr().err
 
 
@@ -213,7 +351,9 @@ def test_any_injected_actor_drives_while_the_labeler_labels(tmp_path):
 
     (task,) = resolve_tasks("cartpole")
     AlwaysLeft.built = 0
-    dataset = generate_dagger(AlwaysLeft(), "cartpole", 3, tmp_path / "data", expert_mix=0.0, progress=False)["cartpole_dagger"]
+    dataset = generate_dagger(AlwaysLeft(), "cartpole", 3, tmp_path / "data", expert_mix=0.0, progress=False)[
+        "cartpole_dagger"
+    ]
     assert AlwaysLeft.built == 1  # one actor per process, task and seed, kept across episodes
     expert = task.make_labeler(task.make_env(0))
     for row in dataset.with_format("numpy"):
@@ -226,7 +366,9 @@ def test_any_injected_actor_drives_while_the_labeler_labels(tmp_path):
         generate_dagger(AlwaysLeft(), "acrobot", 1, tmp_path / "other", progress=False)
 
 
-def test_a_saved_models_agent_factory_is_picklable_and_equal_by_value(tmp_path, save_tiny_checkpoint, one_torch_thread):
+def test_a_saved_models_agent_factory_is_picklable_and_equal_by_value(
+    tmp_path, save_tiny_checkpoint, one_torch_thread
+):
     import pickle
 
     model = save_tiny_checkpoint(tmp_path / "model", 256)

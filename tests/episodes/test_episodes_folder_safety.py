@@ -11,7 +11,6 @@ import time
 
 import psutil
 import pytest
-
 from gato.episodes.folder_lock import LOCK_FILE, FolderInUseError, FolderLock
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="flock and prctl are Linux facilities")
@@ -49,8 +48,12 @@ def test_a_folder_that_cannot_be_written_is_one_clear_error(tmp_path):
 def test_second_writer_is_refused_and_a_killed_writer_takes_its_workers_and_lock_with_it(tmp_path):
     out = tmp_path / "data"
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    first = subprocess.Popen(_gato("--tasks", "atari_breakout", "--episodes-per-task", "200", "--workers", "2", "--out", str(out)),
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = subprocess.Popen(
+        _gato("--tasks", "atari_breakout", "--episodes-per-task", "200", "--workers", "2", "--out", str(out)),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     parent = psutil.Process(first.pid)
     try:
         _wait_for(lambda: len(parent.children()) >= 2 or first.poll() is not None, 120, "the two workers")
@@ -58,8 +61,13 @@ def test_second_writer_is_refused_and_a_killed_writer_takes_its_workers_and_lock
         assert f"(pid {first.pid})" in (out / LOCK_FILE).read_text()
 
         started = time.monotonic()
-        second = subprocess.run(_gato("--tasks", "acrobot", "--episodes-per-task", "2", "--seed", "1", "--out", str(out)),
-                                env=env, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(
+            _gato("--tasks", "acrobot", "--episodes-per-task", "2", "--seed", "1", "--out", str(out)),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert second.returncode == 2
         assert f"{out}: in use by gato data generate (pid {first.pid})" in second.stderr
         assert "Traceback" not in second.stderr
@@ -78,8 +86,13 @@ def test_second_writer_is_refused_and_a_killed_writer_takes_its_workers_and_lock
         first.wait()
 
     # The killed run's lock is not stuck: the next run takes the folder and finishes.
-    third = subprocess.run(_gato("--tasks", "acrobot", "--episodes-per-task", "2", "--out", str(out)),
-                           env=env, capture_output=True, text=True, timeout=300)
+    third = subprocess.run(
+        _gato("--tasks", "acrobot", "--episodes-per-task", "2", "--out", str(out)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert third.returncode == 0, third.stderr
     assert (out / "acrobot" / "state.json").exists()
     assert (out / LOCK_FILE).read_text() == ""  # released on a normal exit

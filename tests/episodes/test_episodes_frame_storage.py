@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from datasets import Array2D, Array4D, Dataset, Features, List, Value
-from PIL import Image as PILImage
-
 from gato.episodes.frames import decode_frames, encode_frames
 from gato.episodes.recorder import record_task_episode
 from gato.episodes.resources import peak_rss_bytes, peak_rss_summary
@@ -24,6 +22,7 @@ from gato.episodes.schema import dataset_info, read_episode, spec_from_dataset
 from gato.episodes.writer import write_shard
 from gato.processing.processing_gato import GatoProcessor
 from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
+from PIL import Image as PILImage
 
 pytest.importorskip("ale_py")
 STEPS = 60
@@ -39,32 +38,54 @@ def breakout_episode():
 
 def _raw_storage(episode: dict, spec: TaskSpec) -> Dataset:
     """Schema version 1 (before PNG): frames as a raw uint8 Array4D column, as older folders hold them."""
-    features = Features({"task": Value("string"), "seed": Value("int64"),
-                         "observations": {"frame": Array4D((None, *spec.observations[0].shape), "uint8")},
-                         "actions": Array2D((None, 1), "uint8"), "rewards": List(Value("float32")),
-                         "episode_return": Value("float64"), "num_steps": Value("int64"), "terminated": Value("bool")})
+    features = Features(
+        {
+            "task": Value("string"),
+            "seed": Value("int64"),
+            "observations": {"frame": Array4D((None, *spec.observations[0].shape), "uint8")},
+            "actions": Array2D((None, 1), "uint8"),
+            "rewards": List(Value("float32")),
+            "episode_return": Value("float64"),
+            "num_steps": Value("int64"),
+            "terminated": Value("bool"),
+        }
+    )
     steps = len(episode["actions"])
-    row = {"task": spec.name, "seed": 0, "observations": {"frame": episode["observations"]["frame"]},
-           "actions": np.asarray(episode["actions"], dtype=np.uint8).reshape(steps, 1),
-           "rewards": np.asarray(episode["rewards"], dtype=np.float32), "episode_return": float(np.sum(episode["rewards"])),
-           "num_steps": steps, "terminated": False}
+    row = {
+        "task": spec.name,
+        "seed": 0,
+        "observations": {"frame": episode["observations"]["frame"]},
+        "actions": np.asarray(episode["actions"], dtype=np.uint8).reshape(steps, 1),
+        "rewards": np.asarray(episode["rewards"], dtype=np.float32),
+        "episode_return": float(np.sum(episode["rewards"])),
+        "num_steps": steps,
+        "terminated": False,
+    }
     info = dataset_info(spec)
     info.features = features
     return Dataset.from_list([row], features=features, info=info)
 
 
-def test_compressed_frames_give_the_model_the_same_tokens_as_raw_frames_and_take_5x_less_disk(breakout_episode, tmp_path):
+def test_compressed_frames_give_the_model_the_same_tokens_as_raw_frames_and_take_5x_less_disk(
+    breakout_episode, tmp_path
+):
     task, episode = breakout_episode
     spec = task.spec
     png = write_shard([episode], spec, tmp_path / "png")
     raw = _raw_storage(episode, spec)
     raw.save_to_disk(str(tmp_path / "raw"))
 
-    from_png, from_raw = read_episode(png, 0, spec), read_episode(Dataset.load_from_disk(str(tmp_path / "raw")), 0, spec)
+    from_png, from_raw = (
+        read_episode(png, 0, spec),
+        read_episode(Dataset.load_from_disk(str(tmp_path / "raw")), 0, spec),
+    )
     assert spec_from_dataset(png) == spec
     np.testing.assert_array_equal(from_png["observations"]["frame"], episode["observations"]["frame"])
     processor = GatoProcessor.from_defaults(max_length=1024)
-    png_sequences, raw_sequences = processor.tokenize_episode(from_png, spec), processor.tokenize_episode(from_raw, spec)
+    png_sequences, raw_sequences = (
+        processor.tokenize_episode(from_png, spec),
+        processor.tokenize_episode(from_raw, spec),
+    )
     assert len(png_sequences) == len(raw_sequences) >= 1
     for ours, theirs in zip(png_sequences, raw_sequences):
         assert ours.keys() == theirs.keys()
@@ -99,7 +120,9 @@ def test_frames_round_trip_greyscale_and_rgb_and_shape_is_checked():
 
 
 def test_a_shard_is_written_holding_one_raw_episode_at_a_time(tmp_path):
-    spec = TaskSpec("frames", (ObservationField("frame", "image", (32, 32, 3)),), ActionSpec("discrete", 1, num_values=4))
+    spec = TaskSpec(
+        "frames", (ObservationField("frame", "image", (32, 32, 3)),), ActionSpec("discrete", 1, num_values=4)
+    )
     alive: list[weakref.ref] = []
     live_when_recorded = []
 
@@ -142,7 +165,9 @@ def test_old_raw_frame_shards_are_never_mixed_with_compressed_ones(tmp_path):
     from gato.episodes.generate import _drop_chunks_of_another_spec
     from gato.episodes.writer import EpisodeWriter
 
-    spec = TaskSpec("frames", (ObservationField("frame", "image", (16, 16, 3)),), ActionSpec("discrete", 1, num_values=4))
+    spec = TaskSpec(
+        "frames", (ObservationField("frame", "image", (16, 16, 3)),), ActionSpec("discrete", 1, num_values=4)
+    )
     partial = tmp_path / ".partial" / "frames-s0-c8"
     _raw_frames_shard(partial / "chunk-000000-000008", spec)
     _drop_chunks_of_another_spec(partial, SimpleNamespace(spec=spec))

@@ -16,14 +16,16 @@ import datasets
 import numpy as np
 import pytest
 from cartpole_task import make_cartpole_task
-
 from gato.episodes.generate import PARTIAL_DIR, expected_seeds, generate
 from gato.episodes.recorder import record_task_episode
-from gato.episodes.writer import write_shard
 from gato.episodes.schema import spec_from_dataset
+from gato.episodes.writer import write_shard
 from gato.suite.task_spec import ObservationField
 
-TASKS = [make_cartpole_task("test_cart_a", max_episode_steps=20), make_cartpole_task("test_cart_b", max_episode_steps=20)]
+TASKS = [
+    make_cartpole_task("test_cart_a", max_episode_steps=20),
+    make_cartpole_task("test_cart_b", max_episode_steps=20),
+]
 
 
 def _assert_same(left: datasets.DatasetDict, right: datasets.DatasetDict, names) -> None:
@@ -44,8 +46,10 @@ def test_same_seed_same_data_whatever_the_workers(tmp_path):
     assert one["test_cart_a"]["seed"] == expected_seeds("test_cart_a", 3, 5)
     assert spec_from_dataset(datasets.load_from_disk(str(tmp_path / "one"))["test_cart_a"]).name == "test_cart_a"
     other, _ = generate(TASKS[:1], 5, tmp_path / "other", seed=4, chunk_episodes=2, progress=False)
-    assert not np.array_equal(other["test_cart_a"].with_format("numpy")[0]["observations"]["state"],
-                              one["test_cart_a"].with_format("numpy")[0]["observations"]["state"])
+    assert not np.array_equal(
+        other["test_cart_a"].with_format("numpy")[0]["observations"]["state"],
+        one["test_cart_a"].with_format("numpy")[0]["observations"]["state"],
+    )
 
 
 class _Interrupt(RuntimeError):
@@ -73,7 +77,10 @@ def test_interrupted_generation_resumes_without_duplicates_or_losses(tmp_path):
     assert (out / "test_cart_a" / "state.json").exists() and not (out / "test_cart_b").exists()
     assert len(list((out / ".partial").glob("test_cart_b-*/chunk-*"))) == 1
 
-    stale = [out / ".test_cart_b.tmp-99999", next((out / ".partial").glob("test_cart_b-*")) / ".chunk-000002-000004.tmp-99999"]
+    stale = [
+        out / ".test_cart_b.tmp-99999",
+        next((out / ".partial").glob("test_cart_b-*")) / ".chunk-000002-000004.tmp-99999",
+    ]
     for folder in stale:  # what a run killed inside save_to_disk leaves behind
         folder.mkdir()
         (folder / "data-00000-of-00001.arrow").write_bytes(b"half")
@@ -139,7 +146,9 @@ def test_same_seeds_with_another_spec_are_refused_not_skipped(tmp_path):
     old = TASKS[0]
     binned_directly = (ObservationField("state", "continuous", (4,), mu_law=False),)
     changed = dataclasses.replace(old, spec=dataclasses.replace(old.spec, observations=binned_directly))
-    with pytest.raises(ValueError, match=r"another spec.*'state': continuous \(4,\), μ-law → continuous \(4,\), no μ-law"):
+    with pytest.raises(
+        ValueError, match=r"another spec.*'state': continuous \(4,\), μ-law → continuous \(4,\), no μ-law"
+    ):
         generate([changed], 2, tmp_path, seed=0, progress=False)
     dataset_dict, summaries = generate([changed], 2, tmp_path, seed=0, progress=False, overwrite=True)
     assert summaries[0].status == "generated" and spec_from_dataset(dataset_dict[old.name]) == changed.spec
@@ -157,16 +166,34 @@ def test_unfinished_chunks_of_another_spec_are_recorded_again_not_resumed(tmp_pa
     write_shard([record_task_episode(old, expected_seeds(old.name, 0, 2)[0])], old.spec, stale)
     dataset_dict, summaries = generate([changed], 2, tmp_path, seed=0, chunk_episodes=1, progress=False)
     assert summaries[0].status == "generated"  # not "resumed"
-    assert spec_from_dataset(dataset_dict[old.name]) == changed.spec and list(dataset_dict[old.name]["seed"]) == expected_seeds(old.name, 0, 2)
+    assert spec_from_dataset(dataset_dict[old.name]) == changed.spec and list(
+        dataset_dict[old.name]["seed"]
+    ) == expected_seeds(old.name, 0, 2)
 
 
 def test_captions_and_text_join_the_dataset_dict(tmp_path):
     from gato.episodes.text_corpus import CorpusSource
 
-    dataset_dict, _ = generate(TASKS[:1], 1, tmp_path, captions=20, text=True, progress=False,
-                               text_sources=(CorpusSource("gato-vocabulary", "gato_vocabulary"),
-                                             CorpusSource("readmes", "package_readmes", ("tqdm", "rich"))))
-    assert sorted(dataset_dict) == ["captions", "captions_test", "captions_validation", "test_cart_a", "text", "text_validation"]
+    dataset_dict, _ = generate(
+        TASKS[:1],
+        1,
+        tmp_path,
+        captions=20,
+        text=True,
+        progress=False,
+        text_sources=(
+            CorpusSource("gato-vocabulary", "gato_vocabulary"),
+            CorpusSource("readmes", "package_readmes", ("tqdm", "rich")),
+        ),
+    )
+    assert sorted(dataset_dict) == [
+        "captions",
+        "captions_test",
+        "captions_validation",
+        "test_cart_a",
+        "text",
+        "text_validation",
+    ]
     assert len(dataset_dict["captions"]) == 20 and len(dataset_dict["captions_validation"]) == 2
     assert len(dataset_dict["captions_test"]) == 2
     test_card = (tmp_path / "captions_test" / "README.md").read_text()

@@ -8,7 +8,6 @@ import logging
 
 import pytest
 from cartpole_task import make_cartpole_task
-
 from gato.episodes.generate import generate
 from gato.episodes.manifest import (
     MANIFEST_FILE,
@@ -22,7 +21,10 @@ from gato.episodes.manifest import (
 from gato.episodes.writer import EpisodeWriter, load_episodes
 from gato.training.run_training import load_data
 
-TASKS = [make_cartpole_task("test_cart_a", max_episode_steps=20), make_cartpole_task("test_cart_b", max_episode_steps=20)]
+TASKS = [
+    make_cartpole_task("test_cart_a", max_episode_steps=20),
+    make_cartpole_task("test_cart_b", max_episode_steps=20),
+]
 
 
 def _flip_one_bit(path, offset: int = -1) -> None:
@@ -37,8 +39,10 @@ def test_manifest_lists_every_file_with_its_sha256_and_names_a_changed_one(tmp_p
     (tmp_path / "sub" / "b.json").write_text("{}")
     (tmp_path / ".gato.lock").write_text("not listed: hidden")
     manifest = json.loads(write_manifest(tmp_path).read_text())
-    assert manifest["files"] == {"a.bin": {"size": 100, "sha256": file_sha256(tmp_path / "a.bin")},
-                                 "sub/b.json": {"size": 2, "sha256": file_sha256(tmp_path / "sub" / "b.json")}}
+    assert manifest["files"] == {
+        "a.bin": {"size": 100, "sha256": file_sha256(tmp_path / "a.bin")},
+        "sub/b.json": {"size": 2, "sha256": file_sha256(tmp_path / "sub" / "b.json")},
+    }
     verify_manifest(tmp_path)
     (tmp_path / "added-later.txt").write_text("not checked")
     verify_manifest(tmp_path)

@@ -52,7 +52,9 @@ def test_minari_to_gato_to_minari_keeps_every_episode(env_id, tmp_path):
     assert spec.extra["env_id"] == env_id and spec.extra["minari"]["dataset_id"] == f"local/{env_id.lower()}-v0"
     # Each gato episode holds the T observations actions were chosen from, the T actions and rewards.
     first = next(source.iterate_episodes())
-    assert collection[0]["num_steps"] == len(first.actions) and collection[0]["terminated"] == bool(first.terminations[-1])
+    assert collection[0]["num_steps"] == len(first.actions) and collection[0]["terminated"] == bool(
+        first.terminations[-1]
+    )
 
     back = export_minari(collection, f"local/{env_id.lower()}-back-v0")
     assert back.total_episodes == 3 and back.observation_space == source.observation_space
@@ -60,8 +62,12 @@ def test_minari_to_gato_to_minari_keeps_every_episode(env_id, tmp_path):
     for original, copy in zip(source.iterate_episodes(), back.iterate_episodes()):
         for a, b in zip(_leaves(original.observations), _leaves(copy.observations)):
             np.testing.assert_array_equal(a[:-1], b[:-1])  # the final observation is not a gato step: repeated
-        np.testing.assert_allclose(np.asarray(copy.actions, dtype=np.float64), np.asarray(original.actions, dtype=np.float64),
-                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(copy.actions, dtype=np.float64),
+            np.asarray(original.actions, dtype=np.float64),
+            rtol=1e-6,
+            atol=1e-6,
+        )
         np.testing.assert_array_equal(copy.rewards, np.asarray(original.rewards).astype(np.float32))  # gato: float32
         assert bool(copy.terminations[-1]) == bool(original.terminations[-1])
 
@@ -77,23 +83,46 @@ def test_an_imported_dataset_carries_its_environment_to_training_and_evaluation(
     from gato.suite.registry import task_from_env_id
 
     task = task_from_env_id(spec.name, spec.extra["env_id"], spec)
-    assert task.max_episode_steps == 200 and task.to_env_action(np.array([1.0], dtype=np.float32)) == pytest.approx([2.0])
+    assert task.max_episode_steps == 200 and task.to_env_action(np.array([1.0], dtype=np.float32)) == pytest.approx(
+        [2.0]
+    )
 
 
 def test_gato_to_minari_to_gato_is_exact_for_images_text_discrete_and_continuous_fields():
-    spec = TaskSpec("synthetic", (ObservationField("mission", "text"), ObservationField("frame", "image", (16, 16, 3)),
-                                  ObservationField("cell", "discrete", (2,), num_values=7),
-                                  ObservationField("state", "continuous", (3,))),
-                    ActionSpec("discrete", size=2, num_values=5), domain="toy")
+    spec = TaskSpec(
+        "synthetic",
+        (
+            ObservationField("mission", "text"),
+            ObservationField("frame", "image", (16, 16, 3)),
+            ObservationField("cell", "discrete", (2,), num_values=7),
+            ObservationField("state", "continuous", (3,)),
+        ),
+        ActionSpec("discrete", size=2, num_values=5),
+        domain="toy",
+    )
     rng = np.random.default_rng(0)
-    episodes = [{"observations": {"mission": [f"go to the {c} ball" for c in ("red", "blue", "green")[:steps]],
-                                  "frame": rng.integers(0, 256, (steps, 16, 16, 3), dtype=np.uint8),
-                                  "cell": rng.integers(0, 7, (steps, 2)), "state": rng.normal(size=(steps, 3))},
-                 "actions": rng.integers(0, 5, (steps, 2)), "rewards": rng.normal(size=steps), "terminated": steps == 2}
-                for steps in (2, 3)]
+    episodes = [
+        {
+            "observations": {
+                "mission": [f"go to the {c} ball" for c in ("red", "blue", "green")[:steps]],
+                "frame": rng.integers(0, 256, (steps, 16, 16, 3), dtype=np.uint8),
+                "cell": rng.integers(0, 7, (steps, 2)),
+                "state": rng.normal(size=(steps, 3)),
+            },
+            "actions": rng.integers(0, 5, (steps, 2)),
+            "rewards": rng.normal(size=steps),
+            "terminated": steps == 2,
+        }
+        for steps in (2, 3)
+    ]
     collection = episodes_to_dataset(episodes, spec)
     exported = export_minari(collection, "local/synthetic-v0")
-    assert exported.total_episodes == 2 and set(exported.observation_space.spaces) == {"mission", "frame", "cell", "state"}
+    assert exported.total_episodes == 2 and set(exported.observation_space.spaces) == {
+        "mission",
+        "frame",
+        "cell",
+        "state",
+    }
     back = import_minari("local/synthetic-v0")
     assert spec_from_dataset(back) == spec and spec_from_dataset(back).domain == "toy"
     for original, copy in zip(iter_episodes(collection), iter_episodes(back)):

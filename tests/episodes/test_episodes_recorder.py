@@ -7,7 +7,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from cartpole_task import CARTPOLE_SPEC, cartpole_heuristic
-
 from gato.episodes.recorder import episode_seed, record_episode, record_episodes, record_task_episode
 from gato.episodes.schema import episode_from_row, spec_from_dataset
 from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
@@ -41,8 +40,11 @@ class GoalEnv(gym.Env):
         return {"pos": self.pos.copy(), "mission": "go to the origin"}, -distance, distance < 0.05, False, {}
 
 
-GOAL_SPEC = TaskSpec("goal", (ObservationField("mission", "text"), ObservationField("pos", "continuous", (2,))),
-                     ActionSpec("continuous", size=2))
+GOAL_SPEC = TaskSpec(
+    "goal",
+    (ObservationField("mission", "text"), ObservationField("pos", "continuous", (2,))),
+    ActionSpec("continuous", size=2),
+)
 
 
 def goal_policy(observation):
@@ -91,8 +93,9 @@ def _decoded_actions(processor, episode, spec) -> np.ndarray:
 
 
 def test_discrete_actions_survive_dataset_and_processor(processor, cartpole_task, tmp_path):
-    dataset = record_episodes(gym.make("CartPole-v1"), cartpole_heuristic, CARTPOLE_SPEC, 2, seed=0,
-                              out=tmp_path / "cartpole", max_steps=40)
+    dataset = record_episodes(
+        gym.make("CartPole-v1"), cartpole_heuristic, CARTPOLE_SPEC, 2, seed=0, out=tmp_path / "cartpole", max_steps=40
+    )
     for row in dataset.with_format("numpy"):
         episode = episode_from_row(row, CARTPOLE_SPEC)
         np.testing.assert_array_equal(_decoded_actions(processor, episode, CARTPOLE_SPEC), episode["actions"])

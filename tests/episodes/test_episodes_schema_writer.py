@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from datasets import Array2D, Array3D, List, Value, load_from_disk
-
 from gato.episodes.schema import episode_features, episode_from_row, iter_episodes, read_episode, spec_from_dataset
 from gato.episodes.writer import EpisodeWriter, episodes_to_dataset, load_episodes, validate_episode
 from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
@@ -73,9 +72,17 @@ def _broken(mutate):
     [
         (lambda e: e["observations"].pop("pos"), "observations.pos", "missing"),
         (lambda e: e.pop("rewards"), "rewards", "missing"),
-        (lambda e: e["observations"].__setitem__("pos", np.zeros((4, 3))), "observations.pos", "expected shape (4, 2)"),
+        (
+            lambda e: e["observations"].__setitem__("pos", np.zeros((4, 3))),
+            "observations.pos",
+            "expected shape (4, 2)",
+        ),
         (lambda e: e["observations"]["pos"].__setitem__((1, 1), np.nan), "observations.pos", "NaN"),
-        (lambda e: e["observations"].__setitem__("frame", np.zeros((3, 16, 16, 3), np.uint8)), "observations.frame", "expected shape (4, 16, 16, 3)"),
+        (
+            lambda e: e["observations"].__setitem__("frame", np.zeros((3, 16, 16, 3), np.uint8)),
+            "observations.frame",
+            "expected shape (4, 16, 16, 3)",
+        ),
         (lambda e: e["observations"].__setitem__("grid", np.full((4, 3, 3), 11)), "observations.grid", "[0, 11)"),
         (lambda e: e["observations"].__setitem__("grid", np.full((4, 3, 3), 0.5)), "observations.grid", "integer"),
         (lambda e: e["observations"].__setitem__("mission", ["go"] * 3), "observations.mission", "expected 4 strings"),
@@ -108,8 +115,9 @@ def test_bad_episode_loses_nothing_already_written(tmp_path):
         writer.add(toy_episode(3, 3))
     dataset = load_episodes(path)
     assert len(dataset) == 4 and not (tmp_path / "toy.partial").exists()
-    np.testing.assert_allclose(dataset.with_format("numpy")[2]["observations"]["pos"],
-                               toy_episode(3, 2)["observations"]["pos"], rtol=1e-6)
+    np.testing.assert_allclose(
+        dataset.with_format("numpy")[2]["observations"]["pos"], toy_episode(3, 2)["observations"]["pos"], rtol=1e-6
+    )
 
 
 def test_streaming_reads_the_same_episodes(tmp_path):

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from gato.episodes.text_corpus import (
     DEFAULT_SOURCES,
     CorpusSource,
@@ -21,7 +20,7 @@ VOCAB = CorpusSource("vocab", "gato_vocabulary")
 MINIGRID = CorpusSource("minigrid-docstrings", "package_docstrings", ("minigrid",))
 README = CorpusSource("readmes", "package_readmes", ("tokenizers", "no-such-distribution-gato"))
 
-DOCSTRING = '''Return the sum of two numbers.
+DOCSTRING = """Return the sum of two numbers.
 
 This function adds ``a`` and ``b`` and
 returns   the result as a new number.
@@ -40,7 +39,7 @@ def add(a, b):
 ```
 
 The result is always finite when both inputs are.
-'''
+"""
 
 
 def test_normalize_keeps_prose_paragraphs_and_drops_code():

@@ -5,14 +5,12 @@ sequence (task → processor → model → processor → task) equal to its step
 import numpy as np
 import pytest
 import torch
-
 from gato.evaluation.agent import GatoAgent, split_batched_observation
 from gato.evaluation.rollout import demonstration_prompt, evaluate_task, make_agent, make_vector_env, run_episodes
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.modeling_gato.acting import ActingConfig
 from gato.suite.registry import get_task
 from gato.training.run_training import build_processor
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
@@ -58,16 +56,30 @@ def test_continuous_task_runs_past_the_context_window_with_legal_actions():
     assert all(space.contains(np.asarray(action, dtype=np.float32)) for action in taken)
 
 
-@pytest.mark.parametrize("cache_implementation,continuous_decoding", [("dynamic", "median"), ("static", "median"), ("dynamic", "argmax")])
-def test_cached_greedy_actions_equal_full_recompute_greedy_actions_with_a_prompt_and_overflow(cache_implementation, continuous_decoding):
+@pytest.mark.parametrize(
+    "cache_implementation,continuous_decoding", [("dynamic", "median"), ("static", "median"), ("dynamic", "argmax")]
+)
+def test_cached_greedy_actions_equal_full_recompute_greedy_actions_with_a_prompt_and_overflow(
+    cache_implementation, continuous_decoding
+):
     model, processor = tiny(context=40, seed=3)
     task = get_task("pendulum")
     prompt = demonstration_prompt(task, processor, prompt_tokens=10, seed=0)
     assert prompt is not None and len(prompt["actions"]) == 2  # whole steps of 5 tokens, from the end
-    cached = GatoAgent(model, processor, task, prompt=prompt,
-                       acting_config=ActingConfig(cache_implementation=cache_implementation, continuous_decoding=continuous_decoding))
-    naive = GatoAgent(model, processor, task, prompt=prompt,
-                      acting_config=ActingConfig(use_cache=False, continuous_decoding=continuous_decoding))
+    cached = GatoAgent(
+        model,
+        processor,
+        task,
+        prompt=prompt,
+        acting_config=ActingConfig(cache_implementation=cache_implementation, continuous_decoding=continuous_decoding),
+    )
+    naive = GatoAgent(
+        model,
+        processor,
+        task,
+        prompt=prompt,
+        acting_config=ActingConfig(use_cache=False, continuous_decoding=continuous_decoding),
+    )
     env = make_vector_env(task, 2, seed=5)
     observation, _ = env.reset(seed=[5, 6])
     cached.reset(num_envs=2)
@@ -87,7 +99,12 @@ def test_continuous_actions_default_to_the_median_bin_and_discrete_ones_to_the_a
     model, processor = tiny(seed=2)
     pendulum, cartpole = get_task("pendulum"), get_task("cartpole")
     assert GatoAgent(model, processor, pendulum.spec).greedy_decoding == "median"
-    assert GatoAgent(model, processor, cartpole.spec, acting_config=ActingConfig(continuous_decoding="median")).greedy_decoding == "argmax"
+    assert (
+        GatoAgent(
+            model, processor, cartpole.spec, acting_config=ActingConfig(continuous_decoding="median")
+        ).greedy_decoding
+        == "argmax"
+    )
     median = GatoAgent(model, processor, pendulum)
     argmax = GatoAgent(model, processor, pendulum, acting_config=ActingConfig(continuous_decoding="argmax"))
     observation, _ = pendulum.make_env(0).reset(seed=4)
@@ -139,8 +156,13 @@ def test_static_cache_agent_samples_the_same_actions_as_the_dynamic_one():
     task = get_task("acrobot")  # 6 values + separator + 1 action: 8 tokens a step, 25 steps overflow 48 tokens
     runs, reprefills = [], []
     for cache_implementation in ("dynamic", "static"):
-        agent = GatoAgent(model, processor, task, seed=4,
-                          acting_config=ActingConfig(do_sample=True, temperature=2.0, cache_implementation=cache_implementation))
+        agent = GatoAgent(
+            model,
+            processor,
+            task,
+            seed=4,
+            acting_config=ActingConfig(do_sample=True, temperature=2.0, cache_implementation=cache_implementation),
+        )
         runs.append(play(task, agent, num_envs=2, seed=0, max_steps=25)[1])
         reprefills.append(agent.num_reprefills)
     assert runs[0] == runs[1] and len(set(runs[0])) > 1
@@ -184,7 +206,9 @@ def test_one_acting_sequence_equals_its_steps_by_hand():
         first = processor.collate([processor.tokenize_episode(prompt, task.spec)[0]] * 2) if context is None else None
         out = model.act(inputs, ranges, context=context, prompt=first, continuous_actions=True)
         context = out.context
-        by_hand = np.stack([task.to_env_action(action) for action in processor.decode_action(out.action_tokens, task.spec)])
+        by_hand = np.stack(
+            [task.to_env_action(action) for action in processor.decode_action(out.action_tokens, task.spec)]
+        )
         env_actions = agent.act(observation)
         np.testing.assert_array_equal(env_actions, by_hand)
         observation, *_ = env.step(env_actions)
@@ -204,7 +228,9 @@ def test_make_agent_prompts_as_gato_eval_and_a_single_env_agent_returns_the_task
     observation, _ = env.reset(seed=0)
     agent.reset()
     action = agent(observation)
-    assert isinstance(action, type(task.to_env_action(np.zeros(1, dtype=np.int64)))) and env.action_space.contains(action)
+    assert isinstance(action, type(task.to_env_action(np.zeros(1, dtype=np.int64)))) and env.action_space.contains(
+        action
+    )
     env.close()
 
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from gato.episodes.captions import build_captions_dataset, caption_for
 from gato.evaluation.captioning import attribute_accuracy, attribute_counts, generate_captions
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
@@ -16,8 +15,14 @@ BLUE_SQUARE = {"colour": "blue", "shape": "square", "size": "small", "row": 1, "
 def test_the_reference_caption_scores_perfectly():
     scenes = [[RED_CIRCLE, BLUE_SQUARE], [BLUE_SQUARE]]
     scores = attribute_accuracy([caption_for(scene) for scene in scenes], scenes)
-    assert scores == {"colour_accuracy": 1.0, "shape_accuracy": 1.0, "colour_shape_accuracy": 1.0,
-                      "held_out_colour_shape_accuracy": 1.0, "mention_precision": 1.0, "scene_accuracy": 1.0}
+    assert scores == {
+        "colour_accuracy": 1.0,
+        "shape_accuracy": 1.0,
+        "colour_shape_accuracy": 1.0,
+        "held_out_colour_shape_accuracy": 1.0,
+        "mention_precision": 1.0,
+        "scene_accuracy": 1.0,
+    }
 
 
 def test_swapped_attributes_keep_colour_and_shape_but_lose_the_pairs():
@@ -29,16 +34,32 @@ def test_swapped_attributes_keep_colour_and_shape_but_lose_the_pairs():
 
 def test_partial_caption_counts_per_object():
     counts = attribute_counts("A RED circle, and a green triangle", [RED_CIRCLE, BLUE_SQUARE])
-    assert counts == {"objects": 2, "colour_hits": 1, "shape_hits": 1, "pair_hits": 1, "held_out_objects": 1,
-                      "held_out_pair_hits": 0, "mentioned_pairs": 2, "correct_mentions": 1, "scenes": 1, "scene_hits": 0}
+    assert counts == {
+        "objects": 2,
+        "colour_hits": 1,
+        "shape_hits": 1,
+        "pair_hits": 1,
+        "held_out_objects": 1,
+        "held_out_pair_hits": 0,
+        "mentioned_pairs": 2,
+        "correct_mentions": 1,
+        "scenes": 1,
+        "scene_hits": 0,
+    }
     scores = attribute_accuracy(["A RED circle, and a green triangle"], [[RED_CIRCLE, BLUE_SQUARE]])
     assert scores["colour_shape_accuracy"] == 0.5 and scores["mention_precision"] == 0.5
     assert scores["held_out_colour_shape_accuracy"] == 0.0  # blue square is a held-out pair
 
 
 def test_a_scene_is_right_only_with_every_object_named_and_no_other():
-    scenes = [[RED_CIRCLE, BLUE_SQUARE], [RED_CIRCLE, BLUE_SQUARE], [BLUE_SQUARE], [RED_CIRCLE],
-              [RED_CIRCLE, RED_CIRCLE], [RED_CIRCLE]]
+    scenes = [
+        [RED_CIRCLE, BLUE_SQUARE],
+        [RED_CIRCLE, BLUE_SQUARE],
+        [BLUE_SQUARE],
+        [RED_CIRCLE],
+        [RED_CIRCLE, RED_CIRCLE],
+        [RED_CIRCLE],
+    ]
     captions = [
         "a large red circle at the top left and a small blue square in the centre.",  # right
         "a large red circle at the top left.",  # misses the blue square
@@ -86,4 +107,6 @@ def test_bleu_of_the_reference_is_100_when_sacrebleu_is_installed():
     pytest.importorskip("sacrebleu")
     from gato.evaluation.captioning import corpus_bleu
 
-    assert corpus_bleu(["a large red circle at the top left."], ["a large red circle at the top left."]) == pytest.approx(100.0)
+    assert corpus_bleu(
+        ["a large red circle at the top left."], ["a large red circle at the top left."]
+    ) == pytest.approx(100.0)

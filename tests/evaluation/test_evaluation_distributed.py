@@ -16,7 +16,19 @@ import pytest
 from gato.cli import main
 
 TASKS = "cartpole,mountain_car,pendulum"  # three tasks on two processes: one process evaluates two
-EVAL_FLAGS = ["--tasks", TASKS, "--episodes", "2", "--num-envs", "2", "--max-steps", "15", "--threads", "1", "--no-progress"]
+EVAL_FLAGS = [
+    "--tasks",
+    TASKS,
+    "--episodes",
+    "2",
+    "--num-envs",
+    "2",
+    "--max-steps",
+    "15",
+    "--threads",
+    "1",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +39,27 @@ def model_dir(tmp_path_factory, save_tiny_checkpoint):
 def test_two_processes_evaluate_their_share_and_the_main_one_writes_the_same_results(model_dir, tmp_path, free_port):
     accelerate = Path(sys.executable).with_name("accelerate")
     command = [
-        str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-        "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-        "-m", "gato.cli", "eval", "--model", model_dir, "--output-dir", str(tmp_path / "two"), *EVAL_FLAGS,
+        str(accelerate),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "gato.cli",
+        "eval",
+        "--model",
+        model_dir,
+        "--output-dir",
+        str(tmp_path / "two"),
+        *EVAL_FLAGS,
     ]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     try:

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from gato.episodes.writer import episodes_to_dataset
 from gato.evaluation.imitation import held_out_action_accuracy
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
@@ -23,12 +22,17 @@ def episodes(task, count: int, steps: int, rng: np.random.Generator) -> list[dic
     spec = task.spec
     result = []
     for _ in range(count):
-        observations = {field.name: rng.uniform(-2, 2, size=(steps, *field.shape)).astype(np.float32) for field in spec.observations}
+        observations = {
+            field.name: rng.uniform(-2, 2, size=(steps, *field.shape)).astype(np.float32)
+            for field in spec.observations
+        }
         if spec.action.kind == "discrete":
             actions = rng.integers(0, spec.action.num_values, size=(steps, spec.action.size))
         else:
             actions = rng.uniform(-1, 1, size=(steps, spec.action.size)).astype(np.float32)
-        result.append({"task": spec.name, "observations": observations, "actions": actions, "rewards": np.zeros(steps)})
+        result.append(
+            {"task": spec.name, "observations": observations, "actions": actions, "rewards": np.zeros(steps)}
+        )
     return result
 
 
@@ -65,7 +69,9 @@ def test_teacher_forced_accuracy_equals_a_naive_prefix_by_prefix_reference(task_
     assert result["token_accuracy"] == pytest.approx((expected == predicted).mean())
     assert result["action_accuracy"] == pytest.approx((expected == predicted).all(axis=1).mean())
     if task.spec.action.kind == "continuous":
-        error = np.abs(processor.decode_action(predicted, task.spec) - processor.decode_action(expected, task.spec)).mean()
+        error = np.abs(
+            processor.decode_action(predicted, task.spec) - processor.decode_action(expected, task.spec)
+        ).mean()
         assert result["action_mae"] == pytest.approx(error, abs=1e-6)
     else:
         assert result["action_mae"] is None

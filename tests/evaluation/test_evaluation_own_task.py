@@ -8,14 +8,16 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
-
-from gato.cli import main
 from gato.episodes import record_episodes
 from gato.suite.registry import get_model_task, task_from_env_id
 from gato.suite.spaces import spec_from_env
 from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec, load_task_specs
 
-SPEC = TaskSpec("my-cartpole", (ObservationField("state", "continuous", (4,)),), ActionSpec("discrete", size=1, num_values=2))
+from gato.cli import main
+
+SPEC = TaskSpec(
+    "my-cartpole", (ObservationField("state", "continuous", (4,)),), ActionSpec("discrete", size=1, num_values=2)
+)
 
 
 def _balance(observation):
@@ -28,9 +30,30 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("own")
     record_episodes(gym.make("CartPole-v1"), _balance, SPEC, num_episodes=3, seed=0, out=root / "data" / "my-cartpole")
     run = root / "run"
-    assert main(["train", "--preset", "gato-tiny", "--data", str(root / "data" / "my-cartpole"), "--max-steps", "2",
-                 "--output-dir", str(run), "--batch-size", "2", "--max-length", "64", "--report-to", "none",
-                 "--save-steps", "2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "gato-tiny",
+                "--data",
+                str(root / "data" / "my-cartpole"),
+                "--max-steps",
+                "2",
+                "--output-dir",
+                str(run),
+                "--batch-size",
+                "2",
+                "--max-length",
+                "64",
+                "--report-to",
+                "none",
+                "--save-steps",
+                "2",
+            ]
+        )
+        == 0
+    )
     return root, run
 
 
@@ -48,12 +71,36 @@ def test_the_trained_model_stores_the_spec_with_its_environment(trained_run):
 def test_gato_eval_plays_the_recorded_task_by_name(trained_run, capsys):
     root, run = trained_run
     out = root / "eval"
-    assert main(["eval", "--model", str(run), "--tasks", "my-cartpole", "--episodes", "2", "--num-envs", "2",
-                 "--max-steps", "8", "--output-dir", str(out), "--threads", "1", "--no-progress", "--no-text"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(run),
+                "--tasks",
+                "my-cartpole",
+                "--episodes",
+                "2",
+                "--num-envs",
+                "2",
+                "--max-steps",
+                "8",
+                "--output-dir",
+                str(out),
+                "--threads",
+                "1",
+                "--no-progress",
+                "--no-text",
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "eval_results.json").read_text())
     task = results["tasks"][0]
     assert task["task"] == "my-cartpole" and task["domain"] == "my-cartpole" and task["episodes"] == 2
-    assert all(1 <= length <= 8 for length in task["lengths"]) and task["returns"] == [float(n) for n in task["lengths"]]
+    assert all(1 <= length <= 8 for length in task["lengths"]) and task["returns"] == [
+        float(n) for n in task["lengths"]
+    ]
     assert task["prompt_tokens"] == 0  # recorded with a lambda: no expert to demonstrate, played unprompted
     assert task["normalized_score"] is None  # no reference returns were measured
 
@@ -61,8 +108,28 @@ def test_gato_eval_plays_the_recorded_task_by_name(trained_run, capsys):
 def test_gato_eval_env_alone_evaluates_the_tasks_recorded_in_that_environment(trained_run):
     root, run = trained_run
     out = root / "by_env"
-    assert main(["eval", "--model", str(run), "--env", "CartPole-v1", "--episodes", "1", "--max-steps", "3",
-                 "--output-dir", str(out), "--threads", "1", "--no-progress", "--no-text"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(run),
+                "--env",
+                "CartPole-v1",
+                "--episodes",
+                "1",
+                "--max-steps",
+                "3",
+                "--output-dir",
+                str(out),
+                "--threads",
+                "1",
+                "--no-progress",
+                "--no-text",
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "eval_results.json").read_text())
     assert [task["task"] for task in results["tasks"]] == ["my-cartpole"]
 
@@ -82,16 +149,48 @@ def test_load_agent_plays_the_recorded_task_by_name(trained_run):
 
 def test_an_unknown_name_or_a_spec_without_environment_is_refused_clearly(trained_run, capsys):
     root, run = trained_run
-    assert main(["eval", "--model", str(run), "--tasks", "my-acrobot", "--episodes", "1",
-                 "--output-dir", str(root / "none"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(run),
+                "--tasks",
+                "my-acrobot",
+                "--episodes",
+                "1",
+                "--output-dir",
+                str(root / "none"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     assert "my-acrobot" in error and "my-cartpole" in error  # names the model's own tasks
     no_env = {"my-task": TaskSpec("my-task", SPEC.observations, SPEC.action)}
     with pytest.raises(KeyError, match="--env ID"):
         get_model_task("my-task", no_env)
     assert get_model_task("my-task", no_env, env_id="CartPole-v1").max_episode_steps == 500
-    assert main(["eval", "--model", str(run), "--tasks", "my-cartpole", "--env-kwargs", "[1]", "--episodes", "1",
-                 "--output-dir", str(root / "none"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(run),
+                "--tasks",
+                "my-cartpole",
+                "--env-kwargs",
+                "[1]",
+                "--episodes",
+                "1",
+                "--output-dir",
+                str(root / "none"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "env_kwargs: expected a JSON object" in capsys.readouterr().err
 
 
@@ -110,7 +209,9 @@ def test_a_task_rebuilt_from_a_spec_of_spaces_plays_its_environment_with_the_sto
 
 def test_a_recording_policy_that_cannot_be_loaded_is_named_with_the_way_out():
     spec = spec_from_env(gym.make("CartPole-v1"), "my-cartpole")
-    stored = TaskSpec(spec.name, spec.observations, spec.action, spec.domain, {**spec.extra, "policy": "gone_module:act"})
+    stored = TaskSpec(
+        spec.name, spec.observations, spec.action, spec.domain, {**spec.extra, "policy": "gone_module:act"}
+    )
     task = task_from_env_id("my-cartpole", "CartPole-v1", stored)
     with pytest.raises(ValueError, match=r"recording policy 'gone_module:act'.*--prompt-tokens 0"):
         task.make_expert(task.make_env(0))

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from gato.evaluation.scores import domain_summaries, normalized_scores, score_summary
 from gato.suite.registry import get_task, normalized_score
 
@@ -42,7 +41,11 @@ def test_summary_counts_tasks_at_or_above_half_of_expert_among_scored_tasks():
 
 def test_summary_without_scores_has_null_means():
     summary = score_summary([None])
-    assert summary["tasks_scored"] == 0 and summary["mean_normalized_score"] is None and summary["fraction_above_threshold"] is None
+    assert (
+        summary["tasks_scored"] == 0
+        and summary["mean_normalized_score"] is None
+        and summary["fraction_above_threshold"] is None
+    )
 
 
 def test_domain_summaries_group_by_domain():
@@ -54,7 +57,10 @@ def test_domain_summaries_group_by_domain():
     domains = domain_summaries(results)
     assert list(domains) == ["atari", "classic_control"]
     assert domains["classic_control"]["mean_normalized_score"] == pytest.approx(0.5)
-    assert domains["classic_control"]["tasks_above_threshold"] == 1 and domains["atari"]["fraction_above_threshold"] == 1.0
+    assert (
+        domains["classic_control"]["tasks_above_threshold"] == 1
+        and domains["atari"]["fraction_above_threshold"] == 1.0
+    )
 
 
 def test_mismatched_shapes_are_refused_naming_the_arguments():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gato.evaluation import statistics as st
 from gato.evaluation.report import PROFILE_FILE, markdown_report, statistics_rows, write_results
 
@@ -60,31 +59,56 @@ def test_performance_profile_falls_from_one_to_zero_with_its_band():
     assert all(low <= value <= high for low, value, high in zip(profile["low"], profile["fraction"], profile["high"]))
 
 
-@pytest.mark.parametrize(("scores", "named"), [([], "at least one task"), ([np.array([])], "scores[0]"),
-                                               ([np.ones(2), np.array([0.1, np.nan])], "scores[1]: expected finite")])
+@pytest.mark.parametrize(
+    ("scores", "named"),
+    [
+        ([], "at least one task"),
+        ([np.array([])], "scores[0]"),
+        ([np.ones(2), np.array([0.1, np.nan])], "scores[1]: expected finite"),
+    ],
+)
 def test_bad_scores_are_refused_naming_the_task(scores, named):
     with pytest.raises(ValueError, match=named.replace("[", r"\[").replace("]", r"\]")):
         st.aggregate_intervals(scores, reps=10)
 
 
 def _task(name, domain, returns, expert=10.0, random=0.0):
-    return {"task": name, "domain": domain, "episodes": len(returns), "returns": returns, "expert_return": expert,
-            "random_return": random, "normalized_score": (np.mean(returns) - random) / (expert - random),
-            "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "success_rate": None,
-            "lengths": [1] * len(returns), "seeds": list(range(len(returns)))}
+    return {
+        "task": name,
+        "domain": domain,
+        "episodes": len(returns),
+        "returns": returns,
+        "expert_return": expert,
+        "random_return": random,
+        "normalized_score": (np.mean(returns) - random) / (expert - random),
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "success_rate": None,
+        "lengths": [1] * len(returns),
+        "seeds": list(range(len(returns))),
+    }
 
 
 def _results(tasks):
     from gato.evaluation.scores import domain_summaries, score_summary
 
-    return {"model": "runs/x", "episodes_per_task": 4, "tasks": tasks, "domains": domain_summaries(tasks),
-            "summary": score_summary([t["normalized_score"] for t in tasks]),
-            "statistics": st.score_statistics(tasks, reps=200, seed=0)}
+    return {
+        "model": "runs/x",
+        "episodes_per_task": 4,
+        "tasks": tasks,
+        "domains": domain_summaries(tasks),
+        "summary": score_summary([t["normalized_score"] for t in tasks]),
+        "statistics": st.score_statistics(tasks, reps=200, seed=0),
+    }
 
 
 def test_score_statistics_per_domain_and_overall_from_episode_returns():
-    tasks = [_task("a", "d1", [0.0, 5.0, 10.0, 10.0]), _task("b", "d1", [10.0, 10.0, 10.0, 10.0]),
-             _task("c", "d2", [2.0, 2.0, 4.0, 4.0]), {**_task("u", "d2", [1.0, 2.0]), "expert_return": None}]
+    tasks = [
+        _task("a", "d1", [0.0, 5.0, 10.0, 10.0]),
+        _task("b", "d1", [10.0, 10.0, 10.0, 10.0]),
+        _task("c", "d2", [2.0, 2.0, 4.0, 4.0]),
+        {**_task("u", "d2", [1.0, 2.0]), "expert_return": None},
+    ]
     statistics = st.score_statistics(tasks, reps=200, seed=0)
     assert statistics["all"]["tasks"] == 3 and statistics["all"]["episodes"] == 12  # "u" has no reference returns
     assert statistics["domains"]["d1"]["mean"]["value"] == pytest.approx((0.625 + 1.0) / 2)

@@ -5,59 +5,138 @@ import re
 
 import pytest
 import yaml
-from huggingface_hub import ModelCard
-from huggingface_hub.repocard_data import model_index_to_eval_results
-
 from gato.hub_cards import build_model_card, eval_results_from_json, validate_model_card, write_model_card
 from gato.hub_cards.model_card import LICENSE, PIPELINE_TAG, TAGS
 from gato.modeling_gato import GatoConfig
 from gato.training.config import TrainingConfig
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
 
 
 def _task(name, domain, score, mean_return, success=None):
-    return {"task": name, "domain": domain, "episodes": 2, "num_envs": 2, "returns": [mean_return] * 2, "lengths": [10, 10],
-            "mean_return": mean_return, "std_return": 0.0, "mean_length": 10.0, "expert_return": 500.0,
-            "random_return": 24.1, "normalized_score": score, "success_rate": success, "prompt_tokens": 40,
-            "seconds": 1.0, "actions_per_second": 20.0, "reprefills": 0, "seeds": [1, 2]}
+    return {
+        "task": name,
+        "domain": domain,
+        "episodes": 2,
+        "num_envs": 2,
+        "returns": [mean_return] * 2,
+        "lengths": [10, 10],
+        "mean_return": mean_return,
+        "std_return": 0.0,
+        "mean_length": 10.0,
+        "expert_return": 500.0,
+        "random_return": 24.1,
+        "normalized_score": score,
+        "success_rate": success,
+        "prompt_tokens": 40,
+        "seconds": 1.0,
+        "actions_per_second": 20.0,
+        "reprefills": 0,
+        "seeds": [1, 2],
+    }
 
 
 def _summary(tasks, scored, mean):
-    return {"tasks": tasks, "tasks_scored": scored, "mean_normalized_score": mean, "median_normalized_score": mean,
-            "tasks_above_threshold": 0, "fraction_above_threshold": 0.0 if scored else None, "threshold": 0.5}
+    return {
+        "tasks": tasks,
+        "tasks_scored": scored,
+        "mean_normalized_score": mean,
+        "median_normalized_score": mean,
+        "tasks_above_threshold": 0,
+        "fraction_above_threshold": 0.0 if scored else None,
+        "threshold": 0.5,
+    }
 
 
 RESULTS = {
-    "schema_version": 1, "model": "run", "model_type": "gato", "num_parameters": 1234567, "created": "2026-11-24T20:00:00+00:00",
-    "gato_version": "0.1.0", "device": "cpu", "platform": "linux", "episodes_per_task": 2,
-    "settings": {"tasks": "default", "episodes": 2, "num_envs": 4, "captions": 2, "data": "data", "text": True, "do_sample": False,
-                 "temperature": 1.0},
-    "tasks": [_task("cartpole", "classic_control", 0.25, 143.0), _task("babyai_goto_red_ball", "babyai", -0.1, 0.0, 0.0),
-              _task("unscored_task", "classic_control", None, 3.0)],
+    "schema_version": 1,
+    "model": "run",
+    "model_type": "gato",
+    "num_parameters": 1234567,
+    "created": "2026-11-24T20:00:00+00:00",
+    "gato_version": "0.1.0",
+    "device": "cpu",
+    "platform": "linux",
+    "episodes_per_task": 2,
+    "settings": {
+        "tasks": "default",
+        "episodes": 2,
+        "num_envs": 4,
+        "captions": 2,
+        "data": "data",
+        "text": True,
+        "do_sample": False,
+        "temperature": 1.0,
+    },
+    "tasks": [
+        _task("cartpole", "classic_control", 0.25, 143.0),
+        _task("babyai_goto_red_ball", "babyai", -0.1, 0.0, 0.0),
+        _task("unscored_task", "classic_control", None, 3.0),
+    ],
     "domains": {"babyai": _summary(1, 1, -0.1), "classic_control": _summary(2, 1, 0.25)},
     "summary": _summary(3, 2, 0.075),
-    "captions": {"split": "captions_validation", "samples": 2, "colour_accuracy": 0.5, "shape_accuracy": 0.5,
-                 "colour_shape_accuracy": 0.25, "held_out_colour_shape_accuracy": 0.0, "mention_precision": None,
-                 "bleu": None, "examples": [{"reference": "a red circle at the top.", "generated": "a red square"},
-                                            {"reference": "a blue star.", "generated": ""}]},
+    "captions": {
+        "split": "captions_validation",
+        "samples": 2,
+        "colour_accuracy": 0.5,
+        "shape_accuracy": 0.5,
+        "colour_shape_accuracy": 0.25,
+        "held_out_colour_shape_accuracy": 0.0,
+        "mention_precision": None,
+        "bleu": None,
+        "examples": [
+            {"reference": "a red circle at the top.", "generated": "a red square"},
+            {"reference": "a blue star.", "generated": ""},
+        ],
+    },
     # written before scene_accuracy existed, "captions" has none; the new-scenes split has every field
-    "captions_test": {"split": "captions_test", "samples": 4, "colour_accuracy": 1.0, "shape_accuracy": 0.75,
-                      "colour_shape_accuracy": 0.75, "held_out_colour_shape_accuracy": None, "mention_precision": 0.75,
-                      "scene_accuracy": 0.5, "bleu": 40.0,
-                      "examples": [{"reference": "a small green square in the centre.", "generated": "a small green square in the centre."}]},
-    "text": {"split": "text_validation", "documents": 3, "sequences": 3, "tokens": 120, "loss": 4.5, "perplexity": 90.0},
+    "captions_test": {
+        "split": "captions_test",
+        "samples": 4,
+        "colour_accuracy": 1.0,
+        "shape_accuracy": 0.75,
+        "colour_shape_accuracy": 0.75,
+        "held_out_colour_shape_accuracy": None,
+        "mention_precision": 0.75,
+        "scene_accuracy": 0.5,
+        "bleu": 40.0,
+        "examples": [
+            {"reference": "a small green square in the centre.", "generated": "a small green square in the centre."}
+        ],
+    },
+    "text": {
+        "split": "text_validation",
+        "documents": 3,
+        "sequences": 3,
+        "tokens": 120,
+        "loss": 4.5,
+        "perplexity": 90.0,
+    },
 }
 
 
-TRAIN_RESULTS = {"global_step": 7, "start_step": 3, "steps_this_run": 4, "wall_seconds": 125.0, "step_seconds": 2.0,
-                 "data_wait_seconds": 0.05, "tokens_per_second": 100.0, "processes": 1, "device": "cpu", "final_loss": 2.5,
-                 "validation": {"text": 6.5, "captions": 1.25}}
+TRAIN_RESULTS = {
+    "global_step": 7,
+    "start_step": 3,
+    "steps_this_run": 4,
+    "wall_seconds": 125.0,
+    "step_seconds": 2.0,
+    "data_wait_seconds": 0.05,
+    "tokens_per_second": 100.0,
+    "processes": 1,
+    "device": "cpu",
+    "final_loss": 2.5,
+    "validation": {"text": 6.5, "captions": 1.25},
+}
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, save_tiny_checkpoint):
     path = tmp_path_factory.mktemp("run")
     save_tiny_checkpoint(path, 64)
-    TrainingConfig(data="data", output_dir=str(path), max_steps=7, max_length=64).to_yaml(path / "training_config.yaml")
+    TrainingConfig(data="data", output_dir=str(path), max_steps=7, max_length=64).to_yaml(
+        path / "training_config.yaml"
+    )
     (path / "eval_results.json").write_text(json.dumps(RESULTS))
     (path / "normalized_scores.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (path / "train_results.json").write_text(json.dumps(TRAIN_RESULTS))
@@ -71,8 +150,14 @@ def test_metadata_has_license_tags_pipeline_tag_and_library(run_dir):
     assert data["license"] == LICENSE == "apache-2.0"
     assert data["library_name"] == "transformers"
     assert data["pipeline_tag"] == PIPELINE_TAG
-    assert set(TAGS) <= set(data["tags"]) and {"gato", "generalist-agent", "reinforcement-learning", "robotics",
-                                                  "image-to-text", "multimodal"} <= set(data["tags"])
+    assert set(TAGS) <= set(data["tags"]) and {
+        "gato",
+        "generalist-agent",
+        "reinforcement-learning",
+        "robotics",
+        "image-to-text",
+        "multimodal",
+    } <= set(data["tags"])
 
 
 def test_model_index_round_trips_with_per_task_and_per_domain_scores(run_dir):
@@ -88,7 +173,10 @@ def test_model_index_round_trips_with_per_task_and_per_domain_scores(run_dir):
     assert scores[("gato-suite", "mean_expert_normalized_score")] == 0.075
     splits = {(r.dataset_split, r.metric_type): r.metric_value for r in results if r.dataset_type == "gato-captions"}
     assert splits[("captions_validation", "colour_shape_accuracy")] == 0.25
-    assert splits[("captions_test", "colour_shape_accuracy")] == 0.75 and splits[("captions_test", "scene_accuracy")] == 0.5
+    assert (
+        splits[("captions_test", "colour_shape_accuracy")] == 0.75
+        and splits[("captions_test", "scene_accuracy")] == 0.5
+    )
     assert ("captions_validation", "scene_accuracy") not in splits and ("captions_test", "bleu") in splits
     assert scores[("gato-text", "perplexity")] == 90.0
     # JSON nulls (no reference returns, no BLEU) are left out, never written as null metrics.
@@ -108,12 +196,16 @@ def test_body_has_results_plot_captions_training_config_and_limitations(run_dir)
     assert "![Expert-normalized score per task](normalized_scores.png)" in text
     assert "| cartpole | classic_control | 2 |" in text
     assert "| a red circle at the top. | a red square |" in text and "| a blue star. | (empty) |" in text
-    assert ("Over 2 held-out images, objects named with the right colour 50%, shape 50%, colour and shape 25%, "
-            "the held-out colour×shape pair 0%.") in text  # no BLEU: sacrebleu gave none
+    assert (
+        "Over 2 held-out images, objects named with the right colour 50%, shape 50%, colour and shape 25%, "
+        "the held-out colour×shape pair 0%."
+    ) in text  # no BLEU: sacrebleu gave none
     assert "### Sample captions: held-out colour×shape pairs" in text and "### Sample captions: new scenes" in text
     assert "| a small green square in the centre. | a small green square in the centre. |" in text
-    assert ("Over 4 held-out images, objects named with the right colour 100%, shape 75%, colour and shape 75%; "
-            "scenes captioned with every object's colour and shape (once per object) and nothing else: 50%; BLEU 40.0.") in text
+    assert (
+        "Over 4 held-out images, objects named with the right colour 100%, shape 75%, colour and shape 75%; "
+        "scenes captioned with every object's colour and shape (once per object) and nothing else: 50%; BLEU 40.0."
+    ) in text
     assert "## Intended uses and limitations" in text and "@article{reed2022generalist" in text
     assert "from_pretrained('someone/gato-test')" in text and 'pipeline("image-to-text"' in text
     assert "policy = load_agent('someone/gato-test', \"cartpole\")" in text and "2 episodes per task" in text
@@ -121,10 +213,14 @@ def test_body_has_results_plot_captions_training_config_and_limitations(run_dir)
     assert yaml.safe_load(block) == yaml.safe_load((run_dir / "training_config.yaml").read_text())
     assert "1.2M parameters" in text
     # How long training took, where, and the commands that reproduce the run (train_results.json, eval settings).
-    assert ("Training ran 7 optimizer steps; its last 4 steps (resumed from step 3) took 2 min 5 s on cpu, 1 process(es), "
-            "500 ms a step of which 2.5% waiting for data. Final validation losses: captions 1.250, text 6.500") in text
-    assert ("gato train --config training_config.yaml --output-dir gato-test\n"
-            "gato eval --model gato-test --episodes 2 --captions 2 --data data --output-dir gato-test\n") in text
+    assert (
+        "Training ran 7 optimizer steps; its last 4 steps (resumed from step 3) took 2 min 5 s on cpu, 1 process(es), "
+        "500 ms a step of which 2.5% waiting for data. Final validation losses: captions 1.250, text 6.500"
+    ) in text
+    assert (
+        "gato train --config training_config.yaml --output-dir gato-test\n"
+        "gato eval --model gato-test --episodes 2 --captions 2 --data data --output-dir gato-test\n"
+    ) in text
 
 
 def test_card_without_results_has_no_model_index(tmp_path):
@@ -144,7 +240,9 @@ def test_validation_names_missing_metadata(tmp_path):
     (tmp_path / "README.md").write_text("---\nlibrary_name: transformers\ntags: [gato]\n---\n\n# x\n")
     with pytest.raises(ValueError, match="license"):
         validate_model_card(tmp_path)
-    (tmp_path / "README.md").write_text("---\nlicense: mit\nlibrary_name: timm\npipeline_tag: image-text-to-text\ntags: [gato]\n---\n")
+    (tmp_path / "README.md").write_text(
+        "---\nlicense: mit\nlibrary_name: timm\npipeline_tag: image-text-to-text\ntags: [gato]\n---\n"
+    )
     with pytest.raises(ValueError, match="library_name"):
         validate_model_card(tmp_path / "README.md")
 
@@ -152,7 +250,8 @@ def test_validation_names_missing_metadata(tmp_path):
 def test_malformed_model_index_is_refused(tmp_path):
     (tmp_path / "README.md").write_text(
         "---\nlicense: apache-2.0\nlibrary_name: transformers\npipeline_tag: image-text-to-text\ntags: [gato]\n"
-        "model-index:\n- name: x\n  results:\n  - task: {type: reinforcement-learning}\n---\n")
+        "model-index:\n- name: x\n  results:\n  - task: {type: reinforcement-learning}\n---\n"
+    )
     with pytest.raises(ValueError):
         validate_model_card(tmp_path)
 

@@ -6,17 +6,32 @@ import json
 import huggingface_hub
 import pytest
 import torch
-
-from gato.cli import main
 from gato.hub_cards import check_run_folder, push_run, upload_plan
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.training.run_training import build_processor
 
-MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
-               "tokenizer_config.json", "configuration_gato.py", "modeling_gato.py", "acting.py", "loss_gato.py", "token_layout.py",
-               # the processor's remote code (GatoProcessor.save_pretrained)
-               "processing_gato.py", "image_processing_gato.py", "episode_layout.py", "tokenize_values.py",
-               "tokenization_gato.py", "task_spec.py"}
+from gato.cli import main
+
+MODEL_FILES = {
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "processor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "configuration_gato.py",
+    "modeling_gato.py",
+    "acting.py",
+    "loss_gato.py",
+    "token_layout.py",
+    # the processor's remote code (GatoProcessor.save_pretrained)
+    "processing_gato.py",
+    "image_processing_gato.py",
+    "episode_layout.py",
+    "tokenize_values.py",
+    "tokenization_gato.py",
+    "task_spec.py",
+}
 RESULT_FILES = {"eval_results.json", "eval_results.md", "normalized_scores.png", "training_config.yaml"}
 
 
@@ -28,13 +43,20 @@ def run_dir(tmp_path):
     GatoForCausalLM(config).save_pretrained(path)
     build_processor(config, 32).save_pretrained(path)
     (path / "training_config.yaml").write_text("max_steps: 1\n")
-    (path / "eval_results.json").write_text(json.dumps({"episodes_per_task": 1, "tasks": [], "domains": {}, "summary": {},
-                                                          "captions": None, "text": None}))
+    (path / "eval_results.json").write_text(
+        json.dumps({"episodes_per_task": 1, "tasks": [], "domains": {}, "summary": {}, "captions": None, "text": None})
+    )
     (path / "eval_results.md").write_text("# results\n")
     (path / "normalized_scores.png").write_bytes(b"\x89PNG")
     # Training leftovers that must stay home.
-    for leftover in ("checkpoints/checkpoint-1/model.safetensors", "logs/events.out", "data/cartpole/data.arrow",
-                     "main_job.tmp", ".cache/huggingface/x", ".git/HEAD"):
+    for leftover in (
+        "checkpoints/checkpoint-1/model.safetensors",
+        "logs/events.out",
+        "data/cartpole/data.arrow",
+        "main_job.tmp",
+        ".cache/huggingface/x",
+        ".git/HEAD",
+    ):
         (path / leftover).parent.mkdir(parents=True, exist_ok=True)
         (path / leftover).write_text("x")
     return path
@@ -57,12 +79,22 @@ def test_dry_run_lists_the_files_validates_and_writes_nothing(run_dir, capsys, m
 
 def test_real_push_creates_the_repo_and_commits_the_planned_files_without_leftovers(run_dir, monkeypatch):
     calls = {}
-    monkeypatch.setattr(huggingface_hub, "create_repo", lambda repo_id, **kwargs: calls.setdefault("create", (repo_id, kwargs)))
-    monkeypatch.setattr(huggingface_hub, "create_commit",
-                        lambda repo_id, operations, **kwargs: calls.setdefault("commit", (repo_id, operations, kwargs)) and "https://hub/commit")
+    monkeypatch.setattr(
+        huggingface_hub, "create_repo", lambda repo_id, **kwargs: calls.setdefault("create", (repo_id, kwargs))
+    )
+    monkeypatch.setattr(
+        huggingface_hub,
+        "create_commit",
+        lambda repo_id, operations, **kwargs: (
+            calls.setdefault("commit", (repo_id, operations, kwargs)) and "https://hub/commit"
+        ),
+    )
     monkeypatch.delenv("HF_TOKEN", raising=False)
     plan = push_run(run_dir, "someone/gato-test", private=True)
-    assert calls["create"] == ("someone/gato-test", {"private": True, "exist_ok": True, "token": None, "repo_type": "model"})
+    assert calls["create"] == (
+        "someone/gato-test",
+        {"private": True, "exist_ok": True, "token": None, "repo_type": "model"},
+    )
     repo_id, operations, kwargs = calls["commit"]
     assert repo_id == "someone/gato-test" and kwargs["repo_type"] == "model"
     sent = {operation.path_in_repo for operation in operations}

@@ -9,17 +9,27 @@ import huggingface_hub
 import pytest
 import torch
 import yaml
-
-from gato.cli import main
 from gato.episodes.manifest import MANIFEST_FILE, ManifestError, write_model_manifest
 from gato.evaluation.run_evaluation import load_model_and_processor
 from gato.hub_cards import push_run, upload_plan
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.training.run_training import build_processor
 
+from gato.cli import main
+
 FAKE_TOKEN = "hf_" + "A1b2C3d4E5" * 4
-SECRETS = [".env", "configs/.env", "token", "hf_token.txt", "wandb/settings", "sub/wandb/run-1/files/config.yaml",
-           "mlruns/0/meta.yaml", ".netrc", "aws_credentials.json", "clearml.conf"]
+SECRETS = [
+    ".env",
+    "configs/.env",
+    "token",
+    "hf_token.txt",
+    "wandb/settings",
+    "sub/wandb/run-1/files/config.yaml",
+    "mlruns/0/meta.yaml",
+    ".netrc",
+    "aws_credentials.json",
+    "clearml.conf",
+]
 
 
 @pytest.fixture
@@ -30,10 +40,23 @@ def run_dir(tmp_path):
     GatoForCausalLM(config).save_pretrained(path)
     build_processor(config, 32).save_pretrained(path)
     data = tmp_path / "home" / "alice" / "data" / "default"
-    (path / "training_config.yaml").write_text(yaml.safe_dump({"data": str(data), "output_dir": str(path), "max_steps": 1}))
-    (path / "eval_results.json").write_text(json.dumps({
-        "model": str(path), "episodes_per_task": 1, "tasks": [], "domains": {}, "summary": {}, "captions": None,
-        "text": None, "settings": {"tasks": "cartpole", "episodes": 1, "data": str(data), "seed": 0}}))
+    (path / "training_config.yaml").write_text(
+        yaml.safe_dump({"data": str(data), "output_dir": str(path), "max_steps": 1})
+    )
+    (path / "eval_results.json").write_text(
+        json.dumps(
+            {
+                "model": str(path),
+                "episodes_per_task": 1,
+                "tasks": [],
+                "domains": {},
+                "summary": {},
+                "captions": None,
+                "text": None,
+                "settings": {"tasks": "cartpole", "episodes": 1, "data": str(data), "seed": 0},
+            }
+        )
+    )
     (path / "eval_results.md").write_text(f"# results\n\nmodel: `{path}`, data `{data}`\n")
     write_model_manifest(path)
     return path
@@ -62,7 +85,9 @@ def test_secrets_are_never_listed_nor_sent(run_dir, fake_hub):
         (run_dir / name).write_text("secret\n")
     planned = upload_plan(run_dir)
     assert not set(SECRETS) & set(planned)
-    assert {"special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"} & set(planned)  # not taken for secrets
+    assert {"special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"} & set(
+        planned
+    )  # not taken for secrets
     push_run(run_dir, "alice/gato")
     sent, _ = fake_hub
     assert not set(SECRETS) & set(sent) and "model.safetensors" in sent
@@ -80,7 +105,10 @@ def test_a_file_holding_a_token_stops_the_push_naming_it(run_dir, fake_hub, caps
 
 
 def test_machine_paths_are_sent_relative_and_the_files_on_disk_are_untouched(run_dir, fake_hub, tmp_path):
-    on_disk = {name: (run_dir / name).read_bytes() for name in ("eval_results.json", "training_config.yaml", "eval_results.md")}
+    on_disk = {
+        name: (run_dir / name).read_bytes()
+        for name in ("eval_results.json", "training_config.yaml", "eval_results.md")
+    }
     plan = push_run(run_dir, "alice/gato")
     sent, _ = fake_hub
     for name, data in sent.items():

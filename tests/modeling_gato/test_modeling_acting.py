@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from test_modeling_gato import random_image, tiny_model, tiny_processor
-
 from gato.modeling_gato.acting import DEFAULT_WINDOW_KEEP_FRACTION, ActingConfig, overflow_drops
 from gato.suite import token_layout as tl
 from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_modeling_gato import random_image, tiny_model, tiny_processor
 
 IMAGE_SPEC = TaskSpec(
     "image-task",
@@ -23,7 +22,9 @@ IMAGE_SPEC = TaskSpec(
     ),
     ActionSpec("continuous", size=3),
 )
-DISCRETE_SPEC = TaskSpec("grid", (ObservationField("pos", "discrete", (2,), num_values=10),), ActionSpec("discrete", 1, num_values=7))
+DISCRETE_SPEC = TaskSpec(
+    "grid", (ObservationField("pos", "discrete", (2,), num_values=10),), ActionSpec("discrete", 1, num_values=7)
+)
 
 
 def random_observation(spec: TaskSpec, rng: np.random.Generator) -> dict:
@@ -53,7 +54,9 @@ def episode(spec: TaskSpec, steps: int, rng: np.random.Generator) -> dict:
 
 def observation_batch(processor, spec: TaskSpec, rng: np.random.Generator, batch: int):
     """``batch`` random observations of ``spec`` as the model's tensors (tokenize, then collate)."""
-    return processor.collate([processor.tokenize_observation(random_observation(spec, rng), spec) for _ in range(batch)])
+    return processor.collate(
+        [processor.tokenize_observation(random_observation(spec, rng), spec) for _ in range(batch)]
+    )
 
 
 def ranges_of(processor, spec: TaskSpec) -> torch.Tensor:
@@ -89,7 +92,12 @@ def test_greedy_actions_are_legal_batched_and_equal_a_full_recompute(spec):
     prompt = processor.collate([processor.tokenize_episode(episode(spec, 2, rng), spec)[0]] * batch)
     context = None
     for _ in range(4):
-        out = model.act(observation_batch(processor, spec, rng, batch), ranges, context=context, prompt=prompt if context is None else None)
+        out = model.act(
+            observation_batch(processor, spec, rng, batch),
+            ranges,
+            context=context,
+            prompt=prompt if context is None else None,
+        )
         context = out.context
         tokens = out.action_tokens
         assert tokens.shape == (batch, spec.action.size)
@@ -115,11 +123,15 @@ def test_per_environment_ranges_restrict_each_environment():
 def test_sampling_stays_in_range_and_is_reproducible():
     model, processor = tiny_model(), tiny_processor()
     rng = np.random.default_rng(2)
-    observation = processor.collate([processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC)] * 4)
+    observation = processor.collate(
+        [processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC)] * 4
+    )
     ranges = ranges_of(processor, IMAGE_SPEC)
     sampling = ActingConfig(do_sample=True, temperature=2.0)
     draws = [
-        model.act(observation, ranges, acting_config=sampling, generator=torch.Generator().manual_seed(0)).action_tokens
+        model.act(
+            observation, ranges, acting_config=sampling, generator=torch.Generator().manual_seed(0)
+        ).action_tokens
         for _ in range(2)
     ]
     assert torch.equal(draws[0], draws[1])
@@ -132,12 +144,19 @@ def test_context_beyond_max_length_re_prefills_on_step_boundaries():
     model, processor = tiny_model(max_position_embeddings=40), tiny_processor()
     rng = np.random.default_rng(3)
     ranges = ranges_of(processor, IMAGE_SPEC)
-    prompt = processor.collate([processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC)] * 2)  # 10 tokens
+    prompt = processor.collate(
+        [processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC)] * 2
+    )  # 10 tokens
     context = None
     for step in range(8):
-        observation = processor.collate([processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC)] * 2)
+        observation = processor.collate(
+            [processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC)] * 2
+        )
         out = model.act(
-            observation, ranges, context=context, prompt=prompt if context is None else None,
+            observation,
+            ranges,
+            context=context,
+            prompt=prompt if context is None else None,
             acting_config=ActingConfig(window_keep_fraction=1.0),
         )
         context = out.context
@@ -237,7 +256,9 @@ def test_default_rule_re_prefills_rarely_once_the_window_is_full():
         context = None
         for _ in range(9):
             observation = observation_batch(processor, IMAGE_SPEC, rng, 1)
-            context = model.act(observation, ranges, context=context, acting_config=ActingConfig(window_keep_fraction=fraction)).context
+            context = model.act(
+                observation, ranges, context=context, acting_config=ActingConfig(window_keep_fraction=fraction)
+            ).context
         counts[fraction] = context.num_reprefills
     assert counts[1.0] == 6  # steps 4…9 each overflow 3 · 13 = 39 tokens
     # Steps 4 and 7: the overflow keeps only the new step (13 ≤ 20 tokens), then two more steps fit.
@@ -268,7 +289,9 @@ def test_act_takes_tensors_only_and_refuses_numpy_naming_the_key():
     tokens = processor.tokenize_observation(random_observation(DISCRETE_SPEC, np.random.default_rng(0)), DISCRETE_SPEC)
     ranges = ranges_of(processor, DISCRETE_SPEC)
     as_numpy = processor.collate([tokens], return_tensors="np")
-    with pytest.raises(TypeError, match=r"observation\['input_ids'\]: expected a torch.Tensor, got ndarray.*processor.collate"):
+    with pytest.raises(
+        TypeError, match=r"observation\['input_ids'\]: expected a torch.Tensor, got ndarray.*processor.collate"
+    ):
         model.act(dict(as_numpy), ranges)
     with pytest.raises(TypeError, match="action_ranges: expected a torch.Tensor, got ndarray"):
         model.act(processor.collate([tokens]), processor.action_token_ranges(DISCRETE_SPEC))
@@ -282,9 +305,13 @@ def test_act_refuses_padded_batches_of_unequal_observations():
     model, processor = tiny_model(), tiny_processor()
     rng = np.random.default_rng(1)
     short = processor.tokenize_observation(random_observation(DISCRETE_SPEC, rng), DISCRETE_SPEC)
-    longer = {key: (np.concatenate([value, value[:1]]) if key != "patch_pixels" and value.ndim == 1 else value)
-              for key, value in short.items()}
-    with pytest.raises(ValueError, match=r"observation\['attention_mask'\]: every environment needs the same number of tokens"):
+    longer = {
+        key: (np.concatenate([value, value[:1]]) if key != "patch_pixels" and value.ndim == 1 else value)
+        for key, value in short.items()
+    }
+    with pytest.raises(
+        ValueError, match=r"observation\['attention_mask'\]: every environment needs the same number of tokens"
+    ):
         model.act(processor.collate([short, longer]), ranges_of(processor, DISCRETE_SPEC))
 
 
@@ -293,7 +320,10 @@ def test_collated_observations_give_the_same_tokens_as_one_batched_call_per_envi
     model, processor = tiny_model(), tiny_processor()
     rng = np.random.default_rng(5)
     ranges = ranges_of(processor, IMAGE_SPEC)
-    steps = [[processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC) for _ in range(2)] for _ in range(3)]
+    steps = [
+        [processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC) for _ in range(2)]
+        for _ in range(3)
+    ]
     together, alone = [], [[], []]
     context = None
     for step in steps:
@@ -316,7 +346,10 @@ def test_continuous_decoding_applies_only_to_actions_act_is_told_are_continuous(
     ranges = ranges_of(processor, IMAGE_SPEC)
     median, argmax = ActingConfig(continuous_decoding="median"), ActingConfig(continuous_decoding="argmax")
     as_categories = [model.act(observation, ranges, acting_config=config).action_tokens for config in (median, argmax)]
-    as_bins = [model.act(observation, ranges, acting_config=config, continuous_actions=True).action_tokens for config in (median, argmax)]
+    as_bins = [
+        model.act(observation, ranges, acting_config=config, continuous_actions=True).action_tokens
+        for config in (median, argmax)
+    ]
     assert torch.equal(as_categories[0], as_categories[1]) and torch.equal(as_categories[1], as_bins[1])
     assert not torch.equal(as_bins[0], as_bins[1])  # a random model's median bin is not its most likely one
 
@@ -327,14 +360,22 @@ def test_without_a_cache_act_chooses_the_cached_greedy_tokens_through_overflows(
     model, processor = tiny_model(max_position_embeddings=40, initializer_range=0.2), tiny_processor()
     ranges = ranges_of(processor, IMAGE_SPEC)
     runs = {}
-    for name, config in {"recompute": ActingConfig(use_cache=False), "dynamic": ActingConfig(),
-                         "static": ActingConfig(cache_implementation="static")}.items():
+    for name, config in {
+        "recompute": ActingConfig(use_cache=False),
+        "dynamic": ActingConfig(),
+        "static": ActingConfig(cache_implementation="static"),
+    }.items():
         rng = np.random.default_rng(7)
         prompt = processor.collate([processor.tokenize_episode(episode(IMAGE_SPEC, 1, rng), IMAGE_SPEC)[0]] * 2)
         context, taken = None, []
         for _ in range(8):
-            out = model.act(observation_batch(processor, IMAGE_SPEC, rng, 2), ranges, context=context,
-                            prompt=prompt if context is None else None, acting_config=config)
+            out = model.act(
+                observation_batch(processor, IMAGE_SPEC, rng, 2),
+                ranges,
+                context=context,
+                prompt=prompt if context is None else None,
+                acting_config=config,
+            )
             context = out.context
             taken.append(out.action_tokens)
         runs[name] = (torch.stack(taken), context.num_reprefills, context.length())
@@ -351,7 +392,12 @@ def test_greedy_is_what_a_zero_temperature_means():
     ranges = ranges_of(processor, IMAGE_SPEC)
     greedy = model.act(observation, ranges).action_tokens
     for seed in range(3):
-        assert torch.equal(model.act(observation, ranges, acting_config=config, generator=torch.Generator().manual_seed(seed)).action_tokens, greedy)
+        assert torch.equal(
+            model.act(
+                observation, ranges, acting_config=config, generator=torch.Generator().manual_seed(seed)
+            ).action_tokens,
+            greedy,
+        )
 
 
 @pytest.mark.parametrize(
@@ -366,10 +412,16 @@ def test_greedy_is_what_a_zero_temperature_means():
         ({"cache_implementation": "offloaded"}, "cache_implementation: expected one of"),
         ({"compile": True}, 'compile needs use_cache=True and cache_implementation="static"'),
         ({"compile": "max-autotune"}, "compile: expected a bool or a transformers CompileConfig"),
-        ({"use_cache": False, "cache_implementation": "static"}, "cache_implementation: use_cache=False keeps no cache"),
+        (
+            {"use_cache": False, "cache_implementation": "static"},
+            "cache_implementation: use_cache=False keeps no cache",
+        ),
         ({"window_keep_fraction": 0}, r"window_keep_fraction: expected a fraction in \(0, 1\], got 0"),
         ({"window_keep_fraction": 1.5}, "window_keep_fraction: expected a fraction"),
-        ({"prompt_tokens": -1}, r"prompt_tokens: expected None \(as in training\) or an integer ≥ 0 \(0 = no prompt\), got -1"),
+        (
+            {"prompt_tokens": -1},
+            r"prompt_tokens: expected None \(as in training\) or an integer ≥ 0 \(0 = no prompt\), got -1",
+        ),
         ({"prompt_tokens": 2.5}, "prompt_tokens: expected None"),
     ],
 )
@@ -380,14 +432,27 @@ def test_acting_config_refuses_bad_settings_naming_the_field(fields, message):
 
 def test_acting_config_defaults_and_its_json_form():
     config = ActingConfig()
-    assert (config.do_sample, config.temperature, config.continuous_decoding, config.use_cache, config.cache_implementation,
-            config.compile, config.window_keep_fraction, config.prompt_tokens) == (
-        False, 1.0, "median", True, "dynamic", False, DEFAULT_WINDOW_KEEP_FRACTION, None)
-    assert config.greedy_decoding(continuous_actions=True) == "median" and config.greedy_decoding(continuous_actions=False) == "argmax"
+    assert (
+        config.do_sample,
+        config.temperature,
+        config.continuous_decoding,
+        config.use_cache,
+        config.cache_implementation,
+        config.compile,
+        config.window_keep_fraction,
+        config.prompt_tokens,
+    ) == (False, 1.0, "median", True, "dynamic", False, DEFAULT_WINDOW_KEEP_FRACTION, None)
+    assert (
+        config.greedy_decoding(continuous_actions=True) == "median"
+        and config.greedy_decoding(continuous_actions=False) == "argmax"
+    )
     from transformers.generation.configuration_utils import CompileConfig
 
     compiled = ActingConfig(cache_implementation="static", compile=CompileConfig(mode="default"))
     assert compiled.to_dict()["compile"]["mode"] == "default" and ActingConfig(**ActingConfig().to_dict()) == config
     with pytest.raises(TypeError, match="acting_config: expected an ActingConfig, got dict"):
-        tiny_model().act(observation_batch(tiny_processor(), DISCRETE_SPEC, np.random.default_rng(0), 1),
-                         ranges_of(tiny_processor(), DISCRETE_SPEC), acting_config={"do_sample": True})
+        tiny_model().act(
+            observation_batch(tiny_processor(), DISCRETE_SPEC, np.random.default_rng(0), 1),
+            ranges_of(tiny_processor(), DISCRETE_SPEC),
+            acting_config={"do_sample": True},
+        )

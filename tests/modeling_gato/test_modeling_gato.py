@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
-
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.suite import token_layout as tl
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
 
 
 def tiny_config(**overrides) -> GatoConfig:
@@ -33,7 +32,9 @@ def control_batch(batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     step = 7  # 2 patches + 2 values + separator + 2 actions
     length = 2 * step
-    input_ids = torch.randint(tl.CONTINUOUS_OFFSET, tl.CONTINUOUS_OFFSET + tl.CONTINUOUS_BINS, (batch, length), generator=g)
+    input_ids = torch.randint(
+        tl.CONTINUOUS_OFFSET, tl.CONTINUOUS_OFFSET + tl.CONTINUOUS_BINS, (batch, length), generator=g
+    )
     local = torch.tensor([0, 1, 2, 3, tl.LOCAL_POSITION_NONE, tl.LOCAL_POSITION_ACTION, tl.LOCAL_POSITION_ACTION] * 2)
     patch_mask = torch.tensor([True, True, False, False, False, False, False] * 2)
     loss_mask = (local == tl.LOCAL_POSITION_ACTION).long()
@@ -170,9 +171,14 @@ def test_padding_does_not_change_real_positions():
     batch = control_batch()
     full = model(**{k: v[:1] for k, v in batch.items() if k not in ("labels", "loss_mask")}).logits
     short = {k: v[:1] for k, v in batch.items() if k not in ("labels", "loss_mask")}
-    short = {**short, "input_ids": short["input_ids"][:, :7], "attention_mask": short["attention_mask"][:, :7],
-             "local_positions": short["local_positions"][:, :7], "patch_mask": short["patch_mask"][:, :7],
-             "patch_valid": torch.tensor([[True, True, False, False]])}
+    short = {
+        **short,
+        "input_ids": short["input_ids"][:, :7],
+        "attention_mask": short["attention_mask"][:, :7],
+        "local_positions": short["local_positions"][:, :7],
+        "patch_mask": short["patch_mask"][:, :7],
+        "patch_valid": torch.tensor([[True, True, False, False]]),
+    }
     torch.testing.assert_close(model(**short).logits, full[:, :7], rtol=1e-5, atol=1e-5)
 
 
@@ -209,14 +215,18 @@ def test_cached_step_by_step_logits_equal_full_sequence_logits():
     logits = [out.logits[0]]
     cache = out.cache
     for position in range(prefix, batch["input_ids"].shape[1]):
-        step = {"input_ids": batch["input_ids"][:, position : position + 1],
-                "local_positions": batch["local_positions"][:, position : position + 1]}
+        step = {
+            "input_ids": batch["input_ids"][:, position : position + 1],
+            "local_positions": batch["local_positions"][:, position : position + 1],
+        }
         if batch["patch_mask"][0, position]:
             patch = int(batch["patch_mask"][0, :position].sum())
-            step.update(patch_mask=batch["patch_mask"][:, position : position + 1],
-                        patch_pixels=batch["patch_pixels"][:, patch : patch + 1],
-                        patch_rows=batch["patch_rows"][:, patch : patch + 1],
-                        patch_cols=batch["patch_cols"][:, patch : patch + 1])
+            step.update(
+                patch_mask=batch["patch_mask"][:, position : position + 1],
+                patch_pixels=batch["patch_pixels"][:, patch : patch + 1],
+                patch_rows=batch["patch_rows"][:, patch : patch + 1],
+                patch_cols=batch["patch_cols"][:, patch : patch + 1],
+            )
         out = model(**step, cache=cache, use_cache=True)
         cache = out.cache
         logits.append(out.logits[0])
@@ -294,8 +304,9 @@ def caption_prompt(seed: int = 0) -> dict[str, torch.Tensor]:
     processor = tiny_processor()
     sequence = processor.tokenize_caption(random_image(np.random.default_rng(seed)), "a cat")
     prompt_length = int(sequence["patch_mask"].sum()) + 1  # patches + bos
-    batch = processor.collate([{k: (v[:prompt_length] if v.shape[:1] == sequence["input_ids"].shape else v)
-                                for k, v in sequence.items()}])
+    batch = processor.collate(
+        [{k: (v[:prompt_length] if v.shape[:1] == sequence["input_ids"].shape else v) for k, v in sequence.items()}]
+    )
     return {k: v for k, v in batch.items() if k not in ("labels", "loss_mask")}
 
 
@@ -311,20 +322,30 @@ def test_generate_caption_from_image_prompt_matches_full_recompute():
     for _ in range(5):
         extra = ids.shape[1] - length
         pad = lambda t, value: torch.cat([t, torch.full((1, extra), value, dtype=t.dtype)], 1)  # noqa: E731
-        logits = model(input_ids=ids, attention_mask=pad(prompt["attention_mask"], 1),
-                       local_positions=pad(prompt["local_positions"], tl.LOCAL_POSITION_NONE),
-                       patch_mask=pad(prompt["patch_mask"], False), patch_pixels=prompt["patch_pixels"],
-                       patch_rows=prompt["patch_rows"], patch_cols=prompt["patch_cols"], use_cache=False).logits
+        logits = model(
+            input_ids=ids,
+            attention_mask=pad(prompt["attention_mask"], 1),
+            local_positions=pad(prompt["local_positions"], tl.LOCAL_POSITION_NONE),
+            patch_mask=pad(prompt["patch_mask"], False),
+            patch_pixels=prompt["patch_pixels"],
+            patch_rows=prompt["patch_rows"],
+            patch_cols=prompt["patch_cols"],
+            use_cache=False,
+        ).logits
         ids = torch.cat([ids, logits[:, -1:].argmax(-1)], 1)
     assert torch.equal(generated, ids)
-    uncached = model.generate(**prompt, max_new_tokens=5, do_sample=False, eos_token_id=None, pad_token_id=0, use_cache=False)
+    uncached = model.generate(
+        **prompt, max_new_tokens=5, do_sample=False, eos_token_id=None, pad_token_id=0, use_cache=False
+    )
     assert torch.equal(uncached, generated)
 
 
 def test_generate_text():
     model = tiny_model()
     ids = torch.tensor([[tl.BOS_TOKEN_ID, 10, 11]])
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False, eos_token_id=None)
+    out = model.generate(
+        ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False, eos_token_id=None
+    )
     assert out.shape == (1, 7) and torch.equal(out[:, :3], ids)
 
 
@@ -368,7 +389,9 @@ def test_shift_labels_give_the_same_loss_as_labels_and_loss_mask():
     assert torch.equal(shifted.logits, expected.logits)
     # shift_labels win over labels (transformers' rule); a rank holding half the sequence computes its own part.
     wrong = torch.zeros_like(batch["labels"])
-    torch.testing.assert_close(model(**inputs, labels=wrong, shift_labels=shift_labels).loss, expected.loss, rtol=0, atol=0)
+    torch.testing.assert_close(
+        model(**inputs, labels=wrong, shift_labels=shift_labels).loss, expected.loss, rtol=0, atol=0
+    )
 
 
 def test_loss_mask_beside_shift_labels_is_refused():
@@ -392,7 +415,9 @@ def test_generate_continues_from_a_returned_cache_with_an_image_prompt():
     length = first.sequences.shape[1]
     tail = length - prompt["input_ids"].shape[1]
     continued = dict(prompt, input_ids=first.sequences, attention_mask=torch.ones_like(first.sequences))
-    continued["local_positions"] = torch.cat([prompt["local_positions"], torch.full((1, tail), tl.LOCAL_POSITION_NONE)], 1)
+    continued["local_positions"] = torch.cat(
+        [prompt["local_positions"], torch.full((1, tail), tl.LOCAL_POSITION_NONE)], 1
+    )
     continued["patch_mask"] = torch.cat([prompt["patch_mask"], torch.zeros(1, tail, dtype=torch.bool)], 1)
     second = model.generate(**continued, cache=first.cache, max_new_tokens=3, **greedy)
     assert torch.equal(second, at_once)
@@ -405,8 +430,10 @@ def test_generate_from_a_cache_that_ends_inside_the_image():
     greedy = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
     at_once = model.generate(**prompt, max_new_tokens=3, **greedy)
     cached = 1  # the first patch only
-    first = {k: (v[:, :cached] if k in ("input_ids", "attention_mask", "local_positions", "patch_mask") else v)
-             for k, v in prompt.items()}
+    first = {
+        k: (v[:, :cached] if k in ("input_ids", "attention_mask", "local_positions", "patch_mask") else v)
+        for k, v in prompt.items()
+    }
     first["patch_valid"] = torch.arange(prompt["patch_pixels"].shape[1])[None] < cached
     cache = model(**first, use_cache=True).cache
     assert torch.equal(model.generate(**prompt, cache=cache, max_new_tokens=3, **greedy), at_once)
@@ -416,15 +443,24 @@ def test_training_batches_can_be_passed_to_generate():
     """labels / loss_mask are targets: generate drops them (as transformers drops labels) instead of crashing."""
     model = tiny_model()
     batch = {k: v[:1] for k, v in control_batch().items()}
-    expected = model.generate(**{k: v for k, v in batch.items() if k not in ("labels", "loss_mask")}, max_new_tokens=2,
-                              do_sample=False, eos_token_id=None, pad_token_id=0)
-    assert torch.equal(model.generate(**batch, max_new_tokens=2, do_sample=False, eos_token_id=None, pad_token_id=0), expected)
+    expected = model.generate(
+        **{k: v for k, v in batch.items() if k not in ("labels", "loss_mask")},
+        max_new_tokens=2,
+        do_sample=False,
+        eos_token_id=None,
+        pad_token_id=0,
+    )
+    assert torch.equal(
+        model.generate(**batch, max_new_tokens=2, do_sample=False, eos_token_id=None, pad_token_id=0), expected
+    )
 
 
 def test_generate_with_a_static_cache_equals_the_dynamic_cache():
     model = tiny_model(initializer_range=0.2)  # sharper logits: the greedy tokens depend on the positions
     ids = torch.tensor([[tl.BOS_TOKEN_ID, 10, 11, 12]])
-    kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False, eos_token_id=None, pad_token_id=0)
+    kwargs = dict(
+        attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False, eos_token_id=None, pad_token_id=0
+    )
     dynamic = model.generate(ids, **kwargs)
     static = model.generate(ids, cache_implementation="static", **kwargs)
     assert torch.equal(static, dynamic) and len(set(dynamic[0, 4:].tolist())) > 1
@@ -438,7 +474,9 @@ def test_text_only_forward_compiles_as_one_graph():
     ids = torch.randint(4, 1000, (2, 5))
     torch._dynamo.reset()
     compiled = torch.compile(model, fullgraph=True, backend="eager")
-    torch.testing.assert_close(compiled(input_ids=ids, use_cache=False).logits, model(input_ids=ids, use_cache=False).logits)
+    torch.testing.assert_close(
+        compiled(input_ids=ids, use_cache=False).logits, model(input_ids=ids, use_cache=False).logits
+    )
     assert type(model)._can_compile_fullgraph
 
 
@@ -446,7 +484,9 @@ def test_generate_from_inputs_embeds_equals_generate_from_ids():
     """generate() accepts a prompt as inputs_embeds (it reads prepare_inputs_for_generation's signature for it)."""
     model = tiny_model(initializer_range=0.2)
     ids = torch.randint(4, 1000, (2, 6))
-    kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False, eos_token_id=None, pad_token_id=0)
+    kwargs = dict(
+        attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False, eos_token_id=None, pad_token_id=0
+    )
     from_ids = model.generate(ids, **kwargs)
     from_embeds = model.generate(inputs_embeds=model.get_input_embeddings()(ids), **kwargs)
     assert torch.equal(from_embeds, from_ids[:, ids.shape[1] :])
@@ -461,7 +501,9 @@ def test_static_cache_generate_compiles_its_decode_steps_as_one_graph():
 
     model = tiny_model(initializer_range=0.2)
     ids = torch.tensor([[tl.BOS_TOKEN_ID, 10, 11, 12]])
-    kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=5, do_sample=False, eos_token_id=None, pad_token_id=0)
+    kwargs = dict(
+        attention_mask=torch.ones_like(ids), max_new_tokens=5, do_sample=False, eos_token_id=None, pad_token_id=0
+    )
     compile_config = CompileConfig(fullgraph=True, backend="eager", mode="default")
     compile_config._compile_all_devices = True  # transformers compiles on CUDA only by default
     torch._dynamo.reset()

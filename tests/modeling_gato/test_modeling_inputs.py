@@ -7,11 +7,10 @@ import re
 
 import pytest
 import torch
+from gato.suite import token_layout as tl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_modeling_gato import control_batch, tiny_model
-
-from gato.suite import token_layout as tl
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
@@ -144,7 +143,9 @@ def test_fuzzed_per_token_shapes_are_accepted_exactly_when_they_match(data):
 
 
 @FUZZ
-@given(ids=st.lists(st.integers(-(2**40), 2**40) | st.integers(-3, MODEL.config.vocab_size + 3), min_size=1, max_size=12))
+@given(
+    ids=st.lists(st.integers(-(2**40), 2**40) | st.integers(-3, MODEL.config.vocab_size + 3), min_size=1, max_size=12)
+)
 def test_fuzzed_ids_are_refused_exactly_when_outside_the_vocabulary(ids):
     input_ids = torch.tensor([ids])
     outside = [i for i in ids if not 0 <= i < MODEL.config.vocab_size]

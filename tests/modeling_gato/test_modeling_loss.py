@@ -1,13 +1,12 @@
 """The chunked output layer + cross-entropy: the plain path's loss and gradients, without the full logits."""
 
+import gato.modeling_gato.modeling_gato as modeling
 import pytest
 import torch
 import torch.nn.functional as F
-
-import gato.modeling_gato.modeling_gato as modeling
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
-from gato.suite.token_layout import IGNORE_INDEX
 from gato.modeling_gato.loss_gato import linear_cross_entropy
+from gato.suite.token_layout import IGNORE_INDEX
 
 
 def _inputs(rows: int = 37, hidden: int = 16, vocab: int = 50, seed: int = 0):

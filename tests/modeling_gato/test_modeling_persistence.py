@@ -10,15 +10,15 @@ import sys
 import textwrap
 from pathlib import Path
 
+import gato.suite.token_layout
+import numpy as np
 import pytest
 import torch
-import numpy as np
+from gato.modeling_gato import GatoConfig, GatoForCausalLM, GatoModel, acting, configuration_gato, modeling_gato
 from test_modeling_gato import control_batch, random_image, tiny_model, tiny_processor
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 import gato  # noqa: F401  (registers the Auto classes)
-import gato.suite.token_layout
-from gato.modeling_gato import GatoConfig, GatoForCausalLM, GatoModel, acting, configuration_gato, modeling_gato
 
 
 def inputs():
@@ -31,7 +31,9 @@ def test_save_writes_safetensors_config_and_remote_code(tmp_path):
     assert "model.safetensors" in names
     assert not [n for n in names if n.endswith((".bin", ".pt", ".pth"))]
     sources = {"token_layout.py": Path(gato.suite.token_layout.__file__)}
-    sources.update({Path(module.__file__).name: Path(module.__file__) for module in (configuration_gato, modeling_gato, acting)})
+    sources.update(
+        {Path(module.__file__).name: Path(module.__file__) for module in (configuration_gato, modeling_gato, acting)}
+    )
     for code, source in sources.items():
         assert code in names
         # Copied unchanged: gato is imported only inside `try: ... except ImportError:` (indented), never at top level.
@@ -62,9 +64,18 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
     batch = inputs()
     image = random_image(np.random.default_rng(0))
     prompt = processor(images=image, text="a cat")
-    torch.save({"inputs": batch, "logits": model(**batch).logits, "image": torch.from_numpy(image), "prompt": dict(prompt),
-                "generated": model.generate(**prompt, max_new_tokens=3, do_sample=False, eos_token_id=None, pad_token_id=0)},
-               tmp_path / "expected.pt")
+    torch.save(
+        {
+            "inputs": batch,
+            "logits": model(**batch).logits,
+            "image": torch.from_numpy(image),
+            "prompt": dict(prompt),
+            "generated": model.generate(
+                **prompt, max_new_tokens=3, do_sample=False, eos_token_id=None, pad_token_id=0
+            ),
+        },
+        tmp_path / "expected.pt",
+    )
     script = textwrap.dedent(
         """
         import importlib.abc, os, sys
@@ -133,9 +144,19 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
     result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "model"), str(tmp_path / "expected.pt"),
-         str(Path(__file__).resolve().parents[2])],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(tmp_path / "model"),
+            str(tmp_path / "expected.pt"),
+            str(Path(__file__).resolve().parents[2]),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "REMOTE-OK" in result.stdout

@@ -8,12 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch._dynamo.utils import counters
+from gato.modeling_gato.acting import ActingConfig, embed_segment, segment_model_inputs, tensor_segment
 from test_modeling_acting import IMAGE_SPEC, episode, random_observation
 from test_modeling_gato import tiny_model, tiny_processor
+from torch._dynamo.utils import counters
 from transformers.cache_utils import StaticCache
-
-from gato.modeling_gato.acting import ActingConfig, embed_segment, segment_model_inputs, tensor_segment
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
@@ -26,7 +25,9 @@ def sharp_model():
     return tiny_model(max_position_embeddings=CONTEXT, initializer_range=0.2)
 
 
-def run_episode(model, processor, steps: int, seed: int, generator=None, **acting) -> tuple[list[torch.Tensor], object]:
+def run_episode(
+    model, processor, steps: int, seed: int, generator=None, **acting
+) -> tuple[list[torch.Tensor], object]:
     """Batch 2, a one-step prompt demonstration, ``steps`` calls of ``act`` with ``ActingConfig(**acting)``: the action
     tokens of every call."""
     rng = np.random.default_rng(seed)
@@ -35,9 +36,17 @@ def run_episode(model, processor, steps: int, seed: int, generator=None, **actin
     acting_config = ActingConfig(**acting)
     context, taken = None, []
     for _ in range(steps):
-        observations = processor.collate([processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC) for _ in range(2)])
-        out = model.act(observations, ranges, context=context, prompt=prompt if context is None else None,
-                        acting_config=acting_config, generator=generator)
+        observations = processor.collate(
+            [processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC) for _ in range(2)]
+        )
+        out = model.act(
+            observations,
+            ranges,
+            context=context,
+            prompt=prompt if context is None else None,
+            acting_config=acting_config,
+            generator=generator,
+        )
         context = out.context
         taken.append(out.action_tokens)
     return taken, context
@@ -62,7 +71,9 @@ def test_static_cache_forward_in_chunks_equals_one_full_forward():
     chunk's last token equals a cache-free forward over the whole sequence (positions, masks, patches)."""
     model, processor = sharp_model(), tiny_processor()
     tokens = processor.tokenize_episode(episode(IMAGE_SPEC, 3, np.random.default_rng(6)), IMAGE_SPEC)[0]
-    sequence = tensor_segment(processor.collate([tokens, tokens]), "sequence", model.config, torch.device("cpu"))  # (2, 33): 3 steps of 11 tokens
+    sequence = tensor_segment(
+        processor.collate([tokens, tokens]), "sequence", model.config, torch.device("cpu")
+    )  # (2, 33): 3 steps of 11 tokens
     not_patch = ~sequence["patch_mask"][1]
     sequence["input_ids"][1, not_patch] = sequence["input_ids"][1, not_patch].flip(0)  # row 1 differs from row 0
     full = model.model(**segment_model_inputs(sequence), use_cache=False).last_hidden_state  # (2, 33, H)
@@ -80,7 +91,9 @@ def sliced(segment: dict, start: int, end: int) -> dict:
     before = int(segment["patch_mask"][0, :start].sum())
     inside = int(segment["patch_mask"][0, start:end].sum())
     out = {key: segment[key][:, start:end] for key in ("input_ids", "local_positions", "patch_mask")}
-    out.update({key: segment[key][:, before : before + inside] for key in ("patch_pixels", "patch_rows", "patch_cols")})
+    out.update(
+        {key: segment[key][:, before : before + inside] for key in ("patch_pixels", "patch_rows", "patch_cols")}
+    )
     return out
 
 
@@ -88,7 +101,13 @@ def test_static_sampling_with_a_seeded_generator_equals_the_dynamic_path():
     model, processor = sharp_model(), tiny_processor()
     runs = [
         run_episode(
-            model, processor, 8, seed=1, do_sample=True, temperature=2.0, generator=torch.Generator().manual_seed(5),
+            model,
+            processor,
+            8,
+            seed=1,
+            do_sample=True,
+            temperature=2.0,
+            generator=torch.Generator().manual_seed(5),
             cache_implementation=implementation,
         )
         for implementation in ("dynamic", "static")
@@ -107,7 +126,9 @@ def test_a_re_prefill_resets_the_static_cache_in_place():
     static = ActingConfig(cache_implementation="static")
     context, pointers, lengths = None, set(), []
     for _ in range(7):
-        observation = processor.collate([processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC)])
+        observation = processor.collate(
+            [processor.tokenize_observation(random_observation(IMAGE_SPEC, rng), IMAGE_SPEC)]
+        )
         context = model.act(observation, ranges, context=context, acting_config=static).context
         layer = context.cache.layers[0]
         pointers.add((id(context.cache), layer.keys.data_ptr(), layer.values.data_ptr()))
@@ -121,7 +142,9 @@ def test_a_re_prefill_resets_the_static_cache_in_place():
 
 def test_unknown_cache_implementation_and_misused_compile_are_value_errors():
     model, processor = sharp_model(), tiny_processor()
-    observation = processor.collate([processor.tokenize_observation(random_observation(IMAGE_SPEC, np.random.default_rng(3)), IMAGE_SPEC)])
+    observation = processor.collate(
+        [processor.tokenize_observation(random_observation(IMAGE_SPEC, np.random.default_rng(3)), IMAGE_SPEC)]
+    )
     ranges = torch.as_tensor(processor.action_token_ranges(IMAGE_SPEC))
     with pytest.raises(ValueError, match="cache_implementation"):
         ActingConfig(cache_implementation="sliding")

@@ -4,15 +4,14 @@ batches on request, transformers' keyword conventions, and bad arguments refused
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from transformers.feature_extraction_utils import BatchFeature
-
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.processing.image_processing_gato import GatoImageProcessor
 from gato.processing.processing_gato import DEFAULT_CHAT_TEMPLATE, GatoProcessor
 from gato.processing.tokenization_gato import load_default_tokenizer
 from gato.suite import token_layout as tl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from transformers.feature_extraction_utils import BatchFeature
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -100,7 +99,9 @@ def test_chat_template_renders_turns_and_opens_the_assistant_turn(processor, mod
 
 
 def test_chat_template_is_saved_and_loaded(processor, tmp_path):
-    custom = GatoProcessor(processor.tokenizer, processor.image_processor, chat_template="{{ messages[0]['content'] }}")
+    custom = GatoProcessor(
+        processor.tokenizer, processor.image_processor, chat_template="{{ messages[0]['content'] }}"
+    )
     custom.save_pretrained(tmp_path / "custom")
     processor.save_pretrained(tmp_path / "default")
     assert GatoProcessor.from_pretrained(tmp_path / "custom").chat_template == "{{ messages[0]['content'] }}"
@@ -115,14 +116,18 @@ def test_chat_template_is_saved_and_loaded(processor, tmp_path):
 def test_keywords_flat_or_grouped_give_the_same_batch(processor):
     texts = ["go", "go to the red ball"]
     flat = processor(text=texts, padding="max_length", max_length=12, return_tensors="np")
-    grouped = processor(text=texts, text_kwargs={"padding": "max_length", "max_length": 12}, common_kwargs={"return_tensors": "np"})
+    grouped = processor(
+        text=texts, text_kwargs={"padding": "max_length", "max_length": 12}, common_kwargs={"return_tensors": "np"}
+    )
     assert flat["input_ids"].shape == (2, 12) and isinstance(flat["input_ids"], np.ndarray)
     assert all(np.array_equal(flat[k], grouped[k]) for k in flat)
 
 
 def test_padding_true_false_and_none_tensors(processor):
     texts = ["go", "go to the red ball"]
-    assert torch.equal(processor(text=texts, padding=True)["input_ids"], processor(text=texts, padding="longest")["input_ids"])
+    assert torch.equal(
+        processor(text=texts, padding=True)["input_ids"], processor(text=texts, padding="longest")["input_ids"]
+    )
     with pytest.raises(ValueError, match=r"padding: the sequences have different lengths \[2, 6\]"):
         processor(text=texts, padding=False)
     same = processor(text=["go", "cat"], padding=False)  # one length each: nothing to pad
@@ -157,18 +162,30 @@ def test_keywords_that_would_be_ignored_are_refused(processor, kwargs, message):
 
 
 def test_image_keywords_reach_the_image_processor(processor):
-    inputs = processor(images=np.zeros((64, 64, 3), dtype=np.uint8), images_kwargs={"size": {"height": 16, "width": 16}})
+    inputs = processor(
+        images=np.zeros((64, 64, 3), dtype=np.uint8), images_kwargs={"size": {"height": 16, "width": 16}}
+    )
     assert inputs["patch_mask"].sum() == 1  # one 16x16 patch instead of the processor's 2x2
 
 
 # --- fuzzing: bad arguments are ValueErrors naming what was wrong ---------------------------------------------------
 
 ODD_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=8),
-    st.lists(st.integers(0, 3), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.lists(st.integers(0, 3), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 IMAGES = st.one_of(
-    st.builds(lambda h, w, c: np.zeros((h, w, c), dtype=np.uint8), st.integers(0, 40), st.integers(0, 40), st.sampled_from([1, 2, 3, 4])),
+    st.builds(
+        lambda h, w, c: np.zeros((h, w, c), dtype=np.uint8),
+        st.integers(0, 40),
+        st.integers(0, 40),
+        st.sampled_from([1, 2, 3, 4]),
+    ),
     st.builds(lambda n: np.full((8, 8), n, dtype=np.float64), st.floats(allow_nan=True, allow_infinity=True)),
     ODD_VALUES,
 )

@@ -7,10 +7,6 @@ SentencePiece; images go through the real GatoImageProcessor at a 16×32 size (2
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from gato.suite import token_layout as tl
 from gato.processing.episode_layout import (
     SEQUENCE_KEYS,
     chunk_boundaries,
@@ -20,8 +16,11 @@ from gato.processing.episode_layout import (
     ordered_fields,
 )
 from gato.processing.image_processing_gato import GatoImageProcessor
-from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.processing.tokenize_values import tokenize_continuous
+from gato.suite import token_layout as tl
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 settings.register_profile("gato_episodes", max_examples=60, deadline=None, derandomize=True)
 
@@ -111,7 +110,9 @@ def test_patch_mask_marks_the_patch_positions_and_patches_follow_in_order():
     episode = mixed_episode()
     tokens = layout(episode)
     assert np.flatnonzero(tokens.patch_mask).tolist() == [2, 3, 11, 12]
-    expected = IMAGE_PROCESSOR(episode["observations"]["frame"], return_tensors="np")["patch_pixels"].reshape(-1, 3, 16, 16)
+    expected = IMAGE_PROCESSOR(episode["observations"]["frame"], return_tensors="np")["patch_pixels"].reshape(
+        -1, 3, 16, 16
+    )
     assert np.array_equal(tokens.patch_pixels, expected)
     assert tokens.patch_rows.tolist() == [[0, 128]] * 4
     assert tokens.patch_cols.tolist() == [[0, 64], [64, 128]] * 2
@@ -119,24 +120,45 @@ def test_patch_mask_marks_the_patch_positions_and_patches_follow_in_order():
 
 
 def test_discrete_actions_and_shifted_layout():
-    spec = TaskSpec("grid", (ObservationField("pos", "discrete", (2,), num_values=10),), ActionSpec("discrete", 1, num_values=3))
+    spec = TaskSpec(
+        "grid", (ObservationField("pos", "discrete", (2,), num_values=10),), ActionSpec("discrete", 1, num_values=3)
+    )
     episode = {"task": "grid", "observations": {"pos": np.array([[1, 9], [0, 2]])}, "actions": np.array([2, 0])}
     shift = tl.discrete_offset("shifted")
     assert layout(episode, spec).input_ids.tolist() == [1, 9, SEP, 2, 0, 2, SEP, 0]
     assert layout(episode, spec, discrete_layout="shifted").input_ids.tolist() == [
-        shift + 1, shift + 9, SEP, shift + 2, shift, shift + 2, SEP, shift
+        shift + 1,
+        shift + 9,
+        SEP,
+        shift + 2,
+        shift,
+        shift + 2,
+        SEP,
+        shift,
     ]
 
 
 def test_continuous_fields_follow_their_mu_law_switch():
     spec = TaskSpec(
         "arm",
-        (ObservationField("raw", "continuous", (), mu_law=True), ObservationField("unit", "continuous", (), mu_law=False)),
+        (
+            ObservationField("raw", "continuous", (), mu_law=True),
+            ObservationField("unit", "continuous", (), mu_law=False),
+        ),
         ActionSpec("continuous", 1, mu_law=True),
     )
-    episode = {"task": "arm", "observations": {"raw": np.array([50.0]), "unit": np.array([0.5])}, "actions": np.array([[3.0]])}
+    episode = {
+        "task": "arm",
+        "observations": {"raw": np.array([50.0]), "unit": np.array([0.5])},
+        "actions": np.array([[3.0]]),
+    }
     ids = layout(episode, spec).input_ids.tolist()
-    assert ids == [*continuous_ids([50.0], mu_law=True), *continuous_ids([0.5]), SEP, *continuous_ids([3.0], mu_law=True)]
+    assert ids == [
+        *continuous_ids([50.0], mu_law=True),
+        *continuous_ids([0.5]),
+        SEP,
+        *continuous_ids([3.0], mu_law=True),
+    ]
 
 
 def test_local_positions_clamp_to_the_last_learned_index():
@@ -215,7 +237,9 @@ def test_chunks_never_split_a_time_step(mission_lengths, budget):
 
 # --- prompts ----------------------------------------------------------------------------------------------------
 
-COUNTER_SPEC = TaskSpec("counter", (ObservationField("t", "discrete", (), num_values=100),), ActionSpec("discrete", 1, num_values=100))
+COUNTER_SPEC = TaskSpec(
+    "counter", (ObservationField("t", "discrete", (), num_values=100),), ActionSpec("discrete", 1, num_values=100)
+)
 
 
 def counter_episode(steps=20, task="counter"):
@@ -243,7 +267,9 @@ def test_token_budget_prompt_takes_as_many_whole_steps_as_fit():
     lengths = np.full(20, 3)  # each counter step: value | action
     prompt = make_prompt(counter_episode(), COUNTER_SPEC, 10, mode="end", step_lengths=lengths)
     assert prompt["observations"]["t"].tolist() == [17, 18, 19]
-    uniform = make_prompt(counter_episode(), COUNTER_SPEC, 10, mode="uniform", rng=np.random.default_rng(3), step_lengths=lengths)
+    uniform = make_prompt(
+        counter_episode(), COUNTER_SPEC, 10, mode="uniform", rng=np.random.default_rng(3), step_lengths=lengths
+    )
     assert len(uniform["observations"]["t"]) == 3
 
 

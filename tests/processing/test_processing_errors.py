@@ -4,14 +4,13 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from gato.suite import token_layout as tl
 from gato.processing.image_processing_gato import GatoImageProcessor
 from gato.processing.processing_gato import GatoProcessor
-from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from gato.processing.tokenization_gato import load_default_tokenizer
+from gato.suite import token_layout as tl
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SPEC = TaskSpec(
     "demo",
@@ -102,7 +101,11 @@ def test_mismatched_step_counts_between_fields_and_actions(processor):
 def test_image_size_that_cannot_be_patched(processor):
     no_resize = GatoProcessor(processor.tokenizer, GatoImageProcessor(do_resize=False), max_length=64)
     spec = TaskSpec("pixels", (ObservationField("frame", "image"),), ActionSpec("discrete", 1, num_values=2))
-    bad = {"task": "pixels", "observations": {"frame": np.zeros((1, 20, 20, 3), dtype=np.uint8)}, "actions": np.array([0])}
+    bad = {
+        "task": "pixels",
+        "observations": {"frame": np.zeros((1, 20, 20, 3), dtype=np.uint8)},
+        "actions": np.array([0]),
+    }
     with raises("observations['frame']: with do_resize=False, height and width must be multiples of patch_size=16"):
         no_resize.tokenize_episode(bad, spec)
 
@@ -218,10 +221,16 @@ def test_unknown_discrete_layout(processor):
 # --- fuzzing: a damaged episode is tokenized or refused with a ValueError naming the field ---------------------------
 
 FIELD_VALUES = st.one_of(
-    st.none(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=4),
+    st.none(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=4),
     st.lists(st.integers(-2, 6), max_size=4),
-    st.builds(lambda shape, fill: np.full(shape, fill), st.lists(st.integers(0, 3), max_size=4).map(tuple),
-              st.sampled_from([0, 1, -1, 7, 2.5, np.nan, np.inf, 300])),
+    st.builds(
+        lambda shape, fill: np.full(shape, fill),
+        st.lists(st.integers(0, 3), max_size=4).map(tuple),
+        st.sampled_from([0, 1, -1, 7, 2.5, np.nan, np.inf, 300]),
+    ),
 )
 KNOWN_FIELDS = ("mission", "frame", "buttons", "state")
 
@@ -230,7 +239,9 @@ KNOWN_FIELDS = ("mission", "frame", "buttons", "state")
 @given(data=st.data())
 def test_fuzzed_damaged_episodes_are_tokenized_or_refused_naming_the_field(processor, data):
     bad = episode()
-    for name in data.draw(st.lists(st.sampled_from([*KNOWN_FIELDS, "actions", "task"]), unique=True, min_size=1, max_size=2)):
+    for name in data.draw(
+        st.lists(st.sampled_from([*KNOWN_FIELDS, "actions", "task"]), unique=True, min_size=1, max_size=2)
+    ):
         value = data.draw(FIELD_VALUES, label=name)
         if name == "actions" or name == "task":
             bad[name] = value
@@ -240,7 +251,12 @@ def test_fuzzed_damaged_episodes_are_tokenized_or_refused_naming_the_field(proce
         sequences = processor.tokenize_episode(bad, SPEC)
     except ValueError as error:
         message = str(error)
-        named = [f"observations[{name!r}]" for name in KNOWN_FIELDS] + ["actions", "task", "time steps", "observations"]
+        named = [f"observations[{name!r}]" for name in KNOWN_FIELDS] + [
+            "actions",
+            "task",
+            "time steps",
+            "observations",
+        ]
         assert any(message.startswith(prefix) for prefix in named), message
         return
     assert sequences and all(len(sequence["input_ids"]) <= processor.max_length for sequence in sequences)

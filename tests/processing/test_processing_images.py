@@ -4,9 +4,8 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-
-from gato.suite import token_layout
 from gato.processing.image_processing_gato import GatoImageProcessor, patch_position_intervals
+from gato.suite import token_layout
 
 P = token_layout.PATCH_SIZE
 
@@ -187,8 +186,9 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_auto_image_processor_loads_it(tmp_path):
-    import gato  # noqa: F401  (registers the Gato classes with the Auto classes)
     from transformers import AutoImageProcessor
+
+    import gato  # noqa: F401  (registers the Gato classes with the Auto classes)
 
     GatoImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
     loaded = AutoImageProcessor.from_pretrained(tmp_path)

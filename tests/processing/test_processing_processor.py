@@ -5,14 +5,14 @@ import time
 import numpy as np
 import pytest
 import torch
+from gato.processing.image_processing_gato import GatoImageProcessor
+from gato.processing.processing_gato import GatoProcessor
+from gato.processing.tokenization_gato import load_default_tokenizer
+from gato.suite import token_layout as tl
+from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
 from transformers import AutoProcessor
 
 import gato
-from gato.suite import token_layout as tl
-from gato.processing.image_processing_gato import GatoImageProcessor
-from gato.processing.processing_gato import GatoProcessor
-from gato.suite.task_spec import ActionSpec, ObservationField, TaskSpec
-from gato.processing.tokenization_gato import load_default_tokenizer
 
 P = tl.PATCH_PLACEHOLDER_ID
 SEP = tl.SEPARATOR_TOKEN_ID
@@ -61,7 +61,11 @@ ARM_SPEC = TaskSpec(
 
 def arm_episode(steps=500, seed=0):
     rng = np.random.default_rng(seed)
-    return {"task": "arm", "observations": {"state": rng.normal(0, 3, (steps, 39))}, "actions": rng.uniform(-1, 1, (steps, 4))}
+    return {
+        "task": "arm",
+        "observations": {"state": rng.normal(0, 3, (steps, 39))},
+        "actions": rng.uniform(-1, 1, (steps, 4)),
+    }
 
 
 # --- text and captions -------------------------------------------------------------------------------------------
@@ -139,7 +143,9 @@ def test_prompt_prefixes_every_sequence_without_loss(processor):
 
 def test_prompt_loss_switch_keeps_the_prompt_action_loss(tokenizer):
     processor = GatoProcessor(tokenizer, GatoImageProcessor(), max_length=64, prompt_loss=True)
-    prompt = processor.make_prompt(grid_episode(steps=3, seed=2), GRID_SPEC, num_tokens=30, mode="uniform", rng=np.random.default_rng(0))
+    prompt = processor.make_prompt(
+        grid_episode(steps=3, seed=2), GRID_SPEC, num_tokens=30, mode="uniform", rng=np.random.default_rng(0)
+    )
     sequence = processor.tokenize_episode(grid_episode(steps=1), GRID_SPEC, prompt=prompt)[0]
     assert sequence["loss_mask"].sum() == 2  # one action in the prompt, one in the episode
 
@@ -187,7 +193,9 @@ def test_call_mixes_text_captions_and_episodes_into_one_batch(processor):
 
 
 def test_save_and_load_give_identical_outputs(tokenizer, tmp_path):
-    processor = GatoProcessor(tokenizer, GatoImageProcessor(), discrete_layout="shifted", max_length=77, observation_text_loss=True)
+    processor = GatoProcessor(
+        tokenizer, GatoImageProcessor(), discrete_layout="shifted", max_length=77, observation_text_loss=True
+    )
     processor.save_pretrained(tmp_path)
     auto = AutoProcessor.from_pretrained(tmp_path)
     direct = GatoProcessor.from_pretrained(tmp_path)

@@ -9,11 +9,6 @@ from importlib import metadata
 
 import pytest
 import sentencepiece as spm
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from transformers import AutoTokenizer
-
-from gato.suite import token_layout
 from gato.processing.tokenization_gato import (
     CORPUS_MANIFEST_FILE,
     DEFAULT_TOKENIZER_DIR,
@@ -23,6 +18,10 @@ from gato.processing.tokenization_gato import (
     tokenizer_from_sentencepiece,
     train_sentencepiece,
 )
+from gato.suite import token_layout
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from transformers import AutoTokenizer
 
 # Any Unicode string without lone surrogates (not encodable as UTF-8, so not text a file can hold)
 # and without U+2581 "▁": SentencePiece writes spaces as "▁", so a literal "▁" decodes to a space.
@@ -126,7 +125,9 @@ def _shipped_manifest() -> dict:
 
 def test_shipped_manifest_describes_the_shipped_model(sentencepiece_processor):
     manifest = _shipped_manifest()
-    assert manifest["tokenizer"]["vocab_size"] == sentencepiece_processor.get_piece_size() == token_layout.TEXT_VOCAB_SIZE
+    assert (
+        manifest["tokenizer"]["vocab_size"] == sentencepiece_processor.get_piece_size() == token_layout.TEXT_VOCAB_SIZE
+    )
     assert {s["name"] for s in manifest["sources"]} >= {"gato-vocabulary", "python-stdlib-docstrings"}
 
 
@@ -146,7 +147,9 @@ def test_shipped_manifest_matches_this_environment():
             except metadata.PackageNotFoundError:
                 installed = None
             if installed != version:
-                pytest.skip(f"corpus source {source['name']!r} was read from {package} {version}, installed: {installed}")
+                pytest.skip(
+                    f"corpus source {source['name']!r} was read from {package} {version}, installed: {installed}"
+                )
     current = corpus_manifest(DEFAULT_SOURCES)
     shipped.pop("tokenizer")
     assert current == shipped

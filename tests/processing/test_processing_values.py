@@ -3,11 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
-
-from gato.suite import token_layout
 from gato.processing.tokenize_values import (
     detokenize_continuous,
     detokenize_discrete,
@@ -16,6 +11,10 @@ from gato.processing.tokenize_values import (
     tokenize_continuous,
     tokenize_discrete,
 )
+from gato.suite import token_layout
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 FIRST_ID = token_layout.CONTINUOUS_OFFSET
 LAST_ID = token_layout.CONTINUOUS_OFFSET + token_layout.CONTINUOUS_BINS - 1
@@ -29,7 +28,9 @@ shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)
 
 
 def float_arrays(low: float, high: float, dtype=np.float64):
-    return hnp.arrays(dtype, shapes, elements=st.floats(low, high, allow_nan=False, width=np.dtype(dtype).itemsize * 8))
+    return hnp.arrays(
+        dtype, shapes, elements=st.floats(low, high, allow_nan=False, width=np.dtype(dtype).itemsize * 8)
+    )
 
 
 def companded(x: np.ndarray, mu_law: bool) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from gato.suite.atari import FIRE_ON_LIFE_START
 from gato.suite.registry import get_task
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gato.suite.measure import measure, run_episode, summarize
 from gato.suite.registry import get_task
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from gato.suite.policies import load_policy, policy_factory
 
 MODULE = '''

@@ -7,8 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-
-from gato.suite.task_spec import TaskSpec
 from gato.suite import registry
 from gato.suite.registry import (
     DEFAULT_SUITE,
@@ -19,6 +17,7 @@ from gato.suite.registry import (
     normalized_score,
     resolve_tasks,
 )
+from gato.suite.task_spec import TaskSpec
 
 
 def test_full_suite_has_every_task_in_at_least_four_domains():
@@ -98,7 +97,9 @@ def test_every_task_has_measured_references_with_the_expert_clearly_ahead():
         entry = stored[task.name]
         gap = task.expert_return - task.random_return
         # "clearly": the difference of the means is over 3 standard errors
-        standard_error = math.sqrt((entry["expert_return_std"] ** 2 + entry["random_return_std"] ** 2) / entry["episodes"])
+        standard_error = math.sqrt(
+            (entry["expert_return_std"] ** 2 + entry["random_return_std"] ** 2) / entry["episodes"]
+        )
         assert gap > 3 * standard_error, task.name
         if task.extra.get("has_success"):
             assert entry["expert_success_rate"] >= 0.9, task.name

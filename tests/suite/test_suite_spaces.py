@@ -6,11 +6,10 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium import spaces
-
 from gato.episodes import record_episodes, spec_from_dataset
 from gato.suite.spaces import SPACES_KEY, UnsupportedSpaceError, env_adapters, spec_from_env, spec_from_spaces
 from gato.suite.task_spec import TaskSpec
+from gymnasium import spaces
 
 
 def _fields(spec: TaskSpec) -> list[tuple]:
@@ -24,7 +23,11 @@ def test_cartpole_is_one_continuous_field_and_a_discrete_action_with_its_env_sto
     assert _fields(spec) == [("observation", "continuous", (4,), None)]
     assert spec.observations[0].mu_law  # CartPole's bounds are wider than [-1, 1]
     assert (spec.action.kind, spec.action.size, spec.action.num_values) == ("discrete", 1, 2)
-    assert spec.extra["env_id"] == "CartPole-v1" and spec.extra["env_kwargs"] == {} and spec.extra["max_episode_steps"] == 500
+    assert (
+        spec.extra["env_id"] == "CartPole-v1"
+        and spec.extra["env_kwargs"] == {}
+        and spec.extra["max_episode_steps"] == 500
+    )
     to_step, to_env, from_env = env_adapters(spec)
     observation, _ = env.reset(seed=0)
     np.testing.assert_array_equal(to_step(observation)["observation"], observation)
@@ -38,7 +41,11 @@ def test_babyai_dict_gives_discrete_image_and_text_fields_in_key_order():
     env = gym.make("BabyAI-GoToRedBall-v0")
     spec = spec_from_env(env, "my-babyai", domain="grid")
     assert spec.name == "my-babyai" and spec.domain == "grid"
-    assert _fields(spec) == [("direction", "discrete", (), 4), ("image", "image", (7, 7, 3), None), ("mission", "text", (), None)]
+    assert _fields(spec) == [
+        ("direction", "discrete", (), 4),
+        ("image", "image", (7, 7, 3), None),
+        ("mission", "text", (), None),
+    ]
     assert (spec.action.kind, spec.action.num_values) == ("discrete", 7)
     observation, _ = env.reset(seed=1)
     step = env_adapters(spec)[0](observation)
@@ -64,19 +71,25 @@ def test_pendulum_action_is_rescaled_to_the_unit_range_and_back():
 
 
 def test_every_supported_space_nested_in_a_stable_order():
-    observation_space = spaces.Dict({
-        "robot": spaces.Dict({"pos": spaces.Box(-1.0, 1.0, (3,)), "grip": spaces.Discrete(3, start=-1)}),
-        "camera": spaces.Box(0, 255, (32, 24, 1), dtype=np.uint8),
-        "pair": spaces.Tuple((spaces.MultiDiscrete([4, 6], start=[1, 0]), spaces.MultiBinary(5))),
-        "level": spaces.Box(10, 20, (2,), dtype=np.int64),
-        "goal": spaces.Text(20),
-    })
+    observation_space = spaces.Dict(
+        {
+            "robot": spaces.Dict({"pos": spaces.Box(-1.0, 1.0, (3,)), "grip": spaces.Discrete(3, start=-1)}),
+            "camera": spaces.Box(0, 255, (32, 24, 1), dtype=np.uint8),
+            "pair": spaces.Tuple((spaces.MultiDiscrete([4, 6], start=[1, 0]), spaces.MultiBinary(5))),
+            "level": spaces.Box(10, 20, (2,), dtype=np.int64),
+            "goal": spaces.Text(20),
+        }
+    )
     spec = spec_from_spaces(observation_space, spaces.MultiDiscrete([3, 5]), "synthetic")
     # gymnasium sorts a plain dict's keys; children follow depth first, Tuple items by index.
     assert _fields(spec) == [
-        ("camera", "image", (32, 24), None), ("goal", "text", (), None), ("level", "discrete", (2,), 11),
-        ("pair.0", "discrete", (2,), 6), ("pair.1", "discrete", (5,), 2),
-        ("robot.grip", "discrete", (), 3), ("robot.pos", "continuous", (3,), None),
+        ("camera", "image", (32, 24), None),
+        ("goal", "text", (), None),
+        ("level", "discrete", (2,), 11),
+        ("pair.0", "discrete", (2,), 6),
+        ("pair.1", "discrete", (5,), 2),
+        ("robot.grip", "discrete", (), 3),
+        ("robot.pos", "continuous", (3,), None),
     ]
     assert not spec.observations[-1].mu_law  # bounded in [-1, 1]: binned directly
     assert spec_from_spaces(observation_space, spaces.MultiDiscrete([3, 5]), "synthetic") == spec
@@ -95,9 +108,14 @@ def test_every_supported_space_nested_in_a_stable_order():
     # Each step is a valid episode step of the spec: the writer accepts an episode of two of them.
     from gato.episodes import validate_episode
 
-    episode = {"observations": {name: [value, value] if isinstance(value, str) else np.stack([value, value])
-                                for name, value in step.items()},
-               "actions": np.array([[2, 4], [0, 0]]), "rewards": [0.0, 1.0]}
+    episode = {
+        "observations": {
+            name: [value, value] if isinstance(value, str) else np.stack([value, value])
+            for name, value in step.items()
+        },
+        "actions": np.array([[2, 4], [0, 0]]),
+        "rewards": [0.0, 1.0],
+    }
     assert validate_episode(episode, spec)["num_steps"] == 2
 
 
@@ -117,10 +135,16 @@ def test_multi_discrete_actions_are_flattened_and_clipped_per_dimension():
     ("observation_space", "action_space", "named"),
     [
         (spaces.Dict({"scene": spaces.Graph(spaces.Box(0, 1, (2,)), None)}), spaces.Discrete(2), ["'scene'", "Graph"]),
-        (spaces.Dict({"a": spaces.Tuple((spaces.Discrete(2), spaces.Sequence(spaces.Discrete(3))))}), spaces.Discrete(2),
-         ["'a.1'", "Sequence"]),
-        (spaces.Box(np.iinfo(np.int64).min, np.iinfo(np.int64).max, (2,), dtype=np.int64), spaces.Discrete(2),
-         ["'observation'", "without bounds"]),
+        (
+            spaces.Dict({"a": spaces.Tuple((spaces.Discrete(2), spaces.Sequence(spaces.Discrete(3))))}),
+            spaces.Discrete(2),
+            ["'a.1'", "Sequence"],
+        ),
+        (
+            spaces.Box(np.iinfo(np.int64).min, np.iinfo(np.int64).max, (2,), dtype=np.int64),
+            spaces.Discrete(2),
+            ["'observation'", "without bounds"],
+        ),
         (spaces.Discrete(5000), spaces.Discrete(2), ["'observation'", "5000"]),
         (spaces.Box(0, 255, (8, 8, 4), dtype=np.uint8), spaces.Discrete(2), ["'observation'", "4 channels"]),
         (spaces.Box(-1, 1, (2,)), spaces.Dict({"a": spaces.Discrete(2)}), ["action", "Dict"]),

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from gato.suite.token_layout import PATCH_SIZE
 from gato.suite.registry import list_tasks
+from gato.suite.token_layout import PATCH_SIZE
 
 TASKS = list_tasks()
 
@@ -86,12 +85,23 @@ def test_env_actions_round_trip_through_spec_actions(task):
 
 def test_pendulum_spec_actions_are_rescaled_to_the_torque_range():
     task = next(task for task in TASKS if task.name == "pendulum")
-    np.testing.assert_allclose(task.to_env_action(np.array([1.0, ])), [2.0])
+    np.testing.assert_allclose(
+        task.to_env_action(
+            np.array(
+                [
+                    1.0,
+                ]
+            )
+        ),
+        [2.0],
+    )
     np.testing.assert_allclose(task.to_env_action(np.array([-0.25])), [-0.5])
     np.testing.assert_allclose(task.from_env_action(np.array([-2.0])), [-1.0])
 
 
-@pytest.mark.parametrize("task", [task for task in TASKS if task.domain in ("babyai", "babyai_rgb")], ids=lambda t: t.name)
+@pytest.mark.parametrize(
+    "task", [task for task in TASKS if task.domain in ("babyai", "babyai_rgb")], ids=lambda t: t.name
+)
 def test_babyai_horizon_is_the_level_own(task):
     env = task.make_env(0)
     env.reset(seed=0)
@@ -99,9 +109,8 @@ def test_babyai_horizon_is_the_level_own(task):
 
 
 def test_babyai_cell_vocabulary_matches_minigrid():
-    from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
-
     from gato.suite.babyai import GRID_VALUES, NUM_COLOURS, NUM_OBJECT_TYPES, NUM_STATES
+    from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 
     assert (NUM_OBJECT_TYPES, NUM_COLOURS, NUM_STATES) == (len(OBJECT_TO_IDX), len(COLOR_TO_IDX), len(STATE_TO_IDX))
     assert GRID_VALUES == NUM_OBJECT_TYPES * NUM_COLOURS * NUM_STATES
@@ -111,13 +120,22 @@ def test_babyai_cells_are_one_token_each_and_lossless():
     from gato.suite.babyai import GRID_VALUES, NUM_COLOURS, NUM_OBJECT_TYPES, NUM_STATES, cell_tokens
 
     # every (type, colour, state) triple once, laid out as a (7, 7, 3) view (the 198 triples, then padding)
-    triples = np.stack(np.meshgrid(np.arange(NUM_OBJECT_TYPES), np.arange(NUM_COLOURS), np.arange(NUM_STATES), indexing="ij"), -1).reshape(-1, 3)
+    triples = np.stack(
+        np.meshgrid(np.arange(NUM_OBJECT_TYPES), np.arange(NUM_COLOURS), np.arange(NUM_STATES), indexing="ij"), -1
+    ).reshape(-1, 3)
     view = np.zeros((49 * 5, 3), dtype=np.int64)
     view[: len(triples)] = triples
     tokens = np.concatenate([cell_tokens(chunk.reshape(7, 7, 3)).ravel() for chunk in view.reshape(5, 49, 3)])
     assert tokens.min() >= 0 and tokens.max() < GRID_VALUES
     assert len(set(tokens[: len(triples)].tolist())) == len(triples) == GRID_VALUES  # distinct cells, distinct tokens
-    decoded = np.stack([tokens % NUM_OBJECT_TYPES, tokens // NUM_OBJECT_TYPES % NUM_COLOURS, tokens // (NUM_OBJECT_TYPES * NUM_COLOURS)], -1)
+    decoded = np.stack(
+        [
+            tokens % NUM_OBJECT_TYPES,
+            tokens // NUM_OBJECT_TYPES % NUM_COLOURS,
+            tokens // (NUM_OBJECT_TYPES * NUM_COLOURS),
+        ],
+        -1,
+    )
     np.testing.assert_array_equal(decoded, view)
 
 

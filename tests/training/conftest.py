@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from datasets import Dataset, DatasetDict, load_from_disk
-
 from gato.episodes.generate import generate
 
 TEXT = [

@@ -1,12 +1,13 @@
 """TrainingConfig: YAML round trip, overrides, and refusals that name the field."""
 
 import pytest
-
 from gato.training.config import TrainingConfig
 
 
 def test_yaml_round_trip_keeps_every_field(tmp_path):
-    config = TrainingConfig(preset="gato-79m", max_steps=7, task_weights={"cartpole": 2.0}, model_overrides={"hidden_size": 96})
+    config = TrainingConfig(
+        preset="gato-79m", max_steps=7, task_weights={"cartpole": 2.0}, model_overrides={"hidden_size": 96}
+    )
     path = tmp_path / "run.yaml"
     config.to_yaml(path)
     assert TrainingConfig.from_yaml(path) == config
@@ -19,7 +20,14 @@ def test_overrides_replace_only_given_fields():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("max_steps", 0), ("batch_size", -1), ("prompt_probability", 1.5), ("learning_rate", 0.0), ("mixed_precision", "fp8"), ("adam_beta2", 1.0)],
+    [
+        ("max_steps", 0),
+        ("batch_size", -1),
+        ("prompt_probability", 1.5),
+        ("learning_rate", 0.0),
+        ("mixed_precision", "fp8"),
+        ("adam_beta2", 1.0),
+    ],
 )
 def test_bad_value_is_refused_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -46,7 +54,9 @@ def test_shipped_cpu_multitask_recipe_is_valid_and_weights_only_default_suite_da
     from gato.modeling_gato import GatoConfig
     from gato.suite.registry import resolve_tasks
 
-    config = TrainingConfig.from_yaml(Path(__file__).resolve().parents[2] / "training" / "recipes" / "cpu_multitask.yaml")
+    config = TrainingConfig.from_yaml(
+        Path(__file__).resolve().parents[2] / "training" / "recipes" / "cpu_multitask.yaml"
+    )
     config.validate()
     generated = {task.name for task in resolve_tasks("default")} | {"captions", "text"}
     assert set(config.task_weights) == generated
@@ -64,13 +74,21 @@ def test_each_dagger_rounds_recipe_is_the_last_plus_the_splits_the_script_collec
     from gato.episodes.dagger import dagger_split
 
     root = Path(__file__).resolve().parents[2]
-    recipes = [TrainingConfig.from_yaml(root / "training" / "recipes" / name)
-               for name in ("cpu_multitask.yaml", "cpu_multitask_dagger.yaml", "cpu_multitask_dagger2.yaml")]
+    recipes = [
+        TrainingConfig.from_yaml(root / "training" / "recipes" / name)
+        for name in ("cpu_multitask.yaml", "cpu_multitask_dagger.yaml", "cpu_multitask_dagger2.yaml")
+    ]
     script = (root / "scripts" / "cpu_multitask.sh").read_text()
-    calls = re.findall(r"--tasks (\S+) --episodes-per-task \d+ \\\n\s+--dagger-model \S+ --expert-mix \S+( --dagger-round \d+)?", script)
+    calls = re.findall(
+        r"--tasks (\S+) --episodes-per-task \d+ \\\n\s+--dagger-model \S+ --expert-mix \S+( --dagger-round \d+)?",
+        script,
+    )
     rounds = [(name, int(flag.split()[-1]) if flag else 1) for name, flag in calls]
     collected = [{dagger_split(name, n) for name, r in rounds if r == n} for n in (1, 2)]
-    assert collected == [{"babyai_pickup_loc_dagger", "atari_breakout_dagger"}, {"babyai_pickup_loc_dagger2", "atari_breakout_dagger2"}]
+    assert collected == [
+        {"babyai_pickup_loc_dagger", "atari_breakout_dagger"},
+        {"babyai_pickup_loc_dagger2", "atari_breakout_dagger2"},
+    ]
     for before, after, new_splits in zip(recipes, recipes[1:], collected):
         after.validate()
         assert set(after.task_weights) == set(before.task_weights) | new_splits

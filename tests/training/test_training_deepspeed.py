@@ -28,8 +28,17 @@ def zero2_run(tiny_data_dir, tmp_path_factory, free_port):
     pytest.importorskip("deepspeed")
     out = tmp_path_factory.mktemp("zero2")
     command = [
-        str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", str(ZERO2_ACCELERATE_CONFIG),
-        "--num_processes", "1", "--main_process_port", str(free_port()), __file__, tiny_data_dir, str(out),
+        str(Path(sys.executable).with_name("accelerate")),
+        "launch",
+        "--config_file",
+        str(ZERO2_ACCELERATE_CONFIG),
+        "--num_processes",
+        "1",
+        "--main_process_port",
+        str(free_port()),
+        __file__,
+        tiny_data_dir,
+        str(out),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     # The yaml names the DeepSpeed json relative to the repository root.
@@ -58,7 +67,6 @@ def test_zero2_loss_is_finite_and_falls(zero2_run):
 @pytest.mark.slow
 def test_zero2_run_writes_a_loadable_model(zero2_run):
     import torch
-
     from gato.modeling_gato import GatoForCausalLM
 
     out, _ = zero2_run
@@ -68,13 +76,21 @@ def test_zero2_run_writes_a_loadable_model(zero2_run):
 
 def _worker(data_dir: str, out: str) -> None:
     from accelerate.state import AcceleratorState, PartialState
-
     from gato.training.config import TrainingConfig
     from gato.training.run_training import run_training
 
     config = TrainingConfig(
-        preset="gato-tiny", data=data_dir, output_dir=str(Path(out) / "run"), max_steps=MAX_STEPS, batch_size=4,
-        max_length=64, learning_rate=3e-3, warmup_steps=2, logging_steps=5, save_steps=MAX_STEPS, eval_batches=1,
+        preset="gato-tiny",
+        data=data_dir,
+        output_dir=str(Path(out) / "run"),
+        max_steps=MAX_STEPS,
+        batch_size=4,
+        max_length=64,
+        learning_rate=3e-3,
+        warmup_steps=2,
+        logging_steps=5,
+        save_steps=MAX_STEPS,
+        eval_batches=1,
         report_to="none",
     )
     result = run_training(config)

@@ -5,19 +5,29 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from gato.training.config import TrainingConfig
 from gato.training.run_training import TRAIN_RESULTS_FILE, run_training
+from safetensors.torch import load_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _train(data, output_dir, **overrides):
     settings = dict(
-        preset="gato-tiny", data=data, output_dir=str(output_dir), max_steps=8, batch_size=4, max_length=64,
-        learning_rate=3e-3, warmup_steps=2, logging_steps=4, eval_steps=8, save_steps=8, eval_batches=1,
-        report_to="none", num_workers=0,
+        preset="gato-tiny",
+        data=data,
+        output_dir=str(output_dir),
+        max_steps=8,
+        batch_size=4,
+        max_length=64,
+        learning_rate=3e-3,
+        warmup_steps=2,
+        logging_steps=4,
+        eval_steps=8,
+        save_steps=8,
+        eval_batches=1,
+        report_to="none",
+        num_workers=0,
     )
     settings.update(overrides)
     result = run_training(TrainingConfig(**settings))
@@ -56,4 +66,8 @@ def test_another_seed_gives_another_run(tiny_data_dir, tmp_path, first_run):
 
 def test_the_thread_count_is_recorded(tiny_data_dir, tmp_path):
     _train(tiny_data_dir, tmp_path / "run", max_steps=1)
-    assert json.loads((tmp_path / "run" / TRAIN_RESULTS_FILE).read_text())["torch_threads"] == torch.get_num_threads() == 1
+    assert (
+        json.loads((tmp_path / "run" / TRAIN_RESULTS_FILE).read_text())["torch_threads"]
+        == torch.get_num_threads()
+        == 1
+    )

@@ -30,19 +30,53 @@ MAX_STEPS, GLOBAL_BATCH, PROCESSES = 4, 4, 2
 
 def _train_args(data_dir: str, output_dir: Path, batch_size: int) -> list[str]:
     return [
-        "train", "--preset", "gato-tiny", "--data", data_dir, "--output-dir", str(output_dir), "--max-steps", str(MAX_STEPS),
-        "--batch-size", str(batch_size), "--max-length", "64", "--learning-rate", "3e-3", "--warmup-steps", "1",
-        "--save-steps", "2", "--eval-steps", str(MAX_STEPS), "--eval-batches", "1", "--report-to", "none",
-        "--num-workers", "0",  # items are recorded by patching __getitem__ in this process
-        "--mixed-precision", "no",  # exact comparisons across process counts: float32 (auto is bf16 on CPUs with native bf16)
+        "train",
+        "--preset",
+        "gato-tiny",
+        "--data",
+        data_dir,
+        "--output-dir",
+        str(output_dir),
+        "--max-steps",
+        str(MAX_STEPS),
+        "--batch-size",
+        str(batch_size),
+        "--max-length",
+        "64",
+        "--learning-rate",
+        "3e-3",
+        "--warmup-steps",
+        "1",
+        "--save-steps",
+        "2",
+        "--eval-steps",
+        str(MAX_STEPS),
+        "--eval-batches",
+        "1",
+        "--report-to",
+        "none",
+        "--num-workers",
+        "0",  # items are recorded by patching __getitem__ in this process
+        "--mixed-precision",
+        "no",  # exact comparisons across process counts: float32 (auto is bf16 on CPUs with native bf16)
     ]
 
 
-def _launch(launcher_args: list[str], data_dir: str, record_dir: Path, port: int, *worker_args: str,
-            timeout: float = 400) -> subprocess.CompletedProcess:
+def _launch(
+    launcher_args: list[str], data_dir: str, record_dir: Path, port: int, *worker_args: str, timeout: float = 400
+) -> subprocess.CompletedProcess:
     accelerate = Path(sys.executable).with_name("accelerate")
-    command = [str(accelerate), "launch", *launcher_args, "--main_process_port", str(port),
-               __file__, data_dir, str(record_dir), *worker_args]
+    command = [
+        str(accelerate),
+        "launch",
+        *launcher_args,
+        "--main_process_port",
+        str(port),
+        __file__,
+        data_dir,
+        str(record_dir),
+        *worker_args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env.pop("ACCELERATE_USE_CPU", None)
     try:  # the DeepSpeed yaml names its json relative to the repository root
@@ -101,8 +135,17 @@ def test_accumulation_trains_like_one_large_batch(tiny_data_dir, tmp_path, one_p
 @pytest.fixture(scope="module")
 def ddp_run(tiny_data_dir, tmp_path_factory, free_port):
     record_dir = tmp_path_factory.mktemp("ddp")
-    launcher = ["--multi_gpu", "--num_processes", str(PROCESSES), "--num_machines", "1", "--mixed_precision", "no",
-                "--dynamo_backend", "no"]
+    launcher = [
+        "--multi_gpu",
+        "--num_processes",
+        str(PROCESSES),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]
     result = _launch(launcher, tiny_data_dir, record_dir, free_port(), str(GLOBAL_BATCH // PROCESSES))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return record_dir
@@ -173,9 +216,12 @@ def test_deepspeed_zero2_two_processes_train_like_one_at_the_same_global_batch(z
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="ZeRO-3, two processes: 'RuntimeError: 0 != 8192 Cannot reduce scatter "
-                   "gradients whose size is not same as the params' (row/col patch embeddings touched outside their "
-                   "module's forward by modeling_gato's zero-gradient stand-in); docs/TRAINING.md section 4")
+@pytest.mark.xfail(
+    strict=True,
+    reason="ZeRO-3, two processes: 'RuntimeError: 0 != 8192 Cannot reduce scatter "
+    "gradients whose size is not same as the params' (row/col patch embeddings touched outside their "
+    "module's forward by modeling_gato's zero-gradient stand-in); docs/TRAINING.md section 4",
+)
 def test_deepspeed_zero3_two_processes_run_to_the_end(tiny_data_dir, tmp_path, free_port):
     _deepspeed_launch(3, tiny_data_dir, tmp_path, free_port())
 
@@ -220,7 +266,9 @@ class _Payload:
 @pytest.mark.slow
 def test_a_launch_that_starts_one_of_several_processes_is_refused(tiny_data_dir, tmp_path, free_port):
     """`accelerate launch --cpu --num_processes 2` starts one process: refused, not trained alone."""
-    result = _launch(["--cpu", "--num_processes", str(PROCESSES)], tiny_data_dir, tmp_path, free_port(), "2", timeout=200)
+    result = _launch(
+        ["--cpu", "--num_processes", str(PROCESSES)], tiny_data_dir, tmp_path, free_port(), "2", timeout=200
+    )
     assert result.returncode != 0 and "non-zero exit status 2" in result.stderr  # gato train's usage-error status
     assert "num_processes: `accelerate launch` was asked for several processes but started one" in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -230,10 +278,10 @@ def _worker(data_dir: str, record_dir: str, batch_size: str, *extra: str) -> Non
     """One rank of the launched run: ``gato train`` with the mixture and the loop observed."""
     from accelerate import PartialState
     from accelerate.state import AcceleratorState
-
-    from gato.cli import main
     from gato.training import run_training
     from gato.training.mixture import MixtureDataset
+
+    from gato.cli import main
 
     items: list[int] = []
     record: dict = {}
@@ -258,8 +306,10 @@ def _worker(data_dir: str, record_dir: str, batch_size: str, *extra: str) -> Non
         sys.exit(status)
     state = PartialState()
     record["state"] = {
-        "process_index": state.process_index, "num_processes": state.num_processes,
-        "distributed_type": state.distributed_type.value, "backend": state.backend,
+        "process_index": state.process_index,
+        "num_processes": state.num_processes,
+        "distributed_type": state.distributed_type.value,
+        "backend": state.backend,
     }
     plugin = AcceleratorState().deepspeed_plugin
     record["zero_stage"] = plugin.zero_stage if plugin else None

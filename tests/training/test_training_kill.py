@@ -10,11 +10,11 @@ import time
 
 import pytest
 import torch
+from gato.training.checkpoints import MANIFEST_FILE
+from gato.training.run_training import TRAIN_RESULTS_FILE
 from safetensors.torch import load_file
 
 from gato.cli import main
-from gato.training.checkpoints import MANIFEST_FILE
-from gato.training.run_training import TRAIN_RESULTS_FILE
 
 MAX_STEPS, SAVE_STEPS = 30, 5
 
@@ -23,18 +23,47 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the subprocess runs 
 
 def _args(data_dir, output_dir):
     return [
-        "train", "--preset", "gato-tiny", "--data", data_dir, "--output-dir", str(output_dir), "--max-steps", str(MAX_STEPS),
-        "--batch-size", "2", "--max-length", "64", "--learning-rate", "3e-3", "--warmup-steps", "3",
-        "--save-steps", str(SAVE_STEPS), "--eval-steps", str(MAX_STEPS), "--eval-batches", "1", "--report-to", "none",
-        "--num-workers", "0", "--save-total-limit", "2",
+        "train",
+        "--preset",
+        "gato-tiny",
+        "--data",
+        data_dir,
+        "--output-dir",
+        str(output_dir),
+        "--max-steps",
+        str(MAX_STEPS),
+        "--batch-size",
+        "2",
+        "--max-length",
+        "64",
+        "--learning-rate",
+        "3e-3",
+        "--warmup-steps",
+        "3",
+        "--save-steps",
+        str(SAVE_STEPS),
+        "--eval-steps",
+        str(MAX_STEPS),
+        "--eval-batches",
+        "1",
+        "--report-to",
+        "none",
+        "--num-workers",
+        "0",
+        "--save-total-limit",
+        "2",
     ]
 
 
 def _kill_after_first_checkpoint(data_dir, output_dir) -> int:
     """Start `gato train` in a subprocess, SIGKILL it as soon as its first checkpoint is complete."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "gato.cli", *_args(data_dir, output_dir)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gato.cli", *_args(data_dir, output_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     first = output_dir / "checkpoints" / f"checkpoint-{SAVE_STEPS}" / MANIFEST_FILE
     deadline = time.monotonic() + 240
     while not first.exists():
@@ -59,4 +88,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights_bit_for_bit(tiny_dat
     actual = load_file(killed / "model.safetensors")
     assert expected.keys() == actual.keys()
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
-    assert resumed["final_loss"] == json.loads((tmp_path / "uninterrupted" / TRAIN_RESULTS_FILE).read_text())["final_loss"]
+    assert (
+        resumed["final_loss"]
+        == json.loads((tmp_path / "uninterrupted" / TRAIN_RESULTS_FILE).read_text())["final_loss"]
+    )

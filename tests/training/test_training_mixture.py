@@ -5,7 +5,6 @@ from collections import Counter
 import numpy as np
 import pytest
 from datasets import load_from_disk
-
 from gato.modeling_gato import GatoConfig
 from gato.training.config import TrainingConfig
 from gato.training.mixture import MixtureDataset, mixture_weights, split_sources, validation_sets
@@ -134,9 +133,14 @@ def test_a_tasks_dagger_split_is_a_source_of_its_own_with_the_tasks_spec(tiny_da
     with_dagger = DatasetDict({**data, "cartpole_dagger": data["cartpole"]})
     train, _ = split_sources(with_dagger, validation_fraction=0.34)
     by_name = {s.name: s for s in train}
-    assert by_name["cartpole_dagger"].spec == by_name["cartpole"].spec and by_name["cartpole_dagger"].spec.name == "cartpole"
+    assert (
+        by_name["cartpole_dagger"].spec == by_name["cartpole"].spec
+        and by_name["cartpole_dagger"].spec.name == "cartpole"
+    )
     weights = mixture_weights(train, {"cartpole_dagger": 2.0}, default_weight=1.0)
-    assert weights[[s.name for s in train].index("cartpole_dagger")] == pytest.approx(2 * weights[[s.name for s in train].index("cartpole")])
+    assert weights[[s.name for s in train].index("cartpole_dagger")] == pytest.approx(
+        2 * weights[[s.name for s in train].index("cartpole")]
+    )
 
 
 def test_two_splits_of_one_task_with_different_specs_are_refused(tiny_data_dir):
@@ -144,9 +148,7 @@ def test_two_splits_of_one_task_with_different_specs_are_refused(tiny_data_dir):
     from dataclasses import replace
 
     from datasets import DatasetDict
-
     from gato.episodes.schema import SPEC_KEY, spec_from_dataset
-    from gato.suite.task_spec import ObservationField
 
     data = load_from_disk(tiny_data_dir)
     spec = spec_from_dataset(data["cartpole"])
@@ -155,7 +157,9 @@ def test_two_splits_of_one_task_with_different_specs_are_refused(tiny_data_dir):
     changed = data["cartpole"].select(range(len(data["cartpole"])))
     changed.info.description = json.dumps({**json.loads(changed.info.description), SPEC_KEY: other.to_dict()})
     assert spec_from_dataset(data["cartpole"]) == spec  # the original keeps its spec
-    with pytest.raises(ValueError, match="splits 'cartpole' and 'cartpole_dagger' hold task 'cartpole' with different specs"):
+    with pytest.raises(
+        ValueError, match="splits 'cartpole' and 'cartpole_dagger' hold task 'cartpole' with different specs"
+    ):
         split_sources(DatasetDict({**data, "cartpole_dagger": changed}), validation_fraction=0.34)
 
 
@@ -166,7 +170,6 @@ def test_image_items_decode_only_their_window_and_keep_the_whole_episodes_tokens
 
     pytest.importorskip("ale_py")
     from datasets import DatasetDict
-
     from gato.episodes import schema
     from gato.episodes.recorder import record_task_episode
     from gato.episodes.writer import write_shard
@@ -181,7 +184,9 @@ def test_image_items_decode_only_their_window_and_keep_the_whole_episodes_tokens
     processor = build_processor(GatoConfig.from_preset("gato-tiny"), max_length=256)
     decoded = []
     decode = schema.decode_frames
-    monkeypatch.setattr(schema, "decode_frames", lambda frames, shape: decoded.append(len(frames)) or decode(frames, shape))
+    monkeypatch.setattr(
+        schema, "decode_frames", lambda frames, shape: decoded.append(len(frames)) or decode(frames, shape)
+    )
     dataset = MixtureDataset(sources, processor, length=12, seed=3, prompt_probability=0.0)
     decoded.clear()
     windowed = [dataset[i] for i in range(len(dataset))]

@@ -3,10 +3,9 @@
 import math
 
 import pytest
-from torch import nn
-
 from gato.training.config import TrainingConfig
 from gato.training.optimization import build_optimizer, build_scheduler, parameter_groups
+from torch import nn
 
 
 class _Small(nn.Module):
@@ -27,7 +26,13 @@ def test_only_matrices_outside_norms_and_embeddings_are_decayed():
     assert decayed == {id(model.linear.weight)}
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     not_decayed = {id(p) for p in no_decay["params"]}
-    for parameter in (model.embed.weight, model.norm.weight, model.norm.bias, model.group_norm.weight, model.linear.bias):
+    for parameter in (
+        model.embed.weight,
+        model.norm.weight,
+        model.norm.bias,
+        model.group_norm.weight,
+        model.linear.bias,
+    ):
         assert id(parameter) in not_decayed
 
 

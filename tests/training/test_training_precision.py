@@ -6,9 +6,8 @@ import math
 import pytest
 import torch
 from accelerate import Accelerator
-
-from gato.suite import token_layout as tl
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.suite import token_layout as tl
 from gato.training import loop, precision
 from gato.training.config import TrainingConfig
 from gato.training.run_training import TRAIN_RESULTS_FILE, run_training
@@ -52,14 +51,18 @@ def cpu_only(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
-@pytest.mark.parametrize(("flags", "mixed", "dtype"), [(["amx_bf16"], "bf16", torch.bfloat16), ([], "no", torch.float32)])
+@pytest.mark.parametrize(
+    ("flags", "mixed", "dtype"), [(["amx_bf16"], "bf16", torch.bfloat16), ([], "no", torch.float32)]
+)
 def test_auto_follows_the_detected_cpu(cpu_only, monkeypatch, flags, mixed, dtype):
     monkeypatch.setattr(precision, "detect_cpu_bf16", lambda: flags)
     assert loop.choose_mixed_precision("auto") == mixed
     assert precision.resolve_dtype("auto") == dtype
     # An explicit choice is never overridden.
     assert loop.choose_mixed_precision("no") == "no" and loop.choose_mixed_precision("bf16") == "bf16"
-    assert precision.resolve_dtype("float32") == torch.float32 and precision.resolve_dtype("bfloat16") == torch.bfloat16
+    assert (
+        precision.resolve_dtype("float32") == torch.float32 and precision.resolve_dtype("bfloat16") == torch.bfloat16
+    )
 
 
 def test_detection_reads_proc_cpuinfo(cpu_only, monkeypatch, tmp_path):
@@ -91,8 +94,10 @@ def test_cpu_bf16_autocast_engages_in_a_training_step(one_torch_thread, fresh_ac
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model, optimizer = accelerator.prepare(model, optimizer)
     seen = []
-    hook = accelerator.unwrap_model(model).model.layers[0].mlp.fc_out.register_forward_hook(
-        lambda module, inputs, output: seen.append(output.dtype)
+    hook = (
+        accelerator.unwrap_model(model)
+        .model.layers[0]
+        .mlp.fc_out.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
     )
     loss = model(**_tiny_batch(config), use_cache=False).loss
     hook.remove()
@@ -109,11 +114,24 @@ def test_train_prints_and_records_its_precision(
 ):
     monkeypatch.setattr(precision, "detect_cpu_bf16", lambda: ["avx512_bf16"])
     config = TrainingConfig(
-        preset="gato-tiny", data=tiny_data_dir, output_dir=str(tmp_path / "run"), max_steps=2, batch_size=2, max_length=64,
-        logging_steps=1, eval_steps=2, save_steps=2, eval_batches=1, report_to="none", mixed_precision="auto",
+        preset="gato-tiny",
+        data=tiny_data_dir,
+        output_dir=str(tmp_path / "run"),
+        max_steps=2,
+        batch_size=2,
+        max_length=64,
+        logging_steps=1,
+        eval_steps=2,
+        save_steps=2,
+        eval_batches=1,
+        report_to="none",
+        mixed_precision="auto",
     )
     result = run_training(config)
-    assert "precision: bf16 autocast (float32 weights) (mixed_precision auto: this CPU has avx512_bf16)" in capsys.readouterr().out
+    assert (
+        "precision: bf16 autocast (float32 weights) (mixed_precision auto: this CPU has avx512_bf16)"
+        in capsys.readouterr().out
+    )
     recorded = json.loads((tmp_path / "run" / TRAIN_RESULTS_FILE).read_text())
     assert recorded["mixed_precision"] == "bf16" and math.isfinite(recorded["final_loss"])
     assert all(math.isfinite(loss) for loss in result.losses)
@@ -148,21 +166,39 @@ def test_bf16_acting_does_not_tie_close_actions(one_torch_thread):
     assert int(logits.argmax(-1)) == 1
 
 
-def test_agreement_script_compares_both_bf16_output_layers(tmp_path, monkeypatch, capsys, one_torch_thread, fresh_accelerator_state):
+def test_agreement_script_compares_both_bf16_output_layers(
+    tmp_path, monkeypatch, capsys, one_torch_thread, fresh_accelerator_state
+):
     """scripts/bf16_action_agreement.py end to end on a tiny budget: every held-out action token is compared."""
     import runpy
     import sys
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[2] / "scripts" / "bf16_action_agreement.py"
-    monkeypatch.setattr(sys, "argv", [script.name, "--work", str(tmp_path), "--tasks", "cartpole,pendulum",
-                                      "--episodes-per-task", "2", "--max-steps", "2", "--max-episodes", "1"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            script.name,
+            "--work",
+            str(tmp_path),
+            "--tasks",
+            "cartpole,pendulum",
+            "--episodes-per-task",
+            "2",
+            "--max-steps",
+            "2",
+            "--max-episodes",
+            "1",
+        ],
+    )
     runpy.run_path(str(script), run_name="__main__")
     results = json.loads((tmp_path / "agreement.json").read_text())
     assert set(results) == {
         f"{task} ({decoding}), bf16 {way} output layer"
         for task, decodings in (("cartpole", ["argmax"]), ("pendulum", ["argmax", "median"]))
-        for decoding in decodings for way in ("float32", "native")
+        for decoding in decodings
+        for way in ("float32", "native")
     }
     # One held-out episode each: cartpole's expert runs 500 steps (1 action token), pendulum 200 (1 token).
     assert results["cartpole (argmax), bf16 float32 output layer"]["tokens"] == 500
@@ -197,7 +233,9 @@ def test_float32_output_layer_computes_bf16_logits_in_float32_for_the_block_only
         outside = model(input_ids=input_ids).logits
     reference = hidden.float() @ model.lm_head.weight.float().T
     assert logits.dtype == torch.float32 and torch.equal(logits, reference)
-    expected = torch.nn.functional.cross_entropy(reference[:, :-1].reshape(-1, reference.shape[-1]), input_ids[:, 1:].reshape(-1))
+    expected = torch.nn.functional.cross_entropy(
+        reference[:, :-1].reshape(-1, reference.shape[-1]), input_ids[:, 1:].reshape(-1)
+    )
     assert float(loss) == pytest.approx(float(expected), rel=1e-6)
     assert outside.dtype == torch.bfloat16 and "forward" not in vars(model.lm_head)
     float_model = GatoForCausalLM(config)

@@ -3,7 +3,6 @@
 from types import SimpleNamespace
 
 import pytest
-
 from gato.training.distributed import is_main_rank, launched_processes, launched_rank, process_share
 
 
@@ -22,7 +21,9 @@ def test_the_launchers_world_size_and_rank_are_read(monkeypatch):
 @pytest.mark.parametrize("processes", [1, 2, 3, 5])
 def test_the_shares_of_all_processes_hold_every_item_once_and_differ_by_at_most_one(processes):
     items = [f"task{i}" for i in range(7)]
-    shares = [process_share(items, SimpleNamespace(process_index=i, num_processes=processes)) for i in range(processes)]
+    shares = [
+        process_share(items, SimpleNamespace(process_index=i, num_processes=processes)) for i in range(processes)
+    ]
     assert sorted(item for share in shares for item in share) == sorted(items)
     assert max(map(len, shares)) - min(map(len, shares)) <= 1
     assert shares[0][0] == items[0] and (processes == 1 or shares[1][0] == items[1])  # round robin from the index

@@ -8,14 +8,20 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from safetensors.torch import load_file
-from torch import nn
-
 from gato.training.checkpoints import (
-    MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, SCHEDULER_FILE, CheckpointError, config_differences, rng_file, sha256_of,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    SCHEDULER_FILE,
+    CheckpointError,
+    config_differences,
+    rng_file,
+    sha256_of,
 )
 from gato.training.config import TrainingConfig
 from gato.training.loop import checkpoint_dirs, train
+from safetensors.torch import load_file
+from torch import nn
 
 
 class _NoisyBigram(nn.Module):
@@ -52,13 +58,28 @@ def _collate(items):
 def _run(output_dir, resume=False, stop_after_steps=None, data_fingerprint=None, **overrides):
     torch.manual_seed(0)
     settings = dict(
-        output_dir=str(output_dir), max_steps=12, batch_size=4, gradient_accumulation_steps=2, save_steps=5,
-        warmup_steps=2, learning_rate=3e-2, logging_steps=1, report_to="none", resume=resume, num_workers=0,
+        output_dir=str(output_dir),
+        max_steps=12,
+        batch_size=4,
+        gradient_accumulation_steps=2,
+        save_steps=5,
+        warmup_steps=2,
+        learning_rate=3e-2,
+        logging_steps=1,
+        report_to="none",
+        resume=resume,
+        num_workers=0,
         save_total_limit=3,
     )
     config = TrainingConfig(**{**settings, **overrides})
-    return train(config, _NoisyBigram(), _IndexedSequences(), _collate, stop_after_steps=stop_after_steps,
-                 data_fingerprint=data_fingerprint)
+    return train(
+        config,
+        _NoisyBigram(),
+        _IndexedSequences(),
+        _collate,
+        stop_after_steps=stop_after_steps,
+        data_fingerprint=data_fingerprint,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +146,9 @@ def test_resume_with_other_settings_is_refused_naming_each_change(killed_after_s
 
 def test_resume_on_other_data_is_refused(tmp_path):
     _run(tmp_path, stop_after_steps=6, data_fingerprint={"cartpole": [30, "abc"]})
-    with pytest.raises(CheckpointError, match=r"data_fingerprint: \{'cartpole': \[30, 'abc'\]\} → \{'cartpole': \[31, 'def'\]\}"):
+    with pytest.raises(
+        CheckpointError, match=r"data_fingerprint: \{'cartpole': \[30, 'abc'\]\} → \{'cartpole': \[31, 'def'\]\}"
+    ):
         _run(tmp_path, resume=True, data_fingerprint={"cartpole": [31, "def"]})
 
 

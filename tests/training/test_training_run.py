@@ -5,16 +5,27 @@ import subprocess
 import sys
 
 import pytest
-
-from gato.cli import main
 from gato.training.config import TrainingConfig
 from gato.training.run_training import TRAIN_RESULTS_FILE, TRAINING_CONFIG_FILE, run_training
+
+from gato.cli import main
 
 
 def _config(data, output_dir, **overrides):
     settings = dict(
-        preset="gato-tiny", data=data, output_dir=str(output_dir), max_steps=40, batch_size=4, max_length=96,
-        learning_rate=3e-3, warmup_steps=5, logging_steps=5, eval_steps=20, save_steps=10, eval_batches=1, report_to="none",
+        preset="gato-tiny",
+        data=data,
+        output_dir=str(output_dir),
+        max_steps=40,
+        batch_size=4,
+        max_length=96,
+        learning_rate=3e-3,
+        warmup_steps=5,
+        logging_steps=5,
+        eval_steps=20,
+        save_steps=10,
+        eval_batches=1,
+        report_to="none",
     )
     settings.update(overrides)
     return TrainingConfig(**settings)
@@ -40,13 +51,38 @@ def test_killed_run_resumes_with_the_same_losses(tiny_data_dir, tmp_path):
 
 def test_cli_run_writes_a_folder_the_auto_classes_load(tiny_data_dir, tmp_path):
     out = tmp_path / "cli"
-    status = main(["train", "--preset", "gato-tiny", "--data", tiny_data_dir, "--max-steps", "3", "--output-dir", str(out),
-                   "--batch-size", "2", "--max-length", "64", "--report-to", "none", "--save-steps", "3"])
+    status = main(
+        [
+            "train",
+            "--preset",
+            "gato-tiny",
+            "--data",
+            tiny_data_dir,
+            "--max-steps",
+            "3",
+            "--output-dir",
+            str(out),
+            "--batch-size",
+            "2",
+            "--max-length",
+            "64",
+            "--report-to",
+            "none",
+            "--save-steps",
+            "3",
+        ]
+    )
     assert status == 0
     assert (out / "model.safetensors").exists() and (out / TRAINING_CONFIG_FILE).exists()
     assert TrainingConfig.from_yaml(out / TRAINING_CONFIG_FILE).max_steps == 3
     run = json.loads((out / TRAIN_RESULTS_FILE).read_text())
-    assert (run["global_step"], run["start_step"], run["steps_this_run"], run["processes"], run["device"]) == (3, 0, 3, 1, "cpu")
+    assert (run["global_step"], run["start_step"], run["steps_this_run"], run["processes"], run["device"]) == (
+        3,
+        0,
+        3,
+        1,
+        "cpu",
+    )
     assert run["wall_seconds"] >= run["step_seconds"] > run["data_wait_seconds"] >= 0
     assert set(run["validation"]) == {"captions", "classic_control", "text"} and run["final_loss"] > 0
     # A fresh process: registration by `import gato` alone must be enough to load both.
@@ -82,8 +118,27 @@ def test_default_tracker_writes_tensorboard_events(tiny_data_dir, tmp_path):
 
 
 def test_cli_resume_with_another_batch_size_is_refused_in_one_line(tiny_data_dir, tmp_path, capsys):
-    args = ["train", "--preset", "gato-tiny", "--data", tiny_data_dir, "--max-steps", "2", "--output-dir", str(tmp_path),
-            "--batch-size", "2", "--max-length", "64", "--report-to", "none", "--save-steps", "1", "--num-workers", "0"]
+    args = [
+        "train",
+        "--preset",
+        "gato-tiny",
+        "--data",
+        tiny_data_dir,
+        "--max-steps",
+        "2",
+        "--output-dir",
+        str(tmp_path),
+        "--batch-size",
+        "2",
+        "--max-length",
+        "64",
+        "--report-to",
+        "none",
+        "--save-steps",
+        "1",
+        "--num-workers",
+        "0",
+    ]
     assert main(args) == 0
     capsys.readouterr()
     assert main([*args, "--resume", "--batch-size", "4", "--learning-rate", "1e-3"]) == 2

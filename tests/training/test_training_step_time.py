@@ -4,10 +4,9 @@ import time
 from types import SimpleNamespace
 
 import torch
-from torch import nn
-
 from gato.training.config import TrainingConfig
 from gato.training.loop import train
+from torch import nn
 
 
 class _Bigram(nn.Module):
@@ -41,8 +40,14 @@ def _collate(items):
 
 def _run(tmp_path, seconds_per_item, logging_steps=4):
     config = TrainingConfig(
-        output_dir=str(tmp_path), max_steps=6, batch_size=4, save_steps=100, warmup_steps=1,
-        logging_steps=logging_steps, report_to="none", num_workers=0,  # loading happens inside next(batches)
+        output_dir=str(tmp_path),
+        max_steps=6,
+        batch_size=4,
+        save_steps=100,
+        warmup_steps=1,
+        logging_steps=logging_steps,
+        report_to="none",
+        num_workers=0,  # loading happens inside next(batches)
     )
     return train(config, _Bigram(), _Sequences(seconds_per_item), _collate)
 

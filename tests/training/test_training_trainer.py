@@ -4,13 +4,12 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from transformers import Trainer, TrainingArguments
-
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.suite.token_layout import IGNORE_INDEX
 from gato.training.mixture import MixtureDataset, SequenceListDataset, mixture_weights, split_sources
 from gato.training.run_training import build_processor, load_data
 from gato.training.trainer_collator import GatoDataCollator
+from transformers import Trainer, TrainingArguments
 
 MAX_LENGTH = 64
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "fc_in", "fc_out"]
@@ -31,9 +30,18 @@ def _mixture(data_dir, processor, length):
 
 def _train(model, processor, dataset, output_dir, max_steps, learning_rate=3e-3):
     args = TrainingArguments(
-        output_dir=str(output_dir), max_steps=max_steps, per_device_train_batch_size=4, learning_rate=learning_rate,
-        warmup_steps=2, logging_steps=1, save_strategy="no", report_to="none", seed=0, use_cpu=True,
-        remove_unused_columns=False, disable_tqdm=True,
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=4,
+        learning_rate=learning_rate,
+        warmup_steps=2,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+        use_cpu=True,
+        remove_unused_columns=False,
+        disable_tqdm=True,
     )
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=GatoDataCollator(processor))
     trainer.train()
@@ -101,7 +109,9 @@ def test_lora_trains_only_the_adapters(tiny_data_dir, tmp_path):
     # for any hidden state to make confident logits: measured, the loss stalls near 9.5. A larger init stands in
     # for a trained base model, whose embeddings have grown.
     torch.manual_seed(0)
-    base = GatoForCausalLM(GatoConfig.from_preset("gato-tiny", max_position_embeddings=MAX_LENGTH, initializer_range=0.2))
+    base = GatoForCausalLM(
+        GatoConfig.from_preset("gato-tiny", max_position_embeddings=MAX_LENGTH, initializer_range=0.2)
+    )
     processor = build_processor(base.config, MAX_LENGTH)
     before = {name: tensor.clone() for name, tensor in base.state_dict().items()}
     model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"))
@@ -113,13 +123,26 @@ def test_lora_trains_only_the_adapters(tiny_data_dir, tmp_path):
 
     # Fine-tuning data: eight fixed sequences of one task.
     sources, _ = split_sources(load_data(tiny_data_dir), validation_fraction=0.0)
-    pendulum = MixtureDataset([s for s in sources if s.name == "pendulum"], processor, length=8, seed=1, prompt_probability=0.0)
-    losses = _train(model, processor, SequenceListDataset([pendulum[i] for i in range(8)]), tmp_path, max_steps=30, learning_rate=1e-2)
+    pendulum = MixtureDataset(
+        [s for s in sources if s.name == "pendulum"], processor, length=8, seed=1, prompt_probability=0.0
+    )
+    losses = _train(
+        model,
+        processor,
+        SequenceListDataset([pendulum[i] for i in range(8)]),
+        tmp_path,
+        max_steps=30,
+        learning_rate=1e-2,
+    )
     assert all(np.isfinite(losses)) and np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
     after = model.get_base_model().state_dict()
     for name, tensor in before.items():
         # peft renames a targeted Linear's parameters to `<module>.base_layer.<weight|bias>`.
-        stored = after.get(name, after.get(name.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")))
+        stored = after.get(
+            name, after.get(name.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias"))
+        )
         assert torch.equal(stored, tensor), name
-    changed = [name for name, p in model.named_parameters() if p.requires_grad and not torch.equal(p, lora_before[name])]
+    changed = [
+        name for name, p in model.named_parameters() if p.requires_grad and not torch.equal(p, lora_before[name])
+    ]
     assert len(changed) == len(trainable)
