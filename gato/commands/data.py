@@ -157,23 +157,11 @@ def generate_command(args: argparse.Namespace) -> int:
             return 2
     from gato.episodes.generate import generate, summary_table
 
-    command = "gato data generate " + " ".join(
-        shlex.quote(part)
-        for part in [
-            "--tasks",
-            config.tasks,
-            "--episodes-per-task",
-            str(config.episodes_per_task),
-            "--out",
-            config.out,
-            "--seed",
-            str(config.seed),
-            "--workers",
-            str(config.workers),
-            *(["--captions", str(config.captions)] if config.captions else []),
-            *(["--text"] if config.text else []),
-            *(["--action-noise", f"{config.action_noise:g}"] if config.action_noise else []),
-        ]
+    command = _command_line(
+        config,
+        *(["--captions", str(config.captions)] if config.captions else []),
+        *(["--text"] if config.text else []),
+        *(["--action-noise", f"{config.action_noise:g}"] if config.action_noise else []),
     )
     try:
         dataset_dict, summaries = generate(
@@ -196,6 +184,13 @@ def generate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_line(config: GenerateConfig, *extra: str) -> str:
+    """The ``gato data generate`` command that reproduces ``config`` (recorded in each split's card)."""
+    parts = ["--tasks", config.tasks, "--episodes-per-task", str(config.episodes_per_task), "--out", config.out]
+    parts += ["--seed", str(config.seed), "--workers", str(config.workers), *extra]
+    return "gato data generate " + " ".join(shlex.quote(part) for part in parts)
+
+
 def dagger_command(config: GenerateConfig) -> int:
     from gato.episodes.dagger import DEFAULT_EXPERT_MIX, generate_dagger
     from gato.evaluation.run_evaluation import AgentFactory
@@ -216,25 +211,13 @@ def dagger_command(config: GenerateConfig) -> int:
         )
         return 2
     expert_mix = DEFAULT_EXPERT_MIX if config.expert_mix is None else config.expert_mix
-    command = "gato data generate " + " ".join(
-        shlex.quote(part)
-        for part in [
-            "--tasks",
-            config.tasks,
-            "--episodes-per-task",
-            str(config.episodes_per_task),
-            "--out",
-            config.out,
-            "--seed",
-            str(config.seed),
-            "--workers",
-            str(config.workers),
-            "--dagger-model",
-            config.dagger_model,
-            "--expert-mix",
-            f"{expert_mix:g}",
-            *(["--dagger-round", str(config.dagger_round)] if config.dagger_round != 1 else []),
-        ]
+    command = _command_line(
+        config,
+        "--dagger-model",
+        config.dagger_model,
+        "--expert-mix",
+        f"{expert_mix:g}",
+        *(["--dagger-round", str(config.dagger_round)] if config.dagger_round != 1 else []),
     )
     try:
         written = generate_dagger(
