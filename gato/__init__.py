@@ -54,10 +54,14 @@ def register_auto_classes() -> None:
 
 
 def _started_by_the_gato_command() -> bool:
-    # The console script's argv[0] is the `gato` executable; `python -m gato.cli` imports this package while
-    # argv[0] is still "-m" (no other module of the package is meant to be run with -m).
+    # The console script's argv[0] is the `gato` executable; `python -m gato.cli` (also what `accelerate launch -m
+    # gato.cli` starts) shows in the interpreter's own arguments. Any other program, `python -m otherpkg` whose
+    # package imports gato included, registers at import.
     first = getattr(sys, "argv", None) or [""]
-    return first[0] == "-m" or Path(first[0]).name in ("gato", "gato.exe")
+    if Path(first[0]).name in ("gato", "gato.exe"):
+        return True
+    original = getattr(sys, "orig_argv", [])
+    return any(arg == "-m" and original[index + 1 : index + 2] == ["gato.cli"] for index, arg in enumerate(original))
 
 
 __all__ = ["__version__", "processing", "register_auto_classes", *_LAZY_ATTRIBUTES]

@@ -304,3 +304,17 @@ def test_gato_train_runs_with_the_threads_it_was_given(tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_program_run_with_dash_m_that_imports_gato_gets_the_auto_classes(tmp_path):
+    """Only the `gato` command defers registration: `python -m otherpkg`, whose package imports gato while
+    Python's argv[0] is still "-m", must find the Auto classes registered like any other importer."""
+    package = tmp_path / "otherpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("import gato\n")
+    (package / "__main__.py").write_text(
+        "from transformers import AutoConfig\nprint(type(AutoConfig.for_model('gato')).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-m", "otherpkg"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "GatoConfig"
