@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from gato.episodes.schema import read_episode
 from gato.modeling_gato.acting import restrict_to_ranges
+from gato.modeling_gato.modeling_gato import target_mask
 from gato.suite.task_spec import TaskSpec
-from gato.suite.token_layout import IGNORE_INDEX
 from gato.training.precision import float32_output_layer
 
 
@@ -66,9 +66,7 @@ def held_out_action_accuracy(
         with float32_output_layer(model):  # a bf16 model's logits in bf16 would tie close actions
             output = model(**batch)
         targets = batch["labels"][:, 1:]
-        is_target = (
-            (targets != IGNORE_INDEX) & batch["loss_mask"][:, 1:].bool() & batch["attention_mask"][:, 1:].bool()
-        )
+        is_target = target_mask(batch["labels"], batch["loss_mask"], batch["attention_mask"])
         # Episode targets are the action tokens, whole steps in order: target i is action dimension i % A.
         logits = output.logits.float()
         dims = torch.arange(logits.shape[0], device=device) % action_size

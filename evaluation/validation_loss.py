@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from gato.suite.token_layout import IGNORE_INDEX
+from gato.modeling_gato.modeling_gato import target_mask
 from gato.training.precision import float32_output_layer
 
 
@@ -33,13 +33,7 @@ def sequences_loss(
         batch = processor.collate(list(sequences[start : start + batch_size]))
         batch = {key: value.to(device) for key, value in batch.items()}
         # The targets the model's loss counts: label set, loss mask on, not padding (modeling_gato.py).
-        targets = int(
-            (
-                (batch["labels"][:, 1:] != IGNORE_INDEX)
-                & batch["loss_mask"][:, 1:].bool()
-                & batch["attention_mask"][:, 1:].bool()
-            ).sum()
-        )
+        targets = int(target_mask(batch["labels"], batch["loss_mask"], batch["attention_mask"]).sum())
         if targets == 0:
             continue
         with float32_output_layer(model):  # a bf16 model's loss from float32 logits, as a float32 model's

@@ -708,6 +708,23 @@ class GatoModel(GatoPreTrainedModel):
         return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache)
 
 
+def target_mask(
+    labels: torch.Tensor, loss_mask: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Which next-token targets the loss counts: ``(batch, seq - 1)`` bool, column ``l`` for ``labels[:, l + 1]``.
+
+    A target has a label (not ``IGNORE_INDEX``), ``loss_mask`` 1 and (a 2D) ``attention_mask`` 1 — the one rule that
+    the loss, the training loop's token count and evaluation's per-target metrics share.
+    """
+    is_target = labels[:, 1:] != IGNORE_INDEX
+    if loss_mask is not None:
+        is_target = is_target & loss_mask[:, 1:].bool()
+    if attention_mask is not None and attention_mask.ndim == 2:
+        # The mask covers cached positions too; its last seq - 1 columns belong to the targets.
+        is_target = is_target & attention_mask[:, attention_mask.shape[1] - is_target.shape[1] :].bool()
+    return is_target
+
+
 def masked_next_token_loss(
     lm_head: nn.Module,
     hidden_states: torch.Tensor,
@@ -740,12 +757,7 @@ def masked_next_token_loss(
         is_target = targets != IGNORE_INDEX
     else:
         predicting, targets = hidden_states[:, :-1], labels[:, 1:]
-        is_target = targets != IGNORE_INDEX
-        if loss_mask is not None:
-            is_target = is_target & loss_mask[:, 1:].bool()
-        if attention_mask is not None and attention_mask.ndim == 2:
-            # The mask covers cached positions too; its last seq - 1 columns belong to the targets.
-            is_target = is_target & attention_mask[:, attention_mask.shape[1] - targets.shape[1] :].bool()
+        is_target = target_mask(labels, loss_mask, attention_mask)
     if skip_logits:
         logits = None
         token_losses = linear_cross_entropy(predicting[is_target], lm_head.weight, targets[is_target])

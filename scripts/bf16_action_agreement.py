@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from gato.episodes.generate import generate
 from gato.modeling_gato.acting import choose_tokens
+from gato.modeling_gato.modeling_gato import target_mask
 from gato.processing.processing_gato import GatoProcessor
-from gato.suite.token_layout import IGNORE_INDEX
 from gato.training.config import TrainingConfig
 from gato.training.mixture import split_sources
 from gato.training.precision import load_for_acting
@@ -66,10 +66,7 @@ def action_logits(model, processor, source, max_episodes: int, batch_size: int =
     for start in range(0, len(sequences), batch_size):
         batch = processor.collate(sequences[start : start + batch_size])
         hidden = model.model(**{k: batch[k] for k in MODEL_INPUTS if k in batch}).last_hidden_state
-        targets = batch["labels"][:, 1:]
-        is_target = (
-            (targets != IGNORE_INDEX) & batch["loss_mask"][:, 1:].bool() & batch["attention_mask"][:, 1:].bool()
-        )
+        is_target = target_mask(batch["labels"], batch["loss_mask"], batch["attention_mask"])
         hidden = hidden[:, :-1][is_target]  # (targets, hidden): the action tokens, whole steps in order
         if hidden.shape[0] % action_size:
             raise ValueError(f"{spec.name}: expected whole time steps of {action_size} action targets")

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
-from gato.suite.token_layout import IGNORE_INDEX
+from gato.modeling_gato.modeling_gato import target_mask
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -286,12 +286,7 @@ def train(
 
 def count_targets(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Target tokens of a batch as the model counts them: a label, in the loss mask, not padding (shifted by one)."""
-    is_target = batch["labels"][:, 1:] != IGNORE_INDEX
-    if "loss_mask" in batch:
-        is_target = is_target & batch["loss_mask"][:, 1:].bool()
-    if batch.get("attention_mask") is not None and batch["attention_mask"].ndim == 2:
-        is_target = is_target & batch["attention_mask"][:, 1:].bool()
-    return is_target.sum()
+    return target_mask(batch["labels"], batch.get("loss_mask"), batch.get("attention_mask")).sum()
 
 
 def _accepts_num_items_in_batch(model: torch.nn.Module) -> bool:
