@@ -26,6 +26,7 @@ import json
 import math
 import multiprocessing
 import os
+import shlex
 import shutil
 import sys
 from collections.abc import Sequence
@@ -82,6 +83,29 @@ class TaskSummary:
     expert_return: float
     random_return: float
     status: str  # "generated", "resumed" (some chunks were already there) or "skipped" (finished before)
+
+
+def generate_command_line(
+    tasks: str,
+    episodes_per_task: int,
+    out: str | os.PathLike,
+    *,
+    seed: int = 0,
+    workers: int = 1,
+    captions: int = 0,
+    text: bool = False,
+    action_noise: float = 0.0,
+    extra: Sequence[str] = (),
+) -> str:
+    """The ``gato data generate`` command line of these settings (recorded in each dataset card's Reproduce block):
+    the one builder used by the command itself and by data plans (:mod:`gato.episodes.plan`), so that a plan's call
+    records what the hand-written call would."""
+    parts = ["--tasks", tasks, "--episodes-per-task", str(episodes_per_task), "--out", str(out)]
+    parts += ["--seed", str(seed), "--workers", str(workers)]
+    parts += ["--captions", str(captions)] if captions else []
+    parts += ["--text"] if text else []
+    parts += ["--action-noise", f"{action_noise:g}"] if action_noise else []
+    return "gato data generate " + " ".join(shlex.quote(part) for part in [*parts, *extra])
 
 
 def expected_seeds(task_name: str, seed: int, episodes: int) -> list[int]:

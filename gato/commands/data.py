@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shlex
 import sys
 from dataclasses import dataclass, field
 
@@ -20,7 +19,7 @@ from gato.flags import (
     config_from_flags,
     set_threads,
 )
-from gato.inputs import model_folder, refuse, writable_folder
+from gato.inputs import model_folder, refuse, writable_folder, yaml_mapping
 
 
 @dataclass
@@ -28,8 +27,12 @@ class GenerateConfig:
     """What ``gato data generate`` records.
 
     Args:
-        tasks: a suite (default, full), a domain, or comma-separated task names.
-        episodes_per_task: episodes recorded per task.
+        tasks: a suite (default, full), a domain, or comma-separated task names; with --plan, which of the plan's
+            tasks to record (default: the default suite; with --plan, every task the plan names).
+        episodes_per_task: episodes recorded per task (default: none; required unless --plan).
+        plan: record the data plan of this YAML file: per-task episodes and action noise, captions, text
+            (docs/DATA.md "Data plans"); --captions and --text override the plan's, --episodes-per-task and
+            --action-noise are refused with it, the plan sets them per task (default: none).
         out: output folder; `datasets.load_from_disk(OUT)` gives a DatasetDict.
         seed: collection seed.
         workers: worker processes.
@@ -50,9 +53,10 @@ class GenerateConfig:
         threads: torch CPU threads (0 = torch's default, one per core).
     """
 
-    tasks: str = "default"
-    episodes_per_task: int = field(default=0, metadata={"argparse": {"required": True, "metavar": "N"}})
+    tasks: str | None = field(default=None, metadata={"argparse": {"metavar": "NAMES"}})
+    episodes_per_task: int | None = field(default=None, metadata={"argparse": {"metavar": "N"}})
     out: str = field(default="", metadata={"argparse": {"required": True, "metavar": "DIR"}})
+    plan: str | None = field(default=None, metadata={"argparse": {"metavar": "FILE"}})
     seed: int = 0
     workers: int = 1
     captions: int = field(default=0, metadata={"argparse": {"metavar": "N"}})
@@ -146,22 +150,27 @@ def generate_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         return refuse("gato data generate", error)
     set_threads(config.threads)
+    if config.plan is not None:
+        return plan_command(config, args)
+    if config.episodes_per_task is None:
+        print("gato data generate: --episodes-per-task N is required (or --plan FILE, a data plan)", file=sys.stderr)
+        return 2
+    config.tasks = config.tasks or "default"
     if config.dagger_model is not None:
         return dagger_command(config)
-    for flag, value, default in (
-        ("--expert-mix", config.expert_mix, None),
-        ("--dagger-round", config.dagger_round, 1),
-    ):
-        if value != default:
-            print(f"gato data generate: {flag} needs --dagger-model", file=sys.stderr)
-            return 2
-    from gato.episodes.generate import generate, summary_table
+    if _dagger_flags_without_model(config):
+        return 2
+    from gato.episodes.generate import generate, generate_command_line, summary_table
 
-    command = _command_line(
-        config,
-        *(["--captions", str(config.captions)] if config.captions else []),
-        *(["--text"] if config.text else []),
-        *(["--action-noise", f"{config.action_noise:g}"] if config.action_noise else []),
+    command = generate_command_line(
+        config.tasks,
+        config.episodes_per_task,
+        config.out,
+        seed=config.seed,
+        workers=config.workers,
+        captions=config.captions,
+        text=config.text,
+        action_noise=config.action_noise,
     )
     try:
         dataset_dict, summaries = generate(
@@ -184,11 +193,73 @@ def generate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dagger_flags_without_model(config: GenerateConfig) -> bool:
+    """True (after saying so) when a DAgger-only flag came without --dagger-model."""
+    for flag, value, default in (
+        ("--expert-mix", config.expert_mix, None),
+        ("--dagger-round", config.dagger_round, 1),
+    ):
+        if value != default:
+            print(f"gato data generate: {flag} needs --dagger-model", file=sys.stderr)
+            return True
+    return False
+
+
+def plan_command(config: GenerateConfig, args: argparse.Namespace) -> int:
+    """``gato data generate --plan FILE``: the plan's ``generate`` calls (``gato.episodes.plan.run_plan``), one table.
+
+    ``--captions`` / ``--text`` override the plan's; ``--episodes-per-task`` and ``--action-noise`` are refused (the
+    plan sets them per task: edit the plan), as is ``--dagger-model`` (a plan records expert episodes)."""
+    conflicting = [
+        flag
+        for flag, given in (
+            ("--episodes-per-task", args.episodes_per_task is not None),
+            ("--action-noise", args.action_noise is not None),
+            ("--dagger-model", config.dagger_model is not None),
+        )
+        if given
+    ]
+    if conflicting:
+        print(
+            f"gato data generate: {', '.join(conflicting)} cannot go with --plan (the plan sets the episodes and the "
+            "action noise of each task and records expert episodes; edit the plan, or drop --plan)",
+            file=sys.stderr,
+        )
+        return 2
+    if _dagger_flags_without_model(config):
+        return 2
+    from gato.episodes.generate import summary_table
+    from gato.episodes.plan import DataPlan, run_plan
+
+    try:
+        plan = DataPlan.from_dict(yaml_mapping(config.plan, "a data plan YAML file"), where=config.plan)
+        plan = plan.with_overrides(captions=args.captions, text=args.text)
+        run = run_plan(
+            plan,
+            config.out,
+            tasks=config.tasks,
+            seed=config.seed,
+            workers=config.workers,
+            overwrite=config.overwrite,
+            progress=config.progress,
+        )
+    except (KeyError, ValueError) as error:
+        return refuse("gato data generate", error)
+    print(summary_table(run.summaries))
+    print(
+        f"\n{config.out}: DatasetDict with {len(run.dataset_dict)} datasets: {', '.join(run.dataset_dict)} "
+        f"({len(run.calls)} generate call{'s' if len(run.calls) != 1 else ''} of the plan {config.plan})"
+    )
+    return 0
+
+
 def _command_line(config: GenerateConfig, *extra: str) -> str:
     """The ``gato data generate`` command that reproduces ``config`` (recorded in each split's card)."""
-    parts = ["--tasks", config.tasks, "--episodes-per-task", str(config.episodes_per_task), "--out", config.out]
-    parts += ["--seed", str(config.seed), "--workers", str(config.workers), *extra]
-    return "gato data generate " + " ".join(shlex.quote(part) for part in parts)
+    from gato.episodes.generate import generate_command_line
+
+    return generate_command_line(
+        config.tasks, config.episodes_per_task, config.out, seed=config.seed, workers=config.workers, extra=extra
+    )
 
 
 def dagger_command(config: GenerateConfig) -> int:
