@@ -2,8 +2,9 @@
 
 Four stages, each a call into the library part that owns it:
 
-1. **data**: ``gato.episodes.generate`` records expert episodes of the suite (plus captions and the offline
-   text corpus) into ``OUT/data``; it resumes by itself, skipping finished tasks;
+1. **data**: ``gato.episodes.plan.run_plan`` records the data plan (per-task expert episodes and action noise,
+   captions, the offline text corpus; ``DEFAULT_DATA_PLAN`` unless ``--data-plan``) into ``OUT/data`` through
+   ``gato.episodes.generate``, which resumes by itself, skipping finished tasks;
 2. **train**: ``gato.training.run_training`` trains into ``OUT`` (model safetensors, config with ``auto_map``,
    remote code, processor and tokenizer files, ``training_config.yaml``), resuming from ``OUT/checkpoints``;
    skipped when ``OUT`` already holds a model trained with the same configuration;
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import resource
 import time
@@ -50,22 +52,61 @@ CPU_MODEL_OVERRIDES: dict[str, Any] = {
 }
 
 
+# The data of `gato run` without --data-plan (a `gato.episodes.plan.DataPlan` as a mapping, its YAML layout):
+# per-task episode counts and DART action noise, captions and text. Placeholder values until measured (issue #19 §4).
+DEFAULT_DATA_PLAN: dict[str, Any] = {
+    "episodes_per_task": 100,
+    "captions": 1000,
+    "text": True,
+    "groups": [
+        {"tasks": ["cartpole", "acrobot", "mountain_car"], "episodes_per_task": 100},
+        {"tasks": ["pendulum"], "episodes_per_task": 300, "action_noise": 1.0},
+        {"tasks": ["babyai_goto_red_ball", "babyai_pickup_loc"], "episodes_per_task": 2000},
+        {"tasks": ["metaworld_reach"], "episodes_per_task": 100},
+        {"tasks": ["atari_breakout"], "episodes_per_task": 20},
+    ],
+}
+
+# The training mixture's sampling weights of `gato run` without --task-weights (dataset name → weight; datasets not
+# named weigh 1, `TrainingConfig.default_weight`). Only the entries for datasets the run has are used. Empty until
+# measured: every dataset weighs the same.
+DEFAULT_TASK_WEIGHTS: dict[str, float] = {}
+
+# `gato run --quick`: the few-minute smoke run (the main job's defaults before data plans): 20 clean expert episodes
+# of each task, 200 captions, the text corpus, 400 training steps with the loop's default (equal) task weights,
+# 4 evaluation episodes a task and 8 held-out captions. Flags given with --quick win over these.
+QUICK_SETTINGS: dict[str, dict[str, Any]] = {
+    "data": {"episodes_per_task": 20, "captions": 200, "text": True},
+    "train": {"max_steps": 400, "task_weights": {}},
+    "eval": {"episodes": 4, "captions": 8},
+}
+
+
 @dataclass
 class DataSettings:
     """The data stage of ``gato run``.
 
+    What is recorded comes from a data plan (``gato.episodes.plan.DataPlan``: per-task episodes and action noise,
+    captions, text): the built-in ``DEFAULT_DATA_PLAN``, or the YAML file ``data_plan``. ``episodes_per_task``
+    replaces the plan by N clean episodes of every task; ``captions`` and ``text`` override the plan's.
+
     Args:
-        episodes_per_task: expert episodes recorded per task.
-        captions: captioned scenes generated for training (0 = none); a tenth more are held out.
-        text: also generate the offline text corpus and train on it.
+        data_plan: a data plan YAML file (docs/DATA.md "Data plans") (default: the built-in plan, DEFAULT_DATA_PLAN
+            in gato/main_job.py).
+        episodes_per_task: record N clean expert episodes of every task instead of a data plan (default: none, the
+            data plan's counts).
+        captions: captioned scenes generated for training (0 = none); a tenth more are held out (default: the data
+            plan's).
+        text: also generate the offline text corpus and train on it (default: the data plan's).
         workers: processes recording episodes in parallel.
         data_dir: where the generated data go (default: OUT/data; point several runs at one cache).
         overwrite_data: regenerate tasks whose data folder holds another generation (other seed or episode count).
     """
 
-    episodes_per_task: int = 20
-    captions: int = 200
-    text: bool = True
+    data_plan: str | None = field(default=None, metadata={"argparse": {"metavar": "FILE"}})
+    episodes_per_task: int | None = field(default=None, metadata={"argparse": {"metavar": "N"}})
+    captions: int | None = field(default=None, metadata={"argparse": {"metavar": "N"}})
+    text: bool | None = None
     workers: int = 2
     data_dir: str | None = None
     overwrite_data: bool = False
@@ -85,6 +126,9 @@ class TrainSettings:
         max_length: context in tokens.
         learning_rate: peak learning rate.
         warmup_steps: linear warm-up steps (at most ``max_steps``).
+        task_weights: sampling weight per dataset (task, captions, text), as ``gato train --task-weights``; '' = every
+            dataset weight 1 (default: the built-in DEFAULT_TASK_WEIGHTS of gato/main_job.py, for the datasets
+            this run has).
         training_config: a YAML file of ``TrainingConfig`` fields applied before the flags above (the GPU recipe).
     """
 
@@ -95,6 +139,7 @@ class TrainSettings:
     max_length: int = 384
     learning_rate: float = 1e-3
     warmup_steps: int = 30
+    task_weights: dict[str, float] | None = None
     training_config: str | None = None
 
 
@@ -121,7 +166,9 @@ class MainJobConfig:
 
     Args:
         output_dir: the Hub-ready folder written at the end (data go to OUT/data unless --data-dir).
-        tasks: suite (``default``, ``full``), domains or task names, comma-separated: generated, trained, evaluated.
+        tasks: suite (``default``, ``full``), domains or task names, comma-separated: generated, trained, evaluated
+            (default: every task the data plan names, the built-in plan's being the default suite; with
+            --episodes-per-task, the default suite).
         seed: seeds the data, the model initialisation, the data order and the evaluation episodes.
         threads: torch CPU threads in training and evaluation (0 = torch's default, one per core; 1 was 2–5× faster
             than that on a busy 2-core machine and at most 1.5× slower on a lightly loaded one, BENCHMARKS.md "Threads").
@@ -129,7 +176,7 @@ class MainJobConfig:
     """
 
     output_dir: str = "runs/gato"
-    tasks: str = "default"
+    tasks: str | None = field(default=None, metadata={"argparse": {"metavar": "NAMES"}})
     data: DataSettings = field(default_factory=DataSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     eval: EvalSettings = field(default_factory=EvalSettings, metadata={"flag_prefix": "eval-"})
@@ -139,9 +186,7 @@ class MainJobConfig:
 
     def validate(self) -> None:
         checks = {
-            "data.episodes_per_task": (self.data.episodes_per_task, 1),
             "data.workers": (self.data.workers, 1),
-            "data.captions": (self.data.captions, 0),
             "train.max_steps": (self.train.max_steps, 1),
             "train.batch_size": (self.train.batch_size, 1),
             "train.max_length": (self.train.max_length, 1),
@@ -151,16 +196,70 @@ class MainJobConfig:
             "eval.captions": (self.eval.captions, 0),
             "threads": (self.threads, 0),
         }
+        if self.data.episodes_per_task is not None:
+            checks["data.episodes_per_task"] = (self.data.episodes_per_task, 1)
+        if self.data.captions is not None:
+            checks["data.captions"] = (self.data.captions, 0)
         for name, (value, least) in checks.items():
             if value < least:
                 raise ValueError(f"{name}: expected ≥ {least}, got {value}")
         if self.eval.max_steps is not None and self.eval.max_steps < 1:
             raise ValueError(f"eval.max_steps (--eval-max-steps): expected ≥ 1 or none, got {self.eval.max_steps}")
-        if self.eval.captions and not self.data.captions:
+        for name, weight in (self.train.task_weights or {}).items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+                raise ValueError(f"train.task_weights (--task-weights): {name}: expected a number ≥ 0, got {weight!r}")
+        if self.data.data_plan is not None and self.data.episodes_per_task is not None:
+            raise ValueError(
+                "data.episodes_per_task (--episodes-per-task) replaces the data plan by N clean episodes of every "
+                "task, and data.data_plan (--data-plan) names one: give one of them"
+            )
+        plan = self.data_plan()
+        if self.eval.captions and not plan.captions:
             raise ValueError(
                 "eval.captions (--eval-captions): the held-out images come from the generated captions; "
                 "set --captions > 0 or --eval-captions 0"
             )
+        self.task_names()  # an unknown --tasks name is refused before any work
+
+    def data_plan(self) -> Any:
+        """The data plan of the data stage (a ``gato.episodes.plan.DataPlan``): ``data.data_plan``'s file or the
+        built-in ``DEFAULT_DATA_PLAN``, or, with ``data.episodes_per_task``, N clean episodes of every task (the
+        built-in plan's captions and text); ``data.captions`` / ``data.text`` over it."""
+        from gato.episodes.plan import DataPlan
+        from gato.inputs import yaml_mapping
+
+        data = self.data
+        if data.data_plan is not None:
+            plan = DataPlan.from_dict(yaml_mapping(data.data_plan, "a data plan YAML file"), where=data.data_plan)
+        else:
+            plan = DataPlan.from_dict(DEFAULT_DATA_PLAN, where="DEFAULT_DATA_PLAN")
+            if data.episodes_per_task is not None:
+                plan = DataPlan(episodes_per_task=data.episodes_per_task, captions=plan.captions, text=plan.text)
+        return plan.with_overrides(captions=data.captions, text=data.text)
+
+    @property
+    def task_selection(self) -> str | None:
+        """The ``tasks`` the data plan is run for: ``tasks``; else, when ``--episodes-per-task`` replaces the plan, the
+        default suite; else ``None`` (every task the plan names)."""
+        if self.tasks:
+            return self.tasks
+        return "default" if self.data.episodes_per_task is not None else None
+
+    def task_names(self) -> list[str]:
+        """The names of the tasks this job generates, trains on and evaluates, in order."""
+        try:
+            return list(self.data_plan().recipes(self.task_selection))
+        except KeyError as error:
+            raise ValueError(f"tasks (--tasks): {error.args[0]}") from None
+
+    def task_weights(self) -> dict[str, float]:
+        """``train.task_weights`` as given; by default ``DEFAULT_TASK_WEIGHTS`` for the datasets this run has (its
+        tasks, ``captions`` and ``text`` when generated), as the mixture refuses weights of absent datasets."""
+        if self.train.task_weights is not None:
+            return dict(self.train.task_weights)
+        plan = self.data_plan()
+        present = {*self.task_names(), *(["captions"] if plan.captions else []), *(["text"] if plan.text else [])}
+        return {name: weight for name, weight in DEFAULT_TASK_WEIGHTS.items() if name in present}
 
     @property
     def data_path(self) -> Path:
@@ -175,6 +274,7 @@ class MainJobConfig:
         return base.with_overrides(
             preset=train.preset,
             model_overrides={**base.model_overrides, **train.model_overrides},
+            task_weights={**base.task_weights, **self.task_weights()},
             data=str(self.data_path),
             output_dir=self.output_dir,
             max_steps=train.max_steps,
@@ -196,20 +296,30 @@ class MainJobConfig:
         """The ``EvaluationConfig`` of the eval stage: results land in ``output_dir`` itself."""
         from gato.evaluation.run_evaluation import EvaluationConfig
 
+        plan = self.data_plan()
         return EvaluationConfig(
             model=self.output_dir,
-            tasks=self.tasks,
+            tasks=self.task_selection or ",".join(self.task_names()),
             episodes=self.eval.episodes,
             output_dir=self.output_dir,
             num_envs=self.eval.num_envs,
             seed=self.seed,
             max_steps=self.eval.max_steps,
-            captions=self.eval.captions if self.data.captions else 0,
+            captions=self.eval.captions if plan.captions else 0,
             data=str(self.data_path),
-            text=self.data.text,
+            text=plan.text,
             threads=self.threads,
             progress=self.progress,
         )
+
+
+def quick_config(**fields: Any) -> MainJobConfig:
+    """The ``gato run --quick`` configuration: the defaults with ``QUICK_SETTINGS`` over them (and ``fields``)."""
+    base = MainJobConfig(**fields)
+    return dataclasses.replace(
+        base,
+        **{stage: dataclasses.replace(getattr(base, stage), **settings) for stage, settings in QUICK_SETTINGS.items()},
+    )
 
 
 @dataclass
@@ -338,23 +448,25 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
         )
 
     def data() -> tuple[str, dict[str, Any]]:
-        from gato.episodes.generate import generate, summary_table
+        from gato.episodes.generate import summary_table
+        from gato.episodes.plan import run_plan
 
-        data_settings = config.data
-        dataset_dict, summaries = generate(
-            config.tasks,
-            data_settings.episodes_per_task,
+        plan = config.data_plan()
+        run = run_plan(
+            plan,
             config.data_path,
+            tasks=config.task_selection,
             seed=config.seed,
-            workers=data_settings.workers,
-            captions=data_settings.captions,
-            text=data_settings.text,
-            overwrite=data_settings.overwrite_data,
+            workers=config.data.workers,
+            overwrite=config.data.overwrite_data,
             progress=config.progress,
         )
-        log(summary_table(summaries))
-        status = "skipped" if all(summary.status == "skipped" for summary in summaries) else "done"
-        return status, {"datasets": {name: len(split) for name, split in dataset_dict.items()}}
+        log(summary_table(run.summaries))
+        status = "skipped" if all(summary.status == "skipped" for summary in run.summaries) else "done"
+        return status, {
+            "data_plan": plan.to_dict(),
+            "datasets": {name: len(split) for name, split in run.dataset_dict.items()},
+        }
 
     def train() -> tuple[str, dict[str, Any]]:
         from gato.training.checkpoints import checkpoint_dirs, config_differences
@@ -447,5 +559,9 @@ __all__ = [
     "training_is_done",
     "evaluation_is_done",
     "CPU_MODEL_OVERRIDES",
+    "DEFAULT_DATA_PLAN",
+    "DEFAULT_TASK_WEIGHTS",
+    "QUICK_SETTINGS",
+    "quick_config",
     "MAIN_JOB_FILE",
 ]

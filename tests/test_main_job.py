@@ -1,6 +1,7 @@
 """`gato run` end to end on a micro setting: the Hub-ready folder's layout, its card, resuming by skipping finished
 stages, and loading the result through the Auto classes and the pipeline in a fresh process."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,9 +10,10 @@ import pytest
 from gato.hub_cards import upload_plan, validate_model_card
 
 from gato.cli import main
-from gato.main_job import DataSettings, MainJobConfig, TrainSettings, training_is_done
+from gato.main_job import DataSettings, TrainSettings, quick_config, training_is_done
 
 MICRO = [
+    "--quick",  # the smoke run's settings under the micro ones: independent of the full main job's defaults
     "--tasks",
     "cartpole,pendulum",
     "--episodes-per-task",
@@ -92,6 +94,15 @@ def test_folder_is_hub_ready_with_data_in_a_subfolder(run_dir):
     assert job["train"]["details"]["steps"] == 3 and job["train"]["cpu_seconds"] > 0
 
 
+def test_the_data_stage_records_the_plan_it_ran(run_dir):
+    """--episodes-per-task 2 replaced the data plan: 2 clean episodes of each task, --captions 10, --no-text."""
+    job = json.loads((run_dir / "main_job.json").read_text())
+    assert job["data"]["details"]["data_plan"] == {"episodes_per_task": 2, "captions": 10, "text": False, "groups": []}
+    assert job["data"]["details"]["datasets"]["cartpole"] == 2 and "text" not in job["data"]["details"]["datasets"]
+    card = (run_dir / "data" / "cartpole" / "README.md").read_text()  # the hand-written call it stands for
+    assert "gato data generate --tasks cartpole,pendulum --episodes-per-task 2" in card and "--captions 10" in card
+
+
 def test_card_holds_the_evaluation_of_the_run(run_dir):
     results = json.loads((run_dir / "eval_results.json").read_text())
     assert [task["task"] for task in results["tasks"]] == ["cartpole", "pendulum"] and results["captions"][
@@ -138,14 +149,12 @@ def test_second_run_skips_finished_stages_and_a_new_eval_setting_reruns_only_the
 
 
 def test_changed_training_settings_are_not_taken_for_finished(run_dir):
-    data = DataSettings(captions=10, text=False)
-    config = MainJobConfig(
-        output_dir=str(run_dir), data=data, train=TrainSettings(max_steps=3, max_length=96, batch_size=2)
-    )
+    quick = quick_config(output_dir=str(run_dir))
+    data = DataSettings(episodes_per_task=2, captions=10, text=False)
+    train = TrainSettings(max_steps=3, max_length=96, batch_size=2, task_weights=quick.train.task_weights)
+    config = dataclasses.replace(quick, data=data, train=train)
     assert training_is_done(config.training())
-    longer = MainJobConfig(
-        output_dir=str(run_dir), data=data, train=TrainSettings(max_steps=4, max_length=96, batch_size=2)
-    )
+    longer = dataclasses.replace(config, train=dataclasses.replace(train, max_steps=4))
     assert not training_is_done(longer.training())
 
 

@@ -1,6 +1,12 @@
 """``gato run``: the main job — generate the suite's data, train, evaluate, write a Hub-ready folder with its card.
 
-    gato run [--output-dir OUT] [--preset NAME] [--max-steps N] [--tasks NAMES|SUITE] [--episodes-per-task N] ...
+    gato run [--output-dir OUT] [--quick] [--data-plan FILE | --episodes-per-task N] [--tasks NAMES|SUITE]
+             [--task-weights a=1,b=2] [--preset NAME] [--max-steps N] ...
+
+The data come from a data plan (per-task expert episodes and action noise, captions, text): the built-in one
+(``DEFAULT_DATA_PLAN`` in gato/main_job.py) or ``--data-plan FILE``; ``--episodes-per-task N`` records N clean
+episodes of every task instead. ``--quick`` is the few-minute smoke run (``QUICK_SETTINGS``: 20 clean episodes a
+task, 200 captions, text, 400 steps, 4 evaluation episodes a task, 8 captions); flags given with it win.
 
 Afterwards OUT is the Hub-ready folder (``from_pretrained(OUT)`` works after ``import gato``; ``OUT/README.md`` is
 the model card; ``eval_results.json`` and ``normalized_scores.png`` sit beside it; the data are in ``OUT/data``).
@@ -24,13 +30,30 @@ _FLAGS = []
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = command_parser(subparsers, "run", "the main job: generate → train → evaluate → Hub-ready folder", __doc__)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the few-minute smoke run: QUICK_SETTINGS of gato/main_job.py (20 clean expert episodes a task, 200 "
+        "captions, text, 400 steps with equal task weights, 4 evaluation episodes a task, 8 captions) under the "
+        "flags given; with --data-plan, the plan's data (default: off, the full main job)",
+    )
     _FLAGS[:] = add_dataclass_flags(parser, MainJobConfig)
     parser.set_defaults(handler=run)
 
 
 def config_from_args(args: argparse.Namespace) -> MainJobConfig:
-    """The :class:`MainJobConfig` of the flags, its paths checked before any work."""
-    config = config_from_flags(MainJobConfig(), args, _FLAGS)
+    """The :class:`MainJobConfig` of the flags (over ``--quick``'s settings when given), its paths checked before any
+    work."""
+    from gato.main_job import quick_config
+
+    base = MainJobConfig()
+    if args.quick:
+        base = quick_config()
+        if args.data_plan is not None:
+            # A plan given with --quick is explicit: its episodes, captions and text win over the preset's data.
+            data = dataclasses.replace(base.data, episodes_per_task=None, captions=None, text=None)
+            base = dataclasses.replace(base, data=data)
+    config = config_from_flags(base, args, _FLAGS)
     config.validate()
     writable_folder(config.output_dir, "the Hub-ready output folder")
     writable_folder(config.data_path, "the data folder")
