@@ -7,16 +7,9 @@ set -euo pipefail
 DATA=${1:-data/multitask}
 RUN=${2:-runs/multitask}
 
-# Expert episodes: many short BabyAI episodes (~5 steps each), fewer long ones elsewhere; captions and text.
-# Episode i of a task depends only on (seed, task, i), so the calls can run in any order or be resumed.
-gato data generate --tasks babyai_goto_red_ball,babyai_pickup_loc --episodes-per-task 8000 --out "$DATA" --workers 2
-gato data generate --tasks cartpole,acrobot,mountain_car --episodes-per-task 100 --out "$DATA" --workers 2 \
-    --captions 10000 --text
-# Pendulum: the expert's labels on states reached with noisy torques (DART), so that the data show how to
-# recover from the drifts an imitating policy makes (README; clean episodes left it unable to balance).
-gato data generate --tasks pendulum --episodes-per-task 1000 --action-noise 1.0 --out "$DATA" --workers 2
-gato data generate --tasks metaworld_reach --episodes-per-task 300 --out "$DATA" --workers 2
-gato data generate --tasks atari_breakout --episodes-per-task 120 --out "$DATA" --workers 2
+# Expert episodes, captions and text, as one data plan (per-task episodes and action noise: the YAML file says
+# why). Episode i of a task depends only on (seed, task, i), so the plan's calls can run in any order or be resumed.
+gato data generate --plan training/recipes/cpu_multitask_data.yaml --out "$DATA" --workers 2
 
 # Round 1: one model, the whole default suite + captions + text (model, weights and schedule in the recipe).
 gato train --config training/recipes/cpu_multitask.yaml --data "$DATA" --output-dir "$RUN-round1" --resume

@@ -174,3 +174,22 @@ def test_a_plan_run_continues_where_another_recipe_for_a_task_differs_only_with_
         run_plan(plan, tmp_path / "data", progress=False)
     run = run_plan(plan, tmp_path / "data", progress=False, overwrite=True)
     assert [(s.task, s.episodes) for s in run.summaries] == [("cartpole", 2)]
+
+
+def test_the_cpu_multitask_plan_makes_the_calls_the_script_listed_by_hand():
+    """training/recipes/cpu_multitask_data.yaml replaced scripts/cpu_multitask.sh's five `gato data generate` lines;
+    its calls are those lines (tasks, episodes, noise), so the run's existing data folders are skipped."""
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[2] / "training" / "recipes" / "cpu_multitask_data.yaml"
+    calls = DataPlan.from_yaml(recipe).calls()
+    assert [(call.tasks_argument, call.episodes_per_task, call.action_noise) for call in calls] == [
+        ("babyai_goto_red_ball,babyai_pickup_loc", 8000, 0.0),
+        ("cartpole,acrobot,mountain_car", 100, 0.0),
+        ("pendulum", 1000, 1.0),
+        ("metaworld_reach", 300, 0.0),
+        ("atari_breakout", 120, 0.0),
+    ]
+    assert (calls[-1].captions, calls[-1].text) == (10000, True)
+    script = (recipe.parents[2] / "scripts" / "cpu_multitask.sh").read_text()
+    assert 'gato data generate --plan training/recipes/cpu_multitask_data.yaml --out "$DATA"' in script
