@@ -74,6 +74,13 @@ class PlanGroup:
     episodes_per_task: int | None = None
     action_noise: float = 0.0
 
+    def __post_init__(self) -> None:
+        # "a,b" or a list, as in YAML: a bare string must not be read as its characters.
+        if isinstance(self.tasks, str):
+            object.__setattr__(self, "tasks", tuple(name.strip() for name in self.tasks.split(",") if name.strip()))
+        elif isinstance(self.tasks, list):
+            object.__setattr__(self, "tasks", tuple(self.tasks))
+
 
 @dataclass(frozen=True)
 class PlanCall:

@@ -98,6 +98,9 @@ def test_the_last_group_that_names_a_task_wins():
     assert recipes["cartpole"] == recipes["acrobot"] == recipes["mountain_car"] == (100, 0.0)
     task_then_domain = DataPlan(groups=tuple(reversed(domain_then_task.groups)))
     assert task_then_domain.recipes()["pendulum"] == (100, 0.0)  # the domain group now comes last
+    # Built in Python, a group's tasks may be one comma-separated string, as in YAML.
+    in_python = DataPlan(groups=[PlanGroup("cartpole, pendulum", 3), PlanGroup(["pendulum"], 4, action_noise=0.2)])
+    assert in_python.recipes() == {"cartpole": (3, 0.0), "pendulum": (4, 0.2)}
 
 
 def test_the_selection_defaults_to_the_plans_tasks_and_unnamed_tasks_get_the_default_count():
