@@ -43,14 +43,6 @@ def _config(data, output_dir, **overrides) -> TrainingConfig:
     return TrainingConfig(**{**TINY, "data": data, "output_dir": str(output_dir), "max_steps": 2, **overrides})
 
 
-@pytest.fixture(scope="module")
-def base_dir(tiny_data_dir, tmp_path_factory):
-    """A trained folder that learnt cartpole only (2 steps of gato-tiny, context 64)."""
-    out = tmp_path_factory.mktemp("base") / "base"
-    run_training(_config(tiny_data_dir, out, task_weights={"cartpole": 1.0}, default_weight=0.0))
-    return str(out)
-
-
 def _init_config(data, base_dir, output_dir, **overrides) -> TrainingConfig:
     """Fine-tune pendulum only from ``base_dir``, the model settings filled from it as `gato train` fills them."""
     settings = {**init_model_settings(base_dir), "task_weights": {"pendulum": 1.0}, "default_weight": 0.0}
