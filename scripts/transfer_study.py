@@ -201,7 +201,7 @@ def load_results(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
         recorded = results["settings"]
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: unreadable ({error}); move it away to start the study again") from None
-    if differences := config_differences(recorded, settings, ignore=()):
+    if differences := config_differences(recorded, settings, ignore=(), absent={}):
         raise ValueError(
             f"{path}: recorded with other settings ("
             + "; ".join(differences)

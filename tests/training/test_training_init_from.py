@@ -157,3 +157,17 @@ def test_lora_run_saves_a_plain_folder_where_only_the_adapted_projections_change
     adapted = {name for name in saved if any(f".{module}." in name for module in LORA_TARGET_MODULES)}
     assert changed and changed <= adapted
     assert all(name.endswith(".weight") for name in changed)  # the adapters add to weights, never to biases
+
+
+def test_settings_written_before_the_new_fields_existed_still_match_their_defaults():
+    from gato.training.checkpoints import config_differences
+
+    wanted = TrainingConfig(data="d").to_dict()
+    older = {k: v for k, v in wanted.items() if k not in ("init_from", "task_episodes", "lora_rank")}
+    assert config_differences(older, wanted) == []  # an older checkpoint resumes, an older `gato run` folder is done
+    assert config_differences(older, {**wanted, "init_from": "runs/base"}) == ["init_from: '' → 'runs/base'"]
+    assert config_differences(older, wanted, absent={}) == [
+        "init_from: (absent) → ''",
+        "lora_rank: (absent) → 0",
+        "task_episodes: (absent) → {}",
+    ]
