@@ -171,3 +171,10 @@ def test_settings_written_before_the_new_fields_existed_still_match_their_defaul
         "lora_rank: (absent) → 0",
         "task_episodes: (absent) → {}",
     ]
+
+
+def test_lora_under_deepspeed_is_refused(tiny_data_dir, base_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    config = _init_config(tiny_data_dir, base_dir, tmp_path / "ds", lora_rank=4)
+    with pytest.raises(ValueError, match="lora_rank: LoRA runs without DeepSpeed only"):
+        build_model(config, build_model_config(config))
