@@ -178,3 +178,15 @@ def test_lora_under_deepspeed_is_refused(tiny_data_dir, base_dir, tmp_path, monk
     config = _init_config(tiny_data_dir, base_dir, tmp_path / "ds", lora_rank=4)
     with pytest.raises(ValueError, match="lora_rank: LoRA runs without DeepSpeed only"):
         build_model(config, build_model_config(config))
+
+
+def test_a_lora_run_resumes_exactly_from_its_checkpoint(tiny_data_dir, base_dir, tmp_path):
+    settings = dict(max_steps=4, save_steps=2, lora_rank=4)
+    uninterrupted = run_training(_init_config(tiny_data_dir, base_dir, tmp_path / "a", **settings))
+    killed = _init_config(tiny_data_dir, base_dir, tmp_path / "b", **settings)
+    run_training(killed, stop_after_steps=3)
+    resumed = run_training(killed.with_overrides(resume=True))
+    assert resumed.start_step == 2
+    assert resumed.losses == pytest.approx(uninterrupted.losses[2:], rel=1e-6, abs=1e-6)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[name], b[name]) for name in a)
