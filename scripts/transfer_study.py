@@ -101,13 +101,12 @@ def study_settings(args: argparse.Namespace, tasks: list[str], episodes: list[in
     }
 
 
-def check_enough_episodes(data: str, tasks: list[str], largest: int) -> None:
+def check_enough_episodes(data: str, tasks: list[str], largest: int, validation_fraction: float) -> None:
     """Refuse up front a task whose training split holds fewer than the largest K (not after hours of other cells)."""
     from gato.training.mixture import split_sources
     from gato.training.run_training import load_data
 
-    base = TrainingConfig()
-    sources, _ = split_sources(load_data(data), base.validation_fraction)
+    sources, _ = split_sources(load_data(data), validation_fraction)
     sizes = {source.name: len(source.dataset) for source in sources if source.kind == "episodes"}
     problems = [
         f"{task}: {'no split' if task not in sizes else f'{sizes[task]} training episodes'}"
@@ -116,7 +115,7 @@ def check_enough_episodes(data: str, tasks: list[str], largest: int) -> None:
     ]
     if problems:
         raise ValueError(
-            f"data: {data} needs ≥ {largest} training episodes (after the {base.validation_fraction:.0%} validation "
+            f"data: {data} needs ≥ {largest} training episodes (after the {validation_fraction:.0%} validation "
             f"hold-out) of every task: " + "; ".join(problems)
         )
 
@@ -303,7 +302,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / RESULTS_FILE
     results = load_results(results_path, settings)
-    check_enough_episodes(settings["data"], list(tasks), episodes[-1])
+    fraction = TrainingConfig.from_dict(settings["training"]).validation_fraction  # the training runs' hold-out
+    check_enough_episodes(settings["data"], list(tasks), episodes[-1], fraction)
 
     todo = cells(list(tasks), episodes)
     for index, (task, kind, k) in enumerate(todo, start=1):

@@ -167,3 +167,28 @@ def test_transfer_study_fills_every_cell_writes_json_table_and_plot_and_skips_fi
     monkeypatch.setattr(sys, "argv", [*argv[:-6], "--max-steps", "3", *argv[-6:]])
     with pytest.raises(SystemExit, match="max_steps: 2 → 3"):
         runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
+
+
+def test_transfer_study_refuses_data_with_fewer_episodes_than_the_largest_k_before_any_cell(
+    tmp_path, save_tiny_checkpoint, monkeypatch
+):
+    from gato.episodes.generate import generate
+
+    generalist = save_tiny_checkpoint(tmp_path / "generalist", 64)
+    generate("cartpole", episodes_per_task=3, out=tmp_path / "data", seed=0, progress=False)
+    argv = [
+        "transfer_study.py",
+        "--model",
+        generalist,
+        "--data",
+        str(tmp_path / "data"),
+        "--tasks",
+        "cartpole,acrobot",
+    ]
+    argv += ["--episodes", "1,3", "--max-steps", "1", "--out", str(tmp_path / "study")]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(
+        SystemExit, match="needs ≥ 3 training episodes .*cartpole: 2 training episodes; acrobot: no split"
+    ):
+        runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
+    assert not (tmp_path / "study" / "cartpole").exists()
