@@ -20,6 +20,7 @@ from gato.quiet import quiet_libraries
 COMMANDS = {
     "data": "list and generate episode datasets",
     "train": "train a Gato model on a task mixture",
+    "finetune": "fine-tune a trained model on one task with K demonstrations",
     "eval": "evaluate a model on tasks: returns, normalized scores, plots",
     "run": "the main job: generate → train → evaluate → Hub-ready folder",
     "push": "upload a run folder to the Hugging Face Hub",

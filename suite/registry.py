@@ -148,7 +148,8 @@ def reference_returns(name: str) -> tuple[float, float]:
 
 _REFERENCE_RETURNS: dict[str, dict[str, Any]] = load_reference_returns()
 _TASKS: dict[str, Task] = {}
-# Named groups of tasks: "default" (the CPU main job's small suite) and "full" (every task).
+# Named groups of tasks: "default" (the CPU main job's small suite), "full" (every task), "held_out" (one task per
+# domain kept out of the generalist's pretraining, for the transfer study) and "generalist" (``full`` without them).
 _SUITES: dict[str, list[str]] = {}
 _DOMAIN_MODULES: tuple[str, ...] = (
     "gato.suite.classic_control",
@@ -166,6 +167,15 @@ DEFAULT_SUITE: tuple[str, ...] = (
     "babyai_pickup_loc",
     "metaworld_reach",
     "atari_breakout",
+)
+# One task per domain of ``full`` that the generalist never sees in pretraining (its data, prompts or DAgger rounds):
+# the transfer study (issue #18 section 3, ``scripts/transfer_study.py``) fine-tunes on them with few episodes.
+HELD_OUT_TASKS: tuple[str, ...] = (
+    "mountain_car_continuous",
+    "babyai_open_two_doors",
+    "babyai_rgb_goto_red_ball",
+    "metaworld_drawer_close",
+    "atari_freeway",
 )
 
 
@@ -228,6 +238,8 @@ def load_builtin_tasks() -> None:
     if "full" not in _SUITES:
         register_suite("default", list(DEFAULT_SUITE))
         register_suite("full", sorted(_TASKS))
+        register_suite("held_out", list(HELD_OUT_TASKS))
+        register_suite("generalist", sorted(set(_TASKS) - set(HELD_OUT_TASKS)))
 
 
 def get_task(name: str) -> Task:
@@ -243,7 +255,7 @@ def list_tasks() -> list[Task]:
 
 
 def resolve_tasks(names_or_suite: str) -> list[Task]:
-    """Suite names (``"default"``, ``"full"``), domain names or task names, comma-separated → tasks.
+    """Suite names (``"default"``, ``"full"``, ``"held_out"``, ``"generalist"``), domain names or task names, comma-separated → tasks.
 
     Each comma-separated item may be any of the three; the result keeps the order given and has no
     duplicates. An unknown item raises ``KeyError`` listing the known suites, domains and tasks.

@@ -86,6 +86,7 @@ _IMPORTS_AFTER_HELP = (
         [],
         ["run", "--help"],
         ["train", "--help"],
+        ["finetune", "--help"],
         ["data", "generate", "--help"],
         ["train", "--max-steps", "-1"],
     ],

@@ -1,6 +1,7 @@
 """The analysis scripts in ``scripts/`` run as their docstrings say (tiny untrained model, a few episodes)."""
 
 import json
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -120,3 +121,74 @@ def test_pickup_watcher_notes_the_pickups_of_a_known_action_sequence_through_run
         assert returns[index] == pytest.approx(float(expert["rewards"].sum())) and returns[index] > 0
         assert watcher.events[index][-1] == "target"
         assert "wrong" not in watcher.events[index]  # the expert never picks up another object
+
+
+def test_transfer_study_fills_every_cell_writes_json_table_and_plot_and_skips_finished_cells(
+    tmp_path, save_tiny_checkpoint, one_torch_thread, monkeypatch, capsys
+):
+    from gato.episodes.generate import generate
+
+    generalist = save_tiny_checkpoint(tmp_path / "generalist", 64)
+    data = tmp_path / "data"
+    generate("cartpole", episodes_per_task=3, out=data, seed=0, progress=False)
+    out = tmp_path / "study"
+    argv = ["transfer_study.py", "--model", generalist, "--data", str(data), "--tasks", "cartpole"]
+    argv += ["--episodes", "2,1", "--max-steps", "2", "--eval-episodes", "1", "--eval-max-steps", "10"]
+    argv += ["--out", str(out), "--batch-size", "2", "--warmup-steps", "0", "--train-overrides", "num_workers=0"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert [line.split(":")[0] for line in printed.splitlines() if re.match(r"\[\d+/5\] ", line)] == [
+        "[1/5] cartpole prompt-only",
+        "[2/5] cartpole finetune K=1",
+        "[3/5] cartpole scratch K=1",
+        "[4/5] cartpole finetune K=2",
+        "[5/5] cartpole scratch K=2",
+    ]
+    results = json.loads((out / "transfer.json").read_text())
+    assert results["settings"]["episodes"] == [1, 2] and results["settings"]["max_steps"] == 2
+    cell = results["tasks"]["cartpole"]
+    assert cell["domain"] == "classic_control"
+    assert isinstance(cell["prompt_only"]["normalized_score"], float) and cell["prompt_only"]["eval_episodes"] == 1
+    for kind, init in (("finetune", str(Path(generalist).resolve())), ("scratch", None)):
+        assert set(cell[kind]) == {"1", "2"}
+        for k, entry in cell[kind].items():
+            assert entry["train_steps"] == 2 and isinstance(entry["normalized_score"], float)
+            trained = json.loads((Path(entry["model"]) / "train_results.json").read_text())
+            assert (trained["train_episodes"], trained["init_from"]) == ({"cartpole": int(k)}, init)
+            assert Path(entry["eval_results"]).is_file()
+    assert (out / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (out / "transfer.md").read_text()
+    assert sum(line.startswith("| cartpole | classic_control |") for line in table.splitlines()) == 2
+
+    # Run again: every cell is finished and skipped; other settings are refused naming them.
+    runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
+    assert capsys.readouterr().out.count("done before") == 5
+    monkeypatch.setattr(sys, "argv", [*argv[:-6], "--max-steps", "3", *argv[-6:]])
+    with pytest.raises(SystemExit, match="max_steps: 2 → 3"):
+        runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
+
+
+def test_transfer_study_refuses_data_with_fewer_episodes_than_the_largest_k_before_any_cell(
+    tmp_path, save_tiny_checkpoint, monkeypatch
+):
+    from gato.episodes.generate import generate
+
+    generalist = save_tiny_checkpoint(tmp_path / "generalist", 64)
+    generate("cartpole", episodes_per_task=3, out=tmp_path / "data", seed=0, progress=False)
+    argv = [
+        "transfer_study.py",
+        "--model",
+        generalist,
+        "--data",
+        str(tmp_path / "data"),
+        "--tasks",
+        "cartpole,acrobot",
+    ]
+    argv += ["--episodes", "1,3", "--max-steps", "1", "--out", str(tmp_path / "study")]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(
+        SystemExit, match="needs ≥ 3 training episodes .*cartpole: 2 training episodes; acrobot: no split"
+    ):
+        runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
+    assert not (tmp_path / "study" / "cartpole").exists()

@@ -36,6 +36,8 @@ from accelerate.utils import DistributedType
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_file, save_model
 
+from .config import TrainingConfig
+
 CHECKPOINT_PREFIX = "checkpoint-"
 MANIFEST_FILE = "checkpoint.json"
 MODEL_FILE = "model.safetensors"
@@ -79,19 +81,25 @@ def checkpoint_dirs(output_dir: str | Path, complete_only: bool = True) -> list[
 
 
 def config_differences(
-    saved: Mapping[str, Any], wanted: Mapping[str, Any], ignore: Collection[str] = ("resume",)
+    saved: Mapping[str, Any],
+    wanted: Mapping[str, Any],
+    ignore: Collection[str] = ("resume",),
+    absent: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """``"field: old → new"`` for every setting that differs between two settings dicts (``ignore`` aside).
 
     The one comparison behind ``gato train --resume`` (checkpoint vs. command) and ``gato run`` (finished or
-    started run vs. this job's training settings).
+    started run vs. this job's training settings). A setting missing from ``saved`` (written before the setting
+    existed) counts as its value in ``absent``, by default ``TrainingConfig``'s defaults: a new field's default is
+    what runs did before it (``init_from: ""`` trained from scratch), so older checkpoints and run folders resume.
     """
+    absent = TrainingConfig().to_dict() if absent is None else absent
     missing = object()
     differences = []
     for key in sorted(set(saved) | set(wanted)):
         if key in ignore:
             continue
-        old, new = saved.get(key, missing), wanted.get(key, missing)
+        old, new = saved.get(key, absent.get(key, missing)), wanted.get(key, missing)
         if old != new:
             differences.append(
                 f"{key}: {'(absent)' if old is missing else repr(old)} → {'(absent)' if new is missing else repr(new)}"

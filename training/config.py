@@ -80,6 +80,16 @@ class TrainingConfig:
         save_steps: every how many optimizer steps to checkpoint.
         eval_batches: validation batches per dataset at each evaluation.
         save_total_limit: checkpoints kept on disk (older ones are deleted).
+        init_from: a trained gato folder (``gato train``'s output) to start from: its weights, its model config and
+            its processor (verified against its manifest, safetensors only); the optimizer and schedule start
+            fresh. ``preset``, ``model_overrides`` and ``max_length`` must then describe that folder's config
+            (``gato train --init-from`` fills the ones not given from it; a differing one is refused). A
+            ``resume`` continues from the run's own checkpoints. ``""``: a freshly initialised model.
+        task_episodes: train on only the first K episodes (by index) of a dataset's training split, per dataset
+            name (``{"cartpole": 5}``): fine-tuning on few demonstrations. K larger than the split is refused.
+        lora_rank: ``0`` trains every weight; ``r > 0`` freezes the model and trains rank-``r`` LoRA adapters
+            (``peft``) on every attention and MLP projection, merged into the weights when the run ends, so the
+            output is a plain model folder.
         report_to: Accelerate tracker: ``none`` or one of ``TRACKER_MODULES`` (``tensorboard``, ``wandb``, …); its
             package must be installed (``gato train`` checks at start).
         resume: continue from the last checkpoint in ``output_dir``.
@@ -116,6 +126,9 @@ class TrainingConfig:
     save_steps: int = 200
     eval_batches: int = 4
     save_total_limit: int = 2
+    init_from: str = ""
+    task_episodes: dict[str, int] = field(default_factory=dict)
+    lora_rank: int = 0
     report_to: str = "tensorboard"
     resume: bool = False
 
@@ -136,7 +149,7 @@ class TrainingConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        for name in ["warmup_steps", "num_workers", "eval_batches", "save_total_limit", "seed"]:
+        for name in ["warmup_steps", "num_workers", "eval_batches", "save_total_limit", "seed", "lora_rank"]:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         for name in ["prompt_probability", "prompt_end_probability", "min_lr_ratio", "weight_decay"]:
@@ -162,6 +175,10 @@ class TrainingConfig:
             raise ValueError(
                 f"task_weights / default_weight must be finite and ≥ 0, got {self.task_weights}, {self.default_weight}"
             )
+
+        for name, episodes in self.task_episodes.items():
+            if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+                raise ValueError(f"task_episodes: {name} must be a whole number of episodes ≥ 1, got {episodes!r}")
 
     def check_tracker_installed(self) -> None:
         """Refuse a ``report_to`` tracker whose package is not installed (before the run, not at its first log)."""

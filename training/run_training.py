@@ -4,12 +4,13 @@ Builds the processor and model from the config, the mixture and per-modality val
 ``gato data generate`` folder, runs :func:`gato.training.loop.train`, and finally writes
 ``output_dir`` so that ``AutoModelForCausalLM.from_pretrained(output_dir)`` and
 ``AutoProcessor.from_pretrained(output_dir)`` work (after ``import gato``), with the run's config and the
-specs of the tasks it learnt (``task_specs.json``, which ``gato eval`` checks against the suite's) and the
-run's summary (``train_results.json``: steps, wall time, device, losses; the model card reads it).
+specs of the tasks it learnt (``task_specs.json``, which ``gato eval`` checks against the suite's; with
+``init_from``, the init model's tasks too) and the run's summary (``train_results.json``: steps, wall time, device, losses; the model card reads it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,29 @@ from gato.processing.processing_gato import GatoProcessor
 from gato.suite.task_spec import save_task_specs
 
 from .config import TrainingConfig
-from .distributed import launched_processes
+from .distributed import _uses_deepspeed, launched_processes
+from .init_from import (
+    check_model_settings,
+    init_task_specs,
+    load_init_config,
+    load_init_processor,
+    load_init_weights,
+)
 from .loop import TrainingResult, train
-from .mixture import MixtureDataset, mixture_weights, split_sources, validation_sets
+from .lora import add_lora_adapters, merge_lora_adapters
+from .mixture import MixtureDataset, MixtureSource, mixture_weights, split_sources, validation_sets
 
 TRAINING_CONFIG_FILE = "training_config.yaml"
 TRAIN_RESULTS_FILE = "train_results.json"  # the name transformers' Trainer gives its own run summary
 
 
 def build_model_config(config: TrainingConfig) -> GatoConfig:
-    """The preset with the run's overrides; the context length is the run's ``max_length``."""
+    """The preset with the run's overrides; the context length is the run's ``max_length``. With ``init_from``: the
+    folder's config, which those settings must describe (a field they set otherwise is refused, naming it)."""
+    if config.init_from:
+        init = load_init_config(config.init_from)
+        check_model_settings(config, init)
+        return init
     overrides = {"max_position_embeddings": config.max_length, **config.model_overrides}
     return GatoConfig.from_preset(config.preset, **overrides)
 
@@ -62,13 +76,55 @@ def load_data(path: str) -> DatasetDict:
     return data
 
 
+def select_task_episodes(sources: list[MixtureSource], task_episodes: dict[str, int]) -> list[MixtureSource]:
+    """Keep the first K episodes (by index) of each training split named in ``task_episodes``; a name that is no
+    episode split, or K larger than the split, is refused naming the task, K and the split's size."""
+    by_name = {source.name: source for source in sources if source.kind == "episodes"}
+    for name, episodes in task_episodes.items():
+        if name not in by_name:
+            raise ValueError(f"task_episodes: no episode dataset named {name!r}; episode datasets: {sorted(by_name)}")
+        available = len(by_name[name].dataset)
+        if episodes > available:
+            raise ValueError(
+                f"task_episodes: {name}={episodes}, but its training split holds {available} episodes "
+                "(after the validation hold-out, validation_fraction); generate more or ask for fewer"
+            )
+    return [
+        dataclasses.replace(source, dataset=source.dataset.select(range(task_episodes[source.name])))
+        if source.kind == "episodes" and source.name in task_episodes
+        else source
+        for source in sources
+    ]
+
+
+def build_model(config: TrainingConfig, model_config: GatoConfig) -> torch.nn.Module:
+    """The model at step 0: ``init_from``'s weights, or a fresh one seeded by ``config.seed``; with ``lora_rank``,
+    wrapped with LoRA adapters (only they train)."""
+    if config.init_from:
+        model = load_init_weights(config.init_from, model_config)
+    else:
+        torch.manual_seed(config.seed)
+        model = GatoForCausalLM(model_config)
+    if config.lora_rank:
+        if _uses_deepspeed():  # the merge reads whole weights on one process, which ZeRO-3 partitions (not tried)
+            raise ValueError("lora_rank: LoRA runs without DeepSpeed only; launch without a DeepSpeed config")
+        model = add_lora_adapters(model, config.lora_rank, seed=config.seed)
+    return model
+
+
 def run_training(config: TrainingConfig, stop_after_steps: int | None = None) -> TrainingResult:
     """Train as ``config`` says and write the Hub-ready folder into ``config.output_dir``."""
     model_config = build_model_config(config)
-    processor = build_processor(model_config, config.max_length)
+    processor = load_init_processor(config) if config.init_from else build_processor(model_config, config.max_length)
     data = load_data(config.data)
     train_sources, validation_sources = split_sources(data, config.validation_fraction)
+    train_sources = select_task_episodes(train_sources, config.task_episodes)
     weights = mixture_weights(train_sources, config.task_weights, config.default_weight)
+    # The tasks the output knows: those trained now (weight > 0) and, from `init_from`, those the init model learnt.
+    trained_specs = [
+        source.spec for source, weight in zip(train_sources, weights) if source.kind == "episodes" and weight > 0
+    ]
+    task_specs = init_task_specs(config, trained_specs)
     # Enough items for every process and micro-step of the run: item i is fixed by (seed, i).
     length = config.max_steps * config.gradient_accumulation_steps * config.batch_size * launched_processes()
     mixture = MixtureDataset(
@@ -85,21 +141,33 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
         validation_sources, processor, count=config.eval_batches * config.batch_size, seed=config.seed
     )
 
-    torch.manual_seed(config.seed)
-    model = GatoForCausalLM(model_config)
+    model = build_model(config, model_config)
 
     def write_hub_folder(
         trained: torch.nn.Module, state_dict: dict[str, torch.Tensor], result: TrainingResult
     ) -> None:
         output_dir = Path(config.output_dir)
-        trained.save_pretrained(output_dir, state_dict=state_dict)
+        if config.lora_rank:  # the adapters merged into the weights: a plain model folder every loader reads
+            merge_lora_adapters(trained).save_pretrained(output_dir)
+        else:
+            trained.save_pretrained(output_dir, state_dict=state_dict)
         processor.save_pretrained(output_dir)
         config.to_yaml(output_dir / TRAINING_CONFIG_FILE)
         # With the seed and the episodes each task trained on, so that the results file says what it came from.
-        episodes = {source.name: len(source.dataset) for source in train_sources if source.kind == "episodes"}
-        summary = {**result.to_dict(), "seed": config.seed, "train_episodes": episodes}
+        episodes = {
+            source.name: len(source.dataset)
+            for source, weight in zip(train_sources, weights)
+            if source.kind == "episodes" and weight > 0
+        }
+        summary = {
+            **result.to_dict(),
+            "seed": config.seed,
+            "train_episodes": episodes,
+            "init_from": config.init_from or None,
+            "lora_rank": config.lora_rank,
+        }
         (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-        save_task_specs([source.spec for source in train_sources if source.kind == "episodes"], output_dir)
+        save_task_specs(task_specs, output_dir)
         from gato.episodes.manifest import write_model_manifest  # every file written above, with its sha256
 
         write_model_manifest(output_dir)

@@ -6,6 +6,11 @@
 Every field of :class:`gato.training.config.TrainingConfig` is a flag (``--batch-size 8``,
 ``--learning-rate 3e-4``, ``--task-weights cartpole=2,text=0.5``, ``--model-overrides hidden_size=128``);
 flags override the YAML file. Runs unchanged under ``accelerate launch``.
+
+``--init-from DIR`` starts from a trained folder's weights, config and processor with a fresh optimizer and
+schedule; ``--preset``, ``--model-overrides`` and ``--max-length`` left out are taken from DIR's config, and
+given ones must agree with it. ``--task-episodes NAME=K`` trains on the first K episodes of a task;
+``--lora-rank R`` trains LoRA adapters and saves them merged (``gato finetune`` combines the three).
 """
 
 from __future__ import annotations
@@ -40,12 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     """The YAML file (``--config``) with the given flags over it; its paths checked before any work."""
-    base = (
-        TrainingConfig.from_dict(yaml_mapping(args.config, "a YAML file of TrainingConfig fields"))
-        if args.config
-        else TrainingConfig()
-    )
-    config = config_from_flags(base, args, _FLAGS)
+    from_file = yaml_mapping(args.config, "a YAML file of TrainingConfig fields") if args.config else {}
+    config = config_from_flags(TrainingConfig.from_dict(from_file), args, _FLAGS)
+    if config.init_from:  # the model settings not given (flag or file) come from the init folder's config
+        from gato.training.init_from import init_model_settings
+
+        given = set(from_file) | {flag.dest for flag in _FLAGS if getattr(args, flag.dest, None) is not None}
+        config = config.with_overrides(
+            **{name: value for name, value in init_model_settings(config.init_from).items() if name not in given}
+        )
     if not config.data:
         raise ValueError(
             "data: no data folder; pass --data DIR (a `gato data generate` folder) or set `data` in --config"

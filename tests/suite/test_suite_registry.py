@@ -10,6 +10,7 @@ import pytest
 from gato.suite import registry
 from gato.suite.registry import (
     DEFAULT_SUITE,
+    HELD_OUT_TASKS,
     MissingEnvPackageError,
     get_task,
     list_suites,
@@ -126,3 +127,15 @@ def test_listing_tasks_imports_no_environment_package(monkeypatch):
     assert len(tasks) >= 20
     with pytest.raises(MissingEnvPackageError, match="gymnasium"):
         tasks[0].make_env(0)
+
+
+def test_generalist_and_held_out_split_the_full_suite_one_held_out_task_per_domain():
+    suites = list_suites()
+    full, held_out, generalist = set(suites["full"]), suites["held_out"], suites["generalist"]
+    assert list(held_out) == list(HELD_OUT_TASKS)
+    assert set(generalist) | set(held_out) == full
+    assert not set(generalist) & set(held_out)
+    assert generalist == sorted(generalist)
+    domains = [get_task(name).domain for name in held_out]
+    assert sorted(domains) == sorted({task.domain for task in list_tasks()})  # each domain once, none missed
+    assert [task.name for task in resolve_tasks("held_out")] == list(HELD_OUT_TASKS)

@@ -25,3 +25,30 @@ def tiny_data_dir(tmp_path_factory):
     combined = out.parent / "tiny_with_text"
     DatasetDict(data).save_to_disk(str(combined))
     return str(combined)
+
+
+@pytest.fixture(scope="session")
+def base_dir(tiny_data_dir, tmp_path_factory):
+    """A trained folder that learnt cartpole only (2 steps of gato-tiny at context 64): what `--init-from` and
+    `gato finetune` start from."""
+    from gato.training.config import TrainingConfig
+    from gato.training.run_training import run_training
+
+    out = tmp_path_factory.mktemp("base") / "base"
+    config = TrainingConfig(
+        data=tiny_data_dir,
+        output_dir=str(out),
+        max_steps=2,
+        batch_size=2,
+        max_length=64,
+        learning_rate=3e-3,
+        warmup_steps=0,
+        eval_batches=1,
+        num_workers=0,
+        save_steps=100,
+        report_to="none",
+        task_weights={"cartpole": 1.0},
+        default_weight=0.0,
+    )
+    run_training(config)
+    return str(out)

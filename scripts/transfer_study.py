@@ -1,0 +1,340 @@
+"""The paper's fine-tuning study (Reed et al. 2022, section 5.2) on held-out tasks: does a pretrained generalist learn
+a task it never saw from fewer demonstrations than the same model trained from scratch?
+
+For every task of ``--tasks`` (default: the ``held_out`` suite, one task per domain that the generalist never saw):
+
+  (a) prompt-only: the generalist itself, prompted with an expert demonstration (``gato eval``'s library path);
+  (b) fine-tuned from the generalist on the task's first K expert episodes, for each K of ``--episodes``
+      (``gato finetune``'s library path; ``--lora`` for LoRA adapters instead of every weight);
+  (c) the generalist's size trained from scratch on the same K episodes and steps (``gato finetune --from-scratch``);
+
+each (b) and (c) model evaluated like (a), with ``--eval-episodes`` episodes. Writes into ``--out``:
+``transfer.json`` (every cell: normalized score, mean return, the model folder and its evaluation), ``transfer.md``
+(the table) and ``transfer.png`` (normalized score against K, pretrained against scratch, one panel per task,
+prompt-only as a horizontal line). Each cell is recorded in ``transfer.json`` as soon as it is finished, so running
+the same command again skips the finished cells and resumes an interrupted training from its checkpoints; other
+settings than the recorded ones are refused.
+
+    python scripts/transfer_study.py --model runs/generalist --data data/held_out --tasks held_out \\
+        --episodes 5,20,100 --max-steps 2000 --eval-episodes 50 --out runs/transfer
+
+``--data`` is a ``gato data generate`` folder holding the tasks (``--episodes-per-task`` at least the largest K plus
+the validation hold-out, 5%). ``--train-config FILE`` sets any other training field (YAML of ``TrainingConfig``
+fields, as ``gato train --config``); ``--learning-rate``, ``--batch-size``, ``--warmup-steps`` and ``--seed`` are
+flags of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from gato.training.config import TrainingConfig
+
+from gato.flags import parse_mapping, positive_int, set_threads
+from gato.inputs import yaml_mapping
+
+RESULTS_FILE = "transfer.json"
+TABLE_FILE = "transfer.md"
+PLOT_FILE = "transfer.png"
+KINDS = ("finetune", "scratch")  # (b) and (c)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="the pretrained generalist (a `gato train` folder)")
+    parser.add_argument("--data", required=True, help="a `gato data generate` folder holding the tasks' episodes")
+    parser.add_argument("--tasks", default="held_out", help="suite, domain or task names (default: held_out)")
+    parser.add_argument("--episodes", default="5,20,100", help="the K values: demonstrations to fine-tune on")
+    parser.add_argument("--max-steps", type=positive_int, required=True, help="training steps of every (b), (c) run")
+    parser.add_argument("--eval-episodes", type=positive_int, default=50, help="evaluation episodes of every cell")
+    parser.add_argument("--eval-max-steps", type=positive_int, help="cut evaluation episodes (default: the horizon)")
+    parser.add_argument("--out", required=True, help="folder of the study's models, evaluations, JSON, table, plot")
+    parser.add_argument("--lora", action="store_true", help="fine-tune LoRA adapters (rank 8) instead of every weight")
+    parser.add_argument("--learning-rate", type=float, help="peak learning rate (default: TrainingConfig's)")
+    parser.add_argument("--batch-size", type=positive_int, help="sequences per step (default: TrainingConfig's)")
+    parser.add_argument("--warmup-steps", type=int, help="warm-up steps (default: TrainingConfig's)")
+    parser.add_argument("--seed", type=int, default=0, help="training and evaluation seed")
+    parser.add_argument("--train-config", help="YAML of other TrainingConfig fields for every training run")
+    parser.add_argument(
+        "--train-overrides", type=parse_mapping, default={}, help="KEY=VALUE,... TrainingConfig fields"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
+    return parser.parse_args(argv)
+
+
+def parse_episodes(text: str) -> list[int]:
+    try:
+        values = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"episodes: expected comma-separated whole numbers, got {text!r}") from None
+    if not values or values[0] < 1:
+        raise ValueError(f"episodes: expected numbers ≥ 1, got {text!r}")
+    return values
+
+
+def study_settings(args: argparse.Namespace, tasks: list[str], episodes: list[int]) -> dict[str, Any]:
+    """What every cell depends on; a resumed study must present the same (``transfer.json``'s ``settings``)."""
+    training = {
+        **(yaml_mapping(args.train_config, "a YAML file of TrainingConfig fields") if args.train_config else {})
+    }
+    training.update(args.train_overrides)
+    for name in ("learning_rate", "batch_size", "warmup_steps"):
+        if getattr(args, name) is not None:
+            training[name] = getattr(args, name)
+    return {
+        "model": str(Path(args.model).resolve()),
+        "data": str(Path(args.data).resolve()),
+        "tasks": tasks,
+        "episodes": episodes,
+        "max_steps": args.max_steps,
+        "eval_episodes": args.eval_episodes,
+        "eval_max_steps": args.eval_max_steps,
+        "lora": args.lora,
+        "seed": args.seed,
+        "training": training,
+    }
+
+
+def check_enough_episodes(data: str, tasks: list[str], largest: int, validation_fraction: float) -> None:
+    """Refuse up front a task whose training split holds fewer than the largest K (not after hours of other cells)."""
+    from gato.training.mixture import split_sources
+    from gato.training.run_training import load_data
+
+    sources, _ = split_sources(load_data(data), validation_fraction)
+    sizes = {source.name: len(source.dataset) for source in sources if source.kind == "episodes"}
+    problems = [
+        f"{task}: {'no split' if task not in sizes else f'{sizes[task]} training episodes'}"
+        for task in tasks
+        if sizes.get(task, 0) < largest
+    ]
+    if problems:
+        raise ValueError(
+            f"data: {data} needs ≥ {largest} training episodes (after the {validation_fraction:.0%} validation "
+            f"hold-out) of every task: " + "; ".join(problems)
+        )
+
+
+def evaluate_cell(model: str, task: str, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """``gato eval``'s library path on one task; the cell's normalized score, returns and where the results are."""
+    from gato.evaluation.run_evaluation import EvaluationConfig, run_evaluation
+
+    config = EvaluationConfig(
+        model=model,
+        tasks=task,
+        episodes=settings["eval_episodes"],
+        output_dir=str(out),
+        num_envs=min(4, settings["eval_episodes"]),
+        seed=settings["seed"],
+        max_steps=settings["eval_max_steps"],
+        text=False,
+        threads=0,  # the script's --threads is already set
+        progress=False,
+    )
+    (result,) = run_evaluation(config)["tasks"]
+    return {
+        "normalized_score": result["normalized_score"],
+        "mean_return": result["mean_return"],
+        "std_return": result["std_return"],
+        "success_rate": result["success_rate"],
+        "eval_episodes": result["episodes"],
+        "eval_results": str(out / "eval_results.json"),
+    }
+
+
+def train_cell(kind: str, task: str, episodes: int, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """(b) or (c): ``gato finetune``'s library path, resuming from the cell's own checkpoints if it was interrupted."""
+    from gato.training.finetune import FinetuneConfig, finetune_training_config
+    from gato.training.run_training import run_training
+
+    train = TrainingConfig.from_dict(
+        {
+            "report_to": "none",
+            **settings["training"],
+            "data": settings["data"],
+            "output_dir": str(out),
+            "max_steps": settings["max_steps"],
+            "seed": settings["seed"],
+            "resume": (out / "checkpoints").is_dir(),  # an interrupted cell continues from its checkpoints
+        }
+    )
+    finetune = FinetuneConfig(
+        model=settings["model"],
+        task=task,
+        episodes=episodes,
+        from_scratch=kind == "scratch",
+        lora=settings["lora"] and kind == "finetune",
+    )
+    started = time.perf_counter()
+    result = run_training(finetune_training_config(finetune, train))
+    return {
+        "model": str(out),
+        "train_steps": result.step,
+        "final_loss": result.losses[-1] if result.losses else None,
+        "train_seconds": time.perf_counter() - started,
+    }
+
+
+def cells(tasks: list[str], episodes: list[int]) -> list[tuple[str, str, int | None]]:
+    """Every cell in order: per task, prompt-only, then fine-tuned and scratch for each K."""
+    return [
+        (task, kind, k)
+        for task in tasks
+        for kind, k in [("prompt_only", None), *((kind, k) for k in episodes for kind in KINDS)]
+    ]
+
+
+def load_results(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The finished cells of an earlier run of the same study (refused if it had other settings)."""
+    from gato.training.checkpoints import config_differences
+
+    if not path.exists():
+        return {"settings": settings, "tasks": {}}
+    try:
+        results = json.loads(path.read_text())
+        recorded = results["settings"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: unreadable ({error}); move it away to start the study again") from None
+    if differences := config_differences(recorded, settings, ignore=(), absent={}):
+        raise ValueError(
+            f"{path}: recorded with other settings ("
+            + "; ".join(differences)
+            + "); use another --out, or the same settings"
+        )
+    return results
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)  # a kill mid-write leaves the previous file
+
+
+def _score(cell: dict[str, Any] | None) -> str:
+    value = (cell or {}).get("normalized_score")
+    return "—" if value is None or not math.isfinite(value) else f"{value:.0%}"
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    lines = [
+        "| task | domain | prompt-only | K | fine-tuned | from scratch |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for task, entry in results["tasks"].items():
+        prompt_only = _score(entry.get("prompt_only"))
+        for k in results["settings"]["episodes"]:
+            finetuned = _score(entry.get("finetune", {}).get(str(k)))
+            scratch = _score(entry.get("scratch", {}).get(str(k)))
+            lines.append(f"| {task} | {entry['domain']} | {prompt_only} | {k} | {finetuned} | {scratch} |")
+    settings = results["settings"]
+    lines.append("")
+    lines.append(
+        f"Expert-normalized score of {settings['eval_episodes']} evaluation episodes a cell; {settings['max_steps']} "
+        f"training steps for every fine-tuned{' (LoRA)' if settings['lora'] else ''} and from-scratch model; "
+        f"generalist: {settings['model']}."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Normalized score against K, pretrained against scratch, one panel per task; prompt-only as a horizontal line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator, PercentFormatter
+
+    episodes = results["settings"]["episodes"]
+    tasks = list(results["tasks"])
+    columns = min(3, len(tasks))
+    rows = math.ceil(len(tasks) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    for axis, task in zip(axes.flat, tasks):
+        entry = results["tasks"][task]
+        for kind, label, style in (
+            ("finetune", "fine-tuned from the generalist", "o-"),
+            ("scratch", "from scratch", "s--"),
+        ):
+            points = sorted(
+                (int(k), cell["normalized_score"])
+                for k, cell in entry.get(kind, {}).items()
+                if cell.get("normalized_score") is not None
+            )
+            if points:
+                axis.plot(*zip(*points), style, label=label)
+        prompt_only = (entry.get("prompt_only") or {}).get("normalized_score")
+        if prompt_only is not None:
+            axis.axhline(prompt_only, color="grey", linestyle=":", label="prompt-only generalist")
+        # On the normalized scale: 0 = a random policy, 100% = the expert, whatever the cells' own range.
+        shown = [value for line in axis.get_lines() for value in line.get_ydata()]
+        axis.set_ylim(min([0.0, *shown]) - 0.05, max([1.0, *shown]) + 0.05)
+        axis.yaxis.set_major_formatter(PercentFormatter(1.0))
+        axis.set_xscale("log")
+        axis.set_xticks(episodes, labels=[str(k) for k in episodes])
+        axis.xaxis.set_minor_locator(NullLocator())
+        axis.set_title(task, fontsize=10)
+        axis.set_xlabel("demonstrations K")
+        axis.set_ylabel("normalized score")
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(tasks) :]:
+        axis.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    from gato.suite.registry import resolve_tasks
+
+    set_threads(args.threads)
+    tasks = {task.name: task for task in resolve_tasks(args.tasks)}
+    episodes = parse_episodes(args.episodes)
+    settings = study_settings(args, list(tasks), episodes)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / RESULTS_FILE
+    results = load_results(results_path, settings)
+    fraction = TrainingConfig.from_dict(settings["training"]).validation_fraction  # the training runs' hold-out
+    check_enough_episodes(settings["data"], list(tasks), episodes[-1], fraction)
+
+    todo = cells(list(tasks), episodes)
+    for index, (task, kind, k) in enumerate(todo, start=1):
+        entry = results["tasks"].setdefault(task, {"domain": tasks[task].domain, "finetune": {}, "scratch": {}})
+        name = "prompt-only" if kind == "prompt_only" else f"{kind} K={k}"
+        done = entry.get("prompt_only") if kind == "prompt_only" else entry[kind].get(str(k))
+        if done is not None:
+            print(f"[{index}/{len(todo)}] {task} {name}: done before ({_score(done)})", flush=True)
+            continue
+        print(f"[{index}/{len(todo)}] {task} {name}: ", end="", flush=True)
+        started = time.perf_counter()
+        if kind == "prompt_only":
+            cell = evaluate_cell(settings["model"], task, out / task / "prompt_only", settings)
+            entry["prompt_only"] = cell
+        else:
+            folder = out / task / f"{kind}-k{k}"
+            cell = train_cell(kind, task, k, folder, settings)
+            cell.update(evaluate_cell(str(folder), task, folder / "eval", settings))
+            entry[kind][str(k)] = cell
+        write_json(results_path, results)
+        print(f"normalized score {_score(cell)} ({time.perf_counter() - started:.1f} s)", flush=True)
+
+    (out / TABLE_FILE).write_text(markdown_table(results))
+    plot(results, out / PLOT_FILE)
+    print(markdown_table(results))
+    print(f"wrote {results_path}, {out / TABLE_FILE}, {out / PLOT_FILE}")
+    return results
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, KeyError) as error:  # bad settings or data: one line naming them, no traceback
+        raise SystemExit(f"transfer_study: {error.args[0] if isinstance(error, KeyError) else error}") from None
