@@ -105,6 +105,20 @@ def test_help_and_usage_errors_import_neither_torch_nor_transformers_nor_dataset
     assert result.stdout.split()[-3:] == ["False", "False", "False"]
 
 
+def test_gato_eval_help_imports_neither_the_agent_nor_the_rollouts_nor_datasets(tmp_path):
+    # `gato eval`'s flags come from EvaluationConfig, which nests ActingConfig: that one lives beside the acting code
+    # in modeling_gato (torch), but nothing of the evaluation itself is imported to print the help.
+    code = _IMPORTS_AFTER_HELP.format(argv=["eval", "--help"]).replace(
+        "print('torch' in sys.modules, 'transformers' in sys.modules, 'datasets' in sys.modules)",
+        "print(*(name in sys.modules for name in "
+        "('gato.evaluation.agent', 'gato.evaluation.rollout', 'datasets', 'gymnasium', 'matplotlib')))",
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "--temperature" in result.stdout
+    assert result.stdout.split()[-5:] == ["False"] * 5
+
+
 def test_gato_help_answers_in_under_two_seconds(tmp_path):
     def seconds() -> float:
         start = time.perf_counter()
