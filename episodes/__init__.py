@@ -1,38 +1,39 @@
 """Episode collections on `datasets`: schema, writer, recorder, JAT import, generation, captions, text corpus.
 
 The schema and its on-disk layout are documented in ``docs/DATA.md``.
+
+The names below are imported on first use (as in ``gato/__init__.py``): importing a light module of this folder,
+such as ``gato.episodes.record_config`` (what ``gato data record --help`` reads), does not import ``datasets``.
 """
 
-from .captions import build_captions_dataset
-from .jat_import import import_jat_dataset, jat_task_spec
-from .recorder import episode_seed, record_episode, record_episodes, record_task_episode
-from .schema import (
-    episode_features,
-    episode_from_arrow,
-    episode_from_row,
-    iter_episodes,
-    read_episode,
-    spec_from_dataset,
-)
-from .writer import EpisodeWriter, episodes_to_dataset, load_episodes, validate_episode, write_shard
+from importlib import import_module
 
-__all__ = [
-    "EpisodeWriter",
-    "build_captions_dataset",
-    "episode_features",
-    "episode_from_arrow",
-    "episode_from_row",
-    "episode_seed",
-    "episodes_to_dataset",
-    "import_jat_dataset",
-    "iter_episodes",
-    "jat_task_spec",
-    "load_episodes",
-    "record_episode",
-    "record_episodes",
-    "read_episode",
-    "record_task_episode",
-    "spec_from_dataset",
-    "validate_episode",
-    "write_shard",
-]
+# Public names → the submodule that defines them.
+_LAZY_ATTRIBUTES = {
+    "build_captions_dataset": ".captions",
+    "import_jat_dataset": ".jat_import",
+    "jat_task_spec": ".jat_import",
+    "episode_seed": ".recorder",
+    "record_episode": ".recorder",
+    "record_episodes": ".recorder",
+    "record_task_episode": ".recorder",
+    "episode_features": ".schema",
+    "episode_from_arrow": ".schema",
+    "episode_from_row": ".schema",
+    "iter_episodes": ".schema",
+    "read_episode": ".schema",
+    "spec_from_dataset": ".schema",
+    "EpisodeWriter": ".writer",
+    "episodes_to_dataset": ".writer",
+    "load_episodes": ".writer",
+    "validate_episode": ".writer",
+    "write_shard": ".writer",
+}
+
+__all__ = sorted(_LAZY_ATTRIBUTES)
+
+
+def __getattr__(name: str):
+    if name in _LAZY_ATTRIBUTES:
+        return getattr(import_module(_LAZY_ATTRIBUTES[name], __name__), name)
+    raise AttributeError(f"module 'gato.episodes' has no attribute {name!r}")

@@ -14,79 +14,21 @@ one more split beside the suite's tasks, and its index is rebuilt.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from datasets import Dataset
 from gato.suite.policies import policy_factory
-from gato.suite.registry import make_gym_env, parse_env_kwargs
+from gato.suite.registry import make_gym_env
 from gato.suite.spaces import spec_from_env
 from gato.suite.task_spec import TaskSpec
 
 from .cards import EPISODE_TASK_CATEGORIES, build_card, write_card
+from .record_config import RecordConfig, default_task_name
 from .recorder import episode_seed, record_episode, record_episodes
 
 REFERENCE_STREAMS = ("references/expert/", "references/random/")  # seeds apart from the recorded episodes'
-TASK_NAME = re.compile(r"^\w+$")
-
-
-def default_task_name(env_id: str) -> str:
-    """A task name (a valid split name) from an environment id: ``ALE/Pong-v5`` → ``ale_pong_v5``."""
-    return re.sub(r"\W+", "_", env_id).strip("_").lower()
-
-
-@dataclass
-class RecordConfig:
-    """What ``gato data record`` records.
-
-    Args:
-        env: a registered gymnasium id (ALE, minigrid and Meta-World ids register themselves).
-        policy: ``module:callable`` (``callable(observation) -> action``, or a factory ``callable(env) -> policy``) or
-            ``sb3:PATH.zip`` / ``sb3:ALGO:PATH.zip`` (a stable-baselines3 model; the ``sb3`` extra).
-        episodes: episodes to record.
-        out: a new folder for the task's dataset, or a ``gato data generate`` folder to add it to as one more split.
-        env_kwargs: ``gym.make`` keyword arguments, as a JSON object.
-        name: the task's name (default: from the id, ``CartPole-v1`` → ``cartpole_v1``).
-        domain: the task's domain (default: its name).
-        seed: episode ``i`` is reset with ``episode_seed(seed, name, i)``.
-        max_steps: cut episodes after this many steps (default: the id's registered horizon).
-        measure_references: measure the policy's and a random policy's mean returns (``reference_episodes`` each).
-        overwrite: replace the task's folder when it exists.
-    """
-
-    env: str
-    policy: str
-    episodes: int
-    out: str
-    env_kwargs: str | None = None
-    name: str | None = None
-    domain: str | None = None
-    seed: int = 0
-    max_steps: int | None = None
-    measure_references: bool = False
-    reference_episodes: int = 10
-    overwrite: bool = False
-    parsed_kwargs: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
-
-    def validate(self) -> None:
-        if self.episodes < 1:
-            raise ValueError(f"episodes: expected ≥ 1, got {self.episodes}")
-        if self.reference_episodes < 1:
-            raise ValueError(f"reference_episodes: expected ≥ 1, got {self.reference_episodes}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps: expected ≥ 1, got {self.max_steps}")
-        if self.env_kwargs:
-            self.parsed_kwargs = parse_env_kwargs(self.env_kwargs)
-        name = self.task_name
-        if not TASK_NAME.match(name):
-            raise ValueError(f"name: expected letters, digits and underscores (a split name), got {name!r}")
-
-    @property
-    def task_name(self) -> str:
-        return self.name or default_task_name(self.env)
 
 
 def _mean_return(env: Any, make_policy: Any, spec: TaskSpec, stream: str, config: RecordConfig) -> float:

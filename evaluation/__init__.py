@@ -9,27 +9,33 @@
 - ``report.py`` / ``run_evaluation.py``: ``eval_results.json``, markdown, PNG; what ``gato eval`` runs.
 """
 
-from .agent import GatoAgent
-from .captioning import attribute_accuracy, evaluate_captions, generate_captions
-from .rollout import TaskResult, evaluate_task, evaluate_tasks, make_agent, run_episodes
-from .run_evaluation import EvaluationConfig, run_evaluation
-from .scores import domain_summaries, normalized_scores, score_summary
-from .validation_loss import evaluate_text
+from importlib import import_module
 
-__all__ = [
-    "GatoAgent",
-    "TaskResult",
-    "make_agent",
-    "evaluate_task",
-    "evaluate_tasks",
-    "run_episodes",
-    "normalized_scores",
-    "score_summary",
-    "domain_summaries",
-    "attribute_accuracy",
-    "generate_captions",
-    "evaluate_captions",
-    "evaluate_text",
-    "EvaluationConfig",
-    "run_evaluation",
-]
+# Imported here, not on first use: the function `run_evaluation` must shadow its submodule's name in this package.
+from .run_evaluation import EvaluationConfig, run_evaluation
+
+# The other public names → the submodule that defines them, imported on first use (as in ``gato/__init__.py``):
+# reading an ``EvaluationConfig`` (``gato eval --help``) imports neither the agent nor the rollouts.
+_LAZY_ATTRIBUTES = {
+    "GatoAgent": ".agent",
+    "TaskResult": ".rollout",
+    "make_agent": ".rollout",
+    "evaluate_task": ".rollout",
+    "evaluate_tasks": ".rollout",
+    "run_episodes": ".rollout",
+    "normalized_scores": ".scores",
+    "score_summary": ".scores",
+    "domain_summaries": ".scores",
+    "attribute_accuracy": ".captioning",
+    "generate_captions": ".captioning",
+    "evaluate_captions": ".captioning",
+    "evaluate_text": ".validation_loss",
+}
+
+__all__ = ["EvaluationConfig", "run_evaluation", *_LAZY_ATTRIBUTES]
+
+
+def __getattr__(name: str):
+    if name in _LAZY_ATTRIBUTES:
+        return getattr(import_module(_LAZY_ATTRIBUTES[name], __name__), name)
+    raise AttributeError(f"module 'gato.evaluation' has no attribute {name!r}")

@@ -18,17 +18,20 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from gato.modeling_gato.acting import ActingConfig
 from gato.suite.registry import parse_env_kwargs, resolve_model_tasks, tasks_for_env
 from gato.suite.task_spec import load_task_specs
 
 from .report import SCHEMA_VERSION, write_results
-from .rollout import default_prompt_tokens, evaluate_task
 from .scores import SCORE_THRESHOLD, domain_summaries, score_summary
-from .statistics import score_statistics
+
+if TYPE_CHECKING:
+    import torch
+
+# The rollouts (the agent, gymnasium, datasets) and the statistics (scipy) are imported where they run, so that
+# reading an EvaluationConfig (`gato eval --help`) imports none of them.
 
 
 @dataclass
@@ -118,6 +121,8 @@ class EvaluationConfig:
             raise ValueError("captions: the caption split comes from --data DIR (a `gato data generate` folder)")
         self.parsed_env_kwargs()
         if self.device != "auto":
+            import torch
+
             try:
                 torch.device(self.device)
             except RuntimeError as error:
@@ -257,8 +262,12 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         names = ",".join(tasks_for_env(specs, config.env)) or names
     tasks = resolve_model_tasks(names, specs, config.env, config.parsed_env_kwargs()) if names.strip() else []
     check_trained_specs(config.model, tasks)
+    import torch
     from accelerate.utils import gather_object
     from gato.training.distributed import build_partial_state, process_share
+
+    from .rollout import default_prompt_tokens, evaluate_task
+    from .statistics import score_statistics
 
     # One process and no process group unless started by `accelerate launch` (docs/TRAINING.md).
     state = build_partial_state()

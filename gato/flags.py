@@ -5,8 +5,9 @@ entry in the class docstring's ``Args:`` section (so the docstring stays the one
 the help ends with the default. A field that is itself a dataclass (``MainJobConfig.eval``, an ``acting``
 sub-config) is flattened: its fields become flags of their own, prefixed by the field's
 ``metadata["flag_prefix"]`` (none by default, so ``acting.temperature`` stays ``--temperature``); a field's
-``metadata["flag"]`` names its flag outright. Two fields that would make the same flag are refused when the
-parser is built.
+``metadata["flag"]`` names its flag outright, and ``metadata["positional"]`` makes it a (required) positional
+argument instead (``gato push RUN_DIR``). Fields with ``init=False`` are derived state and get no flag. Two
+fields that would make the same flag are refused when the parser is built.
 
 transformers' ``HfArgumentParser`` does the flat part of this, but it neither nests nor prefixes, and importing
 it imports torch (over a second), which ``gato --help`` cannot afford.
@@ -167,6 +168,8 @@ def _leaf_flags(
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     for field in dataclasses.fields(cls):
+        if not field.init:  # derived state (``RecordConfig.parsed_kwargs``), not a setting
+            continue
         annotation = _unwrap(hints[field.name])
         if dataclasses.is_dataclass(annotation):
             yield from _leaf_flags(annotation, prefix + field.metadata.get("flag_prefix", ""), (*path, field.name))
@@ -223,7 +226,8 @@ def add_dataclass_flags(
             raise ValueError(
                 f"{cls.__name__}.{'.'.join(flag.path)}: no help (document it in the class docstring's Args)"
             )
-        if "(default:" not in help_text and not extra.get("required"):
+        positional = field.metadata.get("positional", False)
+        if "(default:" not in help_text and not extra.get("required") and not positional:
             default = extra["default"] if "default" in extra else _default_of(defaults, flag.path)
             help_text = f"{help_text} (default: {_shown(default)})"
         kwargs: dict[str, Any] = {"dest": flag.dest, "default": None, "help": help_text.replace("%", "%%")}
@@ -242,7 +246,11 @@ def add_dataclass_flags(
         else:
             kwargs["type"] = origin
         kwargs.update(extra)
-        parser.add_argument("--" + flag.dest.replace("_", "-"), **kwargs)
+        if positional:  # argparse names a positional by its dest, and a positional is required: no default
+            del kwargs["dest"], kwargs["default"]
+            parser.add_argument(flag.dest, **kwargs)
+        else:
+            parser.add_argument("--" + flag.dest.replace("_", "-"), **kwargs)
         flags.append(flag)
     return flags
 

@@ -36,14 +36,13 @@ def _leaf_parsers():
 def test_every_flag_has_help_that_states_its_default(name, parser):
     formatter = parser._get_formatter()
     for action in parser._actions:
-        if not action.option_strings or action.dest == "help":
+        if action.dest == "help":
             continue
+        shown = action.option_strings[0] if action.option_strings else action.metavar or action.dest
         text = formatter._expand_help(action) if action.help else ""
-        assert text.strip(), f"gato {name} {action.option_strings[0]}: no help"
-        if not action.required:
-            assert "(default: " in text, (
-                f"gato {name} {action.option_strings[0]}: help does not state the default: {text!r}"
-            )
+        assert text.strip(), f"gato {name} {shown}: no help"
+        if action.option_strings and not action.required:  # a positional is always given: it has no default
+            assert "(default: " in text, f"gato {name} {shown}: help does not state the default: {text!r}"
 
 
 @pytest.mark.parametrize(
@@ -55,6 +54,12 @@ def test_every_flag_has_help_that_states_its_default(name, parser):
         (
             ["data", "generate", "--episodes-per-task", "1", "--out", "x", "--no-such-flag"],
             "usage: gato data generate",
+        ),
+        (["push", "run_dir", "--repo-id", "a/b", "--no-such-flag"], "usage: gato push"),
+        (["data", "list", "--no-such-flag"], "usage: gato data list"),
+        (
+            ["data", "record", "--env", "E-v0", "--policy", "m:f", "--episodes", "1", "--out", "x", "--no-such-flag"],
+            "usage: gato data record",
         ),
     ],
 )
@@ -75,7 +80,7 @@ _IMPORTS_AFTER_HELP = (
     "    main(sys.argv[1:] + {argv!r})\n"
     "except SystemExit:\n"
     "    pass\n"
-    "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+    "print('torch' in sys.modules, 'transformers' in sys.modules, 'datasets' in sys.modules)\n"
 )
 
 
@@ -88,15 +93,40 @@ _IMPORTS_AFTER_HELP = (
         ["train", "--help"],
         ["finetune", "--help"],
         ["data", "generate", "--help"],
+        ["data", "record", "--help"],
+        ["push", "--help"],
         ["train", "--max-steps", "-1"],
+        ["data", "record", "--env", "CartPole-v1", "--episodes", "-1"],
     ],
 )
-def test_help_and_usage_errors_import_neither_torch_nor_transformers(argv, tmp_path):
+def test_help_and_usage_errors_import_neither_torch_nor_transformers_nor_datasets(argv, tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", _IMPORTS_AFTER_HELP.format(argv=argv)], capture_output=True, text=True, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[-2:] == ["False", "False"]
+    assert result.stdout.split()[-3:] == ["False", "False", "False"]
+
+
+def test_gato_eval_help_imports_neither_the_model_nor_the_evaluation_nor_datasets(tmp_path):
+    # `gato eval`'s flags come from EvaluationConfig, which nests ActingConfig: that one lives beside the acting code
+    # (modeling_gato/acting.py, torch), but neither the model nor anything of the evaluation is imported for the help.
+    heavy = (
+        "gato.modeling_gato.modeling_gato",
+        "transformers.modeling_utils",
+        "gato.evaluation.agent",
+        "gato.evaluation.rollout",
+        "datasets",
+        "gymnasium",
+        "matplotlib",
+    )
+    code = _IMPORTS_AFTER_HELP.format(argv=["eval", "--help"]).replace(
+        "print('torch' in sys.modules, 'transformers' in sys.modules, 'datasets' in sys.modules)",
+        f"print(*(name in sys.modules for name in {heavy!r}))",
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "--temperature" in result.stdout
+    assert dict(zip(heavy, result.stdout.split()[-len(heavy) :])) == dict.fromkeys(heavy, "False")
 
 
 def test_gato_help_answers_in_under_two_seconds(tmp_path):

@@ -152,3 +152,36 @@ def test_mapping_values_are_yaml_scalars_and_malformed_pairs_are_refused():
     assert parse_mapping("") == {}
     with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
         parse_mapping("hidden_size")
+
+
+@dataclass
+class Upload:
+    """An upload.
+
+    Args:
+        folder: the folder to upload.
+        repo_id: where to.
+        dry_run: only list the files.
+    """
+
+    folder: str = field(default="", metadata={"positional": True, "argparse": {"metavar": "FOLDER"}})
+    repo_id: str = "a/b"
+    dry_run: bool = False
+    files: list = field(default_factory=list, init=False)  # derived state: no flag
+
+
+def test_a_positional_field_is_a_required_argument_without_a_default_in_its_help(capsys):
+    parser, flags = _parser(Upload)
+    config = config_from_flags(Upload(), parser.parse_args(["runs/x", "--dry-run"]), flags)
+    assert (config.folder, config.repo_id, config.dry_run) == ("runs/x", "a/b", True)
+    help_lines = " ".join(parser.format_help().split())
+    assert "FOLDER the folder to upload. options:" in help_lines  # no "(default: )" after a positional
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--dry-run"])
+    assert "the following arguments are required: FOLDER" in capsys.readouterr().err
+
+
+def test_a_field_outside_init_gets_no_flag():
+    parser, flags = _parser(Upload)
+    assert [flag.path for flag in flags] == [("folder",), ("repo_id",), ("dry_run",)]
+    assert "--files" not in parser.format_help()

@@ -1,6 +1,6 @@
 """``gato push``: upload a run folder (model, processor, card, plot, eval results) to the Hugging Face Hub.
 
-    gato push RUN_DIR --repo-id ORG/NAME [--private] [--dry-run] [--token TOKEN]
+    gato push RUN_DIR --repo-id ORG/NAME [--private] [--dry-run] [--token TOKEN] [--keep-card]
 
 Checkpoints, logs and the generated data are left out. The model card (README.md) is rebuilt with the repo id
 in its loading snippets. ``--dry-run`` uses no network and writes nothing: it lists exactly the files that
@@ -10,43 +10,60 @@ would be uploaded and validates the folder (what ``from_pretrained`` needs) and 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 
-from gato.flags import command_parser
+from gato.flags import add_dataclass_flags, command_parser, config_from_flags
 from gato.inputs import existing_folder, refuse
+
+
+@dataclass
+class PushConfig:
+    """What ``gato push`` uploads, and where.
+
+    Args:
+        run_dir: a folder written by `gato run` or `gato train`.
+        repo_id: the Hub model repository, ORG/NAME.
+        private: create the repository private.
+        dry_run: list what would be uploaded and validate; no network.
+        token: Hub token (default: $HF_TOKEN, else the one `hf auth login` stored; prefer HF_TOKEN: a --token value
+            stays in your shell history).
+        keep_card: upload README.md as it is (default: rebuilt with the repo id in its loading snippets).
+    """
+
+    run_dir: str = field(default="", metadata={"positional": True, "argparse": {"metavar": "RUN_DIR"}})
+    repo_id: str = field(default="", metadata={"argparse": {"required": True, "metavar": "ORG/NAME"}})
+    private: bool = False
+    dry_run: bool = False
+    token: str | None = None
+    keep_card: bool = False
+
+
+_FLAGS = []
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = command_parser(subparsers, "push", "upload a run folder to the Hugging Face Hub", __doc__)
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `gato run` or `gato train`")
-    parser.add_argument("--repo-id", required=True, help="the Hub model repository, ORG/NAME")
-    parser.add_argument("--private", action="store_true", help="create the repository private")
-    parser.add_argument("--dry-run", action="store_true", help="list what would be uploaded and validate; no network")
-    parser.add_argument(
-        "--token",
-        default=None,
-        help="Hub token (default: $HF_TOKEN, else the one `hf auth login` stored; "
-        "prefer HF_TOKEN: a --token value stays in your shell history)",
-    )
-    parser.add_argument("--keep-card", dest="update_card", action="store_false", help="upload README.md as it is")
+    _FLAGS[:] = add_dataclass_flags(parser, PushConfig)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gato.hub_cards.push import push_run
 
+    config = config_from_flags(PushConfig(), args, _FLAGS)
     try:
-        existing_folder(args.run_dir, "a folder written by `gato run` or `gato train`")
+        existing_folder(config.run_dir, "a folder written by `gato run` or `gato train`")
         plan = push_run(
-            args.run_dir,
-            args.repo_id,
-            private=args.private,
-            dry_run=args.dry_run,
-            token=args.token,
-            update_card=args.update_card,
+            config.run_dir,
+            config.repo_id,
+            private=config.private,
+            dry_run=config.dry_run,
+            token=config.token,
+            update_card=not config.keep_card,
         )
     except ValueError as error:
         return refuse("gato push", error)
-    verb = "would upload" if args.dry_run else "uploaded"
+    verb = "would upload" if config.dry_run else "uploaded"
     print(
         f"{verb} {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) to {plan.repo_id}"
         f"{' (private)' if plan.private else ''}:"

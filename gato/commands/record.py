@@ -15,20 +15,20 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from gato.flags import command_parser
+from gato.episodes.record_config import RecordConfig
+from gato.flags import add_dataclass_flags, command_parser, config_from_flags
 from gato.inputs import refuse
+
+_FLAGS = []
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``record`` to ``gato data``'s subcommands."""
-    # Defaults as in gato.episodes.record_env.RecordConfig, not imported here: `gato --help` stays free of datasets.
     parser = command_parser(
         commands, "record", "record your policy in any gymnasium environment (spec from its spaces)", __doc__
     )
-    parser.add_argument("--env", required=True, metavar="ID", help="a registered gymnasium id, e.g. CartPole-v1")
-    parser.add_argument(
-        "--env-kwargs", default=None, metavar="JSON", help="gym.make arguments, a JSON object (default: none)"
-    )
+    # RecordConfig.policy is one setting with two spellings, one of them required: --policy for your own callable,
+    # --expert for a saved stable-baselines3 model (the recorded command line keeps the spelling that was used).
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument(
         "--policy",
@@ -42,45 +42,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="a saved stable-baselines3 model (sb3:ALGO:PATH.zip to name "
         "its algorithm; needs the sb3 extra) (default: none; this or --policy)",
     )
-    parser.add_argument("--episodes", type=int, required=True, help="episodes to record")
-    parser.add_argument(
-        "--out", required=True, help="a new folder, or a `gato data generate` folder to add the task to"
+    _FLAGS[:] = add_dataclass_flags(
+        parser, RecordConfig, defaults=RecordConfig(env="", policy="", episodes=1, out=""), exclude=("policy",)
     )
-    parser.add_argument(
-        "--name", default=None, help="the task's name (default: from the id, CartPole-v1 → cartpole_v1)"
-    )
-    parser.add_argument("--domain", default=None, help="the task's domain (default: its name)")
-    parser.add_argument("--seed", type=int, default=0, help="collection seed")
-    parser.add_argument(
-        "--max-steps", type=int, default=None, help="cut episodes after this many steps (default: the id's horizon)"
-    )
-    parser.add_argument(
-        "--measure-references",
-        action="store_true",
-        help="measure the policy's and a random policy's mean returns, for expert-normalized scores",
-    )
-    parser.add_argument("--reference-episodes", type=int, default=10, help="episodes of each reference measurement")
-    parser.add_argument("--overwrite", action="store_true", help="replace the task's folder when it exists")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from gato.episodes.record_env import RecordConfig, record_env_task
+    from gato.episodes.record_env import record_env_task
 
-    config = RecordConfig(
-        env=args.env,
-        policy=args.policy or args.expert,
-        episodes=args.episodes,
-        out=args.out,
-        env_kwargs=args.env_kwargs,
-        name=args.name,
-        domain=args.domain,
-        seed=args.seed,
-        max_steps=args.max_steps,
-        measure_references=args.measure_references,
-        reference_episodes=args.reference_episodes,
-        overwrite=args.overwrite,
-    )
+    base = RecordConfig(env=args.env, policy=args.policy or args.expert, episodes=args.episodes, out=args.out)
+    config = config_from_flags(base, args, _FLAGS)
     command = "gato data record " + " ".join(
         shlex.quote(part)
         for part in [

@@ -117,3 +117,18 @@ def test_folder_that_would_not_load_is_refused_naming_what_is_missing(run_dir, c
 def test_bad_repo_id_is_refused(run_dir, capsys):
     assert main(["push", str(run_dir), "--repo-id", "no-slash", "--dry-run"]) == 2
     assert "repo_id" in capsys.readouterr().err
+
+
+def test_keep_card_uploads_the_folders_own_card_and_refuses_a_folder_without_one(run_dir, capsys):
+    # --keep-card: the card is not rebuilt, so a folder without README.md has no card to validate
+    assert main(["push", str(run_dir), "--repo-id", "someone/gato-test", "--dry-run", "--keep-card"]) == 2
+    assert "README.md" in capsys.readouterr().err
+    assert main(["push", str(run_dir), "--repo-id", "someone/gato-test", "--dry-run"]) == 0  # rebuilt in memory
+    capsys.readouterr()
+    (run_dir / "README.md").write_text(
+        "---\nlicense: apache-2.0\nlibrary_name: transformers\npipeline_tag: robotics\ntags: [gato]\n---\n"
+        "# my own card, kept as it is\n"
+    )
+    assert main(["push", str(run_dir), "--repo-id", "someone/gato-test", "--dry-run", "--keep-card"]) == 0
+    assert "  README.md" in capsys.readouterr().out
+    assert "my own card" in (run_dir / "README.md").read_text()
