@@ -53,7 +53,9 @@ CPU_MODEL_OVERRIDES: dict[str, Any] = {
 
 
 # The data of `gato run` without --data-plan (a `gato.episodes.plan.DataPlan` as a mapping, its YAML layout):
-# per-task episode counts and DART action noise, captions and text. Placeholder values until measured (issue #19 §4).
+# per-task episode counts and DART action noise, captions and text. Measured for issue #19 §4 (BENCHMARKS.md "Time to
+# competence"): data is cheap (about a minute on two workers), so every task gets enough episodes that 2,000 steps
+# rarely repeat one; Pendulum is recorded with noise (DART), which clean data never taught (BENCHMARKS.md).
 DEFAULT_DATA_PLAN: dict[str, Any] = {
     "episodes_per_task": 100,
     "captions": 1000,
@@ -68,8 +70,8 @@ DEFAULT_DATA_PLAN: dict[str, Any] = {
 }
 
 # The training mixture's sampling weights of `gato run` without --task-weights (dataset name → weight; datasets not
-# named weigh 1, `TrainingConfig.default_weight`). Only the entries for datasets the run has are used. Empty until
-# measured: every dataset weighs the same.
+# named weigh 1, `TrainingConfig.default_weight`). Only the entries for datasets the run has are used. Empty: equal
+# weights did better at 2,000 steps than the CPU multi-task recipe's (4 vs 2 tasks ≥ 50%, BENCHMARKS.md).
 DEFAULT_TASK_WEIGHTS: dict[str, float] = {}
 
 # `gato run --quick`: the few-minute smoke run (the main job's defaults before data plans): 20 clean expert episodes
@@ -134,7 +136,7 @@ class TrainSettings:
 
     preset: str = "gato-tiny"
     model_overrides: dict[str, Any] = field(default_factory=lambda: dict(CPU_MODEL_OVERRIDES))
-    max_steps: int = 400
+    max_steps: int = 2000
     batch_size: int = 8
     max_length: int = 384
     learning_rate: float = 1e-3
@@ -154,9 +156,9 @@ class EvalSettings:
         num_envs: environments stepped together in the evaluation.
     """
 
-    episodes: int = 4
+    episodes: int = 10
     max_steps: int | None = None
-    captions: int = 8
+    captions: int = 20
     num_envs: int = field(default=4, metadata={"flag": "num-envs"})
 
 
