@@ -19,7 +19,8 @@ Input checks: ``forward`` checks every argument's shape against ``input_ids`` (c
 labels, local positions, patch counts); on an accelerator the value checks are skipped, since each would wait for the device
 at every step. Errors are ValueErrors naming the argument, the expected and the given shape.
 
-Remote code: ``save_pretrained`` copies this file, ``configuration_gato.py``, ``acting.py``, ``loss_gato.py`` and
+Remote code: ``save_pretrained`` copies this file, ``configuration_gato.py``, ``acting.py``, ``loss_gato.py``,
+``pipeline_gato.py`` (the caption pipeline, named for both caption tasks in ``config.json``'s ``custom_pipelines``) and
 ``token_layout.py`` unchanged beside the weights. Each imports the constants from ``gato.suite.token_layout``
 and, where ``gato`` is not installed, from the ``token_layout.py`` copy beside it (the ``except ImportError``
 branch), so ``trust_remote_code=True`` loads the folder without rewriting any source.
@@ -58,6 +59,7 @@ except ImportError:  # a remote-code folder, loaded where gato is not installed
 from .acting import GatoActingMixin
 from .configuration_gato import GatoConfig
 from .loss_gato import fused_loss_applies, linear_cross_entropy
+from .pipeline_gato import REMOTE_CUSTOM_PIPELINES
 
 logger = logging.get_logger(__name__)
 
@@ -445,9 +447,10 @@ class GatoPreTrainedModel(PreTrainedModel):
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """``PreTrainedModel.save_pretrained`` (safetensors), plus the code ``trust_remote_code=True`` needs.
 
-        Writes ``configuration_gato.py``, ``modeling_gato.py``, ``acting.py``, ``loss_gato.py`` and ``token_layout.py`` beside
-        the weights and an ``auto_map`` in ``config.json``; with ``gato`` installed the Auto classes still
-        pick the registered local classes (no ``trust_remote_code`` needed).
+        Writes ``configuration_gato.py``, ``modeling_gato.py``, ``acting.py``, ``loss_gato.py``, ``pipeline_gato.py`` and
+        ``token_layout.py`` beside the weights, and an ``auto_map`` and the caption ``custom_pipelines`` in
+        ``config.json``; with ``gato`` installed the Auto classes and pipelines still pick the registered local
+        classes (no ``trust_remote_code`` needed).
         """
         if kwargs.get("safe_serialization") is False:
             raise ValueError("safe_serialization=False is not supported: gato folders hold safetensors only")
@@ -478,14 +481,13 @@ def write_remote_code(save_directory: str | os.PathLike) -> list[Path]:
         RuntimeError: a source file imports ``gato`` outside ``try: ... except ImportError:`` (it would not load
             where gato is not installed).
     """
-    from . import acting, configuration_gato, loss_gato
+    from . import acting, configuration_gato, loss_gato, pipeline_gato
 
     constants_file = Path(inspect.getfile(configuration_gato.layout_vocab_size))
     folder = Path(save_directory)
     written = []
-    for source_file in (
-        Path(inspect.getfile(module)) for module in (configuration_gato, sys.modules[__name__], acting, loss_gato)
-    ):
+    modules = (configuration_gato, sys.modules[__name__], acting, loss_gato, pipeline_gato)
+    for source_file in (Path(inspect.getfile(module)) for module in modules):
         source = source_file.read_text(encoding="utf-8")
         if _TOP_LEVEL_GATO_IMPORT.search(source):
             raise RuntimeError(
@@ -498,12 +500,14 @@ def write_remote_code(save_directory: str | os.PathLike) -> list[Path]:
     target = folder / "token_layout.py"
     target.write_text(constants_file.read_text(encoding="utf-8"), encoding="utf-8")
     written.append(target)
-    # The config written by `save_pretrained` already has the auto_map; make sure of it if it was saved before.
+    # The config written by `save_pretrained` already has the auto_map; make sure of it if it was saved before. The
+    # caption pipeline is named for both task names in the file only: a loaded config drops it where gato is
+    # installed (`GatoConfig.__post_init__`), since gato registers that pipeline itself.
     config_file = folder / "config.json"
     if config_file.exists():
         config = json.loads(config_file.read_text(encoding="utf-8"))
-        if config.get("auto_map") != REMOTE_AUTO_MAP:
-            config["auto_map"] = dict(REMOTE_AUTO_MAP)
+        if config.get("auto_map") != REMOTE_AUTO_MAP or config.get("custom_pipelines") != REMOTE_CUSTOM_PIPELINES:
+            config.update(auto_map=dict(REMOTE_AUTO_MAP), custom_pipelines=REMOTE_CUSTOM_PIPELINES)
             config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return written
 

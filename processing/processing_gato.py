@@ -184,10 +184,10 @@ class GatoProcessor(ProcessorMixin):
     """
 
     valid_processor_kwargs = GatoProcessorKwargs
-    # transformers' per-modality defaults (the lowest priority in `_merge_kwargs`): torch tensors, as the
-    # `generate(**processor(...))` pattern needs (like Pixtral's, InternVL's or Idefics' processors).
-    text_kwargs = {"padding": "longest", "return_tensors": "pt"}
-    images_kwargs = {"return_tensors": "pt"}
+    # transformers' per-modality defaults (the lowest priority in `_merge_kwargs`). No `return_tensors`: as
+    # transformers' processors and tokenizers, a call returns Python lists unless asked for tensors
+    # (`generate(**processor(..., return_tensors="pt"))`).
+    text_kwargs = {"padding": "longest"}
 
     def __init__(
         self,
@@ -450,7 +450,9 @@ class GatoProcessor(ProcessorMixin):
             sequences: dicts from :meth:`tokenize_episode` / :meth:`tokenize_text` / :meth:`tokenize_caption`.
             padding: ``"longest"`` (or ``True``) pads to the longest sequence, ``"max_length"`` to ``max_length``,
                 ``"do_not_pad"`` (or ``False``) only batches sequences of one length (transformers' strategies).
-            return_tensors: ``"pt"`` (torch) or ``"np"``/None (numpy).
+            return_tensors: ``"pt"`` (torch, the default: ``collate`` is the data collator of training and acting,
+                like transformers' data collators), ``"np"`` (numpy) or ``None`` (Python lists, as a processor call
+                returns by default).
             padding_side: ``"right"`` (training batches) or ``"left"`` (prompts of several lengths for ``generate``).
             max_length: the length ``padding="max_length"`` pads to (default: the processor's ``max_length``).
 
@@ -517,6 +519,8 @@ class GatoProcessor(ProcessorMixin):
             data.update(
                 patch_mask=patch_mask, patch_pixels=pixels, patch_rows=rows, patch_cols=cols, patch_valid=patch_valid
             )
+        if return_tensors is None:  # transformers' convention: Python lists
+            return BatchFeature(data={key: value.tolist() for key, value in data.items()})
         tensor_type = None if return_tensors == "np" else return_tensors
         return BatchFeature(data=data, tensor_type=tensor_type)
 
@@ -546,7 +550,8 @@ class GatoProcessor(ProcessorMixin):
         ``common_kwargs``): ``padding`` (``True``/``"longest"`` default, ``"max_length"``, ``False``/``"do_not_pad"``),
         ``max_length`` (the ``"max_length"`` padding length), ``padding_side`` (default ``"left"`` for prompts,
         ``"right"`` for training), ``add_special_tokens`` (``False``: no ``bos`` on text prompts), ``return_tensors``
-        (``"pt"`` default, ``"np"``, ``None``: numpy); image keywords go to the image processor (captions only).
+        (``None`` default: Python lists, as transformers' processors; ``"pt"``: torch, what ``generate`` and the
+        model take; ``"np"``: numpy); image keywords go to the image processor (captions only).
         Any other keyword is a ``ValueError``.
         """
         if videos is not None or audio is not None:
