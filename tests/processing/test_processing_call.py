@@ -1,6 +1,8 @@
 """GatoProcessor.__call__ as transformers users call it: prompts for generate (text, an image alone, a chat), training
 batches on request, transformers' keyword conventions, and bad arguments refused (hypothesis-fuzzed)."""
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -154,6 +156,46 @@ def test_return_tensors_defaults_to_python_lists_as_transformers_processors(proc
     assert isinstance(processor.collate(sequences)["input_ids"], torch.Tensor)  # the collator's default: torch
 
 
+def test_call_signature_lists_only_the_inputs_gato_takes(processor):
+    """transformers' processor tests pick the modalities to pass from ``__call__``'s signature."""
+    parameters = set(inspect.signature(processor.__call__).parameters)
+    assert {"text", "images", "episodes", "specs"} <= parameters and not {"videos", "audio"} & parameters
+    with pytest.raises(ValueError, match="audio: Gato takes text, images and episodes"):
+        processor(text="go", audio=[np.zeros(16)])
+
+
+def test_model_input_names_are_the_keys_of_a_prompt_with_images(processor):
+    prompt = processor(text=["a", "a red"], images=[black_image(), [black_image(), black_image()]])
+    assert set(prompt) == set(processor.model_input_names)
+    assert not {"labels", "loss_mask"} & set(processor.model_input_names)  # targets, not inputs
+
+
+def test_the_tokenizers_init_settings_are_the_calls_defaults(processor):
+    from gato.processing.tokenization_gato import DEFAULT_TOKENIZER_DIR
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(
+        DEFAULT_TOKENIZER_DIR, local_files_only=True, padding="max_length", max_length=20
+    )
+    padded = GatoProcessor(tokenizer, processor.image_processor, max_length=64)
+    assert [len(ids) for ids in padded(text=["go", "go to the red ball"])["input_ids"]] == [20, 20]
+    assert len(padded(text="go", padding="longest")["input_ids"][0]) == 2  # a call's keyword wins
+    assert padded(text="go", padding="longest")["input_ids"] == processor(text="go")["input_ids"]
+
+
+def test_an_empty_image_list_makes_a_text_only_sample(processor):
+    image = np.full((32, 32, 3), 90, dtype=np.uint8)
+    batch = processor(text=["lower newer", "a red"], images=[[], [image]], return_tensors="pt")
+    alone = processor(text=["lower newer", "a red"][:1], return_tensors="pt")
+    width = batch["input_ids"].shape[1]
+    assert torch.equal(batch["input_ids"][0, width - alone["input_ids"].shape[1] :], alone["input_ids"][0])
+    assert batch["patch_mask"][0].sum() == 0 and batch["patch_mask"][1].sum() == 4
+    training = processor(text=["lower newer", "a red"], images=[[], [image]], return_labels=True)
+    assert training["input_ids"][0][: training["attention_mask"][0].count(1)] == [
+        int(i) for i in processor.tokenize_text("lower newer")["input_ids"]
+    ]
+
+
 def test_padding_side_and_return_labels_override_the_defaults(processor):
     right = processor(text=["go", "go to the red ball"], padding_side="right")
     assert right["attention_mask"][0] == [1, 1, 0, 0, 0, 0]
@@ -171,7 +213,7 @@ def test_a_keyword_passed_twice_is_refused(processor):
     [
         ({"truncation": True}, "text_kwargs: ['truncation'] not supported"),
         ({"temperature": 0.5}, "unexpected arguments ['temperature']"),
-        ({"videos": [black_image()]}, "videos, audio: Gato takes"),
+        ({"videos": [black_image()]}, "videos: Gato takes text, images and episodes"),
     ],
 )
 def test_keywords_that_would_be_ignored_are_refused(processor, kwargs, message):

@@ -169,7 +169,7 @@ def test_collate_pads_right_and_derives_labels_and_masks(processor):
     assert batch["patch_valid"].tolist() == [[False] * 16, [True] * 16]
     assert torch.equal(batch["patch_valid"].sum(1), batch["patch_mask"].sum(1))
     assert batch["patch_rows"].shape == (2, 16, 2)
-    assert set(batch.keys()) == set(processor.model_input_names)
+    assert set(batch.keys()) == {*processor.model_input_names, "labels", "loss_mask"}
 
 
 def test_collate_to_max_length_and_without_images(processor):
