@@ -614,12 +614,29 @@ class GatoModel(GatoPreTrainedModel):
         )
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
+        # Every parameter takes part in every training step, images or not: data-parallel training (DDP, DeepSpeed)
+        # reduces gradients in buckets and stops, or goes out of step between ranks, when one rank's batch has no
+        # image and leaves the patch embedding out of the graph. An unused embedding runs its own forward on an
+        # empty input at the place a used one runs (0 rows: zero gradients, no position sampled, so no random number
+        # drawn): DeepSpeed ZeRO-3 gathers partitioned parameters in module hooks and checks that every rank calls
+        # the same modules in the same order.
+        training = self.training and torch.is_grad_enabled()
         if patch_pixels is not None:
             inputs_embeds = self.place_patches(
                 inputs_embeds, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid
             )
+        elif training:
+            config = self.config
+            no_pixels = inputs_embeds.new_zeros(0, config.num_channels, config.patch_size, config.patch_size)
+            no_intervals = torch.zeros(0, 2, dtype=torch.long, device=inputs_embeds.device)
+            inputs_embeds = inputs_embeds + self.embed_patches(no_pixels, no_intervals, no_intervals).sum() * 0.0
         if local_positions is not None:
             inputs_embeds = inputs_embeds + self.embed_local_positions_of(local_positions, inputs_embeds.dtype)
+        elif training:
+            no_positions = torch.zeros(0, dtype=torch.long, device=inputs_embeds.device)
+            inputs_embeds = (
+                inputs_embeds + self.embed_local_positions(no_positions).sum().to(inputs_embeds.dtype) * 0.0
+            )
         return inputs_embeds
 
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
@@ -661,18 +678,6 @@ class GatoModel(GatoPreTrainedModel):
             input_ids, inputs_embeds, local_positions, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid
         )
         check_attention_inputs(attention_mask, position_ids, cache, tuple(inputs_embeds.shape[:2]))
-        if self.training and torch.is_grad_enabled():
-            # Every parameter takes part in every training step, images or not: data-parallel training (DDP,
-            # DeepSpeed) reduces gradients in buckets and stops, or goes out of step between ranks, when one rank's
-            # batch has no image and leaves the patch embedding out of the graph. Unused parts get zero gradients.
-            unused = []
-            if patch_pixels is None:
-                unused.append(self.embed_patches)
-            if local_positions is None:
-                unused.append(self.embed_local_positions)
-            if unused:
-                zero = sum(parameter.sum() for module in unused for parameter in module.parameters()) * 0.0
-                inputs_embeds = inputs_embeds + zero.to(inputs_embeds.dtype)
 
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
