@@ -251,8 +251,9 @@ def validate_model_card(source: str | Path | ModelCard) -> list[EvalResult]:
 def check_run_folder(run_dir: str | Path) -> list[str]:
     """Problems that would make the pushed repository fail ``from_pretrained`` (empty list: none).
 
-    Checks the files of :data:`REQUIRED_FILES`, a tokenizer file, and an ``auto_map`` in ``config.json`` naming
-    code files that are in the folder (for ``trust_remote_code=True`` where ``gato`` is not installed).
+    Checks the files of :data:`REQUIRED_FILES`, a tokenizer file, and an ``auto_map`` (and ``custom_pipelines``) in
+    ``config.json`` naming code files that are in the folder (for ``trust_remote_code=True`` where ``gato`` is not
+    installed).
     """
     folder = Path(run_dir)
     problems = [f"missing {name}" for name in REQUIRED_FILES if not (folder / name).exists()]
@@ -267,6 +268,15 @@ def check_run_folder(run_dir: str | Path) -> list[str]:
             module = reference.split(".")[0]
             if not (folder / f"{module}.py").exists():
                 problems.append(f"config.json: auto_map names {reference} but {module}.py is not in the folder")
+        # The caption pipeline for both task names where gato is not installed (modeling_gato/pipeline_gato.py).
+        for task, entry in sorted((config.get("custom_pipelines") or {}).items()):
+            reference = str(entry.get("impl", "")) if isinstance(entry, dict) else ""
+            module = reference.split(".")[0]
+            if not module or not (folder / f"{module}.py").exists():
+                problems.append(
+                    f"config.json: custom_pipelines[{task!r}] names {reference or 'no impl'} but {module or '?'}.py "
+                    "is not in the folder"
+                )
     return problems
 
 

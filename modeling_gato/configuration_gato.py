@@ -22,7 +22,10 @@ try:
     )
     from gato.suite.token_layout import discrete_offset as layout_discrete_offset
     from gato.suite.token_layout import vocab_size as layout_vocab_size
+
+    GATO_IS_INSTALLED = True
 except ImportError:  # a remote-code folder (``write_remote_code``), loaded where gato is not installed
+    GATO_IS_INSTALLED = False
     from .token_layout import (
         BOS_TOKEN_ID,
         DEFAULT_DISCRETE_LAYOUT,
@@ -146,6 +149,11 @@ class GatoConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         for name in RETIRED_FIELDS:  # an older config.json
             kwargs.pop(name, None)
+        if GATO_IS_INSTALLED:
+            # A saved folder's `custom_pipelines` (the remote-code caption pipeline, `pipeline_gato.py`) is for where
+            # gato is not installed; here `import gato` has registered the same pipeline for both task names, and
+            # transformers would refuse a config's custom pipeline without trust_remote_code.
+            kwargs.pop("custom_pipelines", None)
         if self.discrete_offset is None:
             self.discrete_offset = layout_discrete_offset(self.discrete_layout)
         if self.vocab_size is None:

@@ -19,7 +19,8 @@ Input checks: ``forward`` checks every argument's shape against ``input_ids`` (c
 labels, local positions, patch counts); on an accelerator the value checks are skipped, since each would wait for the device
 at every step. Errors are ValueErrors naming the argument, the expected and the given shape.
 
-Remote code: ``save_pretrained`` copies this file, ``configuration_gato.py``, ``acting.py``, ``loss_gato.py`` and
+Remote code: ``save_pretrained`` copies this file, ``configuration_gato.py``, ``acting.py``, ``loss_gato.py``,
+``pipeline_gato.py`` (the caption pipeline, named for both caption tasks in ``config.json``'s ``custom_pipelines``) and
 ``token_layout.py`` unchanged beside the weights. Each imports the constants from ``gato.suite.token_layout``
 and, where ``gato`` is not installed, from the ``token_layout.py`` copy beside it (the ``except ImportError``
 branch), so ``trust_remote_code=True`` loads the folder without rewriting any source.
@@ -58,6 +59,7 @@ except ImportError:  # a remote-code folder, loaded where gato is not installed
 from .acting import GatoActingMixin
 from .configuration_gato import GatoConfig
 from .loss_gato import fused_loss_applies, linear_cross_entropy
+from .pipeline_gato import REMOTE_CUSTOM_PIPELINES
 
 logger = logging.get_logger(__name__)
 
@@ -445,9 +447,10 @@ class GatoPreTrainedModel(PreTrainedModel):
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """``PreTrainedModel.save_pretrained`` (safetensors), plus the code ``trust_remote_code=True`` needs.
 
-        Writes ``configuration_gato.py``, ``modeling_gato.py``, ``acting.py``, ``loss_gato.py`` and ``token_layout.py`` beside
-        the weights and an ``auto_map`` in ``config.json``; with ``gato`` installed the Auto classes still
-        pick the registered local classes (no ``trust_remote_code`` needed).
+        Writes ``configuration_gato.py``, ``modeling_gato.py``, ``acting.py``, ``loss_gato.py``, ``pipeline_gato.py`` and
+        ``token_layout.py`` beside the weights, and an ``auto_map`` and the caption ``custom_pipelines`` in
+        ``config.json``; with ``gato`` installed the Auto classes and pipelines still pick the registered local
+        classes (no ``trust_remote_code`` needed).
         """
         if kwargs.get("safe_serialization") is False:
             raise ValueError("safe_serialization=False is not supported: gato folders hold safetensors only")
@@ -478,14 +481,13 @@ def write_remote_code(save_directory: str | os.PathLike) -> list[Path]:
         RuntimeError: a source file imports ``gato`` outside ``try: ... except ImportError:`` (it would not load
             where gato is not installed).
     """
-    from . import acting, configuration_gato, loss_gato
+    from . import acting, configuration_gato, loss_gato, pipeline_gato
 
     constants_file = Path(inspect.getfile(configuration_gato.layout_vocab_size))
     folder = Path(save_directory)
     written = []
-    for source_file in (
-        Path(inspect.getfile(module)) for module in (configuration_gato, sys.modules[__name__], acting, loss_gato)
-    ):
+    modules = (configuration_gato, sys.modules[__name__], acting, loss_gato, pipeline_gato)
+    for source_file in (Path(inspect.getfile(module)) for module in modules):
         source = source_file.read_text(encoding="utf-8")
         if _TOP_LEVEL_GATO_IMPORT.search(source):
             raise RuntimeError(
@@ -498,12 +500,14 @@ def write_remote_code(save_directory: str | os.PathLike) -> list[Path]:
     target = folder / "token_layout.py"
     target.write_text(constants_file.read_text(encoding="utf-8"), encoding="utf-8")
     written.append(target)
-    # The config written by `save_pretrained` already has the auto_map; make sure of it if it was saved before.
+    # The config written by `save_pretrained` already has the auto_map; make sure of it if it was saved before. The
+    # caption pipeline is named for both task names in the file only: a loaded config drops it where gato is
+    # installed (`GatoConfig.__post_init__`), since gato registers that pipeline itself.
     config_file = folder / "config.json"
     if config_file.exists():
         config = json.loads(config_file.read_text(encoding="utf-8"))
-        if config.get("auto_map") != REMOTE_AUTO_MAP:
-            config["auto_map"] = dict(REMOTE_AUTO_MAP)
+        if config.get("auto_map") != REMOTE_AUTO_MAP or config.get("custom_pipelines") != REMOTE_CUSTOM_PIPELINES:
+            config.update(auto_map=dict(REMOTE_AUTO_MAP), custom_pipelines=REMOTE_CUSTOM_PIPELINES)
             config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return written
 
@@ -610,12 +614,29 @@ class GatoModel(GatoPreTrainedModel):
         )
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
+        # Every parameter takes part in every training step, images or not: data-parallel training (DDP, DeepSpeed)
+        # reduces gradients in buckets and stops, or goes out of step between ranks, when one rank's batch has no
+        # image and leaves the patch embedding out of the graph. An unused embedding runs its own forward on an
+        # empty input at the place a used one runs (0 rows: zero gradients, no position sampled, so no random number
+        # drawn): DeepSpeed ZeRO-3 gathers partitioned parameters in module hooks and checks that every rank calls
+        # the same modules in the same order.
+        training = self.training and torch.is_grad_enabled()
         if patch_pixels is not None:
             inputs_embeds = self.place_patches(
                 inputs_embeds, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid
             )
+        elif training:
+            config = self.config
+            no_pixels = inputs_embeds.new_zeros(0, config.num_channels, config.patch_size, config.patch_size)
+            no_intervals = torch.zeros(0, 2, dtype=torch.long, device=inputs_embeds.device)
+            inputs_embeds = inputs_embeds + self.embed_patches(no_pixels, no_intervals, no_intervals).sum() * 0.0
         if local_positions is not None:
             inputs_embeds = inputs_embeds + self.embed_local_positions_of(local_positions, inputs_embeds.dtype)
+        elif training:
+            no_positions = torch.zeros(0, dtype=torch.long, device=inputs_embeds.device)
+            inputs_embeds = (
+                inputs_embeds + self.embed_local_positions(no_positions).sum().to(inputs_embeds.dtype) * 0.0
+            )
         return inputs_embeds
 
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
@@ -657,18 +678,6 @@ class GatoModel(GatoPreTrainedModel):
             input_ids, inputs_embeds, local_positions, patch_mask, patch_pixels, patch_rows, patch_cols, patch_valid
         )
         check_attention_inputs(attention_mask, position_ids, cache, tuple(inputs_embeds.shape[:2]))
-        if self.training and torch.is_grad_enabled():
-            # Every parameter takes part in every training step, images or not: data-parallel training (DDP,
-            # DeepSpeed) reduces gradients in buckets and stops, or goes out of step between ranks, when one rank's
-            # batch has no image and leaves the patch embedding out of the graph. Unused parts get zero gradients.
-            unused = []
-            if patch_pixels is None:
-                unused.append(self.embed_patches)
-            if local_positions is None:
-                unused.append(self.embed_local_positions)
-            if unused:
-                zero = sum(parameter.sum() for module in unused for parameter in module.parameters()) * 0.0
-                inputs_embeds = inputs_embeds + zero.to(inputs_embeds.dtype)
 
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)

@@ -32,7 +32,7 @@ import torch
 from transformers.image_processing_backends import PilBackend
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_transforms import resize as pil_resize
-from transformers.image_utils import ChannelDimension, ImageInput, PILImageResampling, SizeDict
+from transformers.image_utils import ChannelDimension, ImageInput, PILImageResampling, SizeDict, load_image
 from transformers.processing_utils import ImagesKwargs, Unpack
 from transformers.utils import TensorType
 
@@ -168,12 +168,19 @@ class GatoImageProcessor(PilBackend):
 
     @staticmethod
     def _as_batch(image: Any, single: bool) -> np.ndarray:
+        if isinstance(image, str):  # a path or URL, as transformers' image processors take (chat messages carry them)
+            try:
+                image = load_image(image)
+            except (ValueError, OSError) as error:
+                raise ValueError(f"images: could not load the image {image!r}: {error}") from error
         if isinstance(image, PIL.Image.Image):
             image = np.asarray(image.convert("RGB"))
         elif isinstance(image, torch.Tensor):
             image = image.detach().cpu().numpy()
         elif not isinstance(image, np.ndarray):
-            raise ValueError(f"images: expected numpy arrays, torch tensors or PIL images, got {type(image).__name__}")
+            raise ValueError(
+                f"images: expected numpy arrays, torch tensors, PIL images or paths/URLs, got {type(image).__name__}"
+            )
         given_shape = tuple(image.shape)
         max_rank = 3 if single else 4
         if image.ndim == 2:

@@ -116,12 +116,12 @@ class GatoProcessorKwargs(ProcessingKwargs, total=False):
     return_labels: bool | None
 
 
-# The batch keys of the processor → model contract (token_layout.py); the patch keys only when images are present.
+# The model's inputs in the processor → model contract (token_layout.py), as transformers' `model_input_names`: what a
+# call returns for a prompt with images (the patch keys only when images are present). The training targets
+# (`TARGET_KEYS`, with return_labels=True) are not inputs, as a tokenizer's names leave out `labels`.
 MODEL_INPUT_NAMES: tuple[str, ...] = (
     "input_ids",
     "attention_mask",
-    "loss_mask",
-    "labels",
     "local_positions",
     "patch_mask",
     "patch_pixels",
@@ -129,6 +129,11 @@ MODEL_INPUT_NAMES: tuple[str, ...] = (
     "patch_cols",
     "patch_valid",
 )
+
+
+def _no_image(image: Any) -> bool:
+    """``images[i] == []``: the i-th text of a call has no image."""
+    return isinstance(image, (list, tuple)) and len(image) == 0
 
 
 def _describe(value: Any) -> str:
@@ -184,10 +189,10 @@ class GatoProcessor(ProcessorMixin):
     """
 
     valid_processor_kwargs = GatoProcessorKwargs
-    # transformers' per-modality defaults (the lowest priority in `_merge_kwargs`): torch tensors, as the
-    # `generate(**processor(...))` pattern needs (like Pixtral's, InternVL's or Idefics' processors).
-    text_kwargs = {"padding": "longest", "return_tensors": "pt"}
-    images_kwargs = {"return_tensors": "pt"}
+    # transformers' per-modality defaults (the lowest priority in `_merge_kwargs`). No `return_tensors`: as
+    # transformers' processors and tokenizers, a call returns Python lists unless asked for tensors
+    # (`generate(**processor(..., return_tensors="pt"))`).
+    text_kwargs = {"padding": "longest"}
 
     def __init__(
         self,
@@ -244,7 +249,8 @@ class GatoProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self) -> list[str]:
-        """Every key :meth:`collate` can return (the contract of ``token_layout.py``)."""
+        """The model inputs a call returns (a prompt with images returns all of them); :meth:`collate` and
+        ``return_labels=True`` add the targets ``loss_mask`` and ``labels``."""
         return list(MODEL_INPUT_NAMES)
 
     # --- encoders handed to the episode layout ------------------------------------------------------------
@@ -450,7 +456,9 @@ class GatoProcessor(ProcessorMixin):
             sequences: dicts from :meth:`tokenize_episode` / :meth:`tokenize_text` / :meth:`tokenize_caption`.
             padding: ``"longest"`` (or ``True``) pads to the longest sequence, ``"max_length"`` to ``max_length``,
                 ``"do_not_pad"`` (or ``False``) only batches sequences of one length (transformers' strategies).
-            return_tensors: ``"pt"`` (torch) or ``"np"``/None (numpy).
+            return_tensors: ``"pt"`` (torch, the default: ``collate`` is the data collator of training and acting,
+                like transformers' data collators), ``"np"`` (numpy) or ``None`` (Python lists, as a processor call
+                returns by default).
             padding_side: ``"right"`` (training batches) or ``"left"`` (prompts of several lengths for ``generate``).
             max_length: the length ``padding="max_length"`` pads to (default: the processor's ``max_length``).
 
@@ -517,6 +525,8 @@ class GatoProcessor(ProcessorMixin):
             data.update(
                 patch_mask=patch_mask, patch_pixels=pixels, patch_rows=rows, patch_cols=cols, patch_valid=patch_valid
             )
+        if return_tensors is None:  # transformers' convention: Python lists
+            return BatchFeature(data={key: value.tolist() for key, value in data.items()})
         tensor_type = None if return_tensors == "np" else return_tensors
         return BatchFeature(data=data, tensor_type=tensor_type)
 
@@ -526,8 +536,6 @@ class GatoProcessor(ProcessorMixin):
         images: Any = None,
         episodes: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         specs: TaskSpec | Sequence[TaskSpec] | None = None,
-        videos: Any = None,
-        audio: Any = None,
         **kwargs: Unpack[GatoProcessorKwargs],
     ) -> BatchFeature:
         """One call for any mix of inputs, collated into one batch.
@@ -546,16 +554,22 @@ class GatoProcessor(ProcessorMixin):
         ``common_kwargs``): ``padding`` (``True``/``"longest"`` default, ``"max_length"``, ``False``/``"do_not_pad"``),
         ``max_length`` (the ``"max_length"`` padding length), ``padding_side`` (default ``"left"`` for prompts,
         ``"right"`` for training), ``add_special_tokens`` (``False``: no ``bos`` on text prompts), ``return_tensors``
-        (``"pt"`` default, ``"np"``, ``None``: numpy); image keywords go to the image processor (captions only).
+        (``None`` default: Python lists, as transformers' processors; ``"pt"``: torch, what ``generate`` and the
+        model take; ``"np"``: numpy); image keywords go to the image processor (captions only).
         Any other keyword is a ``ValueError``.
         """
-        if videos is not None or audio is not None:
-            raise ValueError("videos, audio: Gato takes text, images and episodes (with specs)")
         self._check_keywords(kwargs)
-        merged = self._merge_kwargs(GatoProcessorKwargs, **kwargs)
+        for name in ("videos", "audio"):  # `apply_chat_template` passes them as None
+            kwargs.pop(name, None)
+        # As transformers' processors: the tokenizer's own init settings (e.g. padding="max_length") are defaults.
+        merged = self._merge_kwargs(GatoProcessorKwargs, tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
         text_kwargs, images_kwargs = merged["text_kwargs"], merged["images_kwargs"]
+        # A text keyword the call would not honour is refused; one the tokenizer was built with is its own business.
+        passed = set(kwargs) | set(kwargs.get("text_kwargs") or {}) | set(kwargs.get("common_kwargs") or {})
         unsupported = sorted(
-            key for key, value in text_kwargs.items() if key not in SUPPORTED_TEXT_KWARGS and value is not None
+            key
+            for key, value in text_kwargs.items()
+            if key not in SUPPORTED_TEXT_KWARGS and value is not None and key in passed
         )
         if unsupported:
             raise ValueError(
@@ -587,12 +601,17 @@ class GatoProcessor(ProcessorMixin):
                     raise ValueError(
                         f"images_kwargs: {sorted(images_kwargs)} apply to prompts only; set them on the image processor"
                     )
-                sequences += [self.tokenize_caption(image, caption) for image, caption in zip(image_list, texts)]
-            else:
-                prefixes = texts or [""] * len(image_list)
                 sequences += [
-                    self.tokenize_caption_prompt(image, prefix, images_kwargs)
-                    for image, prefix in zip(image_list, prefixes)
+                    self.tokenize_text(caption) if _no_image(image) else self.tokenize_caption(image, caption)
+                    for image, caption in zip(image_list, texts)
+                ]
+            else:
+                # An empty image list beside a text is a text-only sample of the batch (transformers' convention).
+                sequences += [
+                    self.tokenize_text_prompt(prefix, add_special_tokens)
+                    if texts and _no_image(image)
+                    else self.tokenize_caption_prompt(image, prefix, images_kwargs)
+                    for image, prefix in zip(image_list, texts or [""] * len(image_list))
                 ]
         elif return_labels:
             sequences += [self.tokenize_text(piece) for piece in texts]
@@ -623,6 +642,9 @@ class GatoProcessor(ProcessorMixin):
 
     def _check_keywords(self, kwargs: Mapping[str, Any]) -> None:
         """Refuse keywords ``__call__`` would otherwise ignore (transformers only logs a warning for them)."""
+        other_inputs = sorted(name for name in ("videos", "audio") if kwargs.get(name) is not None)
+        if other_inputs:
+            raise ValueError(f"{', '.join(other_inputs)}: Gato takes text, images and episodes (with specs)")
         image_keywords = set(getattr(getattr(self.image_processor, "valid_kwargs", None), "__annotations__", {}))
         known = (
             set(GatoProcessorKwargs.__annotations__)
@@ -630,7 +652,7 @@ class GatoProcessor(ProcessorMixin):
             | image_keywords
             | {"common_kwargs"}
         )
-        unknown = sorted(set(kwargs) - known)
+        unknown = sorted(set(kwargs) - known - {"videos", "audio"})
         if unknown:
             raise ValueError(
                 f"unexpected arguments {unknown}; GatoProcessor takes text, images, episodes, specs and the keywords "

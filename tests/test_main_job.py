@@ -50,6 +50,7 @@ HUB_FILES = {
     "modeling_gato.py",
     "acting.py",
     "loss_gato.py",
+    "pipeline_gato.py",
     "token_layout.py",
     "training_config.yaml",
     "eval_results.json",

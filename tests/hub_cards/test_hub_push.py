@@ -23,6 +23,7 @@ MODEL_FILES = {
     "modeling_gato.py",
     "acting.py",
     "loss_gato.py",
+    "pipeline_gato.py",  # the caption pipeline config.json's custom_pipelines names
     "token_layout.py",
     # the processor's remote code (GatoProcessor.save_pretrained)
     "processing_gato.py",
@@ -73,7 +74,7 @@ def test_dry_run_lists_the_files_validates_and_writes_nothing(run_dir, capsys, m
     out = capsys.readouterr().out
     listed = {line.strip() for line in out.splitlines() if line.startswith("  ")}
     assert listed == MODEL_FILES | RESULT_FILES | {"README.md"}
-    assert "would upload 22 files" in out and "model card metadata valid" in out
+    assert f"would upload {len(listed)} files" in out and "model card metadata valid" in out
     assert sorted(p.name for p in run_dir.iterdir()) == before  # no README written by a dry run
 
 
@@ -112,6 +113,17 @@ def test_folder_that_would_not_load_is_refused_naming_what_is_missing(run_dir, c
     assert "missing model.safetensors" in problems and any("auto_map" in p for p in problems)
     assert main(["push", str(run_dir), "--repo-id", "someone/x", "--dry-run"]) == 2
     assert "model.safetensors" in capsys.readouterr().err
+
+
+def test_folder_without_its_caption_pipeline_code_is_refused(run_dir):
+    (run_dir / "pipeline_gato.py").unlink()
+    problems = check_run_folder(run_dir)
+    assert problems == [
+        "config.json: custom_pipelines['image-text-to-text'] names pipeline_gato.GatoImageToTextPipeline but "
+        "pipeline_gato.py is not in the folder",
+        "config.json: custom_pipelines['image-to-text'] names pipeline_gato.GatoImageToTextPipeline but "
+        "pipeline_gato.py is not in the folder",
+    ]
 
 
 def test_bad_repo_id_is_refused(run_dir, capsys):

@@ -115,6 +115,26 @@ def test_text_only_training_step_still_reaches_every_parameter():
         torch.testing.assert_close(model(input_ids=ids).logits, tiny_model()(input_ids=ids).logits, rtol=0, atol=0)
 
 
+def test_image_free_training_step_runs_the_patch_embedding_through_its_modules_and_draws_no_random_number():
+    """DeepSpeed ZeRO-3 gathers a module's partitioned parameters in its forward hooks and checks that the ranks call
+    the same modules: the zero-gradient stand-in for an image-free batch must call the patch and local-position
+    embeddings' modules as a real image does, and must not draw random numbers (the training run's random stream
+    stays the one without it)."""
+    model = tiny_model().train()
+    calls = []
+    for name, module in model.model.named_modules():
+        if name.startswith(("embed_patches", "embed_local_positions")):
+            module.register_forward_hook(lambda module, args, output, name=name: calls.append(name))
+    batch = control_batch()  # images and local positions
+    model(**batch)
+    with_image, calls[:] = list(calls), []
+    ids = torch.randint(4, 1000, (2, 6))
+    state = torch.get_rng_state()
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert torch.equal(torch.get_rng_state(), state)
+    assert calls == with_image
+
+
 def test_loss_logits_only_at_targets():
     model = tiny_model()
     batch = control_batch()

@@ -14,9 +14,18 @@ import gato.suite.token_layout
 import numpy as np
 import pytest
 import torch
-from gato.modeling_gato import GatoConfig, GatoForCausalLM, GatoModel, acting, configuration_gato, modeling_gato
+from gato.modeling_gato import (
+    GatoConfig,
+    GatoForCausalLM,
+    GatoModel,
+    acting,
+    configuration_gato,
+    modeling_gato,
+    pipeline_gato,
+)
+from PIL import Image
 from test_modeling_gato import control_batch, random_image, tiny_model, tiny_processor
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, pipeline
 
 import gato  # noqa: F401  (registers the Auto classes)
 
@@ -32,15 +41,24 @@ def test_save_writes_safetensors_config_and_remote_code(tmp_path):
     assert not [n for n in names if n.endswith((".bin", ".pt", ".pth"))]
     sources = {"token_layout.py": Path(gato.suite.token_layout.__file__)}
     sources.update(
-        {Path(module.__file__).name: Path(module.__file__) for module in (configuration_gato, modeling_gato, acting)}
+        {
+            Path(module.__file__).name: Path(module.__file__)
+            for module in (configuration_gato, modeling_gato, acting, pipeline_gato)
+        }
     )
     for code, source in sources.items():
         assert code in names
         # Copied unchanged: gato is imported only inside `try: ... except ImportError:` (indented), never at top level.
         assert (tmp_path / code).read_text() == source.read_text(), code
         assert not re.search(r"^(from|import)\s+gato\b", (tmp_path / code).read_text(), flags=re.MULTILINE), code
-    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
-    assert auto_map["AutoModelForCausalLM"] == "modeling_gato.GatoForCausalLM"
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["auto_map"]["AutoModelForCausalLM"] == "modeling_gato.GatoForCausalLM"
+    for task in ("image-to-text", "image-text-to-text"):  # the folder's own caption pipeline, for remote code
+        assert saved["custom_pipelines"][task]["impl"] == "pipeline_gato.GatoImageToTextPipeline"
+        assert saved["custom_pipelines"][task]["pt"] == ["AutoModelForImageTextToText"]
+    # With gato installed its registered pipelines serve both names: a loaded config does not carry the custom ones
+    # (transformers would ask for trust_remote_code).
+    assert getattr(AutoConfig.from_pretrained(tmp_path), "custom_pipelines", None) is None
 
 
 def test_auto_round_trip_gives_identical_outputs(tmp_path):
@@ -63,9 +81,16 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
     processor.save_pretrained(tmp_path / "model")
     batch = inputs()
     image = random_image(np.random.default_rng(0))
-    prompt = processor(images=image, text="a cat")
+    prompt = processor(images=image, text="a cat", return_tensors="pt")
+    captions = {}
+    for task in ("image-to-text", "image-text-to-text"):  # gato's registered pipelines, gato installed
+        captioner = pipeline(task, model=str(tmp_path / "model"))
+        scene = Image.fromarray(image)
+        captions[task] = [captioner(images=scene, text="a cat", max_new_tokens=3), captioner(scene, max_new_tokens=3)]
+        assert captions[task][0][0]["generated_text"].startswith("a cat")
     torch.save(
         {
+            "captions": captions,
             "inputs": batch,
             "logits": model(**batch).logits,
             "image": torch.from_numpy(image),
@@ -121,7 +146,7 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
         assert type(processor).__name__ == "GatoProcessor", type(processor)
         assert type(processor.image_processor).__name__ == "GatoImageProcessor", type(processor.image_processor)
         assert type(AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)).__name__ == "GatoImageProcessor"
-        prompt = processor(images=expected["image"].numpy(), text="a cat")
+        prompt = processor(images=expected["image"].numpy(), text="a cat", return_tensors="pt")
         assert prompt.keys() == expected["prompt"].keys()
         for key in prompt:
             torch.testing.assert_close(prompt[key], expected["prompt"][key], rtol=0, atol=0)
@@ -130,14 +155,19 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
         processor.save_pretrained(folder + "-again")
         assert type(AutoProcessor.from_pretrained(folder + "-again", trust_remote_code=True)).__name__ == "GatoProcessor"
 
-        # transformers' own image-text-to-text pipeline captions with the folder's model and processor.
+        # Both caption task names build the folder's own pipeline (config.json's custom_pipelines) and give the
+        # captions the installed gato's pipelines gave, quietly (the test reads stderr between the markers).
         from PIL import Image
         from transformers import pipeline
 
-        captioner = pipeline("image-text-to-text", model=folder, trust_remote_code=True)
-        image = Image.fromarray(expected["image"].numpy())  # transformers' pipeline takes PIL images, paths, URLs
-        caption = captioner(images=image, text="a cat", max_new_tokens=3)[0]["generated_text"]
-        assert isinstance(caption, str) and caption.startswith("a cat"), caption
+        image = Image.fromarray(expected["image"].numpy())
+        print("PIPELINES-START", file=sys.stderr, flush=True)
+        for task in ("image-to-text", "image-text-to-text"):
+            captioner = pipeline(task, model=folder, trust_remote_code=True)
+            assert type(captioner).__name__ == "GatoImageToTextPipeline", type(captioner)
+            captions = [captioner(images=image, text="a cat", max_new_tokens=3), captioner(image, max_new_tokens=3)]
+            assert captions == expected["captions"][task], (task, captions, expected["captions"][task])
+        print("PIPELINES-END", file=sys.stderr, flush=True)
         assert not any(name == "gato" or name.startswith("gato.") for name in sys.modules)
         print("REMOTE-OK", type(model).__module__)
         """
@@ -160,6 +190,10 @@ def test_remote_code_loads_where_gato_is_not_importable(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "REMOTE-OK" in result.stdout
+    # Quiet pipelines: no `--- Logging error ---` block (transformers' image-to-text renaming), no warning.
+    during = result.stderr.split("PIPELINES-START", 1)[1].split("PIPELINES-END", 1)[0]
+    noise = [line for line in during.splitlines() if line.strip() and not line.startswith("Loading weights")]
+    assert noise == [], noise
 
 
 def test_source_that_imports_gato_at_top_level_is_not_written_as_remote_code(tmp_path, monkeypatch):

@@ -1,6 +1,8 @@
 """GatoProcessor.__call__ as transformers users call it: prompts for generate (text, an image alone, a chat), training
 batches on request, transformers' keyword conventions, and bad arguments refused (hypothesis-fuzzed)."""
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -39,7 +41,7 @@ def greedy(model, inputs, new=3):
 
 
 def test_text_is_a_prompt_that_generate_continues(processor, model):
-    inputs = processor(text="go to the red ball")
+    inputs = processor(text="go to the red ball", return_tensors="pt")
     assert set(inputs) == {"input_ids", "attention_mask", "local_positions"}  # no training-only tensor
     ids = inputs["input_ids"][0]
     assert ids[0] == tl.BOS_TOKEN_ID and ids[-1] != tl.EOS_TOKEN_ID  # the model is to continue it
@@ -49,7 +51,7 @@ def test_text_is_a_prompt_that_generate_continues(processor, model):
 
 
 def test_an_image_alone_is_the_caption_prompt(processor, model):
-    inputs = processor(images=black_image())
+    inputs = processor(images=black_image(), return_tensors="pt")
     caption = processor.tokenize_caption(black_image(), "ignored")
     prompt_length = int(caption["patch_mask"].sum()) + 1  # the patches and bos
     assert inputs["input_ids"][0].tolist() == caption["input_ids"][:prompt_length].tolist()
@@ -59,22 +61,22 @@ def test_an_image_alone_is_the_caption_prompt(processor, model):
 
 
 def test_image_with_text_is_a_caption_prefix_to_continue(processor):
-    inputs = processor(images=[black_image()], text=["a red"])
+    inputs = processor(images=[black_image()], text=["a red"])  # Python lists by default
     pieces = processor.tokenizer("a red", add_special_tokens=False)["input_ids"]
-    assert inputs["input_ids"][0, 4:].tolist() == [tl.BOS_TOKEN_ID, *pieces]
+    assert inputs["input_ids"][0][4:] == [tl.BOS_TOKEN_ID, *pieces]
 
 
 def test_prompts_of_several_lengths_are_left_padded_for_generate(processor, model):
-    inputs = processor(text=["go", "go to the red ball"])
+    inputs = processor(text=["go", "go to the red ball"], return_tensors="pt")
     assert inputs["attention_mask"][0, 0] == 0 and inputs["attention_mask"][0, -1] == 1  # padding on the left
-    alone = greedy(model, processor(text="go"))
+    alone = greedy(model, processor(text="go", return_tensors="pt"))
     batched = greedy(model, inputs)
     length = inputs["input_ids"].shape[1]
     assert torch.equal(batched[0, length:], alone[0, alone.shape[1] - 3 :])  # padding changes nothing
 
 
 def test_return_labels_gives_the_training_layout(processor):
-    batch = processor(text=["a cat", "go left now"], return_labels=True)
+    batch = processor(text=["a cat", "go left now"], return_labels=True, return_tensors="pt")
     expected = processor.collate([processor.tokenize_text("a cat"), processor.tokenize_text("go left now")])
     assert batch.keys() == expected.keys() and all(torch.equal(batch[k], expected[k]) for k in batch)
     assert batch["input_ids"][0, int(batch["attention_mask"][0].sum()) - 1] == tl.EOS_TOKEN_ID
@@ -93,8 +95,10 @@ def test_chat_template_renders_turns_and_opens_the_assistant_turn(processor, mod
     ]
     text = processor.apply_chat_template(chat, add_generation_prompt=True)
     assert text == "User: hello there\nAssistant: hi\nUser: go to the red ball\nAssistant:"
-    inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True)
-    assert torch.equal(inputs["input_ids"], processor(text=text)["input_ids"])
+    inputs = processor.apply_chat_template(
+        chat, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    assert torch.equal(inputs["input_ids"], processor(text=text, return_tensors="pt")["input_ids"])
     assert greedy(model, inputs).shape[1] > inputs["input_ids"].shape[1]
 
 
@@ -123,21 +127,78 @@ def test_keywords_flat_or_grouped_give_the_same_batch(processor):
     assert all(np.array_equal(flat[k], grouped[k]) for k in flat)
 
 
-def test_padding_true_false_and_none_tensors(processor):
+def test_padding_true_and_false(processor):
     texts = ["go", "go to the red ball"]
-    assert torch.equal(
-        processor(text=texts, padding=True)["input_ids"], processor(text=texts, padding="longest")["input_ids"]
-    )
+    assert processor(text=texts, padding=True)["input_ids"] == processor(text=texts, padding="longest")["input_ids"]
     with pytest.raises(ValueError, match=r"padding: the sequences have different lengths \[2, 6\]"):
         processor(text=texts, padding=False)
-    same = processor(text=["go", "cat"], padding=False)  # one length each: nothing to pad
+    same = processor(text=["go", "cat"], padding=False, return_tensors="pt")  # one length each: nothing to pad
     assert same["input_ids"].shape == (2, 2)
-    assert isinstance(processor(text="go", return_tensors=None)["input_ids"], np.ndarray)
+
+
+def test_return_tensors_defaults_to_python_lists_as_transformers_processors(processor):
+    image = np.full((32, 32, 3), 200, dtype=np.uint8)
+    tensors = processor(images=[image, [image, image]], text=["a", "the red"], return_tensors="pt")
+    lists = processor(images=[image, [image, image]], text=["a", "the red"])
+    sequences = [
+        processor.tokenize_caption_prompt(image, "a"),
+        processor.tokenize_caption_prompt([image, image], "the red"),
+    ]
+    collated = processor.collate(sequences, padding_side="left", return_tensors=None)  # and its training keys
+    assert lists.keys() == tensors.keys() and set(tensors) < set(collated)
+    for default in (lists, collated):
+        for key, value in tensors.items():
+            assert isinstance(default[key], list) and isinstance(default[key][0], list), key
+            assert torch.equal(torch.tensor(default[key], dtype=value.dtype), value), key
+    as_numpy = processor(text="go", return_tensors="np")
+    assert isinstance(as_numpy["input_ids"], np.ndarray)
+    assert as_numpy["input_ids"].tolist() == processor(text="go")["input_ids"]
+    assert isinstance(processor.collate(sequences)["input_ids"], torch.Tensor)  # the collator's default: torch
+
+
+def test_call_signature_lists_only_the_inputs_gato_takes(processor):
+    """transformers' processor tests pick the modalities to pass from ``__call__``'s signature."""
+    parameters = set(inspect.signature(processor.__call__).parameters)
+    assert {"text", "images", "episodes", "specs"} <= parameters and not {"videos", "audio"} & parameters
+    with pytest.raises(ValueError, match="audio: Gato takes text, images and episodes"):
+        processor(text="go", audio=[np.zeros(16)])
+
+
+def test_model_input_names_are_the_keys_of_a_prompt_with_images(processor):
+    prompt = processor(text=["a", "a red"], images=[black_image(), [black_image(), black_image()]])
+    assert set(prompt) == set(processor.model_input_names)
+    assert not {"labels", "loss_mask"} & set(processor.model_input_names)  # targets, not inputs
+
+
+def test_the_tokenizers_init_settings_are_the_calls_defaults(processor):
+    from gato.processing.tokenization_gato import DEFAULT_TOKENIZER_DIR
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(
+        DEFAULT_TOKENIZER_DIR, local_files_only=True, padding="max_length", max_length=20
+    )
+    padded = GatoProcessor(tokenizer, processor.image_processor, max_length=64)
+    assert [len(ids) for ids in padded(text=["go", "go to the red ball"])["input_ids"]] == [20, 20]
+    assert len(padded(text="go", padding="longest")["input_ids"][0]) == 2  # a call's keyword wins
+    assert padded(text="go", padding="longest")["input_ids"] == processor(text="go")["input_ids"]
+
+
+def test_an_empty_image_list_makes_a_text_only_sample(processor):
+    image = np.full((32, 32, 3), 90, dtype=np.uint8)
+    batch = processor(text=["lower newer", "a red"], images=[[], [image]], return_tensors="pt")
+    alone = processor(text=["lower newer", "a red"][:1], return_tensors="pt")
+    width = batch["input_ids"].shape[1]
+    assert torch.equal(batch["input_ids"][0, width - alone["input_ids"].shape[1] :], alone["input_ids"][0])
+    assert batch["patch_mask"][0].sum() == 0 and batch["patch_mask"][1].sum() == 4
+    training = processor(text=["lower newer", "a red"], images=[[], [image]], return_labels=True)
+    assert training["input_ids"][0][: training["attention_mask"][0].count(1)] == [
+        int(i) for i in processor.tokenize_text("lower newer")["input_ids"]
+    ]
 
 
 def test_padding_side_and_return_labels_override_the_defaults(processor):
     right = processor(text=["go", "go to the red ball"], padding_side="right")
-    assert right["attention_mask"][0].tolist() == [1, 1, 0, 0, 0, 0]
+    assert right["attention_mask"][0] == [1, 1, 0, 0, 0, 0]
     with pytest.raises(ValueError, match="padding_side: expected one of"):
         processor(text="go", padding_side="middle")
 
@@ -152,7 +213,7 @@ def test_a_keyword_passed_twice_is_refused(processor):
     [
         ({"truncation": True}, "text_kwargs: ['truncation'] not supported"),
         ({"temperature": 0.5}, "unexpected arguments ['temperature']"),
-        ({"videos": [black_image()]}, "videos, audio: Gato takes"),
+        ({"videos": [black_image()]}, "videos: Gato takes text, images and episodes"),
     ],
 )
 def test_keywords_that_would_be_ignored_are_refused(processor, kwargs, message):
@@ -163,7 +224,9 @@ def test_keywords_that_would_be_ignored_are_refused(processor, kwargs, message):
 
 def test_image_keywords_reach_the_image_processor(processor):
     inputs = processor(
-        images=np.zeros((64, 64, 3), dtype=np.uint8), images_kwargs={"size": {"height": 16, "width": 16}}
+        images=np.zeros((64, 64, 3), dtype=np.uint8),
+        images_kwargs={"size": {"height": 16, "width": 16}},
+        return_tensors="pt",
     )
     assert inputs["patch_mask"].sum() == 1  # one 16x16 patch instead of the processor's 2x2
 
@@ -200,7 +263,7 @@ IMAGES = st.one_of(
 )
 def test_fuzzed_calls_return_a_batch_or_a_value_error(processor, text, images, padding, return_labels):
     try:
-        batch = processor(text=text, images=images, padding=padding, return_labels=return_labels)
+        batch = processor(text=text, images=images, padding=padding, return_labels=return_labels, return_tensors="pt")
     except ValueError as error:
         assert str(error).split(":")[0] in {"text", "images", "image", "padding", "text, images, episodes"}, error
         return

@@ -81,6 +81,21 @@ def test_pil_torch_list_and_stacked_inputs_agree():
     np.testing.assert_array_equal(processor(pil_images, return_tensors="np")["patch_pixels"], expected)
 
 
+def test_paths_load_like_transformers_image_processors_take_them(tmp_path):
+    processor = GatoImageProcessor()
+    frame = np.random.default_rng(3).integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    PIL.Image.fromarray(frame).save(tmp_path / "scene.png")
+    expected = processor(frame, return_tensors="np")["patch_pixels"]
+    np.testing.assert_array_equal(
+        processor(str(tmp_path / "scene.png"), return_tensors="np")["patch_pixels"], expected
+    )
+    np.testing.assert_array_equal(
+        processor([str(tmp_path / "scene.png")], return_tensors="np")["patch_pixels"], expected
+    )
+    with pytest.raises(ValueError, match="images: could not load the image '.*missing.png'"):
+        processor(str(tmp_path / "missing.png"))
+
+
 def test_images_are_resized_to_size():
     processor = GatoImageProcessor(size={"height": 32, "width": 64})
     image = np.full((50, 70, 3), 200, np.uint8)  # any size; a constant image stays constant

@@ -169,7 +169,7 @@ def test_collate_pads_right_and_derives_labels_and_masks(processor):
     assert batch["patch_valid"].tolist() == [[False] * 16, [True] * 16]
     assert torch.equal(batch["patch_valid"].sum(1), batch["patch_mask"].sum(1))
     assert batch["patch_rows"].shape == (2, 16, 2)
-    assert set(batch.keys()) == set(processor.model_input_names)
+    assert set(batch.keys()) == {*processor.model_input_names, "labels", "loss_mask"}
 
 
 def test_collate_to_max_length_and_without_images(processor):
@@ -180,8 +180,8 @@ def test_collate_to_max_length_and_without_images(processor):
 
 def test_call_mixes_text_captions_and_episodes_into_one_batch(processor):
     image = np.zeros((64, 64, 3), dtype=np.uint8)
-    captions = processor(text=["a square"], images=[image])
-    mixed = processor(episodes=[grid_episode(steps=5), grid_episode(steps=2)], specs=GRID_SPEC)
+    captions = processor(text=["a square"], images=[image], return_tensors="pt")
+    mixed = processor(episodes=[grid_episode(steps=5), grid_episode(steps=2)], specs=GRID_SPEC, return_tensors="pt")
     texts = processor(text=["one", "two words"], return_tensors="np")
     assert captions["input_ids"].shape[0] == 1 and captions["patch_mask"].sum() == 16
     expected_rows = len(processor.tokenize_episode(grid_episode(steps=5), GRID_SPEC)) + 1
@@ -203,8 +203,8 @@ def test_save_and_load_give_identical_outputs(tokenizer, tmp_path):
     for loaded in (auto, direct):
         assert (loaded.discrete_layout, loaded.max_length, loaded.observation_text_loss) == ("shifted", 77, True)
         for text, episodes in (("hello there", None), (None, [grid_episode(steps=4)])):
-            expected = processor(text=text, episodes=episodes, specs=GRID_SPEC)
-            got = loaded(text=text, episodes=episodes, specs=GRID_SPEC)
+            expected = processor(text=text, episodes=episodes, specs=GRID_SPEC, return_tensors="pt")
+            got = loaded(text=text, episodes=episodes, specs=GRID_SPEC, return_tensors="pt")
             assert expected.keys() == got.keys()
             assert all(torch.equal(expected[key], got[key]) for key in expected)
 

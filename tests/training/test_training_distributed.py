@@ -173,31 +173,16 @@ def test_ddp_two_processes_train_like_one_at_the_same_global_batch(ddp_run, one_
     _assert_matches_one_process(ddp_run, one_process, tolerance=1e-4)
 
 
-# DeepSpeed runs on image-free data: with images in one rank's batch and not in the other's, the model's
-# zero-gradient stand-in for the unused patch embedding (modeling_gato.py) puts ZeRO-2's gradients in another
-# order on each rank (the reduced gradient is ~1% off) and breaks ZeRO-3 outright; docs/TRAINING.md section 4.
-IMAGE_FREE = ("--task-weights", "captions=0")
+# The mixture gives one rank's batch images and not the other's: the image-free rank runs the patch embedding on an
+# empty input (modeling_gato.py), so that DeepSpeed sees the same modules and gradients on every rank. Before, its
+# zero-gradient stand-in left ZeRO-2's reduced gradient ~1% off and failed ZeRO-3; docs/TRAINING.md section 4.
 
 
 def _deepspeed_launch(stage: int, data_dir: str, record_dir: Path, port: int, *extra: str) -> None:
     pytest.importorskip("deepspeed")
     launcher = ["--config_file", str(DEEPSPEED_CONFIGS[stage]), "--num_processes", str(PROCESSES)]
-    result = _launch(launcher, data_dir, record_dir, port, str(GLOBAL_BATCH // PROCESSES), *IMAGE_FREE, *extra)
+    result = _launch(launcher, data_dir, record_dir, port, str(GLOBAL_BATCH // PROCESSES), *extra)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-
-@pytest.fixture(scope="module")
-def one_process_image_free(tiny_data_dir, tmp_path_factory):
-    from gato.cli import main
-
-    out = tmp_path_factory.mktemp("one_process_image_free")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main([*_train_args(tiny_data_dir, out / "run", GLOBAL_BATCH), *IMAGE_FREE]) == 0
-    finally:
-        torch.set_num_threads(threads)
-    return load_file(out / "run" / "model.safetensors"), json.loads((out / "run" / "train_results.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -208,22 +193,24 @@ def zero2_run(tiny_data_dir, tmp_path_factory, free_port):
 
 
 @pytest.mark.slow
-def test_deepspeed_zero2_two_processes_train_like_one_at_the_same_global_batch(zero2_run, one_process_image_free):
+def test_deepspeed_zero2_two_processes_train_like_one_at_the_same_global_batch(zero2_run, one_process):
     ranks = _ranks(zero2_run)
     assert [rank["state"]["distributed_type"] for rank in ranks] == ["DEEPSPEED"] * PROCESSES
     assert [rank["zero_stage"] for rank in ranks] == [2] * PROCESSES
-    _assert_matches_one_process(zero2_run, one_process_image_free, tolerance=1e-4)
+    _assert_matches_one_process(zero2_run, one_process, tolerance=1e-4)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="ZeRO-3, two processes: 'RuntimeError: 0 != 8192 Cannot reduce scatter "
-    "gradients whose size is not same as the params' (row/col patch embeddings touched outside their "
-    "module's forward by modeling_gato's zero-gradient stand-in); docs/TRAINING.md section 4",
-)
-def test_deepspeed_zero3_two_processes_run_to_the_end(tiny_data_dir, tmp_path, free_port):
+def test_deepspeed_zero3_two_processes_train_like_one_at_the_same_global_batch(
+    tiny_data_dir, tmp_path, free_port, one_process
+):
+    """Failed before with 'RuntimeError: 0 != 8192 Cannot reduce scatter gradients whose size is not same as the
+    params' on image-free data (a zero-gradient stand-in read the patch embeddings' parameters outside their modules'
+    forward, where ZeRO-3 keeps them partitioned), and with a collective mismatch with images on one rank only."""
     _deepspeed_launch(3, tiny_data_dir, tmp_path, free_port())
+    ranks = _ranks(tmp_path)
+    assert [rank["zero_stage"] for rank in ranks] == [3] * PROCESSES
+    _assert_matches_one_process(tmp_path, one_process, tolerance=1e-4)
 
 
 @pytest.mark.slow
