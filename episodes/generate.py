@@ -374,6 +374,8 @@ def generate(
         action_noise: execute the expert's actions with noise while recording the expert's own
             (``gato.episodes.recorder.action_noise``: Gaussian std for continuous actions, the probability of a
             random action for discrete ones); 0 = clean expert episodes.
+        command: the command line recorded in the dataset cards (default: :func:`generate_command_line` of these
+            settings, what ``gato data generate`` itself records).
 
     Returns:
         The ``DatasetDict`` of every finished folder in ``out`` and one :class:`TaskSummary` per task.
@@ -385,6 +387,16 @@ def generate(
     task_list = resolve_tasks(tasks) if isinstance(tasks, str) else list(tasks)
     for task in task_list:  # before any work: a bad value would otherwise fail inside a worker
         check_action_noise(task.spec, action_noise)
+    command = command or generate_command_line(
+        tasks if isinstance(tasks, str) else ",".join(task.name for task in task_list),
+        episodes_per_task,
+        out,
+        seed=seed,
+        workers=workers,
+        captions=captions,
+        text=text,
+        action_noise=action_noise,
+    )
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out: {out} is a file; expected a folder to write the DatasetDict into")
@@ -418,15 +430,11 @@ def _generate_locked(
     chunk_episodes: int,
     overwrite: bool,
     progress: bool,
-    command: str | None,
+    command: str,
     text_sources: Any,
     action_noise: float,
 ) -> tuple[DatasetDict, list[TaskSummary]]:
     _remove_stale_temporaries(out)  # safe only under the lock: another run's temporaries would be in use
-    command = (
-        command
-        or f"gato data generate --tasks {','.join(t.name for t in task_list)} --episodes-per-task {episodes_per_task} --out {out} --seed {seed}"
-    )
 
     status: dict[str, str] = {}
     pending: dict[str, list[_Chunk]] = {}

@@ -326,7 +326,7 @@ def run_plan(
     (:func:`gato.episodes.generate.generate_command_line`). Resumable like ``generate``: finished tasks are skipped,
     whichever of a plan or hand-written calls wrote them.
     """
-    from .generate import generate, generate_command_line
+    from .generate import generate
 
     calls = plan.calls(tasks)
     summaries: list[Any] = []
@@ -342,16 +342,6 @@ def run_plan(
             text=call.text,
             overwrite=overwrite,
             progress=progress,
-            command=generate_command_line(
-                call.tasks_argument,
-                call.episodes_per_task,
-                out,
-                seed=seed,
-                workers=workers,
-                captions=call.captions,
-                text=call.text,
-                action_noise=call.action_noise,
-            ),
             text_sources=text_sources,
             action_noise=call.action_noise,
         )

@@ -79,7 +79,11 @@ def test_data_plan_and_task_weights_reach_the_data_and_training_configs(tmp_path
     # The flag's weights over the YAML file's, as every TrainSettings field.
     assert config.training().task_weights == {"cartpole": 2.0, "pendulum": 3.0, "captions": 0.5}
     evaluation = config.evaluation()
-    assert (evaluation.tasks, evaluation.captions, evaluation.text) == ("cartpole,pendulum", 8, False)
+    assert (evaluation.tasks, evaluation.captions, evaluation.text) == (
+        "cartpole,pendulum",
+        main_job.EvalSettings().captions,
+        False,
+    )
 
     calls = []
 

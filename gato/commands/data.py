@@ -160,18 +160,8 @@ def generate_command(args: argparse.Namespace) -> int:
         return dagger_command(config)
     if _dagger_flags_without_model(config):
         return 2
-    from gato.episodes.generate import generate, generate_command_line, summary_table
+    from gato.episodes.generate import generate, summary_table
 
-    command = generate_command_line(
-        config.tasks,
-        config.episodes_per_task,
-        config.out,
-        seed=config.seed,
-        workers=config.workers,
-        captions=config.captions,
-        text=config.text,
-        action_noise=config.action_noise,
-    )
     try:
         dataset_dict, summaries = generate(
             config.tasks,
@@ -183,7 +173,6 @@ def generate_command(args: argparse.Namespace) -> int:
             text=config.text,
             overwrite=config.overwrite,
             progress=config.progress,
-            command=command,
             action_noise=config.action_noise,
         )
     except (KeyError, ValueError) as error:
