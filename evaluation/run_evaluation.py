@@ -265,10 +265,12 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
     import torch
     from accelerate.utils import gather_object
     from gato.training.distributed import build_partial_state, process_share
+    from gato.training.throughput import bound_onednn_primitive_cache
 
     from .rollout import default_prompt_tokens, evaluate_task
     from .statistics import score_statistics
 
+    bound_onednn_primitive_cache()  # before the first CPU kernel: observations of every size reach the patch block
     # One process and no process group unless started by `accelerate launch` (docs/TRAINING.md).
     state = build_partial_state()
     if config.threads:

@@ -34,6 +34,7 @@ from .init_from import (
 from .loop import TrainingResult, train
 from .lora import add_lora_adapters, merge_lora_adapters
 from .mixture import MixtureDataset, MixtureSource, mixture_weights, split_sources, validation_sets
+from .throughput import bound_onednn_primitive_cache
 
 TRAINING_CONFIG_FILE = "training_config.yaml"
 TRAIN_RESULTS_FILE = "train_results.json"  # the name transformers' Trainer gives its own run summary
@@ -114,6 +115,7 @@ def build_model(config: TrainingConfig, model_config: GatoConfig) -> torch.nn.Mo
 
 def run_training(config: TrainingConfig, stop_after_steps: int | None = None) -> TrainingResult:
     """Train as ``config`` says and write the Hub-ready folder into ``config.output_dir``."""
+    bound_onednn_primitive_cache()
     model_config = build_model_config(config)
     processor = load_init_processor(config) if config.init_from else build_processor(model_config, config.max_length)
     data = load_data(config.data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -9,6 +10,22 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+
+# oneDNN (torch's CPU kernels) caches one compiled primitive per operation *shape*, up to 1,024 by default. Gato's
+# batches give the patch block and the action-target loss a new row count almost every step, so on the CPU the cache
+# kept growing: 70–215 MB a minute of resident memory in the generalist's bf16 training (3.6 → 4.3 GB after 15 min)
+# and 5.9 GB at the end of `gato run`'s 2,000 steps against 1.5 GB in float32. 64 entries bound it at the same speed
+# (BENCHMARKS.md "oneDNN primitive cache"; benchmarks/onednn_cache_memory.py). A value the user set is kept.
+ONEDNN_CACHE_VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+ONEDNN_CACHE_CAPACITY = 64
+
+
+def bound_onednn_primitive_cache() -> str:
+    """Bound oneDNN's primitive cache (see :data:`ONEDNN_CACHE_CAPACITY`) unless the environment already sets it;
+    returns the capacity in force. oneDNN reads the variable when it first uses the cache, so call this before the
+    process's first convolution or matrix product on the CPU (``run_training`` and ``run_evaluation`` do)."""
+    return os.environ.setdefault(ONEDNN_CACHE_VARIABLE, str(ONEDNN_CACHE_CAPACITY))
+
 
 # Peak dense bf16 FLOP/s of accelerators we know, for MFU. CPUs have no agreed peak: MFU is left out there.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
