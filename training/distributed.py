@@ -39,7 +39,7 @@ def is_main_rank() -> bool:
     return launched_rank() == 0
 
 
-def _uses_deepspeed() -> bool:
+def uses_deepspeed() -> bool:
     return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
 
 
@@ -81,7 +81,7 @@ def build_accelerator(
         AcceleratorState._reset_state()
     cpu = False
     if launched_processes() > 1 and not _has_accelerator_device():
-        if _uses_deepspeed():
+        if uses_deepspeed():
             PartialState(backend="gloo")  # the shared state the Accelerator below picks up, DeepSpeed kept
         else:
             cpu = True  # Accelerate's MULTI_CPU: DDP over gloo

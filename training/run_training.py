@@ -23,7 +23,7 @@ from gato.processing.processing_gato import GatoProcessor
 from gato.suite.task_spec import save_task_specs
 
 from .config import TrainingConfig
-from .distributed import _uses_deepspeed, launched_processes
+from .distributed import launched_processes, uses_deepspeed
 from .init_from import (
     check_model_settings,
     init_task_specs,
@@ -107,7 +107,7 @@ def build_model(config: TrainingConfig, model_config: GatoConfig) -> torch.nn.Mo
         torch.manual_seed(config.seed)
         model = GatoForCausalLM(model_config)
     if config.lora_rank:
-        if _uses_deepspeed():  # the merge reads whole weights on one process, which ZeRO-3 partitions (not tried)
+        if uses_deepspeed():  # the merge reads whole weights on one process, which ZeRO-3 partitions (not tried)
             raise ValueError("lora_rank: LoRA runs without DeepSpeed only; launch without a DeepSpeed config")
         model = add_lora_adapters(model, config.lora_rank, seed=config.seed)
     return model
