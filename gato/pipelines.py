@@ -101,7 +101,7 @@ def register_pipelines() -> None:
 
 
 def load_agent(
-    model: str | torch.nn.Module,
+    model: str | os.PathLike | torch.nn.Module,
     task: str | Any,
     *,
     processor: Any = None,
@@ -116,7 +116,8 @@ def load_agent(
     ``gato eval`` prompts it (``gato.evaluation.rollout.make_agent``) and reset for one environment.
 
     Args:
-        model: a folder or Hub id written by ``gato train`` / ``gato run`` (loaded with the Auto classes), or a
+        model: a folder (a path or ``Path``) or Hub id written by ``gato train`` / ``gato run`` (loaded with the
+            Auto classes; a checkpoint folder ``checkpoints/checkpoint-<step>`` of a run too), or a
             loaded ``GatoForCausalLM`` (then pass ``processor``).
         task: a suite task name (``gato data list``), the name of a task a model folder was trained on from recorded
             data (its ``task_specs.json`` stores the spec and the gymnasium id), or a ``gato.suite.registry.Task``.
@@ -157,6 +158,8 @@ def load_agent(
 
         resolve_dtype(dtype)
     specs = {}
+    if isinstance(model, os.PathLike):  # a pathlib.Path, as from_pretrained takes
+        model = os.fspath(model)
     if isinstance(model, str):
         specs = load_task_specs(model) if os.path.isdir(model) else {}
         from gato.evaluation.run_evaluation import load_model_and_processor

@@ -24,7 +24,7 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from pickle import UnpicklingError
 from typing import Any
@@ -128,11 +128,16 @@ def save_checkpoint(
     settings: Mapping[str, Any],
     keep: int = 0,
     environment: Mapping[str, Any] | None = None,
+    write_model_folder: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write ``checkpoint-<step>`` (collective: every process calls it) and keep the newest ``keep`` (0: all).
 
     ``settings`` (JSON-able) describe the run; a resume must present the same ones (``RESUME_FREE_SETTINGS`` aside).
     ``environment`` (thread count, versions) is recorded; a resume in another one is told it may not be bitwise exact.
+    ``write_model_folder`` (main process, not under DeepSpeed, whose weights are partitioned) writes what else a
+    model folder needs beside ``model.safetensors`` (config, processor, task specs) into the checkpoint, as the
+    Trainer's checkpoints are loadable models: ``from_pretrained``/``gato eval`` read a checkpoint mid-run. Its
+    files go into the manifest like the others.
     """
     root = Path(output_dir) / "checkpoints"
     final = root / f"{CHECKPOINT_PREFIX}{step}"
@@ -149,6 +154,8 @@ def save_checkpoint(
         save_model(accelerator.unwrap_model(model), str(staging / MODEL_FILE))
         tensors, metadata = _optimizer_to_flat(optimizer.state_dict())
         save_file(tensors, str(staging / OPTIMIZER_FILE), metadata=metadata)
+        if write_model_folder is not None:
+            write_model_folder(staging)
     if accelerator.is_main_process:
         _write_json(staging / SCHEDULER_FILE, scheduler.state_dict())
     tensors, metadata = _rng_state()

@@ -131,6 +131,7 @@ def train(
     on_finish: Callable[[torch.nn.Module, dict[str, torch.Tensor], TrainingResult], None] | None = None,
     stop_after_steps: int | None = None,
     data_fingerprint: Any = None,
+    write_model_folder: Callable[[Path], None] | None = None,
 ) -> TrainingResult:
     """Train ``model`` on ``train_dataset`` for ``config.max_steps`` optimizer steps.
 
@@ -146,6 +147,8 @@ def train(
             tests of resume; the last checkpoint is whatever ``save_steps`` produced.
         data_fingerprint: JSON-able identity of the training data (``run_training`` gives the data folder's
             splits, sizes and fingerprints); a resume on other data is refused.
+        write_model_folder: writes a model folder's other files (config, processor, …) into each checkpoint
+            beside its weights, so that a checkpoint loads as a model (:func:`save_checkpoint`).
     """
     output_dir = Path(config.output_dir)
     if accelerator is None:
@@ -261,6 +264,7 @@ def train(
                 settings,
                 keep=config.save_total_limit,
                 environment=environment,
+                write_model_folder=write_model_folder,
             )
         progress.update(1)
         if stop_after_steps is not None and step - start_step >= stop_after_steps:

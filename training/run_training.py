@@ -10,6 +10,7 @@ specs of the tasks it learnt (``task_specs.json``, which ``gato eval`` checks ag
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -145,6 +146,19 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
 
     model = build_model(config, model_config)
 
+    def write_model_files(folder: Path) -> None:
+        """What a model folder holds beside the weights and their config: processor, training config, task specs."""
+        processor.save_pretrained(folder)
+        config.to_yaml(folder / TRAINING_CONFIG_FILE)
+        save_task_specs(task_specs, folder)
+
+    def write_checkpoint_files(folder: Path) -> None:
+        """A checkpoint beside its ``model.safetensors``: the config, as ``save_pretrained`` writes it, and the rest."""
+        checkpoint_config = copy.deepcopy(model.config)
+        checkpoint_config.architectures = [type(model).__name__]
+        checkpoint_config.save_pretrained(folder)
+        write_model_files(folder)
+
     def write_hub_folder(
         trained: torch.nn.Module, state_dict: dict[str, torch.Tensor], result: TrainingResult
     ) -> None:
@@ -153,8 +167,7 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
             merge_lora_adapters(trained).save_pretrained(output_dir)
         else:
             trained.save_pretrained(output_dir, state_dict=state_dict)
-        processor.save_pretrained(output_dir)
-        config.to_yaml(output_dir / TRAINING_CONFIG_FILE)
+        write_model_files(output_dir)
         # With the seed and the episodes each task trained on, so that the results file says what it came from.
         episodes = {
             source.name: len(source.dataset)
@@ -169,7 +182,6 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
             "lora_rank": config.lora_rank,
         }
         (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-        save_task_specs(task_specs, output_dir)
         from gato.episodes.manifest import write_model_manifest  # every file written above, with its sha256
 
         write_model_manifest(output_dir)
@@ -183,6 +195,8 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
         on_finish=write_hub_folder,
         stop_after_steps=stop_after_steps,
         data_fingerprint=data_fingerprint(data),
+        # A checkpoint's weights with LoRA are base + adapters, which a plain model folder cannot hold.
+        write_model_folder=None if config.lora_rank else write_checkpoint_files,
     )
 
 

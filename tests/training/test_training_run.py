@@ -145,3 +145,23 @@ def test_cli_resume_with_another_batch_size_is_refused_in_one_line(tiny_data_dir
     error = capsys.readouterr().err.strip()
     assert error.startswith("gato train: --resume: the settings differ") and "\n" not in error
     assert "batch_size: 2 → 4" in error and "learning_rate: 0.0001 → 0.001" in error
+
+
+def test_every_checkpoint_loads_as_a_model_folder(tiny_data_dir, tmp_path):
+    """As the Trainer's checkpoints do: a checkpoint mid-run is a folder the Auto classes and `load_agent` read."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoProcessor
+
+    from gato.pipelines import load_agent
+
+    out = tmp_path / "run"
+    run_training(_config(tiny_data_dir, out, max_steps=6, save_steps=3, eval_steps=100))
+    final = AutoModelForCausalLM.from_pretrained(out)
+    last, middle = (AutoModelForCausalLM.from_pretrained(out / "checkpoints" / f"checkpoint-{s}") for s in (6, 3))
+    for name, weight in final.state_dict().items():
+        assert torch.equal(last.state_dict()[name], weight), name
+    assert not torch.equal(middle.model.embed_tokens.weight, final.model.embed_tokens.weight)
+    processor = AutoProcessor.from_pretrained(out / "checkpoints" / "checkpoint-3")
+    assert processor.max_length == 96
+    policy = load_agent(out / "checkpoints" / "checkpoint-3", "cartpole")
+    assert policy.task.name == "cartpole"
