@@ -158,6 +158,9 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
         checkpoint_config.architectures = [type(model).__name__]
         checkpoint_config.save_pretrained(folder)
         write_model_files(folder)
+        from gato.episodes.manifest import write_model_manifest  # loaders check it as they check a run's folder
+
+        write_model_manifest(folder)
 
     def write_hub_folder(
         trained: torch.nn.Module, state_dict: dict[str, torch.Tensor], result: TrainingResult

@@ -150,6 +150,7 @@ def test_cli_resume_with_another_batch_size_is_refused_in_one_line(tiny_data_dir
 def test_every_checkpoint_loads_as_a_model_folder(tiny_data_dir, tmp_path):
     """As the Trainer's checkpoints do: a checkpoint mid-run is a folder the Auto classes and `load_agent` read."""
     import torch
+    from gato.episodes.manifest import read_manifest
     from transformers import AutoModelForCausalLM, AutoProcessor
 
     from gato.pipelines import load_agent
@@ -165,3 +166,5 @@ def test_every_checkpoint_loads_as_a_model_folder(tiny_data_dir, tmp_path):
     assert processor.max_length == 96
     policy = load_agent(out / "checkpoints" / "checkpoint-3", "cartpole")
     assert policy.task.name == "cartpole"
+    listed = read_manifest(out / "checkpoints" / "checkpoint-3")
+    assert {"model.safetensors", "config.json", "task_specs.json", "tokenizer.json"} <= set(listed)
