@@ -238,9 +238,11 @@ def test_a_split_of_another_generation_or_a_task_the_actor_refuses_stops_the_rou
     assert not (tmp_path / "data" / "cartpole_dagger").exists()  # the first call did not run either
     run = run_dagger_plan(plan, PushFirst(), tmp_path / "data", overwrite=True, progress=False)
     assert {name: len(dataset) for name, dataset in run.datasets.items()} == {"cartpole": 3, "babyai_goto_red_ball": 2}
+    # Two calls (counts differ): the second call's task is refused before the first call records.
     continuous = DataPlan.from_dict(
-        {"groups": [{"tasks": "cartpole", "dagger_episodes": 1}, {"tasks": "pendulum", "dagger_episodes": 1}]}
+        {"groups": [{"tasks": "cartpole", "dagger_episodes": 1}, {"tasks": "pendulum", "dagger_episodes": 2}]}
     )
+    assert len(continuous.dagger_calls()) == 2
     with pytest.raises(ValueError, match="push-first acts in discrete tasks only"):
         run_dagger_plan(continuous, PushFirst(), tmp_path / "other", progress=False)
     assert not (tmp_path / "other" / "cartpole_dagger").exists()
