@@ -329,3 +329,19 @@ def test_gato_data_generate_plan_with_dagger_model_refuses_what_it_cannot_record
     assert _generate(out, "--plan", str(with_dagger), "--dagger-round", "2") == 2
     assert "--dagger-round needs --dagger-model" in capsys.readouterr().err
     assert not out.exists() or not any(out.glob("*_dagger*"))
+
+
+def test_the_expert_run_of_a_plan_with_dagger_fields_records_expert_episodes_and_names_the_round_to_come(
+    tmp_path, capsys
+):
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(
+        yaml.safe_dump({"groups": [{"tasks": "cartpole", "episodes_per_task": 1, "dagger_episodes": 5}]})
+    )
+    out = tmp_path / "data"
+    assert _generate(out, "--plan", str(plan_file)) == 0
+    assert {name: len(split) for name, split in load_from_disk(str(out)).items()} == {"cartpole": 1}
+    assert (
+        f"record a round with `gato data generate --plan {plan_file} --out {out} --dagger-model RUN`"
+        in capsys.readouterr().out
+    )
