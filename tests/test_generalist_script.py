@@ -4,6 +4,7 @@ a run of the script after a finished one skips every finished training and evalu
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -137,3 +138,43 @@ def test_the_generalist_plan_asks_dagger_of_labeled_pretraining_tasks_only_and_k
         ),
         ("pendulum", 1000, 1.0),
     ]
+
+
+def test_a_dagger_round_in_miniature_as_the_script_runs_it(tmp_path, save_tiny_checkpoint, one_torch_thread, capsys):
+    """Expert data → pretraining → a DAgger round of the plan by the pretrained model → the pretraining cannot
+    `--resume` on the changed data (why the script skips a finished training) → a run `--init-from` the pretrained
+    model trains on the expert and the DAgger split (unnamed in task_weights: default_weight, 1)."""
+    import yaml
+    from gato.episodes.generate import generate
+
+    from gato.cli import main
+
+    data, pretrained, round1 = tmp_path / "data", tmp_path / "pretrained", tmp_path / "round1"
+    generate("cartpole", 4, data, progress=False)
+    tiny = ["--batch-size", "2", "--warmup-steps", "0", "--eval-batches", "1", "--num-workers", "0"]
+    tiny += ["--report-to", "none", "--max-steps", "2", "--data", str(data)]
+    pretrain = ["train", "--preset", "gato-tiny", "--max-length", "64", *tiny, "--output-dir", str(pretrained)]
+    assert main([*pretrain, "--resume"]) == 0
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"groups": [{"tasks": "cartpole", "episodes_per_task": 4, "dagger_episodes": 3}]}))
+    assert main(["data", "generate", "--plan", str(plan), "--out", str(data), "--dagger-model", str(pretrained)]) == 0
+    assert (
+        main(["data", "generate", "--plan", str(plan), "--out", str(data), "--no-progress"]) == 0
+    )  # expert: finished
+    capsys.readouterr()
+    assert main([*pretrain, "--resume"]) != 0
+    assert "data_fingerprint" in capsys.readouterr().err
+    assert main(["train", *tiny, "--init-from", str(pretrained), "--output-dir", str(round1)]) == 0
+    results = json.loads((round1 / "train_results.json").read_text())
+    assert results["init_from"] == str(pretrained)
+    assert set(results["train_episodes"]) == {"cartpole", "cartpole_dagger"}  # the splits of weight > 0
+    assert results["train_episodes"]["cartpole_dagger"] == 3 - 1  # one held out for validation
+
+
+def test_the_generalist_recipe_weighs_each_dagger_split_like_a_task():
+    """README "The generalist": the recipe's task_weights name no DAgger split, so each takes default_weight, the
+    weight of every task the recipe does not name (all of them)."""
+    from gato.training.config import TrainingConfig
+
+    config = TrainingConfig.from_yaml(ROOT / "training" / "recipes" / "generalist.yaml")
+    assert set(config.task_weights) == {"captions", "text"} and config.default_weight == 1.0
