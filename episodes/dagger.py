@@ -6,9 +6,13 @@ no expert episode contains, and then carries it to the step limit. One round of 
 the expert's action executed instead at a rate ``expert_mix`` (β), records the expert's label for every state
 (``task.make_labeler``, which plans from whatever state the episode is in) and writes the episodes beside the
 expert data as the split ``<task>_dagger``; ``gato train`` then learns from both (its task weights name the
-split). ``gato data generate --dagger-model RUN`` is the command (README, BENCHMARKS.md). Later rounds (a model
-trained on the earlier rounds' splits collects again, DAgger's aggregation) go into ``<task>_dagger<round>``
-(``--dagger-round``), so every round's episodes stay in the data folder beside the others.
+split, or its ``default_weight``). ``gato data generate --dagger-model RUN`` is the command (README, BENCHMARKS.md),
+and a data plan's groups can ask for DAgger episodes per task (``dagger_episodes``, :mod:`gato.episodes.plan`:
+``gato data generate --plan FILE --dagger-model RUN``). Later rounds (a model trained on the earlier rounds' splits
+collects again, DAgger's aggregation) go into ``<task>_dagger<round>`` (``--dagger-round``), so every round's
+episodes stay in the data folder beside the others. A split already there from the same generation (model folder,
+expert mix, episodes, round, seed: its ``generation.json``) is skipped, so a round can be run again after an
+interruption; one from another generation is refused unless ``overwrite``.
 
 The data side knows nothing of models: whoever acts is injected as an :class:`ActorFactory` — a picklable object,
 equal by value, that builds the actor of a task (an ``observation -> env action`` callable with a ``reset``). The
@@ -34,9 +38,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from datasets import Dataset
+from datasets import Dataset, load_from_disk
 from gato.episodes.cards import EPISODE_TASK_CATEGORIES, build_card, write_card
-from gato.episodes.generate import GENERATION_FILE, worker_pool, write_index
+from gato.episodes.generate import GENERATION_FILE, generate_command_line, worker_pool, write_index
+from gato.episodes.manifest import verify_manifest
 from gato.episodes.recorder import episode_seed, record_episode
 from gato.episodes.writer import consolidate_shards, write_shard
 from gato.suite.registry import Task, resolve_tasks
@@ -90,6 +95,61 @@ class ActorFactory(Hashable, Protocol):
 
     def __call__(self, task: Task, seed: int) -> Actor:
         """The actor of ``task`` for the generation seeded by ``seed``."""
+
+
+def dagger_command_line(
+    tasks: str,
+    episodes_per_task: int,
+    out: str | os.PathLike,
+    model: str,
+    *,
+    expert_mix: float = DEFAULT_EXPERT_MIX,
+    dagger_round: int = 1,
+    seed: int = 0,
+    workers: int = 1,
+) -> str:
+    """The hand-written ``gato data generate --dagger-model`` call of these settings, as a split's card records it
+    (the command itself and a data plan's DAgger round record the same line for the same episodes)."""
+    extra = ["--dagger-model", model, "--expert-mix", f"{expert_mix:g}"]
+    extra += ["--dagger-round", str(dagger_round)] if dagger_round != 1 else []
+    return generate_command_line(tasks, episodes_per_task, out, seed=seed, workers=workers, extra=extra)
+
+
+def dagger_generation(seed: int, model: str, expert_mix: float, episodes: int, dagger_round: int) -> dict[str, Any]:
+    """What a split's ``generation.json`` records: the settings that shaped its episodes."""
+    return {
+        "seed": seed,
+        "dagger": {"model": model, "expert_mix": expert_mix, "episodes": episodes, "round": dagger_round},
+    }
+
+
+def finished_dagger_split(path: Path, generation: dict[str, Any], overwrite: bool = False) -> bool:
+    """True when ``path`` (a ``<task>_dagger[R]`` split) holds exactly ``generation``'s episodes, False when it is
+    absent (or ``overwrite``: it is recorded again). A split of another generation, a half-written one and one whose
+    files changed since they were written are refused, naming the folder."""
+    if not path.exists() or overwrite:
+        return False
+    try:
+        stored = json.loads((path / GENERATION_FILE).read_text())
+    except (OSError, ValueError):
+        stored = None
+    if stored == generation:
+        verify_manifest(path)  # no manifest: the index was not rebuilt yet; write_index adds it
+        if len(load_from_disk(str(path))) == generation["dagger"]["episodes"]:
+            return True
+
+    def describe(record: Any) -> str:
+        if not isinstance(record, dict) or not isinstance(record.get("dagger"), dict):
+            return "no readable generation.json"
+        settings = {**record["dagger"], "seed": record.get("seed")}
+        return ", ".join(
+            f"{name} {settings.get(name)!r}" for name in ("model", "expert_mix", "episodes", "round", "seed")
+        )
+
+    raise ValueError(
+        f"out: {path} exists and holds other DAgger episodes ({describe(stored)}; asked: {describe(generation)}); "
+        "choose another --out or --dagger-round, or pass overwrite"
+    )
 
 
 def check_dagger_task(task: Task) -> None:
@@ -208,11 +268,13 @@ def generate_dagger(
     """Record ``episodes_per_task`` DAgger episodes of each task, the actors of ``make_actor`` acting (for a model
     folder: ``gato.evaluation.run_evaluation.AgentFactory(folder)``), into ``out/<task>_dagger``
     (``out/<task>_dagger<round>`` for ``dagger_round`` ≥ 2) and rebuild ``out``'s DatasetDict index; returns
-    ``{split: dataset}``.
+    ``{split: dataset}`` of the splits this call wrote.
 
-    Refuses tasks without a labeler, tasks the actor refuses (``make_actor.check``: a model trained on another spec
-    of a task, as ``gato eval`` does) and an existing split unless ``overwrite`` (a split is written whole, through
-    one rename, or not at all).
+    A split already there with the same generation (model, ``expert_mix``, episodes, round, seed) is skipped (not in
+    the result), so an interrupted call can be run again; with ``overwrite`` every split is recorded again. Refuses
+    tasks without a labeler, tasks the actor refuses (``make_actor.check``: a model trained on another spec of a
+    task, as ``gato eval`` does) and a split of another generation unless ``overwrite`` (a split is written whole,
+    through one rename, or not at all), all before any episode is recorded.
     """
     if episodes_per_task < 1 or workers < 1:
         raise ValueError(f"episodes_per_task and workers: expected ≥ 1, got {episodes_per_task} and {workers}")
@@ -226,19 +288,26 @@ def generate_dagger(
     model = make_actor.name
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for task in task_list:
-        if (out / dagger_split(task.name, dagger_round)).exists() and not overwrite:
-            raise ValueError(
-                f"out: {out / dagger_split(task.name, dagger_round)} exists; choose another --out or --dagger-round, "
-                "or pass overwrite"
-            )
-    command = command or (
-        f"gato data generate --tasks {','.join(t.name for t in task_list)} --episodes-per-task "
-        f"{episodes_per_task} --out {out} --seed {seed} --dagger-model {model} --expert-mix {expert_mix:g}"
-        + (f" --dagger-round {dagger_round}" if dagger_round > 1 else "")
+    generation = dagger_generation(seed, model, expert_mix, episodes_per_task, dagger_round)
+    finished = {
+        task.name
+        for task in task_list
+        if finished_dagger_split(out / dagger_split(task.name, dagger_round), generation, overwrite)
+    }
+    command = command or dagger_command_line(
+        ",".join(task.name for task in task_list),
+        episodes_per_task,
+        out,
+        model,
+        expert_mix=expert_mix,
+        dagger_round=dagger_round,
+        seed=seed,
+        workers=workers,
     )
     written: dict[str, Dataset] = {}
     for task in task_list:
+        if task.name in finished:
+            continue
         split = dagger_split(task.name, dagger_round)
         for stale in out.glob(f".{split}.shards-*"):  # a killed run's shards never became data
             shutil.rmtree(stale, ignore_errors=True)
@@ -270,20 +339,7 @@ def generate_dagger(
         paths = [path for _, _, path in spans]  # in episode order
         dataset = consolidate_shards(paths, out / split)
         shutil.rmtree(shards, ignore_errors=True)
-        (out / split / GENERATION_FILE).write_text(
-            json.dumps(
-                {
-                    "seed": seed,
-                    "dagger": {
-                        "model": model,
-                        "expert_mix": expert_mix,
-                        "episodes": episodes_per_task,
-                        "round": dagger_round,
-                    },
-                }
-            )
-            + "\n"
-        )
+        (out / split / GENERATION_FILE).write_text(json.dumps(generation) + "\n")
         _card(out / split, task, dagger_round, dataset, model, expert_mix, seed, command)
         written[split] = dataset
     write_index(out)
@@ -294,8 +350,11 @@ __all__ = [
     "Actor",
     "ActorFactory",
     "DEFAULT_EXPERT_MIX",
+    "dagger_command_line",
+    "dagger_generation",
     "dagger_split",
     "dagger_stream",
+    "finished_dagger_split",
     "generate_dagger",
     "record_dagger_episode",
 ]

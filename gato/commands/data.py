@@ -32,7 +32,9 @@ class GenerateConfig:
         episodes_per_task: episodes recorded per task (default: none; required unless --plan).
         plan: record the data plan of this YAML file: per-task episodes and action noise, captions, text
             (docs/DATA.md "Data plans"); --captions and --text override the plan's, --episodes-per-task and
-            --action-noise are refused with it, the plan sets them per task (default: none).
+            --action-noise are refused with it, the plan sets them per task. With --dagger-model: one DAgger
+            round of the plan instead, the DAgger episodes (and expert mix) its groups give each task
+            (dagger_episodes, expert_mix) (default: none).
         out: output folder; `datasets.load_from_disk(OUT)` gives a DatasetDict.
         seed: collection seed.
         workers: worker processes.
@@ -43,9 +45,10 @@ class GenerateConfig:
             actions, in [-1, 1] units) or a random action with probability X (discrete); the recorded action stays
             the expert's (0: clean episodes).
         dagger_model: record DAgger episodes instead: the model of this `gato train` folder acts, the expert labels
-            every state, into the split <task>_dagger (train on it with --task-weights) (default: none, expert episodes).
+            every state, into the split <task>_dagger (`gato train` weighs it by its own --task-weights entry, else
+            --default-weight); with --plan, the plan's DAgger episodes of each task (default: none, expert episodes).
         expert_mix: with --dagger-model: execute the expert's action instead of the model's with this probability
-            (default: 0.5).
+            (default: 0.5; with --plan the plan's groups set it).
         dagger_round: with --dagger-model: the DAgger round; round R ≥ 2 writes <task>_daggerR and resets rooms and
             games of its own (1: <task>_dagger).
         overwrite: regenerate tasks whose folder holds another generation.
@@ -195,26 +198,28 @@ def _dagger_flags_without_model(config: GenerateConfig) -> bool:
 
 
 def plan_command(config: GenerateConfig, args: argparse.Namespace) -> int:
-    """``gato data generate --plan FILE``: the plan's ``generate`` calls (``gato.episodes.plan.run_plan``), one table.
+    """``gato data generate --plan FILE``: the plan's ``generate`` calls (``gato.episodes.plan.run_plan``), one table;
+    with ``--dagger-model RUN``, one DAgger round of the plan instead (:func:`dagger_plan_command`).
 
     ``--captions`` / ``--text`` override the plan's; ``--episodes-per-task`` and ``--action-noise`` are refused (the
-    plan sets them per task: edit the plan), as is ``--dagger-model`` (a plan records expert episodes)."""
+    plan sets them per task: edit the plan)."""
     conflicting = [
         flag
         for flag, given in (
             ("--episodes-per-task", args.episodes_per_task is not None),
             ("--action-noise", args.action_noise is not None),
-            ("--dagger-model", config.dagger_model is not None),
         )
         if given
     ]
     if conflicting:
         print(
             f"gato data generate: {', '.join(conflicting)} cannot go with --plan (the plan sets the episodes and the "
-            "action noise of each task and records expert episodes; edit the plan, or drop --plan)",
+            "action noise of each task; edit the plan, or drop --plan)",
             file=sys.stderr,
         )
         return 2
+    if config.dagger_model is not None:
+        return dagger_plan_command(config, args)
     if _dagger_flags_without_model(config):
         return 2
     from gato.episodes.generate import summary_table
@@ -239,21 +244,74 @@ def plan_command(config: GenerateConfig, args: argparse.Namespace) -> int:
         f"\n{config.out}: DatasetDict with {len(run.dataset_dict)} datasets: {', '.join(run.dataset_dict)} "
         f"({len(run.calls)} generate call{'s' if len(run.calls) != 1 else ''} of the plan {config.plan})"
     )
+    if any(group.dagger_episodes for group in plan.groups):
+        print(
+            f"The plan also asks for DAgger episodes (dagger_episodes): once a model is trained on these data, "
+            f"record a round with `gato data generate --plan {config.plan} --out {config.out} --dagger-model RUN`."
+        )
     return 0
 
 
-def _command_line(config: GenerateConfig, *extra: str) -> str:
-    """The ``gato data generate`` command that reproduces ``config`` (recorded in each split's card)."""
-    from gato.episodes.generate import generate_command_line
+def dagger_plan_command(config: GenerateConfig, args: argparse.Namespace) -> int:
+    """``gato data generate --plan FILE --dagger-model RUN [--dagger-round R]``: one DAgger round of the plan
+    (``gato.episodes.plan.run_dagger_plan``): each selected task whose group sets ``dagger_episodes`` gets that many
+    DAgger episodes, with its group's ``expert_mix``. ``--expert-mix`` is refused (the plan sets it per group), as
+    are ``--captions`` and ``--text`` (a round records only DAgger episodes)."""
+    refused = [
+        flag
+        for flag, given in (
+            ("--expert-mix", config.expert_mix is not None),
+            ("--captions", args.captions is not None),
+            ("--text", args.text is not None),
+        )
+        if given
+    ]
+    if refused:
+        print(
+            f"gato data generate: {', '.join(refused)} cannot go with --plan and --dagger-model (a DAgger round of a "
+            "plan records only DAgger episodes, each group's expert_mix setting β; edit the plan)",
+            file=sys.stderr,
+        )
+        return 2
+    from gato.episodes.plan import DataPlan, run_dagger_plan
+    from gato.evaluation.run_evaluation import AgentFactory
 
-    return generate_command_line(
-        config.tasks, config.episodes_per_task, config.out, seed=config.seed, workers=config.workers, extra=extra
+    try:
+        plan = DataPlan.from_dict(yaml_mapping(config.plan, "a data plan YAML file"), where=config.plan)
+        run = run_dagger_plan(
+            plan,
+            AgentFactory(config.dagger_model),
+            config.out,
+            tasks=config.tasks,
+            dagger_round=config.dagger_round,
+            seed=config.seed,
+            workers=config.workers,
+            overwrite=config.overwrite,
+            progress=config.progress,
+        )
+    except (KeyError, ValueError, FileNotFoundError) as error:
+        return refuse("gato data generate", error)
+    for name, split in run.splits.items():
+        _print_dagger_split(config.out, split, run.datasets[name], run.status[name])
+    print(
+        f"\n{config.out}: DAgger round {config.dagger_round} of the plan {config.plan} by {config.dagger_model} "
+        f"({len(run.calls)} call{'s' if len(run.calls) != 1 else ''})"
+    )
+    return 0
+
+
+def _print_dagger_split(out: str, split: str, dataset, status: str) -> None:
+    returns = dataset["episode_return"]
+    print(
+        f"{out}/{split}: {len(dataset)} episodes, {sum(dataset['num_steps'])} steps, "
+        f"mean return {sum(returns) / len(returns):.2f} (mixed execution), {status}"
     )
 
 
 def dagger_command(config: GenerateConfig) -> int:
-    from gato.episodes.dagger import DEFAULT_EXPERT_MIX, generate_dagger
+    from gato.episodes.dagger import DEFAULT_EXPERT_MIX, dagger_command_line, dagger_split, generate_dagger
     from gato.evaluation.run_evaluation import AgentFactory
+    from gato.suite.registry import resolve_tasks
 
     others = [
         flag
@@ -271,13 +329,15 @@ def dagger_command(config: GenerateConfig) -> int:
         )
         return 2
     expert_mix = DEFAULT_EXPERT_MIX if config.expert_mix is None else config.expert_mix
-    command = _command_line(
-        config,
-        "--dagger-model",
+    command = dagger_command_line(
+        config.tasks,
+        config.episodes_per_task,
+        config.out,
         config.dagger_model,
-        "--expert-mix",
-        f"{expert_mix:g}",
-        *(["--dagger-round", str(config.dagger_round)] if config.dagger_round != 1 else []),
+        expert_mix=expert_mix,
+        dagger_round=config.dagger_round,
+        seed=config.seed,
+        workers=config.workers,
     )
     try:
         written = generate_dagger(
@@ -295,10 +355,10 @@ def dagger_command(config: GenerateConfig) -> int:
         )
     except (KeyError, ValueError, FileNotFoundError) as error:
         return refuse("gato data generate", error)
-    for split, dataset in written.items():
-        returns = dataset["episode_return"]
-        print(
-            f"{config.out}/{split}: {len(dataset)} episodes, {sum(dataset['num_steps'])} steps, "
-            f"mean return {sum(returns) / len(returns):.2f} (mixed execution)"
-        )
+    from datasets import load_from_disk
+
+    for task in resolve_tasks(config.tasks):
+        split = dagger_split(task.name, config.dagger_round)
+        dataset = written[split] if split in written else load_from_disk(f"{config.out}/{split}")
+        _print_dagger_split(config.out, split, dataset, "generated" if split in written else "skipped")
     return 0

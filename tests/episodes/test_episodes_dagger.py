@@ -379,3 +379,36 @@ def test_a_saved_models_agent_factory_is_picklable_and_equal_by_value(
     agent = factory(task, seed=0)
     observation, _ = task.make_env(0).reset(seed=0)
     assert agent.prompt is not None and agent(observation) in (0, 1)
+
+
+def test_a_split_of_the_same_generation_is_skipped_and_another_generation_refused(tmp_path):
+    """Run again after an interruption, the same call records nothing; another model, mix, count or round is not
+    silently kept."""
+    from gato.episodes.dagger import generate_dagger
+
+    out = tmp_path / "data"
+    first = generate_dagger(AlwaysLeft(), "cartpole", 2, out, expert_mix=0.5, progress=False)
+    arrows = {path: path.stat().st_mtime_ns for path in out.glob("cartpole_dagger/*.arrow")}
+    assert set(first) == {"cartpole_dagger"} and arrows
+    assert generate_dagger(AlwaysLeft(), "cartpole", 2, out, expert_mix=0.5, progress=False) == {}
+    assert {path: path.stat().st_mtime_ns for path in arrows} == arrows
+    for changed in ({"expert_mix": 0.25}, {"episodes_per_task": 3}, {"seed": 1}):
+        arguments = {"episodes_per_task": 2, "expert_mix": 0.5, **changed}
+        with pytest.raises(
+            ValueError,
+            match=r"cartpole_dagger exists and holds other DAgger episodes \(model 'always-left', expert_mix 0.5, episodes 2, round 1, seed 0; asked:",
+        ):
+            generate_dagger(AlwaysLeft(), "cartpole", out=out, progress=False, **arguments)
+    (out / "cartpole_dagger" / "generation.json").unlink()  # a split whose writing was cut short
+    with pytest.raises(
+        ValueError, match=r"cartpole_dagger exists and holds other DAgger episodes \(no readable generation.json"
+    ):
+        generate_dagger(AlwaysLeft(), "cartpole", 2, out, expert_mix=0.5, progress=False)
+    assert (
+        len(
+            generate_dagger(AlwaysLeft(), "cartpole", 2, out, expert_mix=0.5, overwrite=True, progress=False)[
+                "cartpole_dagger"
+            ]
+        )
+        == 2
+    )
