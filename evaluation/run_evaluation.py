@@ -27,6 +27,9 @@ from gato.suite.task_spec import load_task_specs
 from .report import SCHEMA_VERSION, write_results
 from .scores import SCORE_THRESHOLD, domain_summaries, score_summary
 
+# A training checkpoint's manifest (gato.training.checkpoints.MANIFEST_FILE), named here to keep this module light.
+CHECKPOINT_MANIFEST = "checkpoint.json"
+
 if TYPE_CHECKING:
     import torch
 
@@ -42,7 +45,8 @@ class EvaluationConfig:
         model: the model folder (``save_pretrained`` + processor, as ``gato train`` writes it).
         tasks: suite, domain or task names, comma-separated (``resolve_tasks``); ``""`` = no control tasks.
         episodes: evaluation episodes per task.
-        output_dir: where the JSON, markdown and PNG go (default: ``<model>/eval``).
+        output_dir: where the JSON, markdown and PNG go (default: ``<model>/eval``; ``RUN/eval/checkpoint-<step>``
+            for a checkpoint of a run, :meth:`results_dir`).
         num_envs: environments stepped together per task.
         seed: seeds the evaluation episodes (and, through a stream of its own, the prompt demonstrations) and the
             sampler.
@@ -86,6 +90,17 @@ class EvaluationConfig:
     progress: bool = True
     env: str | None = None
     env_kwargs: str | None = None
+
+    def results_dir(self) -> Path:
+        """``output_dir``, else ``<model>/eval``; for a training checkpoint ``RUN/checkpoints/checkpoint-<step>``,
+        ``RUN/eval/checkpoint-<step>``: files added inside a checkpoint would make ``--resume`` refuse it (it
+        accepts only the files its ``checkpoint.json`` lists)."""
+        if self.output_dir:
+            return Path(self.output_dir)
+        model = Path(self.model)
+        if model.parent.name == "checkpoints" and (model / CHECKPOINT_MANIFEST).is_file():
+            return model.parent.parent / "eval" / model.name
+        return model / "eval"
 
     def parsed_env_kwargs(self) -> dict[str, Any] | None:
         """``env_kwargs`` as a dict (None when not given)."""
@@ -352,7 +367,7 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
         "text": text,
     }
     if write:
-        write_results(results, config.output_dir or Path(config.model) / "eval")
+        write_results(results, config.results_dir())
     return results
 
 

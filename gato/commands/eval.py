@@ -4,7 +4,8 @@
               [--captions N] [--data DIR]
 
 Writes ``eval_results.json`` (fields in docs/EVALUATION.md), ``eval_results.md`` and
-``normalized_scores.png`` into ``--output-dir`` (default ``DIR/eval``) and prints the tables. With
+``normalized_scores.png`` into ``--output-dir`` (default ``DIR/eval``; ``RUN/eval/checkpoint-N`` for a checkpoint
+``RUN/checkpoints/checkpoint-N``) and prints the tables. With
 ``--output-dir DIR`` (the model folder itself) the results sit where ``gato push`` uploads them from, and the
 folder's model card (``README.md``) is rewritten to include them.
 
@@ -78,7 +79,7 @@ def config_from_args(args: argparse.Namespace):
     model_folder(config.model)
     if config.data:
         dataset_folder(config.data)
-    writable_folder(config.output_dir or Path(config.model) / "eval", "the results folder")
+    writable_folder(config.results_dir(), "the results folder")
     return config
 
 
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if results is None:  # not the main process of an `accelerate launch`: the main one reports and writes
         return 0
     print_results(results)
-    output_dir = Path(config.output_dir or Path(args.model) / "eval")
+    output_dir = config.results_dir()
     print(f"results: {output_dir}")
     if output_dir.resolve() == Path(args.model).resolve():
         from gato.hub_cards import write_model_card
