@@ -4,6 +4,18 @@
     python scripts/ship_generalist.py RUN --out models/gato-generalist [--repo-id ORG/NAME] [--task cartpole]
         [--seed 0] [--max-steps 100]
 
+A checkpoint of a run still training (``RUN/checkpoints/checkpoint-N``) ships too. Evaluate it into a folder of its
+own — not into the checkpoint, which would then no longer resume (its ``checkpoint.json`` lists every file it holds)
+— and name that folder::
+
+    gato eval --model RUN/checkpoints/checkpoint-N --tasks generalist --episodes 50 --output-dir evals/checkpoint-N
+    python scripts/ship_generalist.py RUN/checkpoints/checkpoint-N --eval-dir evals/checkpoint-N --out OUT
+
+The checkpoint is first written, in a temporary folder, as the model folder ``gato train`` writes at its end
+(:func:`model_folder_from_checkpoint`: ``save_pretrained`` of its weights and processor, so a config with
+``auto_map`` and the code files; its task specs and training records; the reports of ``--eval-dir``); its optimizer,
+scheduler and RNG states stay behind, and the checkpoint itself is only read.
+
 What it does, refusing (exit status 2, one line naming the path, task or size) at the first problem:
 
 1. checks the run's ``task_specs.json`` against the suite (``gato.suite.registry``): every task the model was trained
@@ -226,6 +238,59 @@ def check_loaders(folder: str | Path, task: str | None = None) -> None:
     env.close()
 
 
+def is_checkpoint(folder: str | Path) -> bool:
+    """A ``gato train`` checkpoint (``checkpoints/checkpoint-N``), not a model folder: it has a ``checkpoint.json``."""
+    from gato.training.checkpoints import MANIFEST_FILE as CHECKPOINT_RECORD
+
+    return (Path(folder) / CHECKPOINT_RECORD).is_file()
+
+
+def model_folder_from_checkpoint(checkpoint: str | Path, out: str | Path, eval_dir: str | Path | None = None) -> Path:
+    """Write the training checkpoint ``checkpoint`` into ``out`` as the model folder ``gato train`` leaves at its end:
+    the model and processor through ``save_pretrained`` (config with ``auto_map``, weights, code files), its task specs
+    and training records, the evaluation reports of ``eval_dir`` (``gato eval --output-dir``) when given, and the
+    model manifest. The optimizer, scheduler and RNG states are not copied; ``checkpoint`` is only read, after every
+    file its ``checkpoint.json`` lists is checked against the sha256 recorded there (a changed file is named, never
+    shipped)."""
+    import shutil
+
+    from gato.episodes.manifest import file_sha256, write_model_manifest
+    from gato.evaluation.report import CHART_FILE, PROFILE_FILE, RESULTS_FILE, TABLE_FILE
+    from gato.suite.task_spec import TASK_SPECS_FILE
+    from gato.training.checkpoints import MANIFEST_FILE as CHECKPOINT_RECORD
+    from gato.training.run_training import TRAIN_RESULTS_FILE, TRAINING_CONFIG_FILE
+    from transformers import AutoModelForCausalLM, AutoProcessor
+
+    import gato  # noqa: F401  (registers the Auto classes)
+
+    source, target = Path(checkpoint), Path(out)
+    if eval_dir is not None and not (Path(eval_dir) / RESULTS_FILE).is_file():
+        raise ValueError(f"eval_dir: {eval_dir} has no {RESULTS_FILE} (expected a `gato eval --output-dir` folder)")
+    try:
+        listed = json.loads((source / CHECKPOINT_RECORD).read_text())["files"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{source / CHECKPOINT_RECORD}: unreadable ({error})") from None
+    if "model.safetensors" not in listed:
+        raise ValueError(f"{source}: {CHECKPOINT_RECORD} lists no model.safetensors (a DeepSpeed checkpoint?)")
+    for name, digest in sorted(listed.items()):
+        if not (source / name).is_file() or file_sha256(source / name) != digest:
+            raise ValueError(
+                f"{source / name}: missing or changed since the checkpoint was saved ({CHECKPOINT_RECORD})"
+            )
+    model = AutoModelForCausalLM.from_pretrained(str(source))
+    processor = AutoProcessor.from_pretrained(str(source))
+    model.save_pretrained(target)
+    processor.save_pretrained(target)
+    for name in (TASK_SPECS_FILE, TRAINING_CONFIG_FILE, TRAIN_RESULTS_FILE):
+        if (source / name).is_file():
+            shutil.copyfile(source / name, target / name)
+    for name in (RESULTS_FILE, TABLE_FILE, CHART_FILE, PROFILE_FILE) if eval_dir is not None else ():
+        if (Path(eval_dir) / name).is_file():
+            shutil.copyfile(Path(eval_dir) / name, target / name)
+    write_model_manifest(target)
+    return target
+
+
 def ship(
     run_dir: str | Path,
     out: str | Path,
@@ -235,8 +300,28 @@ def ship(
     seed: int = 0,
     max_steps: int = DEFAULT_MAX_STEPS,
     max_bytes: int = MAX_FOLDER_BYTES,
+    eval_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Steps 1–6 of the module docstring; returns the recorded rollout. Raises ``ValueError`` at the first problem."""
+    """Steps 1–6 of the module docstring (from a checkpoint, its model folder first); returns the recorded rollout.
+    Raises ``ValueError`` at the first problem."""
+    import tempfile
+
+    if not is_checkpoint(run_dir):
+        if eval_dir is not None:
+            raise ValueError(
+                f"eval_dir: only for a checkpoint; {run_dir} is a run folder, which holds its own results "
+                f"(gato eval --model {run_dir} --output-dir {run_dir})"
+            )
+        return _ship_folder(run_dir, out, repo_id, task, seed, max_steps, max_bytes)
+    with tempfile.TemporaryDirectory(prefix="ship-generalist-") as staging:
+        check_task_specs(run_dir)  # before the minutes a large model takes to write
+        folder = model_folder_from_checkpoint(run_dir, Path(staging) / Path(run_dir).name, eval_dir)
+        return _ship_folder(folder, out, repo_id, task, seed, max_steps, max_bytes)
+
+
+def _ship_folder(
+    run_dir: str | Path, out: str | Path, repo_id: str, task: str, seed: int, max_steps: int, max_bytes: int
+) -> dict[str, Any]:
     from gato.episodes.manifest import MANIFEST_FILE, write_model_manifest
     from gato.hub_cards import push_run
     from gato.suite.task_spec import load_task_specs
@@ -269,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", default=DEFAULT_TASK, help="the regression rollout's task (a cheap one)")
     parser.add_argument("--seed", type=int, default=0, help="the rollout's reset and prompt seed")
     parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help="the rollout's step cap")
+    parser.add_argument(
+        "--eval-dir", help="RUN_DIR a checkpoint: the folder `gato eval --output-dir` wrote its results into"
+    )
     parser.add_argument("--verbose", action="store_true", help="keep the libraries' banners and progress bars")
     args = parser.parse_args(argv)
     from gato.quiet import quiet_libraries
@@ -278,7 +366,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--max-steps: expected ≥ 1, got {args.max_steps}")
     try:
         record = ship(
-            args.run_dir, args.out, repo_id=args.repo_id, task=args.task, seed=args.seed, max_steps=args.max_steps
+            args.run_dir,
+            args.out,
+            repo_id=args.repo_id,
+            task=args.task,
+            seed=args.seed,
+            max_steps=args.max_steps,
+            eval_dir=args.eval_dir,
         )
     except (ValueError, KeyError) as error:
         print(f"ship_generalist: {error.args[0] if len(error.args) == 1 else error}", file=sys.stderr)

@@ -199,3 +199,94 @@ def test_a_rollout_task_the_model_was_not_trained_on_is_refused_before_anything_
     ):
         SHIP["ship"](tiny_run, out, task="acrobot")
     assert not out.exists()
+
+
+# --- shipping a checkpoint of a run still training ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """`checkpoints/checkpoint-1` of a 1-step `gato train` of gato-tiny on two cartpole episodes."""
+    from gato.episodes.generate import generate
+    from gato.training.config import TrainingConfig
+    from gato.training.run_training import run_training
+
+    root = tmp_path_factory.mktemp("training")
+    generate("cartpole", episodes_per_task=2, out=root / "data", seed=0, captions=0, progress=False)
+    config = TrainingConfig(
+        data=str(root / "data"),
+        output_dir=str(root / "run"),
+        max_steps=1,
+        batch_size=2,
+        max_length=128,
+        warmup_steps=0,
+        eval_batches=1,
+        num_workers=0,
+        save_steps=1,
+        report_to="none",
+    )
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        run_training(config)
+    finally:
+        torch.set_num_threads(threads)
+    return root / "run" / "checkpoints" / "checkpoint-1"
+
+
+@pytest.fixture
+def eval_dir(tmp_path):
+    path = tmp_path / "evals"
+    path.mkdir()
+    (path / "eval_results.json").write_text(
+        json.dumps({"episodes_per_task": 1, "tasks": [], "domains": {}, "summary": {}, "captions": None, "text": None})
+    )
+    (path / "normalized_scores.png").write_bytes(b"\x89PNG")
+    return path
+
+
+def test_a_checkpoint_ships_as_the_model_folder_its_training_states_left_behind(tiny_checkpoint, eval_dir, tmp_path):
+    from gato.episodes.manifest import file_sha256
+    from safetensors.torch import load_file
+
+    before = {path.name: file_sha256(path) for path in tiny_checkpoint.iterdir()}
+    assert {"optimizer.safetensors", "scheduler.json", "checkpoint.json"} <= set(before)
+    assert "auto_map" not in json.loads((tiny_checkpoint / "config.json").read_text())  # not loadable without gato
+    out = tmp_path / "shipped"
+    record = SHIP["ship"](tiny_checkpoint, out, eval_dir=eval_dir, max_steps=ROLLOUT_STEPS)
+    assert {path.name: file_sha256(path) for path in tiny_checkpoint.iterdir()} == before  # only read
+    names = {path.name for path in out.iterdir()}
+    assert {"configuration_gato.py", "modeling_gato.py", "normalized_scores.png", "eval_results.json"} <= names
+    assert not names & {"optimizer.safetensors", "scheduler.json", "checkpoint.json", "rng_state_0.safetensors"}
+    assert "AutoModelForCausalLM" in json.loads((out / "config.json").read_text())["auto_map"]
+    trained, shipped = load_file(tiny_checkpoint / "model.safetensors"), load_file(out / "model.safetensors")
+    shipped.setdefault("lm_head.weight", shipped["model.embed_tokens.weight"])  # tied: either name is saved
+    trained.setdefault("lm_head.weight", trained.get("model.embed_tokens.weight"))
+    for name, tensor in trained.items():
+        assert torch.equal(shipped[name], tensor), name
+    assert json.loads((out / "regression_rollout.json").read_text()) == record
+    SHIP["check_regression_rollout"](out)
+
+
+def test_a_changed_checkpoint_is_not_shipped(tiny_checkpoint, eval_dir, tmp_path):
+    import shutil
+
+    checkpoint = Path(shutil.copytree(tiny_checkpoint, tmp_path / "checkpoint-1"))
+    with (checkpoint / "model.safetensors").open("r+b") as handle:
+        handle.seek(-1, 2)
+        last = handle.read(1)
+        handle.seek(-1, 2)
+        handle.write(bytes([last[0] ^ 1]))
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"checkpoint-1/model.safetensors: missing or changed since the checkpoint"):
+        SHIP["ship"](checkpoint, out, eval_dir=eval_dir)
+    assert not out.exists()
+
+
+def test_eval_dir_is_refused_for_a_run_folder_and_without_results(tiny_run, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert SHIP["main"]([str(tiny_run), "--out", str(out), "--eval-dir", str(tmp_path)]) == 2
+    assert "eval_dir: only for a checkpoint" in capsys.readouterr().err
+    assert SHIP["main"]([str(tiny_checkpoint), "--out", str(out), "--eval-dir", str(tmp_path)]) == 2
+    assert f"eval_dir: {tmp_path} has no eval_results.json" in capsys.readouterr().err
+    assert not out.exists()
