@@ -129,6 +129,13 @@ def test_a_target_overlapping_the_run_or_a_file_is_refused(run_dir, tmp_path, ca
     assert "is a file" in capsys.readouterr().err
 
 
+def test_an_empty_folder_takes_the_export(run_dir, tmp_path):
+    out = tmp_path / "empty"
+    (out / ".git").mkdir(parents=True)  # hidden entries do not count
+    plan = push_run(run_dir, REPO, local_dir=out)
+    assert set(_files(out)) == set(plan.files) and plan.kept == [] and plan.local_dir == str(out)
+
+
 def test_dry_run_with_local_dir_is_refused(run_dir, tmp_path, capsys):
     out = tmp_path / "export"
     assert main(["push", str(run_dir), "--repo-id", REPO, "--local-dir", str(out), "--dry-run"]) == 2
