@@ -306,6 +306,10 @@ def ship(
     Raises ``ValueError`` at the first problem."""
     import tempfile
 
+    if not Path(run_dir).is_dir():
+        raise ValueError(
+            f"run_dir: {run_dir} is not a folder (expected a `gato train` folder or one of its checkpoints)"
+        )
     if not is_checkpoint(run_dir):
         if eval_dir is not None:
             raise ValueError(
@@ -314,7 +318,7 @@ def ship(
             )
         return _ship_folder(run_dir, out, repo_id, task, seed, max_steps, max_bytes)
     with tempfile.TemporaryDirectory(prefix="ship-generalist-") as staging:
-        check_task_specs(run_dir)  # before the minutes a large model takes to write
+        check_task_specs(run_dir)  # before anything is written
         folder = model_folder_from_checkpoint(run_dir, Path(staging) / Path(run_dir).name, eval_dir)
         return _ship_folder(folder, out, repo_id, task, seed, max_steps, max_bytes)
 

@@ -283,8 +283,10 @@ def test_a_changed_checkpoint_is_not_shipped(tiny_checkpoint, eval_dir, tmp_path
     assert not out.exists()
 
 
-def test_eval_dir_is_refused_for_a_run_folder_and_without_results(tiny_run, tiny_checkpoint, tmp_path, capsys):
+def test_a_missing_run_or_a_misplaced_eval_dir_is_refused(tiny_run, tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
+    assert SHIP["main"]([str(tmp_path / "nothing"), "--out", str(out)]) == 2
+    assert f"run_dir: {tmp_path / 'nothing'} is not a folder" in capsys.readouterr().err
     assert SHIP["main"]([str(tiny_run), "--out", str(out), "--eval-dir", str(tmp_path)]) == 2
     assert "eval_dir: only for a checkpoint" in capsys.readouterr().err
     assert SHIP["main"]([str(tiny_checkpoint), "--out", str(out), "--eval-dir", str(tmp_path)]) == 2
