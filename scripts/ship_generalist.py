@@ -336,7 +336,11 @@ def _ship_folder(
         raise ValueError(f"task: {task!r} is not a task the model was trained on ({', '.join(trained)})")
     planned = push_run(run_dir, repo_id, dry_run=True)
     check_size(planned.total_bytes, f"{run_dir}: the files to ship", max_bytes)
-    push_run(run_dir, repo_id, local_dir=out)
+    stale = [name for name in push_run(run_dir, repo_id, local_dir=out).kept if name != ROLLOUT_FILE]
+    if stale:  # an earlier export's files that this run does not have: kept (never deleted), but said
+        print(
+            f"ship_generalist: kept from the earlier {out}, not part of this run: {', '.join(stale)}", file=sys.stderr
+        )
     if (Path(out) / MANIFEST_FILE).exists():
         write_model_manifest(out)
     record = greedy_rollout(out, task, seed, max_steps)

@@ -110,6 +110,16 @@ def test_the_script_ships_a_folder_that_passes_every_check(tiny_run, tiny_shippe
     assert SHIP["folder_bytes"](tiny_shipped) < SHIP["MAX_FOLDER_BYTES"]
 
 
+def test_shipping_again_replaces_the_folder_and_names_what_it_kept(tiny_run, tiny_shipped, tmp_path, capsys):
+    folder = copy_of(tiny_shipped, tmp_path)
+    (folder / "performance_profile.png").write_bytes(b"\x89PNG")  # of an earlier run, not of this one
+    (folder / "eval_results.json").write_text("stale")
+    SHIP["ship"](tiny_run, folder, max_steps=ROLLOUT_STEPS)
+    assert f"kept from the earlier {folder}, not part of this run: performance_profile.png" in capsys.readouterr().err
+    assert (folder / "eval_results.json").read_text() == (tiny_run / "eval_results.json").read_text()
+    assert (folder / "regression_rollout.json").read_text() == (tiny_shipped / "regression_rollout.json").read_text()
+
+
 def test_a_changed_suite_spec_fails_naming_the_task_and_the_field(tiny_shipped):
     from gato.suite.registry import list_tasks
 
