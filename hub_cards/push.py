@@ -2,7 +2,9 @@
 
 ``push_run`` is ``huggingface_hub``'s ``create_repo`` + ``create_commit`` of exactly the planned files, with the
 run's training leftovers (checkpoints, logs, the generated data) ignored; ``dry_run=True`` touches no network: it
-lists exactly the files that would be sent and validates the folder and the card's metadata.
+lists exactly the files that would be sent and validates the folder and the card's metadata; ``local_dir=DIR``
+touches no network either: it writes exactly the bytes that would be sent into ``DIR`` (:func:`export_files`), a
+Hub-ready folder to keep in a repository or to upload later.
 
 What never leaves the machine:
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -110,11 +113,13 @@ class PushPlan:
     eval_results: list[EvalResult] = field(default_factory=list)
     url: str | None = None  # the commit URL after a real push
     scrubbed: list[str] = field(default_factory=list)  # files sent with this machine's paths made relative
+    local_dir: str | None = None  # where the files were written instead of uploaded (``push_run(local_dir=...)``)
+    kept: list[str] = field(default_factory=list)  # files of an earlier export in local_dir this one did not write
 
     @property
     def total_bytes(self) -> int:
-        # A dry run's rebuilt card exists only in memory: count the files on disk.
-        paths = [Path(self.run_dir) / name for name in self.files]
+        # A dry run's rebuilt card exists only in memory: count the files on disk (the export's, once written).
+        paths = [Path(self.local_dir or self.run_dir) / name for name in self.files]
         return sum(path.stat().st_size for path in paths if path.exists())
 
 
@@ -280,6 +285,69 @@ def check_run_folder(run_dir: str | Path) -> list[str]:
     return problems
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_export_target(local_dir: str | Path, run_dir: str | Path) -> list[str]:
+    """Refuse (``ValueError`` naming the folder) an export target that could lose or mix up data; returns the files
+    of an earlier export found there (relative, sorted; empty for a new or empty folder).
+
+    ``local_dir`` may be missing, empty, or an **earlier export**: a folder that :func:`check_run_folder` accepts
+    (it loads with ``from_pretrained``) and that holds nothing a push would leave out (no ``checkpoints/``,
+    ``logs/``, ``data/``, secrets or temporary files; hidden files such as ``.gitattributes`` are allowed and left
+    alone). Anything else — a file, a folder of other files, a run folder, the run folder itself or a folder inside
+    or around it — is refused, so an export never overwrites or hides files it did not write.
+    """
+    target, source = Path(local_dir).absolute(), Path(run_dir).absolute()
+    if _inside(target, source) or _inside(source, target):
+        raise ValueError(
+            f"local_dir: {local_dir} overlaps the run folder {run_dir}; expected a folder outside it "
+            "(an export inside the run would be sent by its next push)"
+        )
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"local_dir: {local_dir} is a file; expected a folder to write the export into")
+    if not target.exists():
+        return []
+    visible = sorted(
+        path.relative_to(target).as_posix()
+        for path in target.rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(target).parts)
+    )
+    if not visible:
+        return []
+    left_out = sorted(set(visible) - set(upload_plan(target)))
+    problems = check_run_folder(target)
+    if problems or left_out:
+        what = "; ".join(
+            problems + ([f"holds files a push leaves out: {', '.join(left_out[:5])}"] if left_out else [])
+        )
+        raise ValueError(
+            f"local_dir: {local_dir} is not empty and is not an earlier export ({what}); expected a new or empty "
+            "folder, or one written by an earlier `gato push --local-dir`"
+        )
+    return visible
+
+
+def export_files(folder: str | Path, files: list[str], contents: dict[str, bytes], local_dir: str | Path) -> None:
+    """Write ``files`` of ``folder`` into ``local_dir`` as a push sends them: ``contents[name]`` where given (the
+    rebuilt card, scrubbed records, the manifest of the sent bytes), else the file's own bytes. Each file is written
+    beside its place and renamed into it, so an interrupted export leaves every file whole (old or new)."""
+    source, target = Path(folder), Path(local_dir)
+    for name in files:
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            if name in contents:
+                partial.write_bytes(contents[name])
+            else:
+                shutil.copyfile(source / name, partial)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
 def push_run(
     run_dir: str | Path,
     repo_id: str,
@@ -289,6 +357,7 @@ def push_run(
     token: str | None = None,
     commit_message: str = "Upload Gato run folder",
     update_card: bool = True,
+    local_dir: str | Path | None = None,
 ) -> PushPlan:
     """Upload a run folder (model, processor, card, plot, eval results) to the Hub model repo ``repo_id``.
 
@@ -299,19 +368,27 @@ def push_run(
         dry_run: list the files and validate, without any network access and without writing anything.
         token: the Hub token; default: ``HF_TOKEN`` from the environment, else the one ``hf auth login`` stored
             (keeps it out of shell history).
-        update_card: (re)build ``README.md`` with ``repo_id`` in its loading snippets (in memory for a dry run).
+        update_card: (re)build ``README.md`` with ``repo_id`` in its loading snippets (in memory for a dry run
+            and an export: the run folder is left as it is).
+        local_dir: write exactly the files (and bytes) a push would send into this folder instead of uploading; no
+            network. It must be new, empty or an earlier export (:func:`check_export_target`); files of an earlier
+            export that this one does not write are kept and listed in ``PushPlan.kept``, never deleted.
 
     Raises ``ValueError`` when the folder would not load with ``from_pretrained``, a file listed in its manifest
-    changed, a file to be sent holds a token, or the card's metadata is invalid.
+    changed, a file to be sent holds a token, the card's metadata is invalid, or ``local_dir`` is not a folder to
+    export into.
     """
     folder = Path(run_dir)
     if not folder.is_dir():
         raise ValueError(f"run_dir: {folder} is not a folder")
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ValueError(f"repo_id: expected ORG/NAME, got {repo_id!r}")
+    if dry_run and local_dir is not None:
+        raise ValueError("dry_run and local_dir: a dry run writes nothing, an export writes a folder; pick one")
     problems = check_run_folder(folder)
     if problems:
         raise ValueError(f"run_dir {folder}: " + "; ".join(problems))
+    earlier = check_export_target(local_dir, folder) if local_dir is not None else []
     verify_manifest(folder)  # a changed weights file is named here, never uploaded as if it were fine
     token = token if token is not None else (os.environ.get("HF_TOKEN") or None)
     card = build_model_card(folder, repo_id=repo_id) if update_card else None
@@ -323,6 +400,10 @@ def push_run(
     check_no_tokens(folder, files, contents, token)
     plan = PushPlan(str(folder), repo_id, private, files, eval_results, scrubbed=scrubbed)
     if dry_run:
+        return plan
+    if local_dir is not None:
+        export_files(folder, files, contents, local_dir)
+        plan.local_dir, plan.kept = str(local_dir), sorted(set(earlier) - set(files))
         return plan
     from huggingface_hub import CommitOperationAdd, create_commit, create_repo
 
@@ -345,8 +426,10 @@ __all__ = [
     "PATH_SCRUBBED_FILES",
     "SECRET_PATTERNS",
     "PushPlan",
+    "check_export_target",
     "check_no_tokens",
     "check_run_folder",
+    "export_files",
     "push_run",
     "scrub_machine_paths",
     "upload_contents",

@@ -1,10 +1,15 @@
 """``gato push``: upload a run folder (model, processor, card, plot, eval results) to the Hugging Face Hub.
 
     gato push RUN_DIR --repo-id ORG/NAME [--private] [--dry-run] [--token TOKEN] [--keep-card]
+    gato push RUN_DIR --repo-id ORG/NAME --local-dir DIR
 
 Checkpoints, logs and the generated data are left out. The model card (README.md) is rebuilt with the repo id
 in its loading snippets. ``--dry-run`` uses no network and writes nothing: it lists exactly the files that
 would be uploaded and validates the folder (what ``from_pretrained`` needs) and the card's metadata.
+``--local-dir DIR`` uses no network either: it writes exactly the files (and bytes) the upload would send into
+DIR, a Hub-ready folder (e.g. to keep in a repository). DIR must be new, empty, or an earlier export (a folder that
+loads with ``from_pretrained`` and holds nothing a push leaves out); its files are then replaced, and files of the
+earlier export that this one does not write are kept and listed, never deleted. The run folder is not changed.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ class PushConfig:
         token: Hub token (default: $HF_TOKEN, else the one `hf auth login` stored; prefer HF_TOKEN: a --token value
             stays in your shell history).
         keep_card: upload README.md as it is (default: rebuilt with the repo id in its loading snippets).
+        local_dir: write exactly the files the upload would send into this folder instead of uploading (no network);
+            it must be new, empty or an earlier export.
     """
 
     run_dir: str = field(default="", metadata={"positional": True, "argparse": {"metavar": "RUN_DIR"}})
@@ -36,6 +43,7 @@ class PushConfig:
     dry_run: bool = False
     token: str | None = None
     keep_card: bool = False
+    local_dir: str | None = field(default=None, metadata={"argparse": {"metavar": "DIR"}})
 
 
 _FLAGS = []
@@ -60,16 +68,24 @@ def run(args: argparse.Namespace) -> int:
             dry_run=config.dry_run,
             token=config.token,
             update_card=not config.keep_card,
+            local_dir=config.local_dir,
         )
     except ValueError as error:
         return refuse("gato push", error)
-    verb = "would upload" if config.dry_run else "uploaded"
-    print(
-        f"{verb} {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) to {plan.repo_id}"
-        f"{' (private)' if plan.private else ''}:"
-    )
+    if plan.local_dir:
+        print(
+            f"wrote {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) for {plan.repo_id} to {plan.local_dir}:"
+        )
+    else:
+        verb = "would upload" if config.dry_run else "uploaded"
+        print(
+            f"{verb} {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) to {plan.repo_id}"
+            f"{' (private)' if plan.private else ''}:"
+        )
     for name in plan.files:
         print(f"  {name}")
+    if plan.kept:
+        print(f"kept {len(plan.kept)} files of the earlier export that this one did not write: {', '.join(plan.kept)}")
     print(f"model card metadata valid: {len(plan.eval_results)} model-index results")
     if plan.url:
         print(plan.url)
