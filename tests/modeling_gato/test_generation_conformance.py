@@ -210,6 +210,26 @@ def test_a_static_cache_generates_what_the_dynamic_cache_generates(kind):
     assert torch.equal(static.sequences, dynamic)
 
 
+@pytest.mark.parametrize("kind", ["caption", "episode"])
+def test_a_compiled_static_cache_decode_after_a_prompt_with_patches_generates_the_eager_tokens(kind):
+    """On CUDA, transformers compiles the decode step of a static-cache generate by itself (forced here on CPU): the
+    prefill with the patches runs eagerly, the compiled decode steps are text; fullgraph=True raises on a graph break."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    from transformers import CompileConfig
+
+    model, prompt = sharp_model(), prompts(kind)
+    compile_config = CompileConfig(fullgraph=True, backend="eager", mode="default")
+    compile_config._compile_all_devices = True  # transformers compiles on CUDA only by default
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = model.generate(
+        **prompt, max_new_tokens=5, cache_implementation="static", compile_config=compile_config, **GREEDY
+    )
+    assert counters["stats"]["unique_graphs"] >= 1  # the decode steps did go through torch.compile
+    assert torch.equal(compiled, model.generate(**prompt, max_new_tokens=5, **GREEDY))
+
+
 @pytest.mark.parametrize("kind", PROMPT_KINDS)
 def test_continuing_from_a_returned_cache_equals_generating_at_once(kind):
     """The call a user types: the prompt's inputs with the sequences so far, their attention mask and the cache. The
