@@ -1,7 +1,8 @@
 """``GatoForCausalLM.generate()`` keeps transformers' generation contract with Gato's own inputs.
 
-transformers' ``GenerationTesterMixin`` runs outside this repository on text-only inputs (docs/CONFORMANCE.md). These
-tests check the same behaviours on the prompts the processor makes for ``generate``: text, captions (image patches)
+transformers' ``GenerationTesterMixin`` runs outside this repository on text and on one hand-made batch of Gato's
+inputs (docs/CONFORMANCE.md). These tests check the same behaviours on the prompts the processor makes for
+``generate``: text, captions (image patches)
 and episodes (image patches and local positions), two prompts of different lengths left-padded into one batch. The
 model is the tiny config at a sharp initialization, so the greedy tokens depend on positions, padding and patches.
 """
