@@ -920,9 +920,11 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
         - Training-only inputs (``labels``, ``loss_mask``, ``shift_labels``) are never passed on.
         - Image-patch inputs and local positions describe the prompt (e.g. the image of a caption prompt): after the
           prefill they are dropped, the tokens generated after the prompt being text.
-        - Continuing from a returned cache, the prefill feeds only the uncached tokens: ``local_positions`` and
-          ``patch_mask`` are cut to them, and the patches of the cached positions are marked invalid.
-        - Without a cache every step re-reads the whole sequence: the generated tail gets no local position and no patch.
+        - ``local_positions`` and ``patch_mask`` describe the sequence from its first token on: the prompt's, or the
+          prompt's and the generated tokens' (as ``attention_mask``). Tokens past their end are generated text (no local
+          position, no patch). Each step gets the columns of the tokens it feeds: continuing from a returned cache,
+          the uncached tokens only (the patches of the cached positions are then marked invalid); without a cache,
+          the whole sequence.
         """
         for name in TRAINING_ONLY_INPUTS:
             kwargs.pop(name, None)
@@ -940,26 +942,34 @@ class GatoForCausalLM(GatoPreTrainedModel, GenerationMixin, GatoActingMixin):
             for name in PREFILL_ONLY_INPUTS:
                 model_inputs.pop(name, None)
             return model_inputs
-        fed = (
-            model_inputs["input_ids"]
-            if model_inputs.get("input_ids") is not None
-            else model_inputs.get("inputs_embeds")
-        )
+        if model_inputs.get("inputs_embeds") is not None:  # a prompt given as embeddings (first step only)
+            fed, sequence, sequence_name = model_inputs["inputs_embeds"], inputs_embeds, "inputs_embeds"
+        else:
+            fed, sequence, sequence_name = model_inputs.get("input_ids"), input_ids, "input_ids"
         if fed is None:
             return model_inputs
+        # The fed tokens are the last `length` of the sequence so far; the ones before them are in the cache.
         length = fed.shape[1]
+        start = max(sequence.shape[1], length) - length
+        for name in ("local_positions", "patch_mask"):
+            value = model_inputs.get(name)
+            if value is not None and value.shape[1] > start + length:
+                raise ValueError(
+                    f"{name}: expected at most one column per token of the sequence ({sequence_name} has "
+                    f"{start + length}), got shape {tuple(value.shape)}"
+                )
         patch_mask = model_inputs.get("patch_mask")
-        if patch_mask is not None and patch_mask.shape[1] > length:
-            self._drop_cached_patches(model_inputs, patch_mask[:, : patch_mask.shape[1] - length])
+        if patch_mask is not None and start > 0:
+            self._drop_cached_patches(model_inputs, patch_mask[:, :start])
         for name, fill in (("local_positions", LOCAL_POSITION_NONE), ("patch_mask", False)):
             value = model_inputs.get(name)
             if value is None:
                 continue
-            if value.shape[1] > length:  # continuing a cache: the uncached tail only
-                model_inputs[name] = value[:, -length:]
-            elif value.shape[1] < length:  # no cache: the generated tail is text
+            value = value[:, start:]  # the fed tokens' columns; none when they all come after the prompt
+            if value.shape[1] < length:  # tokens past the end: generated text
                 tail = value.new_full((value.shape[0], length - value.shape[1]), fill)
-                model_inputs[name] = torch.cat([value, tail], dim=1)
+                value = torch.cat([value, tail], dim=1)
+            model_inputs[name] = value
         return model_inputs
 
     @staticmethod
