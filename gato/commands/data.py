@@ -197,26 +197,24 @@ def _dagger_flags_without_model(config: GenerateConfig) -> bool:
     return False
 
 
+def _refused_together(given: dict[str, bool], other: str) -> bool:
+    """True (after saying so on stderr) when any flag of ``given`` (flag → whether it was given) came with ``other``."""
+    refused = [flag for flag, present in given.items() if present]
+    if refused:
+        print(f"gato data generate: {', '.join(refused)} cannot go with {other}", file=sys.stderr)
+    return bool(refused)
+
+
 def plan_command(config: GenerateConfig, args: argparse.Namespace) -> int:
     """``gato data generate --plan FILE``: the plan's ``generate`` calls (``gato.episodes.plan.run_plan``), one table;
     with ``--dagger-model RUN``, one DAgger round of the plan instead (:func:`dagger_plan_command`).
 
     ``--captions`` / ``--text`` override the plan's; ``--episodes-per-task`` and ``--action-noise`` are refused (the
     plan sets them per task: edit the plan)."""
-    conflicting = [
-        flag
-        for flag, given in (
-            ("--episodes-per-task", args.episodes_per_task is not None),
-            ("--action-noise", args.action_noise is not None),
-        )
-        if given
-    ]
-    if conflicting:
-        print(
-            f"gato data generate: {', '.join(conflicting)} cannot go with --plan (the plan sets the episodes and the "
-            "action noise of each task; edit the plan, or drop --plan)",
-            file=sys.stderr,
-        )
+    if _refused_together(
+        {"--episodes-per-task": args.episodes_per_task is not None, "--action-noise": args.action_noise is not None},
+        "--plan (the plan sets the episodes and the action noise of each task; edit the plan, or drop --plan)",
+    ):
         return 2
     if config.dagger_model is not None:
         return dagger_plan_command(config, args)
@@ -257,21 +255,15 @@ def dagger_plan_command(config: GenerateConfig, args: argparse.Namespace) -> int
     (``gato.episodes.plan.run_dagger_plan``): each selected task whose group sets ``dagger_episodes`` gets that many
     DAgger episodes, with its group's ``expert_mix``. ``--expert-mix`` is refused (the plan sets it per group), as
     are ``--captions`` and ``--text`` (a round records only DAgger episodes)."""
-    refused = [
-        flag
-        for flag, given in (
-            ("--expert-mix", config.expert_mix is not None),
-            ("--captions", args.captions is not None),
-            ("--text", args.text is not None),
-        )
-        if given
-    ]
-    if refused:
-        print(
-            f"gato data generate: {', '.join(refused)} cannot go with --plan and --dagger-model (a DAgger round of a "
-            "plan records only DAgger episodes, each group's expert_mix setting β; edit the plan)",
-            file=sys.stderr,
-        )
+    if _refused_together(
+        {
+            "--expert-mix": config.expert_mix is not None,
+            "--captions": args.captions is not None,
+            "--text": args.text is not None,
+        },
+        "--plan and --dagger-model (a DAgger round of a plan records only DAgger episodes, each group's expert_mix "
+        "setting β; edit the plan)",
+    ):
         return 2
     from gato.episodes.plan import DataPlan, run_dagger_plan
     from gato.evaluation.run_evaluation import AgentFactory
@@ -313,20 +305,14 @@ def dagger_command(config: GenerateConfig) -> int:
     from gato.evaluation.run_evaluation import AgentFactory
     from gato.suite.registry import resolve_tasks
 
-    others = [
-        flag
-        for flag, value in (
-            ("--captions", config.captions),
-            ("--text", config.text),
-            ("--action-noise", config.action_noise),
-        )
-        if value
-    ]
-    if others:
-        print(
-            f"gato data generate: {', '.join(others)} cannot go with --dagger-model (it records only DAgger episodes)",
-            file=sys.stderr,
-        )
+    if _refused_together(
+        {
+            "--captions": bool(config.captions),
+            "--text": bool(config.text),
+            "--action-noise": bool(config.action_noise),
+        },
+        "--dagger-model (it records only DAgger episodes)",
+    ):
         return 2
     expert_mix = DEFAULT_EXPERT_MIX if config.expert_mix is None else config.expert_mix
     command = dagger_command_line(
