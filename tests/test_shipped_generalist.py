@@ -1,11 +1,13 @@
 """The generalist shipped in the repository (`models/gato-generalist`, issue #18 §2): it loads offline with the four
 loaders, its `task_specs.json` matches the suite, and its recorded greedy rollout replays exactly.
 
-The checks are functions of a folder (`scripts/ship_generalist.py`). Until the folder is shipped they are tested here
-on a tiny folder that the script ships from a tiny run, each with its failing case: a changed suite spec fails naming
-the task and the field, changed weights fail the rollout replay, and a folder above the size limit is refused."""
+The checks are functions of a folder (`scripts/ship_generalist.py`), run on the shipped folder and, each with its failing
+case, on a tiny folder that the script ships from a tiny run: a changed suite spec fails naming the task and the field,
+changed weights fail the rollout replay, and a folder above the size limit is refused. The README's example plays."""
 
+import ast
 import json
+import re
 import runpy
 from dataclasses import replace
 from pathlib import Path
@@ -14,13 +16,10 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 SHIPPED = ROOT / "models" / "gato-generalist"
 SHIP = runpy.run_path(str(ROOT / "scripts" / "ship_generalist.py"))
 ROLLOUT_STEPS = 30
-
-not_shipped = pytest.mark.skipif(
-    not SHIPPED.exists(), reason=f"{SHIPPED.relative_to(ROOT)} is not shipped yet (scripts/ship_generalist.py)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -64,22 +63,30 @@ def copy_of(folder, tmp_path):
 # --- the shipped folder (runs once it exists) --------------------------------------------------------------------
 
 
-@not_shipped
 def test_shipped_generalist_loads_with_the_four_loaders():
     SHIP["check_loaders"](SHIPPED)
 
 
-@not_shipped
 def test_shipped_generalist_task_specs_match_the_suite():
     SHIP["check_task_specs"](SHIPPED)
 
 
-@not_shipped
 def test_shipped_generalist_replays_its_recorded_greedy_rollout():
     SHIP["check_regression_rollout"](SHIPPED)
 
 
-@not_shipped
+def test_shipped_generalist_plays_the_readme_example(capsys):
+    """The README's five lines run as written and the agent plays acrobot far above a random policy (-500)."""
+    code = re.search(r"## Play with the shipped generalist\n.*?```python\n(.*?)```", README.read_text(), re.S).group(1)
+    threads = torch.get_num_threads()
+    try:
+        exec(compile(code, "README generalist example", "exec"), {})
+    finally:
+        torch.set_num_threads(threads)  # the example sets one thread for the whole process
+    returns = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(returns) == 3 and min(returns) > -150, returns
+
+
 def test_shipped_generalist_fits_in_the_repository():
     SHIP["check_size"](SHIP["folder_bytes"](SHIPPED), str(SHIPPED))
 
