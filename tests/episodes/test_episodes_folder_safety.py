@@ -60,7 +60,6 @@ def test_second_writer_is_refused_and_a_killed_writer_takes_its_workers_and_lock
         assert first.poll() is None, first.stderr.read().decode()
         assert f"(pid {first.pid})" in (out / LOCK_FILE).read_text()
 
-        started = time.monotonic()
         second = subprocess.run(
             _gato("--tasks", "acrobot", "--episodes-per-task", "2", "--seed", "1", "--out", str(out)),
             env=env,
@@ -71,8 +70,9 @@ def test_second_writer_is_refused_and_a_killed_writer_takes_its_workers_and_lock
         assert second.returncode == 2
         assert f"{out}: in use by gato data generate (pid {first.pid})" in second.stderr
         assert "Traceback" not in second.stderr
-        assert time.monotonic() - started < 60  # refused at once, not after generating (imports only)
-        assert not (out / "acrobot").exists() and not (out / "atari_breakout").exists()  # nothing written
+        # Refused before generating: nothing written (a wall-clock bound here failed under load, 60.4 and 64 s, while
+        # the two workers of the first run held both cores; it measured the machine, not the refusal).
+        assert not (out / "acrobot").exists() and not (out / "atari_breakout").exists()
 
         workers = parent.children()
         os.kill(first.pid, signal.SIGKILL)
