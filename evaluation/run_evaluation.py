@@ -45,8 +45,8 @@ class EvaluationConfig:
         model: the model folder (``save_pretrained`` + processor, as ``gato train`` writes it).
         tasks: suite, domain or task names, comma-separated (``resolve_tasks``); ``""`` = no control tasks.
         episodes: evaluation episodes per task.
-        output_dir: where the JSON, markdown and PNG go (default: ``<model>/eval``; ``RUN/eval/checkpoint-<step>``
-            for a checkpoint of a run, :meth:`results_dir`).
+        output_dir: where the JSON, markdown and PNG go (default: ``<model>/eval``; for a run's checkpoint
+            ``RUN/checkpoints/checkpoint-<step>``, ``RUN/eval/checkpoint-<step>``).
         num_envs: environments stepped together per task.
         seed: seeds the evaluation episodes (and, through a stream of its own, the prompt demonstrations) and the
             sampler.
