@@ -97,10 +97,10 @@ class EvaluationConfig:
         accepts only the files its ``checkpoint.json`` lists)."""
         if self.output_dir:
             return Path(self.output_dir)
-        model = Path(self.model)
-        if model.parent.name == "checkpoints" and (model / CHECKPOINT_MANIFEST).is_file():
-            return model.parent.parent / "eval" / model.name
-        return model / "eval"
+        resolved = Path(self.model).resolve()  # `--model .` inside a checkpoint names it too
+        if resolved.parent.name == "checkpoints" and (resolved / CHECKPOINT_MANIFEST).is_file():
+            return resolved.parent.parent / "eval" / resolved.name
+        return Path(self.model) / "eval"
 
     def parsed_env_kwargs(self) -> dict[str, Any] | None:
         """``env_kwargs`` as a dict (None when not given)."""

@@ -38,9 +38,18 @@ from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
 
 from .model_card import CARD_FILE, LIBRARY_NAME, build_model_card
 
-# Training leftovers that do not belong in a model repository: optimizer checkpoints, tracker logs, the generated
+# Training leftovers that do not belong in a model repository: optimizer checkpoints and their evaluations (`gato eval`
+# of RUN/checkpoints/checkpoint-N writes RUN/eval/checkpoint-N: another model's scores), tracker logs, the generated
 # data (a dataset repository of its own), and temporary files.
-IGNORE_PATTERNS: list[str] = ["checkpoints/*", "logs/*", "data/*", "*.tmp", "**/__pycache__/*", ".*"]
+IGNORE_PATTERNS: list[str] = [
+    "checkpoints/*",
+    "eval/checkpoint-*",
+    "logs/*",
+    "data/*",
+    "*.tmp",
+    "**/__pycache__/*",
+    ".*",
+]
 # Secrets, at any depth: env files, token files, tracker settings and credentials. (fnmatch's ``*`` crosses ``/``.)
 SECRET_PATTERNS: list[str] = [
     ".env",

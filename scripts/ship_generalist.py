@@ -266,6 +266,13 @@ def model_folder_from_checkpoint(checkpoint: str | Path, out: str | Path, eval_d
     source, target = Path(checkpoint), Path(out)
     if eval_dir is not None and not (Path(eval_dir) / RESULTS_FILE).is_file():
         raise ValueError(f"eval_dir: {eval_dir} has no {RESULTS_FILE} (expected a `gato eval --output-dir` folder)")
+    if eval_dir is not None:  # the card's scores must be this checkpoint's, not another step's
+        evaluated = json.loads((Path(eval_dir) / RESULTS_FILE).read_text()).get("model")
+        if not isinstance(evaluated, str) or Path(evaluated).name != Path(checkpoint).name:
+            raise ValueError(
+                f"eval_dir: {Path(eval_dir) / RESULTS_FILE} evaluated {evaluated!r}, not {Path(checkpoint).name} "
+                f"(evaluate this checkpoint: gato eval --model {checkpoint})"
+            )
     try:
         listed = json.loads((source / CHECKPOINT_RECORD).read_text())["files"]
     except (ValueError, KeyError, TypeError) as error:

@@ -33,7 +33,17 @@ def tiny_run(tmp_path_factory, save_tiny_checkpoint):
     save_tiny_checkpoint(path, 128)
     save_task_specs([get_task("cartpole").spec, get_task("pendulum").spec], path)
     (path / "eval_results.json").write_text(
-        json.dumps({"episodes_per_task": 1, "tasks": [], "domains": {}, "summary": {}, "captions": None, "text": None})
+        json.dumps(
+            {
+                "model": "somewhere/checkpoints/checkpoint-1",
+                "episodes_per_task": 1,
+                "tasks": [],
+                "domains": {},
+                "summary": {},
+                "captions": None,
+                "text": None,
+            }
+        )
     )
     write_model_manifest(path)
     (path / "checkpoints" / "checkpoint-1").mkdir(parents=True)
@@ -60,7 +70,7 @@ def copy_of(folder, tmp_path):
     return Path(shutil.copytree(folder, tmp_path / "copy"))
 
 
-# --- the shipped folder (runs once it exists) --------------------------------------------------------------------
+# --- the shipped folder --------------------------------------------------------------------
 
 
 def test_shipped_generalist_loads_with_the_four_loaders():
@@ -256,7 +266,17 @@ def eval_dir(tmp_path):
     path = tmp_path / "evals"
     path.mkdir()
     (path / "eval_results.json").write_text(
-        json.dumps({"episodes_per_task": 1, "tasks": [], "domains": {}, "summary": {}, "captions": None, "text": None})
+        json.dumps(
+            {
+                "model": "somewhere/checkpoints/checkpoint-1",
+                "episodes_per_task": 1,
+                "tasks": [],
+                "domains": {},
+                "summary": {},
+                "captions": None,
+                "text": None,
+            }
+        )
     )
     (path / "normalized_scores.png").write_bytes(b"\x89PNG")
     return path
@@ -308,4 +328,7 @@ def test_a_missing_run_or_a_misplaced_eval_dir_is_refused(tiny_run, tiny_checkpo
     assert "eval_dir: only for a checkpoint" in capsys.readouterr().err
     assert SHIP["main"]([str(tiny_checkpoint), "--out", str(out), "--eval-dir", str(tmp_path)]) == 2
     assert f"eval_dir: {tmp_path} has no eval_results.json" in capsys.readouterr().err
+    (tmp_path / "eval_results.json").write_text(json.dumps({"model": "run/checkpoints/checkpoint-6000"}))
+    assert SHIP["main"]([str(tiny_checkpoint), "--out", str(out), "--eval-dir", str(tmp_path)]) == 2
+    assert "evaluated 'run/checkpoints/checkpoint-6000', not checkpoint-1" in capsys.readouterr().err
     assert not out.exists()

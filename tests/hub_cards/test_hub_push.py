@@ -52,6 +52,7 @@ def run_dir(tmp_path):
     # Training leftovers that must stay home.
     for leftover in (
         "checkpoints/checkpoint-1/model.safetensors",
+        "eval/checkpoint-1/eval_results.json",  # a checkpoint's scores (`gato eval --model RUN/checkpoints/...`)
         "logs/events.out",
         "data/cartpole/data.arrow",
         "main_job.tmp",

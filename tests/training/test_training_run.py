@@ -170,13 +170,17 @@ def test_every_checkpoint_loads_as_a_model_folder(tiny_data_dir, tmp_path):
     assert {"model.safetensors", "config.json", "task_specs.json", "tokenizer.json"} <= set(listed)
 
 
-def test_evaluating_a_checkpoint_writes_beside_the_run_and_the_run_still_resumes(tiny_data_dir, tmp_path):
+def test_evaluating_a_checkpoint_writes_beside_the_run_and_the_run_still_resumes(tiny_data_dir, tmp_path, monkeypatch):
     out = tmp_path / "run"
     run_training(_config(tiny_data_dir, out, max_steps=6, save_steps=3, eval_steps=100), stop_after_steps=3)
     checkpoint = out / "checkpoints" / "checkpoint-3"
     flags = ["--tasks", "cartpole", "--episodes", "1", "--max-steps", "5", "--no-text", "--no-progress"]
     assert main(["eval", "--model", str(checkpoint), *flags]) == 0
     assert (out / "eval" / "checkpoint-3" / "eval_results.json").is_file()
+    assert not (checkpoint / "eval").exists()
+    monkeypatch.chdir(checkpoint)  # `--model .` from inside it: the same place
+    assert main(["eval", "--model", ".", *flags, "--episodes", "2"]) == 0
+    assert json.loads((out / "eval" / "checkpoint-3" / "eval_results.json").read_text())["episodes_per_task"] == 2
     assert not (checkpoint / "eval").exists()
     resumed = run_training(_config(tiny_data_dir, out, max_steps=6, save_steps=3, eval_steps=100, resume=True))
     assert (resumed.start_step, resumed.step) == (3, 6)
