@@ -16,7 +16,8 @@ The checkpoint is first written, in a temporary folder, as the model folder ``ga
 ``auto_map`` and the code files; its task specs and training records; the reports of ``--eval-dir``); its optimizer,
 scheduler and RNG states stay behind, and the checkpoint itself is only read.
 
-What it does, refusing (exit status 2, one line naming the path, task or size) at the first problem:
+What it does, refusing (exit status 2, one line naming the path, task or size) at the first problem; ``OUT`` is built
+and checked in a sibling folder and replaced only when every check passed, so a failed ship leaves it as it was:
 
 1. checks the run's ``task_specs.json`` against the suite (``gato.suite.registry``): every task the model was trained
    on must be a suite task whose spec makes the same tokens (:func:`task_spec_mismatches`); ``--task`` must be one
@@ -51,6 +52,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -252,7 +254,6 @@ def model_folder_from_checkpoint(checkpoint: str | Path, out: str | Path, eval_d
     model manifest. The optimizer, scheduler and RNG states are not copied; ``checkpoint`` is only read, after every
     file its ``checkpoint.json`` lists is checked against the sha256 recorded there (a changed file is named, never
     shipped)."""
-    import shutil
 
     from gato.episodes.manifest import file_sha256, write_model_manifest
     from gato.evaluation.report import CHART_FILE, PROFILE_FILE, RESULTS_FILE, TABLE_FILE
@@ -343,21 +344,38 @@ def _ship_folder(
         raise ValueError(f"task: {task!r} is not a task the model was trained on ({', '.join(trained)})")
     planned = push_run(run_dir, repo_id, dry_run=True)
     check_size(planned.total_bytes, f"{run_dir}: the files to ship", max_bytes)
-    stale = [name for name in push_run(run_dir, repo_id, local_dir=out).kept if name != ROLLOUT_FILE]
-    if stale:  # an earlier export's files that this run does not have: kept (never deleted), but said
-        print(
-            f"ship_generalist: kept from the earlier {out}, not part of this run: {', '.join(stale)}", file=sys.stderr
-        )
-    if (Path(out) / MANIFEST_FILE).exists():
-        write_model_manifest(out)
-    record = greedy_rollout(out, task, seed, max_steps)
-    # One line per field: the actions stay one line, so a re-shipped folder's diff is short.
-    lines = [f" {json.dumps(key)}: {json.dumps(value)}" for key, value in record.items()]
-    (Path(out) / ROLLOUT_FILE).write_text("{\n" + ",\n".join(lines) + "\n}\n")
-    check_loaders(out, task)
-    check_task_specs(out)
-    check_regression_rollout(out)
-    check_size(folder_bytes(out), str(out), max_bytes)
+    # Built and checked beside OUT, then swapped in: a failed check leaves an earlier shipped folder as it was.
+    out = Path(out)
+    staging = out.with_name(f".{out.name}.shipping")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a ship that was killed
+    if out.exists():
+        shutil.copytree(out, staging)
+    try:
+        stale = [name for name in push_run(run_dir, repo_id, local_dir=staging).kept if name != ROLLOUT_FILE]
+        if stale:  # an earlier export's files that this run does not have: kept (never deleted), but said
+            print(
+                f"ship_generalist: kept from the earlier {out}, not part of this run: {', '.join(stale)}",
+                file=sys.stderr,
+            )
+        if (staging / MANIFEST_FILE).exists():
+            write_model_manifest(staging)
+        record = greedy_rollout(staging, task, seed, max_steps)
+        # One line per field: the actions stay one line, so a re-shipped folder's diff is short.
+        lines = [f" {json.dumps(key)}: {json.dumps(value)}" for key, value in record.items()]
+        (staging / ROLLOUT_FILE).write_text("{\n" + ",\n".join(lines) + "\n}\n")
+        check_loaders(staging, task)
+        check_task_specs(staging)
+        check_regression_rollout(staging)
+        check_size(folder_bytes(staging), str(out), max_bytes)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replaced = out.with_name(f".{out.name}.replaced")
+    shutil.rmtree(replaced, ignore_errors=True)
+    if out.exists():
+        os.replace(out, replaced)
+    os.replace(staging, out)
+    shutil.rmtree(replaced, ignore_errors=True)
     return record
 
 

@@ -137,6 +137,27 @@ def test_shipping_again_replaces_the_folder_and_names_what_it_kept(tiny_run, tin
     assert (folder / "regression_rollout.json").read_text() == (tiny_shipped / "regression_rollout.json").read_text()
 
 
+def test_a_ship_whose_checks_fail_leaves_the_earlier_folder_as_it_was(tiny_run, tiny_shipped, tmp_path, monkeypatch):
+    import shutil
+
+    from gato.episodes.manifest import file_sha256
+
+    shipped = tmp_path / "shipped"
+    folder = Path(shutil.copytree(tiny_shipped, shipped / "gato-generalist"))
+    before = {path.name: file_sha256(path) for path in folder.iterdir()}
+    run = Path(shutil.copytree(tiny_run, tmp_path / "newer-run"))
+    (run / "eval_results.md").write_text("# a newer evaluation\n")  # what the failed ship would have written
+
+    def broken_loaders(path, task):
+        raise ValueError(f"{path}: does not load")
+
+    monkeypatch.setitem(SHIP["_ship_folder"].__globals__, "check_loaders", broken_loaders)
+    with pytest.raises(ValueError, match="does not load"):
+        SHIP["ship"](run, folder, max_steps=ROLLOUT_STEPS)
+    assert {path.name: file_sha256(path) for path in folder.iterdir()} == before
+    assert [path.name for path in shipped.iterdir()] == ["gato-generalist"]  # no staging folder left
+
+
 def test_a_changed_suite_spec_fails_naming_the_task_and_the_field(tiny_shipped):
     from gato.suite.registry import list_tasks
 
