@@ -27,9 +27,6 @@ from gato.suite.task_spec import load_task_specs
 from .report import SCHEMA_VERSION, write_results
 from .scores import SCORE_THRESHOLD, domain_summaries, score_summary
 
-# A training checkpoint's manifest (gato.training.checkpoints.MANIFEST_FILE), named here to keep this module light.
-CHECKPOINT_MANIFEST = "checkpoint.json"
-
 if TYPE_CHECKING:
     import torch
 
@@ -97,8 +94,10 @@ class EvaluationConfig:
         accepts only the files its ``checkpoint.json`` lists)."""
         if self.output_dir:
             return Path(self.output_dir)
+        from gato.training.checkpoints import is_checkpoint  # torch and accelerate: not for reading the config
+
         resolved = Path(self.model).resolve()  # `--model .` inside a checkpoint names it too
-        if resolved.parent.name == "checkpoints" and (resolved / CHECKPOINT_MANIFEST).is_file():
+        if resolved.parent.name == "checkpoints" and is_checkpoint(resolved):
             return resolved.parent.parent / "eval" / resolved.name
         return Path(self.model) / "eval"
 

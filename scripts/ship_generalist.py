@@ -240,13 +240,6 @@ def check_loaders(folder: str | Path, task: str | None = None) -> None:
     env.close()
 
 
-def is_checkpoint(folder: str | Path) -> bool:
-    """A ``gato train`` checkpoint (``checkpoints/checkpoint-N``), not a model folder: it has a ``checkpoint.json``."""
-    from gato.training.checkpoints import MANIFEST_FILE as CHECKPOINT_RECORD
-
-    return (Path(folder) / CHECKPOINT_RECORD).is_file()
-
-
 def model_folder_from_checkpoint(checkpoint: str | Path, out: str | Path, eval_dir: str | Path | None = None) -> Path:
     """Write the training checkpoint ``checkpoint`` into ``out`` as the model folder ``gato train`` leaves at its end:
     the model and processor through ``save_pretrained`` (config with ``auto_map``, weights, code files), its task specs
@@ -255,10 +248,11 @@ def model_folder_from_checkpoint(checkpoint: str | Path, out: str | Path, eval_d
     file its ``checkpoint.json`` lists is checked against the sha256 recorded there (a changed file is named, never
     shipped)."""
 
-    from gato.episodes.manifest import file_sha256, write_model_manifest
+    from gato.episodes.manifest import write_model_manifest
     from gato.evaluation.report import CHART_FILE, PROFILE_FILE, RESULTS_FILE, TABLE_FILE
     from gato.suite.task_spec import TASK_SPECS_FILE
     from gato.training.checkpoints import MANIFEST_FILE as CHECKPOINT_RECORD
+    from gato.training.checkpoints import MODEL_FILE, verify_checkpoint
     from gato.training.run_training import TRAIN_RESULTS_FILE, TRAINING_CONFIG_FILE
     from transformers import AutoModelForCausalLM, AutoProcessor
 
@@ -274,17 +268,10 @@ def model_folder_from_checkpoint(checkpoint: str | Path, out: str | Path, eval_d
                 f"eval_dir: {Path(eval_dir) / RESULTS_FILE} evaluated {evaluated!r}, not {Path(checkpoint).name} "
                 f"(evaluate this checkpoint: gato eval --model {checkpoint})"
             )
-    try:
-        listed = json.loads((source / CHECKPOINT_RECORD).read_text())["files"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{source / CHECKPOINT_RECORD}: unreadable ({error})") from None
-    if "model.safetensors" not in listed:
-        raise ValueError(f"{source}: {CHECKPOINT_RECORD} lists no model.safetensors (a DeepSpeed checkpoint?)")
-    for name, digest in sorted(listed.items()):
-        if not (source / name).is_file() or file_sha256(source / name) != digest:
-            raise ValueError(
-                f"{source / name}: missing or changed since the checkpoint was saved ({CHECKPOINT_RECORD})"
-            )
+    # What `--resume` checks before it reads a checkpoint: every listed file present with its sha256, nothing else.
+    listed = verify_checkpoint(source, processes=1)["files"]
+    if MODEL_FILE not in listed:
+        raise ValueError(f"{source}: {CHECKPOINT_RECORD} lists no {MODEL_FILE} (a DeepSpeed checkpoint?)")
     model = AutoModelForCausalLM.from_pretrained(str(source))
     processor = AutoProcessor.from_pretrained(str(source))
     model.save_pretrained(target)
@@ -313,6 +300,8 @@ def ship(
     """Steps 1–6 of the module docstring (from a checkpoint, its model folder first); returns the recorded rollout.
     Raises ``ValueError`` at the first problem."""
     import tempfile
+
+    from gato.training.checkpoints import is_checkpoint
 
     if not Path(run_dir).is_dir():
         raise ValueError(

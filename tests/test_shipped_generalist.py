@@ -336,7 +336,7 @@ def test_a_changed_checkpoint_is_not_shipped(tiny_checkpoint, eval_dir, tmp_path
         handle.seek(-1, 2)
         handle.write(bytes([last[0] ^ 1]))
     out = tmp_path / "out"
-    with pytest.raises(ValueError, match=r"checkpoint-1/model.safetensors: missing or changed since the checkpoint"):
+    with pytest.raises(ValueError, match=r"checkpoint-1/model.safetensors: its sha256 differs from checkpoint.json"):
         SHIP["ship"](checkpoint, out, eval_dir=eval_dir)
     assert not out.exists()
 

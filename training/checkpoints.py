@@ -69,6 +69,11 @@ def checkpoint_step(path: Path) -> int | None:
     return int(suffix) if path.name.startswith(CHECKPOINT_PREFIX) and suffix.isdigit() else None
 
 
+def is_checkpoint(path: str | Path) -> bool:
+    """A checkpoint folder that :func:`save_checkpoint` completed: its manifest, written last, is there."""
+    return (Path(path) / MANIFEST_FILE).is_file()
+
+
 def checkpoint_dirs(output_dir: str | Path, complete_only: bool = True) -> list[Path]:
     """Checkpoint folders in ``output_dir/checkpoints``, oldest first (with ``complete_only``: those with a manifest)."""
     root = Path(output_dir) / "checkpoints"
@@ -76,7 +81,7 @@ def checkpoint_dirs(output_dir: str | Path, complete_only: bool = True) -> list[
         path for path in root.glob(f"{CHECKPOINT_PREFIX}*") if path.is_dir() and checkpoint_step(path) is not None
     ]
     if complete_only:
-        found = [path for path in found if (path / MANIFEST_FILE).is_file()]
+        found = [path for path in found if is_checkpoint(path)]
     return sorted(found, key=checkpoint_step)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset, DatasetDict, load_from_disk
+from gato.episodes.manifest import write_model_manifest
 from gato.episodes.schema import spec_from_dataset
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
 from gato.processing.processing_gato import GatoProcessor
@@ -158,9 +159,7 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
         checkpoint_config.architectures = [type(model).__name__]
         checkpoint_config.save_pretrained(folder)
         write_model_files(folder)
-        from gato.episodes.manifest import write_model_manifest  # loaders check it as they check a run's folder
-
-        write_model_manifest(folder)
+        write_model_manifest(folder)  # loaders check it as they check a run's folder
 
     def write_hub_folder(
         trained: torch.nn.Module, state_dict: dict[str, torch.Tensor], result: TrainingResult
@@ -185,9 +184,7 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
             "lora_rank": config.lora_rank,
         }
         (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-        from gato.episodes.manifest import write_model_manifest  # every file written above, with its sha256
-
-        write_model_manifest(output_dir)
+        write_model_manifest(output_dir)  # every file written above, with its sha256
 
     return train(
         config,
