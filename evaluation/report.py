@@ -18,6 +18,61 @@ CHART_FILE = "normalized_scores.png"
 PROFILE_FILE = "performance_profile.png"
 SCHEMA_VERSION = 1
 
+# What the model card reads from an ``eval_results.json`` (docs/EVALUATION.md): always the episode count; with
+# any task, each task's row and the per-domain and overall summaries.
+RESULT_FIELDS = ("episodes_per_task",)
+TASK_FIELDS = (
+    "task",
+    "domain",
+    "episodes",
+    "mean_return",
+    "std_return",
+    "expert_return",
+    "random_return",
+    "normalized_score",
+    "success_rate",
+)
+SUMMARY_FIELDS = (
+    "tasks",
+    "tasks_scored",
+    "mean_normalized_score",
+    "median_normalized_score",
+    "tasks_above_threshold",
+    "fraction_above_threshold",
+)
+
+
+def check_results(results: Any, source: str | Path) -> None:
+    """Raise ``ValueError`` naming ``source`` and the first missing or mistyped field when ``results`` lacks what
+    the model card reads from a ``gato eval`` results file, instead of a bare ``KeyError`` later."""
+    expected = "(expected an eval_results.json written by `gato eval`, fields in docs/EVALUATION.md)"
+    if not isinstance(results, Mapping):
+        raise ValueError(f"{source}: not a JSON object {expected}")
+    for name in RESULT_FIELDS:
+        if name not in results:
+            raise ValueError(f"{source}: no {name!r} field {expected}")
+    tasks = results.get("tasks") or []
+    if not isinstance(tasks, list) or not all(isinstance(task, Mapping) for task in tasks):
+        raise ValueError(f"{source}: 'tasks' must be a list of objects {expected}")
+    for index, task in enumerate(tasks):
+        for name in TASK_FIELDS:
+            if name not in task:
+                raise ValueError(
+                    f"{source}: tasks[{index}] ({task.get('task', '?')}) has no {name!r} field {expected}"
+                )
+    if not tasks:
+        return
+    domains = results.get("domains")
+    if not isinstance(domains, Mapping):
+        raise ValueError(f"{source}: 'domains' must be an object {expected}")
+    for where, summary in [
+        *((f"domains.{name}", value) for name, value in domains.items()),
+        ("summary", results.get("summary")),
+    ]:
+        missing = [name for name in SUMMARY_FIELDS if not isinstance(summary, Mapping) or name not in summary]
+        if missing:
+            raise ValueError(f"{source}: {where} has no {missing[0]!r} field {expected}")
+
 
 def _fmt(value: Any, digits: int = 2, percent: bool = False) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -341,6 +396,7 @@ def print_results(results: Mapping[str, Any]) -> None:
 
 __all__ = [
     "RESULTS_FILE",
+    "check_results",
     "TABLE_FILE",
     "CHART_FILE",
     "PROFILE_FILE",

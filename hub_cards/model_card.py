@@ -198,7 +198,12 @@ def _read(folder: Path, name: str) -> Any:
     path = folder / name
     if not path.exists():
         return None
-    return yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+    try:
+        return yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise ValueError(
+            f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'} ({error})"
+        ) from None
 
 
 def format_duration(seconds: float) -> str:
@@ -320,9 +325,11 @@ def build_model_card(
         CHART_FILE,
         DOMAIN_HEADER,
         PROFILE_FILE,
+        RESULTS_FILE,
         STATISTICS_HEADER,
         TASK_HEADER,
         caption_results,
+        check_results,
         domain_rows,
         markdown_table,
         statistics_note,
@@ -339,7 +346,9 @@ def build_model_card(
             f"run_dir: {folder} has no config.json (expected a folder written by `gato train` or `gato run`)"
         )
     training = _read(folder, "training_config.yaml") or {}
-    results = _read(folder, "eval_results.json")
+    results = _read(folder, RESULTS_FILE)
+    if results is not None:
+        check_results(results, folder / RESULTS_FILE)
     job = job if job is not None else _read(folder, "main_job.json")
     model_name = repo_id.split("/")[-1] if repo_id else folder.resolve().name
     load_path = repo_id or str(folder)

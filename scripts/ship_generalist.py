@@ -249,7 +249,7 @@ def model_folder_from_checkpoint(checkpoint: str | Path, out: str | Path, eval_d
     shipped)."""
 
     from gato.episodes.manifest import write_model_manifest
-    from gato.evaluation.report import CHART_FILE, PROFILE_FILE, RESULTS_FILE, TABLE_FILE
+    from gato.evaluation.report import CHART_FILE, PROFILE_FILE, RESULTS_FILE, TABLE_FILE, check_results
     from gato.suite.task_spec import TASK_SPECS_FILE
     from gato.training.checkpoints import MANIFEST_FILE as CHECKPOINT_RECORD
     from gato.training.checkpoints import MODEL_FILE, verify_checkpoint
@@ -262,12 +262,18 @@ def model_folder_from_checkpoint(checkpoint: str | Path, out: str | Path, eval_d
     if eval_dir is not None and not (Path(eval_dir) / RESULTS_FILE).is_file():
         raise ValueError(f"eval_dir: {eval_dir} has no {RESULTS_FILE} (expected a `gato eval --output-dir` folder)")
     if eval_dir is not None:  # the card's scores must be this checkpoint's, not another step's
-        evaluated = json.loads((Path(eval_dir) / RESULTS_FILE).read_text()).get("model")
+        results_path = Path(eval_dir) / RESULTS_FILE
+        try:
+            results = json.loads(results_path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"eval_dir: {results_path} is not valid JSON ({error})") from None
+        evaluated = results.get("model") if isinstance(results, dict) else None
         if not isinstance(evaluated, str) or Path(evaluated).name != Path(checkpoint).name:
             raise ValueError(
                 f"eval_dir: {Path(eval_dir) / RESULTS_FILE} evaluated {evaluated!r}, not {Path(checkpoint).name} "
                 f"(evaluate this checkpoint: gato eval --model {checkpoint})"
             )
+        check_results(results, f"eval_dir: {results_path}")
     # What `--resume` checks before it reads a checkpoint: every listed file present with its sha256, nothing else.
     listed = verify_checkpoint(source, processes=1)["files"]
     if MODEL_FILE not in listed:

@@ -352,4 +352,11 @@ def test_a_missing_run_or_a_misplaced_eval_dir_is_refused(tiny_run, tiny_checkpo
     (tmp_path / "eval_results.json").write_text(json.dumps({"model": "run/checkpoints/checkpoint-6000"}))
     assert SHIP["main"]([str(tiny_checkpoint), "--out", str(out), "--eval-dir", str(tmp_path)]) == 2
     assert "evaluated 'run/checkpoints/checkpoint-6000', not checkpoint-1" in capsys.readouterr().err
+    # This checkpoint's results, but not what `gato eval` writes: the field is named, no bare KeyError.
+    (tmp_path / "eval_results.json").write_text(json.dumps({"model": "run/checkpoints/checkpoint-1", "tasks": []}))
+    assert SHIP["main"]([str(tiny_checkpoint), "--out", str(out), "--eval-dir", str(tmp_path)]) == 2
+    assert f"eval_dir: {tmp_path / 'eval_results.json'}: no 'episodes_per_task' field" in capsys.readouterr().err
+    (tmp_path / "eval_results.json").write_text('{"model": "run/checkpoints/checkpoint-1",')
+    assert SHIP["main"]([str(tiny_checkpoint), "--out", str(out), "--eval-dir", str(tmp_path)]) == 2
+    assert f"eval_dir: {tmp_path / 'eval_results.json'} is not valid JSON" in capsys.readouterr().err
     assert not out.exists()

@@ -236,6 +236,34 @@ def test_folder_without_config_is_refused(tmp_path):
         build_model_card(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        ({k: v for k, v in RESULTS.items() if k != "episodes_per_task"}, "no 'episodes_per_task' field"),
+        (
+            {**RESULTS, "tasks": [{k: v for k, v in RESULTS["tasks"][0].items() if k != "expert_return"}]},
+            r"tasks\[0\] \(cartpole\) has no 'expert_return' field",
+        ),
+        ({**RESULTS, "summary": {"tasks": 2}}, "summary has no 'tasks_scored' field"),
+        ([RESULTS], "not a JSON object"),
+    ],
+)
+def test_results_the_card_cannot_read_are_refused_naming_the_file_and_field(tmp_path, broken, message):
+    config = GatoConfig.from_preset("gato-tiny", max_position_embeddings=32)
+    (tmp_path / "config.json").write_text(config.to_json_string())
+    (tmp_path / "eval_results.json").write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "eval_results.json")) + ": " + message):
+        build_model_card(tmp_path)
+
+
+def test_a_results_file_that_is_not_json_is_refused_naming_it(tmp_path):
+    config = GatoConfig.from_preset("gato-tiny", max_position_embeddings=32)
+    (tmp_path / "config.json").write_text(config.to_json_string())
+    (tmp_path / "eval_results.json").write_text('{"model": "run",')
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "eval_results.json")) + ": not valid JSON"):
+        build_model_card(tmp_path)
+
+
 def test_validation_names_missing_metadata(tmp_path):
     (tmp_path / "README.md").write_text("---\nlibrary_name: transformers\ntags: [gato]\n---\n\n# x\n")
     with pytest.raises(ValueError, match="license"):
