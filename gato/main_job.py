@@ -464,6 +464,15 @@ def run_main_job(config: MainJobConfig, log: Callable[[str], None] = print) -> M
             progress=config.progress,
         )
         log(summary_table(run.summaries))
+        dagger = plan.dagger_recipes(config.task_selection)
+        if dagger:  # the job has no DAgger stage: say so, and how to run one, instead of ignoring the plan's ask
+            source = config.data.data_plan or "the data plan"
+            log(
+                f"      note: {source} asks for DAgger episodes of {', '.join(dagger)}; `gato run` records expert "
+                "episodes only. A DAgger round needs the trained model: afterwards run `gato data generate --plan "
+                f"{source} --out {config.data_path} --dagger-model {config.output_dir}`, then `gato train --init-from "
+                f'{config.output_dir}` on that data (docs/DATA.md, "Data plans")'
+            )
         status = "skipped" if all(summary.status == "skipped" for summary in run.summaries) else "done"
         return status, {
             "data_plan": plan.to_dict(),

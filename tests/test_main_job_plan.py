@@ -138,3 +138,33 @@ def test_bad_data_settings_are_refused_before_any_work(tmp_path, plan_file, flag
     assert main(["run", "--output-dir", str(tmp_path / "out"), *flags]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_plan_asking_for_dagger_episodes_is_told_how_to_run_the_round(tmp_path, monkeypatch):
+    """`gato run` has no DAgger stage: a plan group's `dagger_episodes` is not ignored silently but named, with the
+    commands that run the round on the trained model."""
+    import types
+
+    plan = {**TINY_PLAN, "groups": [{"tasks": "cartpole", "dagger_episodes": 4}, TINY_PLAN["groups"][1]]}
+    path = tmp_path / "dagger_plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    config = _config(tmp_path, "--data-plan", str(path))
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(
+        "gato.episodes.plan.run_plan", lambda *a, **k: types.SimpleNamespace(summaries=[], dataset_dict={})
+    )
+    monkeypatch.setattr("gato.training.run_training.run_training", stop)
+    lines = []
+    with pytest.raises(Stop):
+        run_main_job(config, log=lines.append)
+    (note,) = [line for line in lines if "DAgger" in line]
+    assert f"{path} asks for DAgger episodes of cartpole;" in note  # pendulum's group asks for none
+    out = tmp_path / "out"
+    assert f"gato data generate --plan {path} --out {out / 'data'} --dagger-model {out}" in note
+    assert f"gato train --init-from {out}" in note
