@@ -12,7 +12,10 @@ RUN=${2:-runs/multitask}
 gato data generate --plan training/recipes/cpu_multitask_data.yaml --out "$DATA" --workers 2
 
 # Round 1: one model, the whole default suite + captions + text (model, weights and schedule in the recipe).
-gato train --config training/recipes/cpu_multitask.yaml --data "$DATA" --output-dir "$RUN-round1" --resume
+# Rounds 1 and 2 are skipped once finished (train_results.json): the DAgger rounds add splits to $DATA, and a
+# --resume on changed data is refused, so a re-run of the script would stop here.
+[ -f "$RUN-round1/train_results.json" ] || gato train --config training/recipes/cpu_multitask.yaml --data "$DATA" \
+    --output-dir "$RUN-round1" --resume
 
 # DAgger: round 1's model plays PickupLoc and Breakout (the expert's action executed instead half the time) and
 # the experts label every state it reaches (docs/DATA.md); the episodes go into <task>_dagger beside the data.
@@ -22,7 +25,8 @@ gato train --config training/recipes/cpu_multitask.yaml --data "$DATA" --output-
     --dagger-model "$RUN-round1" --expert-mix 0.5 --out "$DATA" --workers 2
 
 # Round 2: a new model, from scratch, on the expert data + the DAgger episodes (the first recipe + their weights).
-gato train --config training/recipes/cpu_multitask_dagger.yaml --data "$DATA" --output-dir "$RUN-round2" --resume
+[ -f "$RUN-round2/train_results.json" ] || gato train --config training/recipes/cpu_multitask_dagger.yaml \
+    --data "$DATA" --output-dir "$RUN-round2" --resume
 
 # DAgger, second round: round 2's model plays, into <task>_dagger2 (rooms and games of its own); round 1's
 # episodes stay (DAgger aggregates every round's data).

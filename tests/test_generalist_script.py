@@ -1,6 +1,7 @@
 """scripts/generalist.sh and its data plan: the commands it runs, in order, with stand-ins for ``gato`` and ``python``
 that only log their arguments (and leave the files a finished command leaves); DAgger rounds chain their models and
-a run of the script after a finished one skips every finished training and evaluation."""
+a run of the script after a finished one skips every finished training and evaluation. The same for
+scripts/cpu_multitask.sh's DAgger rounds."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ echo "python $*" >> "$LOG"
 """
 
 
-def _run_script(tmp_path: Path, rounds: int) -> list[list[str]]:
+def _run_script(
+    tmp_path: Path, rounds: int = 0, script: str = "generalist.sh", args: tuple[str, ...] | None = None
+) -> list[list[str]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     for name, text in (("gato", FAKE_GATO), ("python", FAKE_PYTHON)):
@@ -42,7 +45,7 @@ def _run_script(tmp_path: Path, rounds: int) -> list[list[str]]:
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log), "DAGGER_ROUNDS": str(rounds)}
     runs = tmp_path / "runs" / "generalist"
     subprocess.run(
-        ["bash", str(ROOT / "scripts" / "generalist.sh"), "data/generalist", str(runs), "data/held_out"],
+        ["bash", str(ROOT / "scripts" / script), *(args or ("data/generalist", str(runs), "data/held_out"))],
         cwd=tmp_path,
         env=env,
         check=True,
@@ -178,3 +181,14 @@ def test_the_generalist_recipe_weighs_each_dagger_split_like_a_task():
 
     config = TrainingConfig.from_yaml(ROOT / "training" / "recipes" / "generalist.yaml")
     assert set(config.task_weights) == {"captions", "text"} and config.default_weight == 1.0
+
+
+def test_a_rerun_of_the_cpu_multitask_script_skips_its_finished_rounds(tmp_path):
+    """Rounds 1 and 2 train before DAgger splits are added to the data; resuming them on the changed data would be
+    refused, so a second run of the script skips them (their train_results.json) and resumes only the last round."""
+    runs = tmp_path / "runs" / "generalist"  # where _run_script's log replaces the path by RUN
+    first = _run_script(tmp_path, script="cpu_multitask.sh", args=("data/multitask", str(runs)))
+    trained = [_flag(command, "--output-dir") for command in first if _step(command) == "train"]
+    assert trained == ["RUN-round1", "RUN-round2", "RUN"]
+    again = _run_script(tmp_path, script="cpu_multitask.sh", args=("data/multitask", str(runs)))
+    assert [_flag(command, "--output-dir") for command in again if _step(command) == "train"] == ["RUN"]
