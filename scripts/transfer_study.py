@@ -136,9 +136,12 @@ def evaluate_cell(model: str, task: str, out: Path, settings: dict[str, Any]) ->
         threads=0,  # the script's --threads is already set
         progress=False,
     )
-    (result,) = run_evaluation(config)["tasks"]
+    evaluation = run_evaluation(config)
+    (result,) = evaluation["tasks"]
+    mean = ((evaluation.get("statistics") or {}).get("all") or {}).get("mean")  # one task: a bootstrap over episodes
     return {
         "normalized_score": result["normalized_score"],
+        "score_interval": [mean["low"], mean["high"]] if mean else None,
         "mean_return": result["mean_return"],
         "std_return": result["std_return"],
         "success_rate": result["success_rate"],
@@ -215,9 +218,26 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)  # a kill mid-write leaves the previous file
 
 
-def _score(cell: dict[str, Any] | None) -> str:
+def score_interval(cell: dict[str, Any] | None) -> tuple[float, float] | None:
+    """The cell's 95% bootstrap interval of its normalized score (over its evaluation episodes); for a cell recorded
+    before intervals were, read from its ``eval_results.json`` when that is still there; None without one."""
+    if not cell:
+        return None
+    if "score_interval" in cell:
+        return tuple(cell["score_interval"]) if cell["score_interval"] else None
+    path = Path(cell.get("eval_results") or "")
+    if not path.is_file():
+        return None
+    mean = ((json.loads(path.read_text()).get("statistics") or {}).get("all") or {}).get("mean")
+    return (mean["low"], mean["high"]) if mean else None
+
+
+def _score(cell: dict[str, Any] | None, interval: bool = False) -> str:
     value = (cell or {}).get("normalized_score")
-    return "—" if value is None or not math.isfinite(value) else f"{value:.0%}"
+    if value is None or not math.isfinite(value):
+        return "—"
+    bounds = score_interval(cell) if interval else None
+    return f"{value:.0%}" + (f" [{100 * bounds[0]:.0f}, {100 * bounds[1]:.0f}]" if bounds else "")
 
 
 def markdown_table(results: dict[str, Any]) -> str:
@@ -226,15 +246,16 @@ def markdown_table(results: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for task, entry in results["tasks"].items():
-        prompt_only = _score(entry.get("prompt_only"))
+        prompt_only = _score(entry.get("prompt_only"), interval=True)
         for k in results["settings"]["episodes"]:
-            finetuned = _score(entry.get("finetune", {}).get(str(k)))
-            scratch = _score(entry.get("scratch", {}).get(str(k)))
+            finetuned = _score(entry.get("finetune", {}).get(str(k)), interval=True)
+            scratch = _score(entry.get("scratch", {}).get(str(k)), interval=True)
             lines.append(f"| {task} | {entry['domain']} | {prompt_only} | {k} | {finetuned} | {scratch} |")
     settings = results["settings"]
     lines.append("")
     lines.append(
-        f"Expert-normalized score of {settings['eval_episodes']} evaluation episodes a cell; {settings['max_steps']} "
+        f"Expert-normalized score (mean) of {settings['eval_episodes']} evaluation episodes a cell, [95% bootstrap "
+        f"confidence interval over those episodes]; {settings['max_steps']} "
         f"training steps for every fine-tuned{' (LoRA)' if settings['lora'] else ''} and from-scratch model; "
         f"generalist: {settings['model']}."
     )
@@ -261,17 +282,30 @@ def plot(results: dict[str, Any], path: Path) -> None:
             ("scratch", "from scratch", "s--"),
         ):
             points = sorted(
-                (int(k), cell["normalized_score"])
+                (int(k), cell["normalized_score"], score_interval(cell))
                 for k, cell in entry.get(kind, {}).items()
                 if cell.get("normalized_score") is not None
             )
             if points:
-                axis.plot(*zip(*points), style, label=label)
+                (line,) = axis.plot([k for k, _, _ in points], [v for _, v, _ in points], style, label=label)
+                spans = [(k, bounds) for k, _, bounds in points if bounds]
+                if spans:  # the cells' 95% intervals as a band
+                    axis.fill_between(
+                        [k for k, _ in spans],
+                        [low for _, (low, _) in spans],
+                        [high for _, (_, high) in spans],
+                        color=line.get_color(),
+                        alpha=0.15,
+                        linewidth=0,
+                    )
         prompt_only = (entry.get("prompt_only") or {}).get("normalized_score")
         if prompt_only is not None:
             axis.axhline(prompt_only, color="grey", linestyle=":", label="prompt-only generalist")
         # On the normalized scale: 0 = a random policy, 100% = the expert, whatever the cells' own range.
         shown = [value for line in axis.get_lines() for value in line.get_ydata()]
+        shown += [
+            bound for kind in KINDS for cell in entry.get(kind, {}).values() for bound in score_interval(cell) or ()
+        ]
         axis.set_ylim(min([0.0, *shown]) - 0.05, max([1.0, *shown]) + 0.05)
         axis.yaxis.set_major_formatter(PercentFormatter(1.0))
         axis.set_xscale("log")

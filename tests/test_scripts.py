@@ -157,6 +157,8 @@ def test_transfer_study_fills_every_cell_writes_json_table_and_plot_and_skips_fi
             trained = json.loads((Path(entry["model"]) / "train_results.json").read_text())
             assert (trained["train_episodes"], trained["init_from"]) == ({"cartpole": int(k)}, init)
             assert Path(entry["eval_results"]).is_file()
+            statistics = json.loads(Path(entry["eval_results"]).read_text())["statistics"]["all"]["mean"]
+            assert entry["score_interval"] == [statistics["low"], statistics["high"]]
     assert (out / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (out / "transfer.md").read_text()
     assert sum(line.startswith("| cartpole | classic_control |") for line in table.splitlines()) == 2
@@ -192,3 +194,27 @@ def test_transfer_study_refuses_data_with_fewer_episodes_than_the_largest_k_befo
     ):
         runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
     assert not (tmp_path / "study" / "cartpole").exists()
+
+
+def test_transfer_table_gives_each_cell_its_interval_also_for_cells_recorded_before_intervals(tmp_path):
+    study = runpy.run_path(str(SCRIPTS / "transfer_study.py"))
+    evaluated = tmp_path / "eval_results.json"
+    evaluated.write_text(json.dumps({"statistics": {"all": {"mean": {"value": 0.26, "low": 0.1, "high": 0.42}}}}))
+    results = {
+        "settings": {"episodes": [5], "eval_episodes": 20, "max_steps": 300, "lora": False, "model": "g"},
+        "tasks": {
+            "babyai_open_two_doors": {
+                "domain": "babyai",
+                "prompt_only": {"normalized_score": -0.06, "score_interval": None},
+                "finetune": {"5": {"normalized_score": 0.469, "score_interval": [0.3, 0.64]}},
+                # recorded before cells kept their interval: read from the cell's evaluation
+                "scratch": {"5": {"normalized_score": 0.26, "eval_results": str(evaluated)}},
+            }
+        },
+    }
+    (row,) = [line for line in study["markdown_table"](results).splitlines() if line.startswith("| babyai")]
+    assert row == "| babyai_open_two_doors | babyai | -6% | 5 | 47% [30, 64] | 26% [10, 42] |"
+    evaluated.unlink()  # gone: the score alone
+    assert study["_score"](results["tasks"]["babyai_open_two_doors"]["scratch"]["5"], interval=True) == "26%"
+    study["plot"](results, tmp_path / "transfer.png")
+    assert (tmp_path / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
