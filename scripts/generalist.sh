@@ -42,6 +42,8 @@ done
 
 # Transfer (the paper's fine-tuning study) from the latest model: expert data of the held-out tasks, then
 # prompt-only, fine-tuned and from-scratch runs for a few, tens and hundreds of episodes (scripts/transfer_study.py).
+# 300 steps at a peak rate of 3e-4 for both arms: at 500 steps scratch imitated mountain_car_continuous from 5
+# episodes, at 300 the pretrained model was ahead on both BabyAI levels tried (BENCHMARKS.md, transfer pilots).
 gato data generate --tasks held_out --episodes-per-task 200 --out "$HELD_OUT" --workers 2
 python scripts/transfer_study.py --model "$MODEL" --data "$HELD_OUT" --tasks held_out --episodes 5,20,100 \
-    --max-steps 1000 --eval-episodes 50 --out "$MODEL/transfer"
+    --max-steps 300 --learning-rate 3e-4 --warmup-steps 30 --eval-episodes 50 --out "$MODEL/transfer"
