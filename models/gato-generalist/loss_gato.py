@@ -41,18 +41,37 @@ class _LinearCrossEntropy(torch.autograd.Function):
             total = torch.zeros((), dtype=torch.float32, device=hidden.device)
             grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
             grad_weight = None  # float32, summed over the chunks (the first chunk's product starts it)
+            # One float32 work buffer (logits → softmax → its gradient, in place) and, under a lower product dtype,
+            # one for the logits in that dtype, reused by every chunk: a fresh 256 × 33k float32 tensor per
+            # operation is above glibc's mmap threshold (32 MB), so each one page-faulted in anew — the element-wise
+            # work ran 2× slower than on warm memory (BENCHMARKS.md, "The chunked loss on warm buffers").
+            rows_max = min(chunk_size, hidden.shape[0])
+            work = torch.empty((rows_max, weight.shape[0]), dtype=torch.float32, device=hidden.device)
+            low = None if dtype == torch.float32 else torch.empty_like(work, dtype=dtype)
+            rows_index = torch.arange(rows_max, device=hidden.device)
             for start in range(0, hidden.shape[0], chunk_size):
                 rows = hidden[start : start + chunk_size].to(dtype)
                 target = targets[start : start + chunk_size]
-                logits = (rows @ weight_c.T).float()
-                log_norm = torch.logsumexp(logits, dim=-1)
-                total += (log_norm - logits.gather(1, target[:, None]).squeeze(1)).sum()
+                count = rows.shape[0]
+                probs = work[:count]
+                if low is None:
+                    torch.matmul(rows, weight_c.T, out=probs)
+                else:
+                    probs.copy_(torch.matmul(rows, weight_c.T, out=low[:count]))
+                # log-sum-exp as torch.logsumexp computes it (max, then the sum of shifted exponentials), keeping
+                # the exponentials: divided by their sum they are the softmax the gradient needs.
+                target_logit = probs.gather(1, target[:, None]).squeeze(1)
+                shift = probs.amax(dim=-1, keepdim=True)
+                sum_exp = probs.sub_(shift).exp_().sum(dim=-1, keepdim=True)
+                log_norm = (shift + sum_exp.log()).squeeze(1)
+                total += (log_norm - target_logit).sum()
                 if not needs_grad:
                     continue
-                # d(sum of losses)/d(logits) = softmax − one_hot(target), computed in place over the logits.
-                grad_logits = logits.sub_(log_norm[:, None]).exp_()
-                grad_logits[torch.arange(len(target), device=target.device), target] -= 1.0
-                grad_logits = grad_logits.to(dtype)
+                # d(sum of losses)/d(logits) = softmax − one_hot(target), in place over the exponentials.
+                grad_logits = probs.div_(sum_exp)
+                grad_logits[rows_index[:count], target] -= 1.0
+                if low is not None:
+                    grad_logits = low[:count].copy_(grad_logits)
                 if grad_hidden is not None:
                     grad_hidden[start : start + chunk_size] = grad_logits @ weight_c
                 if ctx.needs_input_grad[1]:
