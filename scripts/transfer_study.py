@@ -13,7 +13,10 @@ each (b) and (c) model evaluated like (a), with ``--eval-episodes`` episodes. Wr
 (the table) and ``transfer.png`` (normalized score against K, pretrained against scratch, one panel per task,
 prompt-only as a horizontal line). Each cell is recorded in ``transfer.json`` as soon as it is finished, so running
 the same command again skips the finished cells and resumes an interrupted training from its checkpoints; other
-settings than the recorded ones are refused.
+settings than the recorded ones are refused — except another ``--model`` of the same size and context (the finished
+generalist after one of its checkpoints): the from-scratch cells, which take only its size, are kept, and the
+prompt-only and fine-tuned cells run again (their earlier folders renamed ``*.was-<old model>``). So the scratch arm
+can run while the generalist still trains.
 
     python scripts/transfer_study.py --model runs/generalist --data data/held_out --tasks held_out \\
         --episodes 5,20,100 --max-steps 2000 --eval-episodes 50 --out runs/transfer
@@ -43,6 +46,7 @@ RESULTS_FILE = "transfer.json"
 TABLE_FILE = "transfer.md"
 PLOT_FILE = "transfer.png"
 KINDS = ("finetune", "scratch")  # (b) and (c)
+MODEL_SETTINGS = ("preset", "model_overrides", "max_length")  # the generalist's size and context (init_model_settings)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -174,9 +178,12 @@ def train_cell(kind: str, task: str, episodes: int, out: Path, settings: dict[st
         lora=settings["lora"] and kind == "finetune",
     )
     started = time.perf_counter()
-    result = run_training(finetune_training_config(finetune, train))
+    config = finetune_training_config(finetune, train)
+    result = run_training(config)
     return {
         "model": str(out),
+        # What a from-scratch cell takes of the generalist: its size and context, not its weights (load_results).
+        "model_settings": {name: getattr(config, name) for name in MODEL_SETTINGS},
         "train_steps": result.step,
         "final_loss": result.losses[-1] if result.losses else None,
         "train_seconds": time.perf_counter() - started,
@@ -203,13 +210,51 @@ def load_results(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
         recorded = results["settings"]
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: unreadable ({error}); move it away to start the study again") from None
-    if differences := config_differences(recorded, settings, ignore=(), absent={}):
+    if differences := config_differences(recorded, settings, ignore=("model",), absent={}):
         raise ValueError(
             f"{path}: recorded with other settings ("
             + "; ".join(differences)
             + "); use another --out, or the same settings"
         )
+    if recorded.get("model") != settings["model"]:
+        return _keep_scratch_cells(path, results, settings)
     return results
+
+
+def _keep_scratch_cells(path: Path, results: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Another generalist than the recorded one: its prompt-only and fine-tuned cells are not this model's, but the
+    from-scratch cells take only its size and context, so they are kept when those are the same (the arm can run
+    before the generalist's final weights exist, from one of its checkpoints). Another size is refused."""
+    from gato.training.init_from import init_model_settings
+
+    wanted = json.loads(json.dumps(init_model_settings(settings["model"])))  # as transfer.json holds it
+    scratch = [cell for entry in results["tasks"].values() for cell in entry.get("scratch", {}).values()]
+    if any(cell.get("model_settings") != wanted for cell in scratch):
+        raise ValueError(
+            f"{path}: recorded with the generalist {results['settings']['model']}, whose from-scratch cells do not "
+            f"record the size and context of {settings['model']} ({wanted}); use another --out"
+        )
+    previous = Path(results["settings"]["model"]).name
+    for task, entry in results["tasks"].items():
+        entry.pop("prompt_only", None)
+        entry["finetune"] = {}
+        # The earlier model's cell folders move aside (kept, and not resumed by the new model's trainings).
+        for folder in sorted((path.parent / task).glob("prompt_only")) + sorted(
+            (path.parent / task).glob("finetune-k*")
+        ):
+            if folder.is_dir() and ".was-" not in folder.name:
+                target, number = folder.with_name(f"{folder.name}.was-{previous}"), 1
+                while target.exists():
+                    number += 1
+                    target = folder.with_name(f"{folder.name}.was-{previous}-{number}")
+                folder.rename(target)
+    print(
+        f"{path}: the generalist is now {settings['model']} (was {results['settings']['model']}): keeping its "
+        f"{len(scratch)} from-scratch cell(s), same size and context; the prompt-only and fine-tuned cells run again "
+        f"(the earlier ones' folders renamed *.was-{previous})",
+        flush=True,
+    )
+    return {**results, "settings": settings}
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -218,3 +218,45 @@ def test_transfer_table_gives_each_cell_its_interval_also_for_cells_recorded_bef
     assert study["_score"](results["tasks"]["babyai_open_two_doors"]["scratch"]["5"], interval=True) == "26%"
     study["plot"](results, tmp_path / "transfer.png")
     assert (tmp_path / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_transfer_study_keeps_the_scratch_arm_when_only_the_generalist_weights_change(
+    tmp_path, save_tiny_checkpoint, one_torch_thread, monkeypatch, capsys
+):
+    """The from-scratch cells take the generalist's size and context, not its weights: run from a checkpoint, the
+    study keeps them for the finished model of the same size and runs the other cells again; another size is refused."""
+    import shutil
+
+    from gato.episodes.generate import generate
+
+    checkpoint = save_tiny_checkpoint(tmp_path / "checkpoint", 64)
+    final = shutil.copytree(checkpoint, tmp_path / "final")  # same size, another model folder
+    generate("cartpole", episodes_per_task=2, out=tmp_path / "data", seed=0, progress=False)
+    out = tmp_path / "study"
+    flags = ["--data", str(tmp_path / "data"), "--tasks", "cartpole", "--episodes", "1", "--max-steps", "1"]
+    flags += ["--eval-episodes", "1", "--eval-max-steps", "5", "--out", str(out), "--batch-size", "2"]
+    flags += ["--warmup-steps", "0", "--train-overrides", "num_workers=0"]
+    monkeypatch.setattr(sys, "argv", ["transfer_study.py", "--model", checkpoint, *flags])
+    runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
+    before = json.loads((out / "transfer.json").read_text())["tasks"]["cartpole"]
+    capsys.readouterr()
+
+    monkeypatch.setattr(sys, "argv", ["transfer_study.py", "--model", str(final), *flags])
+    runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert "keeping its 1 from-scratch cell(s)" in printed
+    assert "[3/3] cartpole scratch K=1: done before" in printed
+    assert "[2/3] cartpole finetune K=1: done before" not in printed  # fine-tuned again, from the new model
+    after = json.loads((out / "transfer.json").read_text())
+    assert after["settings"]["model"] == str(final)
+    assert after["tasks"]["cartpole"]["scratch"] == before["scratch"]
+    trained = json.loads(
+        (Path(after["tasks"]["cartpole"]["finetune"]["1"]["model"]) / "train_results.json").read_text()
+    )
+    assert trained["init_from"] == str(Path(final).resolve())
+    assert (out / "cartpole" / "finetune-k1.was-checkpoint" / "train_results.json").is_file()  # kept aside
+
+    other = save_tiny_checkpoint(tmp_path / "other", 128)  # another context: the scratch arm is not this model's
+    monkeypatch.setattr(sys, "argv", ["transfer_study.py", "--model", other, *flags])
+    with pytest.raises(SystemExit, match="do not record the size and context of"):
+        runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
