@@ -69,6 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--train-overrides", type=parse_mapping, default={}, help="KEY=VALUE,... TrainingConfig fields"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument(
+        "--arms",
+        default="prompt_only,finetune,scratch",
+        help="the arms to run now, comma-separated (e.g. scratch: from a checkpoint while the generalist trains; "
+        "not a setting: a later run of every arm continues the same study)",
+    )
     return parser.parse_args(argv)
 
 
@@ -384,7 +390,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fraction = TrainingConfig.from_dict(settings["training"]).validation_fraction  # the training runs' hold-out
     check_enough_episodes(settings["data"], list(tasks), episodes[-1], fraction)
 
-    todo = cells(list(tasks), episodes)
+    arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
+    if not arms or set(arms) - {"prompt_only", *KINDS}:
+        raise ValueError(f"arms (--arms): expected some of prompt_only, finetune, scratch, got {args.arms!r}")
+    todo = [cell for cell in cells(list(tasks), episodes) if cell[1] in arms]
     for index, (task, kind, k) in enumerate(todo, start=1):
         entry = results["tasks"].setdefault(task, {"domain": tasks[task].domain, "finetune": {}, "scratch": {}})
         name = "prompt-only" if kind == "prompt_only" else f"{kind} K={k}"

@@ -236,7 +236,12 @@ def test_transfer_study_keeps_the_scratch_arm_when_only_the_generalist_weights_c
     flags = ["--data", str(tmp_path / "data"), "--tasks", "cartpole", "--episodes", "1", "--max-steps", "1"]
     flags += ["--eval-episodes", "1", "--eval-max-steps", "5", "--out", str(out), "--batch-size", "2"]
     flags += ["--warmup-steps", "0", "--train-overrides", "num_workers=0"]
-    monkeypatch.setattr(sys, "argv", ["transfer_study.py", "--model", checkpoint, *flags])
+    monkeypatch.setattr(sys, "argv", ["transfer_study.py", "--model", checkpoint, *flags, "--arms", "scratch"])
+    runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
+    before = json.loads((out / "transfer.json").read_text())["tasks"]["cartpole"]
+    assert set(before) == {"domain", "finetune", "scratch"} and set(before["scratch"]) == {"1"}  # that arm only
+    assert before["finetune"] == {}
+    monkeypatch.setattr(sys, "argv", ["transfer_study.py", "--model", checkpoint, *flags])  # the other arms too
     runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
     before = json.loads((out / "transfer.json").read_text())["tasks"]["cartpole"]
     capsys.readouterr()
@@ -256,6 +261,9 @@ def test_transfer_study_keeps_the_scratch_arm_when_only_the_generalist_weights_c
     assert trained["init_from"] == str(Path(final).resolve())
     assert (out / "cartpole" / "finetune-k1.was-checkpoint" / "train_results.json").is_file()  # kept aside
 
+    monkeypatch.setattr(sys, "argv", ["transfer_study.py", "--model", str(final), *flags, "--arms", "scratch,nope"])
+    with pytest.raises(SystemExit, match="arms \\(--arms\\): expected some of prompt_only, finetune, scratch"):
+        runpy.run_path(str(SCRIPTS / "transfer_study.py"), run_name="__main__")
     other = save_tiny_checkpoint(tmp_path / "other", 128)  # another context: the scratch arm is not this model's
     monkeypatch.setattr(sys, "argv", ["transfer_study.py", "--model", other, *flags])
     with pytest.raises(SystemExit, match="do not record the size and context of"):
