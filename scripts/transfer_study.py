@@ -148,10 +148,10 @@ def evaluate_cell(model: str, task: str, out: Path, settings: dict[str, Any]) ->
     )
     evaluation = run_evaluation(config)
     (result,) = evaluation["tasks"]
-    mean = ((evaluation.get("statistics") or {}).get("all") or {}).get("mean")  # one task: a bootstrap over episodes
+    interval = _mean_interval(evaluation)
     return {
         "normalized_score": result["normalized_score"],
-        "score_interval": [mean["low"], mean["high"]] if mean else None,
+        "score_interval": list(interval) if interval else None,
         "mean_return": result["mean_return"],
         "std_return": result["std_return"],
         "success_rate": result["success_rate"],
@@ -245,9 +245,7 @@ def _keep_scratch_cells(path: Path, results: dict[str, Any], settings: dict[str,
         entry.pop("prompt_only", None)
         entry["finetune"] = {}
         # The earlier model's cell folders move aside (kept, and not resumed by the new model's trainings).
-        for folder in sorted((path.parent / task).glob("prompt_only")) + sorted(
-            (path.parent / task).glob("finetune-k*")
-        ):
+        for folder in [path.parent / task / "prompt_only", *sorted((path.parent / task).glob("finetune-k*"))]:
             if folder.is_dir() and ".was-" not in folder.name:
                 target, number = folder.with_name(f"{folder.name}.was-{previous}"), 1
                 while target.exists():
@@ -269,6 +267,12 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)  # a kill mid-write leaves the previous file
 
 
+def _mean_interval(evaluation: dict[str, Any]) -> tuple[float, float] | None:
+    """The 95% interval of the mean normalized score in ``gato eval`` results (one task: a bootstrap over episodes)."""
+    mean = ((evaluation.get("statistics") or {}).get("all") or {}).get("mean")
+    return (mean["low"], mean["high"]) if mean else None
+
+
 def score_interval(cell: dict[str, Any] | None) -> tuple[float, float] | None:
     """The cell's 95% bootstrap interval of its normalized score (over its evaluation episodes); for a cell recorded
     before intervals were, read from its ``eval_results.json`` when that is still there; None without one."""
@@ -279,8 +283,7 @@ def score_interval(cell: dict[str, Any] | None) -> tuple[float, float] | None:
     path = Path(cell.get("eval_results") or "")
     if not path.is_file():
         return None
-    mean = ((json.loads(path.read_text()).get("statistics") or {}).get("all") or {}).get("mean")
-    return (mean["low"], mean["high"]) if mean else None
+    return _mean_interval(json.loads(path.read_text()))
 
 
 def _score(cell: dict[str, Any] | None, interval: bool = False) -> str:
