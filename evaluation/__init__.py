@@ -7,6 +7,7 @@
 - ``scores.py``: normalized scores, per-domain summaries, the fraction of tasks ≥ 50% of the expert.
 - ``captioning.py``, ``validation_loss.py``: caption attribute accuracy (+ BLEU), text validation loss.
 - ``report.py`` / ``run_evaluation.py``: ``eval_results.json``, markdown, PNG; what ``gato eval`` runs.
+- ``transfer_report.py``: the transfer study's ``transfer.json`` → table, plot, the command (script and card).
 """
 
 from importlib import import_module

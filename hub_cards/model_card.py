@@ -304,6 +304,36 @@ def data_commands(folder: Path, training: Mapping[str, Any], job: Mapping[str, A
     ]
 
 
+def _transfer_sections(folder: Path) -> list[str]:
+    """The transfer study of ``folder/transfer`` (``scripts/transfer_study.py``), when the run holds one: what the
+    arms are, the table, the plot and the command; nothing otherwise."""
+    from gato.evaluation.transfer_report import PLOT_FILE, STUDY_DIR, markdown_table, read_results, study_command
+
+    study = read_results(folder / STUDY_DIR)
+    if study is None:
+        return []
+    settings = study["settings"]
+    sections = [
+        "## Transfer to held-out tasks",
+        "The paper's fine-tuning study on tasks this model never saw (not in its data, prompts or DAgger rounds): "
+        "(a) this model prompted with a demonstration of the task; (b) this model fine-tuned on the task's first K "
+        f"expert episodes; (c) the same size trained from scratch on the same K episodes, {settings['max_steps']} "
+        "steps for both (b) and (c).",
+        markdown_table(study).replace(f"generalist: {settings['model']}.", "generalist: this model."),
+    ]
+    if (folder / STUDY_DIR / PLOT_FILE).exists():
+        sections.append(
+            f"![Normalized score against demonstrations, pretrained against scratch]({STUDY_DIR}/{PLOT_FILE})"
+        )
+    command = study_command(settings, model=".", data="HELD_OUT", out=f"{STUDY_DIR}")
+    largest = max(settings["episodes"])
+    sections.append(
+        f"```bash\ngato data generate --tasks {','.join(settings['tasks'])} --episodes-per-task N --out HELD_OUT  "
+        f"# N: ≥ {largest} training episodes a task after the 5% validation hold-out\n{command}\n```"
+    )
+    return sections
+
+
 def build_model_card(
     run_dir: str | Path,
     *,
@@ -452,6 +482,7 @@ def build_model_card(
                 f"Text: validation loss {text['loss']:.3f} nats/token (perplexity {text['perplexity']:.1f}) "
                 f"on {text['documents']} held-out documents of the offline corpus."
             )
+    sections += _transfer_sections(folder)
     sections.append("## Training")
     if training:
         sections += [

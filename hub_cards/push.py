@@ -40,9 +40,11 @@ from .model_card import CARD_FILE, LIBRARY_NAME, build_model_card
 
 # Training leftovers that do not belong in a model repository: optimizer checkpoints and their evaluations (`gato eval`
 # of RUN/checkpoints/checkpoint-N writes RUN/eval/checkpoint-N: another model's scores), tracker logs, the generated
-# data (a dataset repository of its own), and temporary files.
+# data (a dataset repository of its own), the transfer study's own models (RUN/transfer/<task>/…: only its results,
+# table and plot go), and temporary files.
 IGNORE_PATTERNS: list[str] = [
     "checkpoints/*",
+    "transfer/*/*",
     "eval/checkpoint-*",
     "logs/*",
     "data/*",
@@ -97,6 +99,7 @@ PATH_SCRUBBED_FILES: tuple[str, ...] = (
     "training_config.yaml",
     "train_results.json",
     "main_job.json",
+    "transfer/transfer.json",
     "*.md",
     "*.yaml",
     "*.yml",

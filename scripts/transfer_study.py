@@ -31,21 +31,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+from gato.evaluation.transfer_report import (
+    KINDS,
+    PLOT_FILE,
+    RESULTS_FILE,
+    TABLE_FILE,
+    format_score,
+    markdown_table,
+    mean_interval,
+    plot,
+)
 from gato.training.config import TrainingConfig
 
 from gato.flags import parse_mapping, positive_int, set_threads
 from gato.inputs import yaml_mapping
 
-RESULTS_FILE = "transfer.json"
-TABLE_FILE = "transfer.md"
-PLOT_FILE = "transfer.png"
-KINDS = ("finetune", "scratch")  # (b) and (c)
 MODEL_SETTINGS = ("preset", "model_overrides", "max_length")  # the generalist's size and context (init_model_settings)
 
 
@@ -148,7 +153,7 @@ def evaluate_cell(model: str, task: str, out: Path, settings: dict[str, Any]) ->
     )
     evaluation = run_evaluation(config)
     (result,) = evaluation["tasks"]
-    interval = _mean_interval(evaluation)
+    interval = mean_interval(evaluation)
     return {
         "normalized_score": result["normalized_score"],
         "score_interval": list(interval) if interval else None,
@@ -267,117 +272,6 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)  # a kill mid-write leaves the previous file
 
 
-def _mean_interval(evaluation: dict[str, Any]) -> tuple[float, float] | None:
-    """The 95% interval of the mean normalized score in ``gato eval`` results (one task: a bootstrap over episodes)."""
-    mean = ((evaluation.get("statistics") or {}).get("all") or {}).get("mean")
-    return (mean["low"], mean["high"]) if mean else None
-
-
-def score_interval(cell: dict[str, Any] | None) -> tuple[float, float] | None:
-    """The cell's 95% bootstrap interval of its normalized score (over its evaluation episodes); for a cell recorded
-    before intervals were, read from its ``eval_results.json`` when that is still there; None without one."""
-    if not cell:
-        return None
-    if "score_interval" in cell:
-        return tuple(cell["score_interval"]) if cell["score_interval"] else None
-    path = Path(cell.get("eval_results") or "")
-    if not path.is_file():
-        return None
-    return _mean_interval(json.loads(path.read_text()))
-
-
-def _score(cell: dict[str, Any] | None, interval: bool = False) -> str:
-    value = (cell or {}).get("normalized_score")
-    if value is None or not math.isfinite(value):
-        return "—"
-    bounds = score_interval(cell) if interval else None
-    return f"{value:.0%}" + (f" [{100 * bounds[0]:.0f}, {100 * bounds[1]:.0f}]" if bounds else "")
-
-
-def markdown_table(results: dict[str, Any]) -> str:
-    lines = [
-        "| task | domain | prompt-only | K | fine-tuned | from scratch |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for task, entry in results["tasks"].items():
-        prompt_only = _score(entry.get("prompt_only"), interval=True)
-        for k in results["settings"]["episodes"]:
-            finetuned = _score(entry.get("finetune", {}).get(str(k)), interval=True)
-            scratch = _score(entry.get("scratch", {}).get(str(k)), interval=True)
-            lines.append(f"| {task} | {entry['domain']} | {prompt_only} | {k} | {finetuned} | {scratch} |")
-    settings = results["settings"]
-    lines.append("")
-    lines.append(
-        f"Expert-normalized score (mean) of {settings['eval_episodes']} evaluation episodes a cell, [95% bootstrap "
-        f"confidence interval over those episodes]; {settings['max_steps']} "
-        f"training steps for every fine-tuned{' (LoRA)' if settings['lora'] else ''} and from-scratch model; "
-        f"generalist: {settings['model']}."
-    )
-    return "\n".join(lines) + "\n"
-
-
-def plot(results: dict[str, Any], path: Path) -> None:
-    """Normalized score against K, pretrained against scratch, one panel per task; prompt-only as a horizontal line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullLocator, PercentFormatter
-
-    episodes = results["settings"]["episodes"]
-    tasks = list(results["tasks"])
-    columns = min(3, len(tasks))
-    rows = math.ceil(len(tasks) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
-    for axis, task in zip(axes.flat, tasks):
-        entry = results["tasks"][task]
-        for kind, label, style in (
-            ("finetune", "fine-tuned from the generalist", "o-"),
-            ("scratch", "from scratch", "s--"),
-        ):
-            points = sorted(
-                (int(k), cell["normalized_score"], score_interval(cell))
-                for k, cell in entry.get(kind, {}).items()
-                if cell.get("normalized_score") is not None
-            )
-            if points:
-                (line,) = axis.plot([k for k, _, _ in points], [v for _, v, _ in points], style, label=label)
-                spans = [(k, bounds) for k, _, bounds in points if bounds]
-                if spans:  # the cells' 95% intervals as a band
-                    axis.fill_between(
-                        [k for k, _ in spans],
-                        [low for _, (low, _) in spans],
-                        [high for _, (_, high) in spans],
-                        color=line.get_color(),
-                        alpha=0.15,
-                        linewidth=0,
-                    )
-        prompt_only = (entry.get("prompt_only") or {}).get("normalized_score")
-        if prompt_only is not None:
-            axis.axhline(prompt_only, color="grey", linestyle=":", label="prompt-only generalist")
-        # On the normalized scale: 0 = a random policy, 100% = the expert, whatever the cells' own range.
-        shown = [value for line in axis.get_lines() for value in line.get_ydata()]
-        shown += [
-            bound for kind in KINDS for cell in entry.get(kind, {}).values() for bound in score_interval(cell) or ()
-        ]
-        axis.set_ylim(min([0.0, *shown]) - 0.05, max([1.0, *shown]) + 0.05)
-        axis.yaxis.set_major_formatter(PercentFormatter(1.0))
-        axis.set_xscale("log")
-        axis.set_xticks(episodes, labels=[str(k) for k in episodes])
-        axis.xaxis.set_minor_locator(NullLocator())
-        axis.set_title(task, fontsize=10)
-        axis.set_xlabel("demonstrations K")
-        axis.set_ylabel("normalized score")
-        axis.grid(alpha=0.3)
-    for axis in list(axes.flat)[len(tasks) :]:
-        axis.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
-    figure.tight_layout(rect=(0, 0.08, 1, 1))
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     from gato.suite.registry import resolve_tasks
@@ -402,7 +296,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         name = "prompt-only" if kind == "prompt_only" else f"{kind} K={k}"
         done = entry.get("prompt_only") if kind == "prompt_only" else entry[kind].get(str(k))
         if done is not None:
-            print(f"[{index}/{len(todo)}] {task} {name}: done before ({_score(done)})", flush=True)
+            print(f"[{index}/{len(todo)}] {task} {name}: done before ({format_score(done)})", flush=True)
             continue
         print(f"[{index}/{len(todo)}] {task} {name}: ", end="", flush=True)
         started = time.perf_counter()
@@ -415,7 +309,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cell.update(evaluate_cell(str(folder), task, folder / "eval", settings))
             entry[kind][str(k)] = cell
         write_json(results_path, results)
-        print(f"normalized score {_score(cell)} ({time.perf_counter() - started:.1f} s)", flush=True)
+        print(f"normalized score {format_score(cell)} ({time.perf_counter() - started:.1f} s)", flush=True)
 
     (out / TABLE_FILE).write_text(markdown_table(results))
     plot(results, out / PLOT_FILE)

@@ -215,7 +215,7 @@ def test_transfer_table_gives_each_cell_its_interval_also_for_cells_recorded_bef
     (row,) = [line for line in study["markdown_table"](results).splitlines() if line.startswith("| babyai")]
     assert row == "| babyai_open_two_doors | babyai | -6% | 5 | 47% [30, 64] | 26% [10, 42] |"
     evaluated.unlink()  # gone: the score alone
-    assert study["_score"](results["tasks"]["babyai_open_two_doors"]["scratch"]["5"], interval=True) == "26%"
+    assert study["format_score"](results["tasks"]["babyai_open_two_doors"]["scratch"]["5"], interval=True) == "26%"
     study["plot"](results, tmp_path / "transfer.png")
     assert (tmp_path / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -150,3 +150,55 @@ def test_a_changed_model_is_not_exported(run_dir, tmp_path, capsys):
     out = tmp_path / "export"
     assert main(["push", str(run_dir), "--repo-id", REPO, "--local-dir", str(out)]) == 2
     assert "model.safetensors" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_run_with_a_transfer_study_sends_its_results_table_and_plot_and_its_card_shows_them(run_dir, tmp_path):
+    from gato.evaluation.transfer_report import markdown_table
+
+    study = run_dir / "transfer"
+    cell = {"normalized_score": 0.47, "score_interval": [0.3, 0.64], "model": str(study / "cartpole" / "finetune-k5")}
+    results = {
+        "settings": {
+            "model": str(run_dir),
+            "data": str(tmp_path / "held_out"),
+            "tasks": ["cartpole"],
+            "episodes": [5],
+            "max_steps": 300,
+            "eval_episodes": 50,
+            "eval_max_steps": None,
+            "lora": False,
+            "seed": 0,
+            "training": {"learning_rate": 3e-4, "warmup_steps": 30},
+        },
+        "tasks": {
+            "cartpole": {
+                "domain": "classic_control",
+                "prompt_only": {"normalized_score": -0.06, "score_interval": None},
+                "finetune": {"5": cell},
+                "scratch": {"5": {"normalized_score": 0.0, "score_interval": [-0.06, 0.1]}},
+            }
+        },
+    }
+    (study / "cartpole" / "finetune-k5").mkdir(parents=True)
+    (study / "cartpole" / "finetune-k5" / "model.safetensors").write_bytes(b"weights of one cell")
+    (study / "transfer.json").write_text(json.dumps(results))
+    (study / "transfer.md").write_text(markdown_table(results))
+    (study / "transfer.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    push_run(run_dir, REPO, local_dir=tmp_path / "export")
+    exported = _files(tmp_path / "export")
+    assert {name for name in exported if name.startswith("transfer/")} == {
+        "transfer/transfer.json",
+        "transfer/transfer.md",
+        "transfer/transfer.png",
+    }  # not the study's own models
+    assert str(tmp_path) not in exported["transfer/transfer.json"].decode()  # this machine's paths scrubbed
+    card = exported["README.md"].decode()
+    assert "## Transfer to held-out tasks" in card
+    assert "| cartpole | classic_control | -6% | 5 | 47% [30, 64] | 0% [-6, 10] |" in card
+    assert "generalist: this model." in card
+    assert "(transfer/transfer.png)" in card
+    assert (
+        "python scripts/transfer_study.py --model . --data HELD_OUT --tasks cartpole --episodes 5 --max-steps 300 "
+        "--eval-episodes 50 --learning-rate 0.0003 --warmup-steps 30 --out transfer"
+    ) in card
