@@ -9,8 +9,11 @@ parameters and FLOPs (``--llama-intermediate same`` gives it Gato's size instead
   separator and 1 action token, so 73% of positions are patches and the loss is on action tokens only. Gato
   embeds the patches through its ResNet block and runs the output layer at the action targets only; Llama
   sees the same number of plain tokens with a full-vocabulary LM loss (the same-shape baseline);
-- ``mixture`` (``--data DIR``): a real batch — the first sequences of ``gato train``'s weighted mixture over a
-  ``gato data generate`` folder (the ``--recipe``'s task weights), collated by the processor; Llama gets its ids.
+- ``mixture`` (``--data DIR``): real batches — consecutive batches of ``gato train``'s weighted mixture over a
+  ``gato data generate`` folder (the ``--recipe``'s task weights), collated by the processor; Llama gets their ids.
+  One batch of 8 sequences is one draw of a mixture of many tasks (its patches and targets vary several-fold from
+  draw to draw): ``--mixture-batches N`` times every round over N consecutive batches, tokens/s = their positions
+  over their summed step times; ``--mixture-seed`` picks the sampler's seed.
 
 MFU = model FLOPs per second / peak. Model FLOPs per step (PaLM appendix B / nanoGPT): ``6 × tokens ×
 N_blocks + 6 × targets × hidden × vocab + 12 × layers × hidden × seq_len × tokens`` (+ the patch encoder's
@@ -163,20 +166,35 @@ def image_batch(config: GatoConfig, batch_size: int, seq_len: int, device: str) 
     }
 
 
-def mixture_batch(
-    config: GatoConfig, batch_size: int, seq_len: int, device: str, data: str, task_weights: dict, seed: int = 0
-) -> dict[str, torch.Tensor]:
-    """A real training batch: the first ``batch_size`` sequences of ``gato train``'s weighted mixture over the
-    ``gato data generate`` folder ``data`` (prompts included, as in training), collated by the processor."""
+def mixture_batches(
+    config: GatoConfig,
+    batch_size: int,
+    seq_len: int,
+    device: str,
+    data: str,
+    task_weights: dict,
+    count: int = 1,
+    seed: int = 0,
+) -> list[dict[str, torch.Tensor]]:
+    """Real training batches: ``count`` consecutive batches of ``batch_size`` sequences of ``gato train``'s weighted
+    mixture over the ``gato data generate`` folder ``data`` (prompts included, as in training), collated by the
+    processor."""
     from gato.training.mixture import MixtureDataset, mixture_weights, split_sources
     from gato.training.run_training import build_processor, load_data
 
     processor = build_processor(config, seq_len)
     sources, _ = split_sources(load_data(data), validation_fraction=0.05)
     weights = mixture_weights(sources, {k: v for k, v in task_weights.items() if k in {s.name for s in sources}}, 1.0)
-    mixture = MixtureDataset(sources, processor, length=batch_size, weights=weights, seed=seed)
-    batch = processor.collate([mixture[i] for i in range(batch_size)])
-    return {key: value.to(device) for key, value in batch.items()}
+    mixture = MixtureDataset(sources, processor, length=batch_size * count, weights=weights, seed=seed)
+    batches = []
+    for start in range(0, batch_size * count, batch_size):
+        batch = processor.collate([mixture[i] for i in range(start, start + batch_size)])
+        batches.append({key: value.to(device) for key, value in batch.items()})
+    return batches
+
+
+def _total(batches: list[dict[str, torch.Tensor]], key: str) -> int:
+    return sum(int(batch[key].sum()) for batch in batches if key in batch)  # a batch without images: no patches
 
 
 def llama_view(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -280,22 +298,38 @@ def run(args: argparse.Namespace) -> list[dict]:
             for compiled in [mode == "compile" for mode in args.modes]:
                 torch.manual_seed(0)
                 if batch_kind == "mixture":
-                    batch = mixture_batch(config, args.batch_size, args.seq_len, device, args.data, args.task_weights)
+                    batches = mixture_batches(
+                        config,
+                        args.batch_size,
+                        args.seq_len,
+                        device,
+                        args.data,
+                        args.task_weights,
+                        args.mixture_batches,
+                        args.mixture_seed,
+                    )
+                    print(
+                        f"mixture: {len(batches)} batch(es), sampler seed {args.mixture_seed}: "
+                        f"{sum(batch['input_ids'].numel() for batch in batches):,} positions, "
+                        f"{_total(batches, 'attention_mask'):,} real, {_total(batches, 'patch_mask'):,} image patches, "
+                        f"{_total(batches, 'loss_mask'):,} loss targets"
+                    )
                 else:
                     make = token_batch if batch_kind == "tokens" else image_batch
-                    batch = make(config, args.batch_size, args.seq_len, device)
+                    batches = [make(config, args.batch_size, args.seq_len, device)]
                 models = {
                     "gato": GatoForCausalLM(config).to(device).train(),
                     "llama": LlamaForCausalLM(llama_config(config, args.llama_intermediate)).to(device).train(),
                 }
                 contexts = {"gato": contextlib.nullcontext, "llama": contextlib.nullcontext}
-                inputs = {"gato": batch, "llama": llama_view(batch)}
+                inputs = {"gato": batches, "llama": [llama_view(batch) for batch in batches]}
                 if args.plain_loss:
                     torch.manual_seed(0)
                     models["gato_plain"] = GatoForCausalLM(config).to(device).train()
-                    contexts["gato_plain"], inputs["gato_plain"] = plain_loss, batch
-                flops = {
-                    name: step_flops(model, config, inputs[name], name != "llama") for name, model in models.items()
+                    contexts["gato_plain"], inputs["gato_plain"] = plain_loss, batches
+                flops = {  # of one step over every batch, one after the other
+                    name: sum(step_flops(model, config, batch, name != "llama") for batch in inputs[name])
+                    for name, model in models.items()
                 }
                 runners, optimizers = {}, {}
                 for name, model in models.items():
@@ -309,28 +343,24 @@ def run(args: argparse.Namespace) -> list[dict]:
                 # Autocast leaves the float32 weights alone: one model serves every dtype.
                 runs = [(name, dtype) for dtype in dtypes for name in models]
                 compile_seconds = {}
-                for name, dtype in runs:  # warm-up (and compilation)
+                for name, dtype in runs:  # warm-up (and compilation), on every batch
                     start = time.perf_counter()
-                    time_steps(
-                        runners[name], inputs[name], optimizers[name], args.warmup, device, dtype, contexts[name]
-                    )
+                    for batch in inputs[name]:
+                        time_steps(runners[name], batch, optimizers[name], args.warmup, device, dtype, contexts[name])
                     compile_seconds[name, dtype] = time.perf_counter() - start
                 # Interleave the models and dtypes round by round so that machine load hits all alike.
                 seconds = {run_key: [] for run_key in runs}
                 for _ in range(args.rounds):
                     for name, dtype in runs:
                         seconds[name, dtype].append(
-                            time_steps(
-                                runners[name],
-                                inputs[name],
-                                optimizers[name],
-                                args.steps,
-                                device,
-                                dtype,
-                                contexts[name],
+                            sum(
+                                time_steps(
+                                    runners[name], batch, optimizers[name], args.steps, device, dtype, contexts[name]
+                                )
+                                for batch in inputs[name]
                             )
                         )
-                tokens = batch["input_ids"].numel()
+                tokens = sum(batch["input_ids"].numel() for batch in batches)  # per round: a step on each batch
                 for dtype in dtypes:
                     result = {
                         "preset": preset,
@@ -415,6 +445,10 @@ def main() -> None:
         help="mixture: a real batch of the training mixture over --data (the recipe's task weights)",
     )
     parser.add_argument("--data", default=None, help="a `gato data generate` folder, for --batches mixture")
+    parser.add_argument(
+        "--mixture-batches", type=int, default=1, help="--batches mixture: time each round over this many batches"
+    )
+    parser.add_argument("--mixture-seed", type=int, default=0, help="--batches mixture: the sampler's seed")
     parser.add_argument("--steps", type=int, default=1, help="timed steps per round")
     parser.add_argument(
         "--rounds", type=int, default=6, help="interleaved rounds (gato, llama, gato, ...); the median round counts"
