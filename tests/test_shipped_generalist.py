@@ -97,6 +97,25 @@ def test_shipped_generalist_plays_the_readme_example(capsys):
     assert len(returns) == 3 and min(returns) > -150, returns
 
 
+def test_shipped_generalist_carries_its_whole_transfer_study_and_its_card_shows_it():
+    """Every held-out task of the suite, every arm and K filled, none of them a pretraining task; plot and card."""
+    from gato.evaluation.transfer_report import KINDS, PLOT_FILE, STUDY_DIR, read_results
+    from gato.suite.registry import HELD_OUT_TASKS
+    from gato.suite.task_spec import load_task_specs
+
+    study = read_results(SHIPPED / STUDY_DIR)
+    assert study is not None and set(study["tasks"]) == set(HELD_OUT_TASKS)
+    assert not set(HELD_OUT_TASKS) & set(load_task_specs(SHIPPED))  # never pretrained on
+    for task, entry in study["tasks"].items():
+        assert entry["prompt_only"]["normalized_score"] is not None, task
+        for kind in KINDS:
+            assert sorted(int(k) for k in entry[kind]) == study["settings"]["episodes"], (task, kind)
+    assert (SHIPPED / STUDY_DIR / PLOT_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = (SHIPPED / "README.md").read_text()
+    assert "## Transfer to held-out tasks" in card and f"]({STUDY_DIR}/{PLOT_FILE})" in card
+    assert f"](models/gato-generalist/{STUDY_DIR}/{PLOT_FILE})" in README.read_text()
+
+
 def test_shipped_generalist_fits_in_the_repository():
     SHIP["check_size"](SHIP["folder_bytes"](SHIPPED), str(SHIPPED))
 
