@@ -51,7 +51,9 @@ def format_score(cell: dict[str, Any] | None, interval: bool = False) -> str:
     return f"{value:.0%}" + (f" [{100 * bounds[0]:.0f}, {100 * bounds[1]:.0f}]" if bounds else "")
 
 
-def markdown_table(results: dict[str, Any]) -> str:
+def markdown_table(results: dict[str, Any], generalist: str | None = None) -> str:
+    """The study's table and a note on its settings; ``generalist`` names the pretrained model there (default: the
+    recorded path)."""
     lines = [
         "| task | domain | prompt-only | K | fine-tuned | from scratch |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -68,7 +70,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         f"Expert-normalized score (mean) of {settings['eval_episodes']} evaluation episodes a cell, [95% bootstrap "
         f"confidence interval over those episodes]; {settings['max_steps']} "
         f"training steps for every fine-tuned{' (LoRA)' if settings['lora'] else ''} and from-scratch model; "
-        f"generalist: {settings['model']}."
+        f"generalist: {generalist or settings['model']}."
     )
     return "\n".join(lines) + "\n"
 
@@ -166,7 +168,9 @@ def read_results(folder: str | Path) -> dict[str, Any] | None:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
-    missing = [key for key in ("settings", "tasks") if not isinstance((results or {}).get(key), dict)]
+    if not isinstance(results, dict):
+        raise ValueError(f"{path}: not a transfer study's results (expected a JSON object)")
+    missing = [key for key in ("settings", "tasks") if not isinstance(results.get(key), dict)]
     missing += [
         f"settings.{key}"
         for key in ("tasks", "episodes", "max_steps", "eval_episodes")

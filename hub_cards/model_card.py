@@ -319,7 +319,7 @@ def _transfer_sections(folder: Path) -> list[str]:
         "(a) this model prompted with a demonstration of the task; (b) this model fine-tuned on the task's first K "
         f"expert episodes; (c) the same size trained from scratch on the same K episodes, {settings['max_steps']} "
         "steps for both (b) and (c).",
-        markdown_table(study).replace(f"generalist: {settings['model']}.", "generalist: this model."),
+        markdown_table(study, generalist="this model"),
     ]
     if (folder / STUDY_DIR / PLOT_FILE).exists():
         sections.append(

@@ -31,6 +31,8 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from gato.episodes.manifest import MANIFEST_FILE, bytes_sha256, file_sha256, manifest_bytes, verify_manifest
+from gato.evaluation.transfer_report import RESULTS_FILE as TRANSFER_RESULTS_FILE
+from gato.evaluation.transfer_report import STUDY_DIR as TRANSFER_DIR
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from huggingface_hub.utils import filter_repo_objects
@@ -44,7 +46,7 @@ from .model_card import CARD_FILE, LIBRARY_NAME, build_model_card
 # table and plot go), and temporary files.
 IGNORE_PATTERNS: list[str] = [
     "checkpoints/*",
-    "transfer/*/*",
+    f"{TRANSFER_DIR}/*/*",
     "eval/checkpoint-*",
     "logs/*",
     "data/*",
@@ -99,7 +101,7 @@ PATH_SCRUBBED_FILES: tuple[str, ...] = (
     "training_config.yaml",
     "train_results.json",
     "main_job.json",
-    "transfer/transfer.json",
+    f"{TRANSFER_DIR}/{TRANSFER_RESULTS_FILE}",
     "*.md",
     "*.yaml",
     "*.yml",

@@ -45,6 +45,7 @@ from gato.evaluation.transfer_report import (
     markdown_table,
     mean_interval,
     plot,
+    read_results,
 )
 from gato.training.config import TrainingConfig
 
@@ -214,13 +215,13 @@ def load_results(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """The finished cells of an earlier run of the same study (refused if it had other settings)."""
     from gato.training.checkpoints import config_differences
 
-    if not path.exists():
-        return {"settings": settings, "tasks": {}}
     try:
-        results = json.loads(path.read_text())
-        recorded = results["settings"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path}: unreadable ({error}); move it away to start the study again") from None
+        results = read_results(path.parent)
+    except ValueError as error:
+        raise ValueError(f"{error}; move it away to start the study again") from None
+    if results is None:
+        return {"settings": settings, "tasks": {}}
+    recorded = results["settings"]
     if differences := config_differences(recorded, settings, ignore=("model",), absent={}):
         raise ValueError(
             f"{path}: recorded with other settings ("

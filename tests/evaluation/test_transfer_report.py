@@ -37,6 +37,7 @@ def test_the_study_command_reproduces_the_recorded_settings(tmp_path, flags):
     "content, message",
     [
         ("{", "not valid JSON"),
+        ("[1]", "expected a JSON object"),
         (json.dumps({"tasks": {}}), r"missing settings\)"),
         (json.dumps({"settings": {"tasks": []}, "tasks": {}}), "missing settings.episodes, settings.max_steps"),
     ],
