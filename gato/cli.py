@@ -22,6 +22,7 @@ COMMANDS = {
     "train": "train a Gato model on a task mixture",
     "finetune": "fine-tune a trained model on one task with K demonstrations",
     "eval": "evaluate a model on tasks: returns, normalized scores, plots",
+    "compare": "compare two evaluations: differences with intervals",
     "run": "the main job: generate → train → evaluate → Hub-ready folder",
     "push": "upload a run folder to the Hugging Face Hub",
 }
