@@ -253,16 +253,23 @@ def _example_task(folder: Path, results: Mapping[str, Any] | None) -> str:
 _REPRODUCE_BLOCK = re.compile(r"## Reproduce\s*```bash\n(.*?)```", flags=re.S)
 
 
-def _card_commands(data: Path) -> list[str]:
-    """The commands in the ``## Reproduce`` blocks of a data folder's dataset cards (the folder's and its splits'),
-    each once, in split order: the ``gato data generate`` / ``gato data record`` lines that wrote the data."""
-    cards = [data / CARD_FILE, *sorted(data.glob(f"*/{CARD_FILE}"))] if data.is_dir() else []
+def _reproduce_lines(cards: list[Path]) -> list[str]:
     commands: list[str] = []
     for card in cards:
         if card.is_file():
             for block in _REPRODUCE_BLOCK.findall(card.read_text(encoding="utf-8")):
                 commands += [line.strip() for line in block.splitlines() if line.strip()]
     return list(dict.fromkeys(commands))
+
+
+def _card_commands(data: Path) -> list[str]:
+    """The ``gato data generate`` / ``gato data record`` lines that wrote a data folder, each once, in split order:
+    those of its splits' dataset cards, else the folder card's. The folder card records only the **last** call into
+    the folder, which wrote some split whose card already names it (perhaps with other flags, e.g. ``--workers``, of
+    a resumed call): listing it too repeated a task with two recipes."""
+    if not data.is_dir():
+        return []
+    return _reproduce_lines(sorted(data.glob(f"*/{CARD_FILE}"))) or _reproduce_lines([data / CARD_FILE])
 
 
 def data_commands(folder: Path, training: Mapping[str, Any], job: Mapping[str, Any] | None = None) -> list[str]:

@@ -108,6 +108,17 @@ def test_the_reproduce_block_makes_the_data_then_trains_then_evaluates(run_with_
     assert block[1].startswith("gato train --config training_config.yaml") and block[2].startswith("gato eval")
 
 
+def test_a_folder_written_by_several_calls_lists_each_call_once(tmp_path):
+    from gato.episodes.generate import generate
+
+    first = "gato data generate --tasks cartpole,acrobot --episodes-per-task 2 --out data --workers 1"
+    generate("cartpole,acrobot", episodes_per_task=2, out=tmp_path, progress=False, command=first)
+    # A later call into the same folder (acrobot already finished: skipped) rewrites the folder's own card with its
+    # line; acrobot's split card keeps the line that recorded it.
+    generate("acrobot", episodes_per_task=2, out=tmp_path, progress=False, command=first.replace("1", "2"))
+    assert data_commands(tmp_path.parent, {"data": str(tmp_path)}) == [first]
+
+
 def test_without_data_cards_the_data_line_comes_from_the_main_job_or_says_what_is_missing(tmp_path):
     job = {"config": {"tasks": "default", "episodes_per_task": 20, "seed": 1, "captions": 200, "text": True}}
     assert data_commands(tmp_path, {"data": "nowhere"}, job) == [
