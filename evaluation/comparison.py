@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 from .report import RESULTS_FILE, check_results, markdown_table
 from .statistics import DEFAULT_CONFIDENCE, DEFAULT_REPS, episode_scores, iqm
@@ -35,11 +36,16 @@ THRESHOLD = 0.5  # the issue's bar: a task counts when its mean normalized score
 def probability_of_improvement(candidate: Sequence[np.ndarray], baseline: Sequence[np.ndarray]) -> np.ndarray:
     """P(candidate episode > baseline episode) + ½ P(tie) per task over all pairs of episodes, averaged over the
     tasks; batched like the statistics of :mod:`~gato.evaluation.statistics` (arrays ``(..., n_t)``)."""
-    per_task = [
-        (np.sign(x[..., :, None] - y[..., None, :]) + 1).mean(axis=(-2, -1)) / 2
-        for x, y in zip(candidate, baseline, strict=True)
-    ]
-    return np.mean(per_task, axis=0)
+    return np.mean([_task_improvement(x, y) for x, y in zip(candidate, baseline, strict=True)], axis=0)
+
+
+def _task_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mann–Whitney ``U / (n·m)`` from the mid-ranks of the pooled episodes: the fraction of pairs the candidate
+    wins, ties half, in ``O((n + m) log(n + m))`` memory and time instead of the ``n·m`` pairs (a bootstrap of 2,000
+    replicates over 500 episodes a side would hold 4 GB of pairs)."""
+    n, m = x.shape[-1], y.shape[-1]
+    ranks = rankdata(np.concatenate([x, y], axis=-1), axis=-1)  # ties take the mean of their ranks
+    return (ranks[..., :n].sum(axis=-1) - n * (n + 1) / 2) / (n * m)
 
 
 def _iqm_difference(candidate: Sequence[np.ndarray], baseline: Sequence[np.ndarray]) -> np.ndarray:

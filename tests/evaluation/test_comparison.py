@@ -55,6 +55,11 @@ def test_probability_of_improvement_counts_pairs_of_episodes_with_ties_as_half()
     two_tasks = probability_of_improvement([np.array([3.0, 4.0]), np.array([0.0])], [np.array([1.0, 2.0]), np.ones(3)])
     assert two_tasks == pytest.approx(0.5)
     assert probability_of_improvement([np.array([3.0, 4.0])], [np.array([1.0, 2.0])]) == pytest.approx(1.0)
+    # Batched over replicates, with many ties, sides of different sizes: every pair counted by hand.
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 4, (6, 9)).astype(float), rng.integers(0, 4, (6, 5)).astype(float)
+    by_hand = ((x[:, :, None] > y[:, None, :]) + 0.5 * (x[:, :, None] == y[:, None, :])).mean(axis=(1, 2))
+    np.testing.assert_allclose(probability_of_improvement([x], [y]), by_hand)
 
 
 def test_a_better_candidate_shows_a_positive_difference_whose_interval_excludes_zero():
