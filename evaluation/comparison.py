@@ -6,7 +6,11 @@ already reports for one model (:mod:`gato.evaluation.statistics`):
 - the **probability of improvement** (rliable's ``probability_of_improvement``): for each task, the chance that an
   episode of the candidate scores above one of the baseline (ties count half: the Mann–Whitney U statistic over all
   pairs of episodes), averaged over the tasks, with its interval;
-- per task, the two mean normalized scores and their difference with its interval.
+- per task, the two mean normalized scores, their difference with its interval (none when a side has a single
+  episode) and the probability of improvement (without an interval).
+
+Only the tasks both evaluations scored are compared, so the IQMs here can differ from each ``gato eval``'s own. The
+two sides must normalize a task with the same expert and random returns (else the comparison is refused).
 
 **Paired episodes.** ``gato eval`` records each episode's reset seed: when a task's two evaluations played the same
 seeds (the same ``--seed`` and ``--episodes``), episode *i* of both started from the same state, and the bootstrap
@@ -123,7 +127,8 @@ def compare_results(
     the intervals were computed.
 
     Raises:
-        ValueError: when the two evaluations scored no task in common.
+        ValueError: when no task is scored by both evaluations, or a task's two evaluations normalize with other
+            expert or random returns (their scores would not be on one scale).
     """
     scored = {task["task"]: task for task in candidate["tasks"] if episode_scores(task) is not None}
     rows, pairs_by_domain = [], {}
@@ -132,6 +137,12 @@ def compare_results(
         y = episode_scores(base)
         if cand is None or y is None:
             continue
+        for field in ("expert_return", "random_return"):
+            if not np.isclose(cand[field], base[field]):
+                raise ValueError(
+                    f"{base['task']}: the baseline's {field} is {base[field]}, the candidate's {cand[field]} "
+                    "(expected the same references on both sides: evaluate both with one version of the suite)"
+                )
         x = episode_scores(cand)
         order = _seed_order(cand, base)
         paired = order is not None
@@ -144,14 +155,18 @@ def compare_results(
                 "paired": paired,
                 "baseline": float(y.mean()),
                 "candidate": float(x.mean()),
-                "difference": _bootstrap([pair], _mean_difference, reps, confidence, seed),
+                # One episode resamples to itself: a zero-width interval that would look certain.
+                "difference": _bootstrap([pair], _mean_difference, reps, confidence, seed)
+                if min(x.size, y.size) > 1
+                else {"value": float(x.mean() - y.mean()), "low": None, "high": None},
                 "probability_of_improvement": float(probability_of_improvement([x], [y])),
             }
         )
     if not rows:
         raise ValueError(
-            "the two evaluations score no task in common (baseline: "
-            f"{', '.join(task['task'] for task in baseline['tasks']) or 'none'}; candidate: "
+            f"{baseline.get('model')} and {candidate.get('model')}: no task is scored by both (a score needs the "
+            "task's returns and its expert and random returns; baseline's tasks: "
+            f"{', '.join(task['task'] for task in baseline['tasks']) or 'none'}; candidate's: "
             f"{', '.join(task['task'] for task in candidate['tasks']) or 'none'})"
         )
     compared = {row["task"] for row in rows}
@@ -183,12 +198,38 @@ def read_results(path: str | Path) -> dict[str, Any]:
         )
     try:
         results = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"{file}: cannot be read ({error.strerror})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(
             f"{file}: not JSON ({error}) (expected an eval_results.json written by `gato eval`)"
         ) from None
     check_results(results, file)
+    for index, task in enumerate(results["tasks"]):
+        _check_task(task, f"{file}: tasks[{index}] ({task['task']})")
     return results
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _check_task(task: Mapping[str, Any], where: str) -> None:
+    """Refuse, naming the field, what the comparison would misread: returns that are not finite numbers,
+    references that are not numbers, seeds that are not integers."""
+    for name in ("expert_return", "random_return"):
+        if task[name] is not None and not _finite(task[name]):
+            raise ValueError(f"{where}.{name}: expected a finite number or null, got {task[name]!r}")
+    returns = task.get("returns")
+    if returns is not None and (not isinstance(returns, list) or not all(_finite(value) for value in returns)):
+        raise ValueError(f"{where}.returns: expected a list of finite numbers, got {str(returns)[:80]}")
+    seeds = task.get("seeds")
+    if seeds is not None and (
+        not isinstance(seeds, list) or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds)
+    ):
+        raise ValueError(
+            f"{where}.seeds: expected a list of integers (the episodes' reset seeds), got {str(seeds)[:80]}"
+        )
 
 
 def _percent(value: float) -> str:
@@ -196,7 +237,9 @@ def _percent(value: float) -> str:
 
 
 def _points(estimate: Mapping[str, float]) -> str:
-    """A difference in percentage points with its interval, signed."""
+    """A difference in percentage points with its interval (``[—]`` without one), signed."""
+    if estimate["low"] is None:
+        return f"{100 * estimate['value']:+.0f} [—]"
     return f"{100 * estimate['value']:+.0f} [{100 * estimate['low']:+.0f}, {100 * estimate['high']:+.0f}]"
 
 

@@ -5,8 +5,9 @@
 BASELINE and CANDIDATE are folders evaluated by ``gato eval`` (a model or results folder holding
 ``eval_results.json``) or the results files themselves. Prints, per domain and over all tasks, both interquartile
 means, their difference and the probability of improvement with 95% stratified-bootstrap intervals, the tasks at ≥ 50%
-of the expert on each side, and the same per task (gato/evaluation/comparison.py: episodes that both sides played
-from the same seeds are resampled as pairs). ``--output-dir`` also writes ``comparison.json`` and ``comparison.md``
+of the expert on each side; per task, both mean scores, their difference with its interval and the probability of
+improvement (gato/evaluation/comparison.py: only tasks both sides scored; episodes that both sides played from the
+same seeds are resampled as pairs). ``--output-dir`` also writes ``comparison.json`` and ``comparison.md``
 there.
 """
 
@@ -77,8 +78,11 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     if output_dir is not None:
         output_dir = Path(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / JSON_FILE).write_text(json.dumps(comparison, indent=2) + "\n", encoding="utf-8")
-        (output_dir / MARKDOWN_FILE).write_text(text, encoding="utf-8")
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            (output_dir / JSON_FILE).write_text(json.dumps(comparison, indent=2) + "\n", encoding="utf-8")
+            (output_dir / MARKDOWN_FILE).write_text(text, encoding="utf-8")
+        except OSError as error:
+            return refuse("gato compare", ValueError(f"{output_dir}: cannot write the comparison ({error})"))
         print(f"comparison: {output_dir / JSON_FILE}, {output_dir / MARKDOWN_FILE}")
     return 0

@@ -96,6 +96,22 @@ def test_episodes_played_from_the_same_seeds_are_paired_by_seed_whatever_their_o
     unpaired = compare_results(base, other, reps=300)["tasks"][0]
     assert unpaired["paired"] is False
     assert unpaired["difference"]["high"] - unpaired["difference"]["low"] > 0.1
+    # Identical scores from other seeds: the two sides are resampled on their own, so the interval is not a point.
+    same_scores = compare_results(base, _results(_task("a", "d", baseline_scores, seeds + 5000)), reps=300)
+    assert same_scores["tasks"][0]["difference"]["low"] < -0.02 < 0.02 < same_scores["tasks"][0]["difference"]["high"]
+
+
+def test_a_side_with_one_episode_gets_no_interval_rather_than_a_certain_looking_one():
+    comparison = compare_results(_results(_task("a", "d", [0.2])), _results(_task("a", "d", [0.7, 0.9])), reps=50)
+    assert comparison["tasks"][0]["difference"] == pytest.approx({"value": 0.6, "low": None, "high": None})
+    assert "| a | d | 20% | 80% | +60 [—] |" in markdown_comparison(comparison)
+
+
+def test_scores_normalized_with_other_references_are_refused_naming_the_task():
+    other = _task("a", "d", [0.5, 0.5])
+    other["expert_return"] = 2.0
+    with pytest.raises(ValueError, match=r"a: the baseline's expert_return is 1.0, the candidate's 2.0"):
+        compare_results(_results(_task("a", "d", [0.5, 0.5])), _results(other))
 
 
 def test_tasks_scored_by_one_side_only_are_named_and_no_common_task_is_refused():
@@ -105,7 +121,7 @@ def test_tasks_scored_by_one_side_only_are_named_and_no_common_task_is_refused()
     assert [row["task"] for row in comparison["tasks"]] == ["a"]
     assert (comparison["only_baseline"], comparison["only_candidate"]) == (["b"], ["c"])
     assert "only the baseline: b; only the candidate: c" in markdown_comparison(comparison)
-    with pytest.raises(ValueError, match=r"no task in common \(baseline: b; candidate: c\)"):
+    with pytest.raises(ValueError, match=r"no task is scored by both .*baseline's tasks: b; candidate's: c\)"):
         compare_results(_results(_task("b", "d", [0.1])), _results(_task("c", "d", [0.1])))
 
 
@@ -118,6 +134,17 @@ def test_read_results_names_the_path_and_what_it_expected(tmp_path):
     (tmp_path / "eval_results.json").write_text(json.dumps({"tasks": []}))
     with pytest.raises(ValueError, match=r"no 'episodes_per_task' field"):
         read_results(tmp_path / "eval_results.json")
+    for field, value, expected in [
+        ("returns", [1.0, None], r"tasks\[0\] \(a\)\.returns: expected a list of finite numbers"),
+        ("returns", "abc", r"tasks\[0\] \(a\)\.returns: expected a list of finite numbers"),
+        ("expert_return", "1", r"tasks\[0\] \(a\)\.expert_return: expected a finite number or null"),
+        ("seeds", [1, None], r"tasks\[0\] \(a\)\.seeds: expected a list of integers"),
+    ]:
+        task = _task("a", "d", [0.5, 0.5])
+        task[field] = value
+        (tmp_path / "eval_results.json").write_text(json.dumps(_results(task)))
+        with pytest.raises(ValueError, match=expected):
+            read_results(tmp_path)
 
 
 def test_gato_compare_prints_the_tables_and_writes_them(tmp_path, capsys):
@@ -160,3 +187,7 @@ def test_gato_compare_refuses_bad_input_in_one_line(tmp_path, capsys, extra, mes
     assert message in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "missing"), str(tmp_path)]) == 2
     assert f"{tmp_path / 'missing'}: no eval_results.json" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "eval_results.json").write_text(json.dumps(_results(_task("b", "d", [0.5]))))
+    assert main(["compare", str(tmp_path), str(tmp_path / "other")]) == 2
+    assert "no task is scored by both" in capsys.readouterr().err
