@@ -21,6 +21,7 @@ from datasets import Dataset, DatasetDict, load_from_disk
 from gato.episodes.manifest import write_model_manifest
 from gato.episodes.schema import spec_from_dataset
 from gato.modeling_gato import GatoConfig, GatoForCausalLM
+from gato.modeling_gato.modeling_gato import write_remote_code
 from gato.processing.processing_gato import GatoProcessor
 from gato.suite.task_spec import save_task_specs
 
@@ -154,10 +155,13 @@ def run_training(config: TrainingConfig, stop_after_steps: int | None = None) ->
         save_task_specs(task_specs, folder)
 
     def write_checkpoint_files(folder: Path) -> None:
-        """A checkpoint beside its ``model.safetensors``: the config, as ``save_pretrained`` writes it, and the rest."""
+        """A checkpoint beside its ``model.safetensors``: the config and the model's code (with the ``auto_map``), as
+        ``save_pretrained`` writes them, so that it loads like the final folder (also with ``trust_remote_code``
+        where gato is not installed), and the rest."""
         checkpoint_config = copy.deepcopy(model.config)
         checkpoint_config.architectures = [type(model).__name__]
         checkpoint_config.save_pretrained(folder)
+        write_remote_code(folder)
         write_model_files(folder)
         write_model_manifest(folder)  # loaders check it as they check a run's folder
 

@@ -167,7 +167,10 @@ def test_every_checkpoint_loads_as_a_model_folder(tiny_data_dir, tmp_path):
     policy = load_agent(out / "checkpoints" / "checkpoint-3", "cartpole")
     assert policy.task.name == "cartpole"
     listed = read_manifest(out / "checkpoints" / "checkpoint-3")
-    assert {"model.safetensors", "config.json", "task_specs.json", "tokenizer.json"} <= set(listed)
+    assert {"model.safetensors", "config.json", "task_specs.json", "tokenizer.json", "modeling_gato.py"} <= set(listed)
+    # Like the final folder, with the code and auto_map that `trust_remote_code` needs where gato is not installed.
+    checkpoint_config = json.loads((out / "checkpoints" / "checkpoint-3" / "config.json").read_text())
+    assert checkpoint_config["auto_map"] == json.loads((out / "config.json").read_text())["auto_map"]
 
 
 def test_evaluating_a_checkpoint_writes_beside_the_run_and_the_run_still_resumes(tiny_data_dir, tmp_path, monkeypatch):
