@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -47,7 +48,22 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
+# What a shell reports for a program killed by SIGPIPE (128 + 13), as `ls | head` leaves it.
+BROKEN_PIPE_STATUS = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``gato`` command; its exit status. Output piped into a reader that stops early (``gato data list |
+    head``) ends the command quietly, as it ends a Unix tool, instead of with a traceback."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # Python would try again to flush stdout at exit and print "Exception ignored"; point it at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
+
+
+def _run(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(argv)
     parser = build_parser(command if command in COMMANDS else None)

@@ -349,3 +349,17 @@ def test_a_program_run_with_dash_m_that_imports_gato_gets_the_auto_classes(tmp_p
     result = subprocess.run([sys.executable, "-m", "otherpkg"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-1] == "GatoConfig"
+
+
+def test_output_piped_into_a_reader_that_stopped_ends_quietly_with_the_sigpipe_status(tmp_path):
+    # The reading end is closed before gato writes: every write fails with EPIPE, as under `gato data list | head`.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gato.cli", "data", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
