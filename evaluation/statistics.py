@@ -19,6 +19,10 @@ of task ``t`` (its episodes play the part of rliable's runs; tasks may have diff
 episodes with replacement and recomputes the statistic; the 95% interval is the 2.5th–97.5th percentile of the
 replicates. The replicates are drawn from ``numpy.random.default_rng(seed)``: the same scores and seed give the same
 intervals.
+
+Written here rather than called from rliable because rliable takes a runs × tasks matrix (every task the same number
+of episodes) and pins old ``arch`` releases; where it can take the scores, the two agree
+(``tests/evaluation/test_evaluation_statistics_rliable.py``).
 """
 
 from __future__ import annotations
