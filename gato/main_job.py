@@ -222,6 +222,25 @@ class MainJobConfig:
                 "set --captions > 0 or --eval-captions 0"
             )
         self.task_names()  # an unknown --tasks name is refused before any work
+        self.training().check_model_settings()  # as are a preset, a model field or a value training would refuse
+        if self.train.task_weights is not None:
+            present = {*self.task_names(), *self._datasets_on_disk()}
+            present |= {"captions"} if plan.captions else set()
+            present |= {"text"} if plan.text else set()
+            unknown = sorted(set(self.train.task_weights) - present)
+            if unknown:
+                raise ValueError(
+                    f"train.task_weights (--task-weights): no dataset named {unknown} in this run; "
+                    f"datasets: {sorted(present)}"
+                )
+
+    def _datasets_on_disk(self) -> list[str]:
+        """The datasets already in the data folder (a shared cache may hold more than this run's tasks)."""
+        listing = self.data_path / "dataset_dict.json"
+        try:
+            return list(json.loads(listing.read_text(encoding="utf-8")).get("splits", []))
+        except (OSError, ValueError, AttributeError):
+            return []
 
     def data_plan(self) -> Any:
         """The data plan of the data stage (a ``gato.episodes.plan.DataPlan``): ``data.data_plan``'s file or the

@@ -1,6 +1,9 @@
 """Gato model configuration and the paper's size presets (GATO_SPEC.md sections 2 and 6)."""
 
 import copy
+import dataclasses
+import difflib
+from collections.abc import Mapping
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
@@ -191,7 +194,23 @@ class GatoConfig(PreTrainedConfig):
         """A config for a named size (``gato-79m``, ``gato-364m``, ``gato-1.18b``, ``gato-tiny``); keywords override fields."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
+        cls.check_fields(overrides)
         return cls(**{**copy.deepcopy(PRESETS[name]), **overrides})
+
+    @classmethod
+    def check_fields(cls, values: Mapping[str, Any]) -> None:
+        """Refuse names that are not fields of the config, naming them: a config takes any keyword and keeps it, so
+        a typo (``hidden_sise=64``) would build the preset's size and save the typo beside it."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            hints = [
+                f"{name!r} (did you mean {close[0]!r}?)"
+                if (close := difflib.get_close_matches(name, known, n=1))
+                else repr(name)
+                for name in unknown
+            ]
+            raise ValueError(f"{cls.__name__} has no field {', '.join(hints)}")
 
 
 __all__ = ["GatoConfig", "PRESETS", "PAPER_PARAMETER_COUNTS", "POSITION_EMBEDDING_TYPES", "RETIRED_FIELDS"]

@@ -190,6 +190,43 @@ def test_bad_settings_are_refused_naming_the_field(tmp_path, capsys):
     assert "max_steps" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--task-weights", "cartpol=2"], "--task-weights): no dataset named ['cartpol'] in this run"),
+        (["--preset", "gato-huge"], "preset must be one of"),
+        (
+            ["--model-overrides", "hidden_sise=64"],
+            "GatoConfig has no field 'hidden_sise' (did you mean 'hidden_size'?)",
+        ),
+    ],
+)
+def test_what_the_train_stage_would_refuse_is_refused_before_the_data_stage(flags, message, tmp_path, capsys):
+    assert main(["run", "--output-dir", str(tmp_path / "x"), "--quick", *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # no data recorded first
+
+
+def test_task_weights_may_name_a_dataset_already_in_a_shared_data_folder(tmp_path):
+    from gato.main_job import DataSettings, MainJobConfig, TrainSettings
+
+    data = tmp_path / "cache"
+    data.mkdir()
+    (data / "dataset_dict.json").write_text(json.dumps({"splits": ["cartpole", "lunar_lander"]}))
+
+    def job(weights):
+        return MainJobConfig(
+            output_dir=str(tmp_path / "x"),
+            tasks="cartpole",
+            data=DataSettings(data_dir=str(data)),
+            train=TrainSettings(task_weights=weights),
+        )
+
+    job({"lunar_lander": 1.0, "cartpole": 2.0}).validate()
+    with pytest.raises(ValueError, match=r"no dataset named \['acrobat'\]"):
+        job({"acrobat": 1.0}).validate()
+
+
 # What a run's evaluation measured, without what names the machine, the folder or the wall clock.
 _WALL_CLOCK = {"seconds", "actions_per_second"}
 

@@ -180,6 +180,18 @@ class TrainingConfig:
             if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
                 raise ValueError(f"task_episodes: {name} must be a whole number of episodes ≥ 1, got {episodes!r}")
 
+    def check_model_settings(self) -> None:
+        """Refuse a ``preset`` that is not one and ``model_overrides`` that name no ``GatoConfig`` field (apart from
+        ``validate``: it imports the model's config, which ``gato train --help`` must not)."""
+        from gato.modeling_gato.configuration_gato import PRESETS, GatoConfig
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(PRESETS)}; got {self.preset!r}")
+        try:
+            GatoConfig.check_fields(self.model_overrides)
+        except ValueError as error:
+            raise ValueError(f"model_overrides: {error}") from None
+
     def check_tracker_installed(self) -> None:
         """Refuse a ``report_to`` tracker whose package is not installed (before the run, not at its first log)."""
         if self.report_to != "none" and importlib.util.find_spec(TRACKER_MODULES[self.report_to]) is None:

@@ -46,6 +46,7 @@ TRAIN_RESULTS_FILE = "train_results.json"  # the name transformers' Trainer give
 def build_model_config(config: TrainingConfig) -> GatoConfig:
     """The preset with the run's overrides; the context length is the run's ``max_length``. With ``init_from``: the
     folder's config, which those settings must describe (a field they set otherwise is refused, naming it)."""
+    config.check_model_settings()
     if config.init_from:
         init = load_init_config(config.init_from)
         check_model_settings(config, init)

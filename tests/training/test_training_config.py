@@ -34,6 +34,19 @@ def test_bad_value_is_refused_naming_the_field(field, value):
         TrainingConfig(**{field: value})
 
 
+def test_an_unknown_preset_or_model_field_is_refused_with_the_close_name():
+    with pytest.raises(ValueError, match=r"preset must be one of gato-79m, .*got 'gato-huge'"):
+        TrainingConfig(preset="gato-huge").check_model_settings()
+    # A config keeps any keyword: without the check, the typo trains the preset's size and is saved beside it.
+    with pytest.raises(
+        ValueError, match=r"model_overrides: GatoConfig has no field 'hidden_sise' \(did you mean 'hidden_size'\?\)"
+    ):
+        TrainingConfig(model_overrides={"hidden_size": 64, "hidden_sise": 64}).check_model_settings()
+    assert (
+        TrainingConfig(model_overrides={"hidden_size": 64, "rope_theta": 500.0}).model_overrides["rope_theta"] == 500.0
+    )
+
+
 def test_wrong_type_from_yaml_names_the_field(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("max_steps: ten\n")
