@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gato.modeling_gato.acting import ActingConfig
-from gato.suite.registry import parse_env_kwargs, resolve_model_tasks, tasks_for_env
+from gato.suite.registry import check_env_id, parse_env_kwargs, resolve_model_tasks, tasks_for_env
 from gato.suite.task_spec import load_task_specs
 
 from .report import SCHEMA_VERSION, write_results
@@ -134,6 +134,8 @@ class EvaluationConfig:
         if self.captions and not self.data:
             raise ValueError("captions: the caption split comes from --data DIR (a `gato data generate` folder)")
         self.parsed_env_kwargs()
+        if self.env:  # a mistyped id is named here, before any model or environment is loaded
+            check_env_id(self.env)
         if self.device != "auto":
             import torch
 
@@ -273,7 +275,7 @@ def run_evaluation(config: EvaluationConfig, write: bool = True) -> dict[str, An
     specs = load_task_specs(config.model)
     names = config.tasks
     if config.env and names == EvaluationConfig.tasks:  # `gato eval --env ID`: the model's tasks recorded in that id
-        names = ",".join(tasks_for_env(specs, config.env)) or names
+        names = ",".join(tasks_for_env(specs, config.env))  # none: refused naming env, never the default suite
     tasks = resolve_model_tasks(names, specs, config.env, config.parsed_env_kwargs()) if names.strip() else []
     check_trained_specs(config.model, tasks)
     import torch

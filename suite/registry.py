@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,15 +309,50 @@ def parse_env_kwargs(text: str | None) -> dict[str, Any] | None:
     return kwargs
 
 
-def make_gym_env(env_id: str, env_kwargs: dict[str, Any] | None = None, max_episode_steps: int | None = None) -> Any:
-    """``gym.make(env_id, **env_kwargs)``, after importing the package that registers ``env_id`` (ALE, minigrid,
-    Meta-World) when it is one of those; ``max_episode_steps`` overrides the registered horizon."""
+def _gymnasium_for(env_id: str) -> ModuleType:
+    """``gymnasium``, with the package that registers ``env_id`` (ALE, minigrid, Meta-World) imported when it is one
+    of those."""
     gym = require("gymnasium")
     for prefix, package in _ENV_ID_PACKAGES.items():
         if env_id.startswith(prefix):
             module = require(package)
             if package == "ale_py":
                 gym.register_envs(module)
+    return gym
+
+
+def check_env_id(env_id: str) -> str:
+    """``env_id`` when ``gym.make`` takes it (a registered id, an unversioned one that has versions, or
+    ``module:id`` whose module registers it); else a ``ValueError`` naming ``env`` with gymnasium's own hint (the
+    ids it means, the versions it has)."""
+    module, _, name = env_id.rpartition(":")
+    if module:  # gym.make imports it first: it registers the id
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(
+                f"env: {env_id!r}: cannot import {module!r}, the module that registers it ({error})"
+            ) from None
+    gym = _gymnasium_for(name)
+    if name in gym.registry or any(key.startswith(f"{name}-v") for key in gym.registry):  # unversioned: the latest
+        return env_id
+    try:
+        gym.spec(name)
+    except gym.error.Error as error:
+        raise ValueError(f"env: {env_id!r} is not a registered gymnasium environment ({error})") from None
+    return env_id
+
+
+def make_gym_env(env_id: str, env_kwargs: dict[str, Any] | None = None, max_episode_steps: int | None = None) -> Any:
+    """``gym.make(env_id, **env_kwargs)``, after importing the package that registers ``env_id`` (ALE, minigrid,
+    Meta-World) when it is one of those; ``max_episode_steps`` overrides the registered horizon.
+
+    Raises:
+        ValueError: an id gymnasium does not know (naming ``env``), or a keyword of ``env_kwargs`` that the
+            environment's constructor does not take (naming ``env_kwargs``). Other errors of the constructor are
+            raised as they are: they are the environment's, not the arguments'.
+    """
+    gym = _gymnasium_for(env_id)
     kwargs = dict(env_kwargs or {})
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = int(max_episode_steps)
@@ -324,6 +360,16 @@ def make_gym_env(env_id: str, env_kwargs: dict[str, Any] | None = None, max_epis
         return gym.make(env_id, **kwargs)
     except gym.error.Error as error:
         raise ValueError(f"env: gym.make({env_id!r}, **{env_kwargs or {}}) failed: {error}") from error
+    except TypeError as error:
+        # gymnasium re-raises the constructor's TypeError with the id and arguments appended: name the keyword the
+        # constructor does not take, with its own message.
+        refused = re.search(r"unexpected keyword argument '([^']+)'", str(error))
+        if refused is None or refused.group(1) not in (env_kwargs or {}):
+            raise
+        raise ValueError(
+            f"env_kwargs: constructing {env_id!r} with {env_kwargs} failed: {error.__cause__ or error} (expected "
+            "keyword arguments that its constructor takes)"
+        ) from error
 
 
 def task_from_env_id(
@@ -436,11 +482,26 @@ def get_model_task(
 
 def tasks_for_env(specs: dict[str, TaskSpec], env_id: str) -> list[str]:
     """The tasks of ``specs`` (a model's ``task_specs.json``) recorded in the gymnasium id ``env_id``; when none names
-    it, the model's tasks that the suite does not know and that store no environment (to be played in ``env_id``)."""
+    it, the model's tasks that the suite does not know and that store no environment (to be played in ``env_id``).
+
+    Raises:
+        KeyError: there are neither (naming ``env``, the model's own tasks and their ids, and the ``--tasks`` of the
+            suite's tasks that play ``env_id``): the suite's tasks play their own environments, whatever ``env``.
+    """
     load_builtin_tasks()
     own = {name: spec for name, spec in specs.items() if name not in _TASKS}
     recorded = [name for name, spec in own.items() if spec.extra.get("env_id") == env_id]
-    return recorded or [name for name, spec in own.items() if not spec.extra.get("env_id")]
+    tasks = recorded or [name for name, spec in own.items() if not spec.extra.get("env_id")]
+    if tasks:
+        return tasks
+    if own:
+        reasons = ["its own tasks: " + ", ".join(f"{name} ({spec.extra['env_id']})" for name, spec in own.items())]
+    else:
+        reasons = ["it has no tasks of its own, and the suite's play their own environments"]
+    in_suite = [name for name in specs if name in _TASKS and _TASKS[name].extra.get("env_id") == env_id]
+    if in_suite:
+        reasons.append(f"to evaluate the suite's tasks in it: --tasks {','.join(in_suite)}")
+    raise KeyError(f"env: the model has no task recorded in {env_id!r} ({'; '.join(reasons)})")
 
 
 def resolve_model_tasks(

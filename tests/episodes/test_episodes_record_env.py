@@ -213,6 +213,11 @@ def test_a_stable_baselines3_model_records_as_the_expert(user_dir, capsys):
             ["--env", "CartPole-v1", "--env-kwargs", "[1]", "--policy", "my_policies:balance"],
             "env_kwargs: expected a JSON object",
         ),
+        (
+            ["--env", "CartPole-v1", "--env-kwargs", '{"nope": 1}', "--policy", "my_policies:balance"],
+            "env_kwargs: constructing 'CartPole-v1' with {'nope': 1} failed: CartPoleEnv.__init__() got an "
+            "unexpected keyword argument 'nope'",
+        ),
         (["--env", "CartPole-v1", "--policy", "my_policies:nothing"], "has no 'nothing'"),
         (["--env", "CartPole-v1", "--policy", "my_policies:VALUE"], "is not callable"),
         (["--env", "CartPole-v1", "--policy", "no_module_here:act"], "cannot import module 'no_module_here'"),

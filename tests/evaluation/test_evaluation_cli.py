@@ -170,6 +170,17 @@ def test_gato_eval_refuses_bad_values_naming_the_field(tiny_model_dir, tmp_path,
     assert "device: expected 'auto' or a torch device" in capsys.readouterr().err
 
 
+def test_gato_eval_env_of_a_model_with_only_suite_tasks_is_refused_not_replaced_by_the_default_suite(
+    tiny_model_dir, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    flags = ["--episodes", "1", "--max-steps", "1", "--output-dir", str(out), "--no-progress", "--no-text"]
+    assert main(["eval", "--model", tiny_model_dir, "--env", "CartPole-v1", *flags]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("gato eval: env: the model has no task recorded in 'CartPole-v1'")
+    assert len(error.splitlines()) == 1 and not out.exists()
+
+
 def test_gato_eval_on_a_folder_written_by_gato_train(tmp_path, capsys):
     from gato.episodes.generate import generate
 

@@ -134,6 +134,35 @@ def test_gato_eval_env_alone_evaluates_the_tasks_recorded_in_that_environment(tr
     assert [task["task"] for task in results["tasks"]] == ["my-cartpole"]
 
 
+def _eval_refusal(run, out, capsys, *flags) -> str:
+    """``gato eval`` of ``run`` with ``flags``: refused with status 2 and one line, nothing written."""
+    assert (
+        main(["eval", "--model", str(run), "--episodes", "1", "--output-dir", str(out), "--no-progress", *flags]) == 2
+    )
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1, error  # one line, no traceback
+    assert not out.exists()
+    return error
+
+
+def test_gato_eval_env_that_gymnasium_does_not_know_or_the_model_has_no_task_in_is_refused(trained_run, capsys):
+    root, run = trained_run
+    error = _eval_refusal(run, root / "typo", capsys, "--env", "CartPol-v1")
+    assert error.startswith("gato eval: env: 'CartPol-v1' is not a registered gymnasium environment")
+    assert "Did you mean: `CartPole`?" in error
+    error = _eval_refusal(run, root / "elsewhere", capsys, "--env", "Acrobot-v1")
+    assert error == (
+        "gato eval: env: the model has no task recorded in 'Acrobot-v1' (its own tasks: my-cartpole (CartPole-v1))"
+    )
+
+
+def test_gato_eval_env_kwargs_the_environment_does_not_take_are_refused(trained_run, capsys):
+    root, run = trained_run
+    error = _eval_refusal(run, root / "nope", capsys, "--env", "CartPole-v1", "--env-kwargs", '{"nope": 1}')
+    assert error.startswith("gato eval: env_kwargs: constructing 'CartPole-v1' with {'nope': 1} failed: ")
+    assert "got an unexpected keyword argument 'nope'" in error
+
+
 def test_load_agent_plays_the_recorded_task_by_name(trained_run):
     from gato.pipelines import load_agent
 

@@ -139,3 +139,61 @@ def test_generalist_and_held_out_split_the_full_suite_one_held_out_task_per_doma
     domains = [get_task(name).domain for name in held_out]
     assert sorted(domains) == sorted({task.domain for task in list_tasks()})  # each domain once, none missed
     assert [task.name for task in resolve_tasks("held_out")] == list(HELD_OUT_TASKS)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "hint"),
+    [
+        ("CartPol-v1", "Did you mean: `CartPole`?"),
+        ("CartPole-v9", "`v9`"),
+        ("NoSuchNamespace/Thing-v0", "NoSuchNamespace"),
+    ],
+)
+def test_an_id_gymnasium_does_not_register_is_refused_naming_env(env_id, hint):
+    with pytest.raises(ValueError, match=rf"^env: '{env_id}' is not a registered gymnasium environment") as error:
+        registry.check_env_id(env_id)
+    assert hint in str(error.value) and len(str(error.value).splitlines()) == 1  # gymnasium's own hint, on one line
+
+
+def test_ids_that_gym_make_takes_pass_the_check():
+    for env_id in ("CartPole-v1", "CartPole", "gymnasium.envs.classic_control:CartPole-v1"):
+        assert registry.check_env_id(env_id) == env_id
+    with pytest.raises(ValueError, match=r"^env: 'no_module_here:Thing-v0': cannot import 'no_module_here'"):
+        registry.check_env_id("no_module_here:Thing-v0")
+
+
+def test_a_keyword_the_environment_does_not_take_is_refused_naming_env_kwargs():
+    with pytest.raises(ValueError) as error:
+        registry.make_gym_env("CartPole-v1", {"nope": 1})
+    message = str(error.value)
+    assert message.startswith("env_kwargs: constructing 'CartPole-v1' with {'nope': 1} failed: ")
+    assert "got an unexpected keyword argument 'nope'" in message and len(message.splitlines()) == 1
+
+
+def _broken_env(**kwargs):
+    raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+
+def test_a_type_error_that_is_not_about_the_arguments_is_not_blamed_on_them():
+    import gymnasium as gym
+
+    gym.register(id="GatoTestBrokenEnv-v0", entry_point=_broken_env)
+    try:
+        with pytest.raises(TypeError, match="unsupported operand"):
+            registry.make_gym_env("GatoTestBrokenEnv-v0", {"size": 3})
+    finally:
+        del gym.registry["GatoTestBrokenEnv-v0"]
+
+
+def test_an_environment_the_model_has_no_task_in_is_refused_naming_env_and_the_way_out():
+    own = TaskSpec("my-cartpole", get_task("cartpole").spec.observations, get_task("cartpole").spec.action)
+    own = TaskSpec(own.name, own.observations, own.action, extra={"env_id": "CartPole-v1"})
+    suite_only = {"cartpole": get_task("cartpole").spec, "acrobot": get_task("acrobot").spec}
+    with pytest.raises(KeyError) as error:
+        registry.tasks_for_env(suite_only, "CartPole-v1")
+    message = error.value.args[0]
+    assert message.startswith("env: the model has no task recorded in 'CartPole-v1'")
+    assert "--tasks cartpole" in message and "acrobot" not in message
+    with pytest.raises(KeyError, match=r"'Acrobot-v1'.*my-cartpole \(CartPole-v1\)"):
+        registry.tasks_for_env({**suite_only, "my-cartpole": own}, "Acrobot-v1")
+    assert registry.tasks_for_env({**suite_only, "my-cartpole": own}, "CartPole-v1") == ["my-cartpole"]
