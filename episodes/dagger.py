@@ -148,7 +148,7 @@ def finished_dagger_split(path: Path, generation: dict[str, Any], overwrite: boo
 
     raise ValueError(
         f"out: {path} exists and holds other DAgger episodes ({describe(stored)}; asked: {describe(generation)}); "
-        "choose another --out or --dagger-round, or pass overwrite"
+        "choose another --out or --dagger-round, or pass --overwrite (overwrite=True)"
     )
 
 

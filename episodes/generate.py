@@ -164,12 +164,12 @@ def _finished_task(path: Path, task: Task, seed: int, episodes: int, overwrite: 
         raise ValueError(
             f"{path}: holds {task.name!r} episodes recorded with another spec than this version's (stored → now: "
             + "; ".join(encoding)
-            + "); choose another --out or pass overwrite to record them again"
+            + "); choose another --out or pass --overwrite (overwrite=True) to record them again"
         )
     raise ValueError(
         f"{path}: holds {len(stored)} episodes of {task.name!r} from another generation (seed, episode count or "
         f"action noise {stored_action_noise(path)} differ from seed={seed}, episodes_per_task={episodes}, "
-        f"action_noise={noise}); choose another --out or pass overwrite"
+        f"action_noise={noise}); choose another --out or pass --overwrite (overwrite=True)"
     )
 
 

@@ -275,7 +275,9 @@ class EpisodeWriter:
         self.partial = self.path.with_name(self.path.name + ".partial")
         if self.path.exists():
             if not overwrite:
-                raise ValueError(f"{self.path}: already exists; pass overwrite=True or choose another path")
+                raise ValueError(
+                    f"{self.path}: already exists; pass --overwrite (overwrite=True) or choose another path"
+                )
             shutil.rmtree(self.path)
         self._buffer: list[dict[str, Any]] = []
         self._buffer_bytes = 0

@@ -207,6 +207,8 @@ def read_results(path: str | Path) -> dict[str, Any]:
     check_results(results, file)
     for index, task in enumerate(results["tasks"]):
         _check_task(task, f"{file}: tasks[{index}] ({task['task']})")
+    if results.get("model") in (None, "", "."):  # evaluated in place (`gato eval --model .`): name its folder
+        results = {**results, "model": str(file.parent)}
     return results
 
 

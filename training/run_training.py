@@ -91,7 +91,7 @@ def select_task_episodes(sources: list[MixtureSource], task_episodes: dict[str, 
         available = len(by_name[name].dataset)
         if episodes > available:
             raise ValueError(
-                f"task_episodes: {name}={episodes}, but its training split holds {available} episodes "
+                f"task_episodes: {name}={episodes}, but its training split holds {available} episode{'' if available == 1 else 's'} "
                 "(after the validation hold-out, validation_fraction); generate more or ask for fewer"
             )
     return [

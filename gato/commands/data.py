@@ -1,4 +1,4 @@
-"""``gato data list`` and ``gato data generate``: thin wrappers over :mod:`gato.episodes`, the suite and (DAgger
+"""``gato data list``, ``gato data generate`` and ``gato data record``: thin wrappers over :mod:`gato.episodes`, the suite and (DAgger
 episodes, ``--dagger-model``) :mod:`gato.episodes.dagger`, the model acting through
 ``gato.evaluation.run_evaluation.AgentFactory``."""
 
@@ -27,7 +27,7 @@ class GenerateConfig:
     """What ``gato data generate`` records.
 
     Args:
-        tasks: a suite (default, full), a domain, or comma-separated task names; with --plan, which of the plan's
+        tasks: a suite (default, full, generalist, held_out), a domain, or comma-separated task names; with --plan, which of the plan's
             tasks to record (default: the default suite; with --plan, every task the plan names).
         episodes_per_task: episodes recorded per task (default: none; required unless --plan).
         plan: record the data plan of this YAML file: per-task episodes and action noise, captions, text
@@ -78,7 +78,12 @@ _GENERATE_FLAGS = []
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "data", help="list and generate episode datasets", description=__doc__, formatter_class=HelpFormatter
+        "data",
+        help="list and generate episode datasets",
+        description="Episode datasets: `gato data list` shows the built-in tasks and suites, `gato data generate`\n"
+        "records the suite's expert episodes (and captions, text, DAgger episodes), `gato data record` records\n"
+        "episodes of your own gymnasium environment and policy.",
+        formatter_class=HelpFormatter,
     )
     parser.set_defaults(handler=lambda args: (parser.print_help(), 0)[1], parser=parser)
     commands = parser.add_subparsers(dest="data_command", metavar="{list,generate,record}")

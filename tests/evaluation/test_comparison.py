@@ -147,6 +147,14 @@ def test_read_results_names_the_path_and_what_it_expected(tmp_path):
             read_results(tmp_path)
 
 
+def test_results_of_a_folder_evaluated_in_place_are_named_by_their_folder(tmp_path):
+    # `gato eval --model .` (as the shipped folder was) records the model as "."; the comparison names the folder.
+    (tmp_path / "eval_results.json").write_text(json.dumps(_results(_task("a", "d", [0.5]), model=".")))
+    assert read_results(tmp_path)["model"] == str(tmp_path)
+    (tmp_path / "eval_results.json").write_text(json.dumps(_results(_task("a", "d", [0.5]), model="runs/x")))
+    assert read_results(tmp_path)["model"] == "runs/x"
+
+
 def test_gato_compare_prints_the_tables_and_writes_them(tmp_path, capsys):
     for name, scores in (("old", [0.1, 0.2, 0.3]), ("new", [0.7, 0.8, 0.9])):
         (tmp_path / name).mkdir()
