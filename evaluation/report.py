@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -361,12 +362,27 @@ def write_results(results: Mapping[str, Any], output_dir: str | Path) -> dict[st
     return paths
 
 
-def print_results(results: Mapping[str, Any]) -> None:
-    """The task and domain tables (and caption/text figures) in the terminal, with rich."""
+# Rich lays tables out for 80 columns where stdout is no terminal (a log file, a pipe) and then cuts every cell
+# ("acrob…", "norm…"); a log gets this width instead: tables still take only the width they need.
+LOG_WIDTH = 240
+
+
+def terminal_console() -> Any:
+    """A ``rich.console.Console`` for the command's tables: the terminal's width, or ``LOG_WIDTH`` when the output
+    goes to a file or a pipe (unless ``COLUMNS`` says otherwise)."""
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=LOG_WIDTH)
+    return console
+
+
+def print_results(results: Mapping[str, Any]) -> None:
+    """The task and domain tables (and caption/text figures) in the terminal, with rich."""
+    from rich.table import Table
+
+    console = terminal_console()
     if results["tasks"]:
         for title, header, rows in (
             ("control tasks", TASK_HEADER, task_rows(results)),

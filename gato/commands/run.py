@@ -73,10 +73,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\ngato run: interrupted; run the same command again to continue where it stopped", file=sys.stderr)
         return 130
-    from rich.console import Console
     from rich.table import Table
 
-    from gato.evaluation.report import print_results
+    from gato.evaluation.report import print_results, terminal_console
     from gato.hub_cards.model_card import format_duration, format_peak_rss
 
     print_results(result.results)
@@ -98,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         format_duration(result.cpu_seconds),
         format_peak_rss(dataclasses.asdict(result.stages[-1])) if result.stages else "—",
     )
-    Console().print(table)
+    terminal_console().print(table)
     print(
         f"Hub-ready folder: {result.output_dir}  (model card {result.output_dir}/README.md; "
         f"upload with `gato push {result.output_dir} --repo-id ORG/NAME`)"

@@ -132,3 +132,16 @@ def test_report_shows_the_statistics_table_and_writes_the_profile_plot(tmp_path)
     old = {**results, "statistics": None}
     assert statistics_rows(old) == [] and "IQM" not in markdown_report(old)
     assert "profile" not in write_results(old, tmp_path / "old")
+
+
+def test_tables_printed_to_a_log_or_a_pipe_keep_every_cell_whole(capsys, monkeypatch):
+    # Under pytest stdout is no terminal, as in `gato eval ... > eval.log`: rich would lay out 80 columns and cut.
+    from gato.evaluation.report import print_results
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    results = _results([_task("babyai_rgb_put_next_local", "babyai_rgb", [0.0, 5.0, 10.0, 10.0])])
+    print_results({**results, "captions": None, "captions_test": None, "text": None})
+    printed = capsys.readouterr().out
+    assert "…" not in printed
+    for cell in ("babyai_rgb_put_next_local", "normalized", "optimality gap", "62% [25, 100]"):
+        assert cell in printed, cell
