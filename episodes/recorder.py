@@ -142,7 +142,13 @@ def record_episode(
         env_action = policy(observation)
         actions.append(np.asarray(from_env_action(env_action)).reshape(spec.action.size))
         executed = execute(env_action, observation) if execute else env_action
-        observation, reward, terminated, truncated, _ = env.step(executed)
+        try:
+            observation, reward, terminated, truncated, _ = env.step(executed)
+        except AssertionError as error:  # gymnasium's environments assert that an action is in their action space
+            raise ValueError(
+                f"{spec.name}: the environment refused the action {executed!r} at step {len(actions) - 1} "
+                f"({error}); expected an action of {getattr(env, 'action_space', 'its action space')}"
+            ) from error
         if callable(getattr(policy, "executed", None)):
             policy.executed(executed)
         rewards.append(float(reward))

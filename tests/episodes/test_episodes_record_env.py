@@ -220,6 +220,11 @@ def test_a_stable_baselines3_model_records_as_the_expert(user_dir, capsys):
         ),
         (["--env", "CartPole-v1", "--policy", "my_policies:nothing"], "has no 'nothing'"),
         (["--env", "CartPole-v1", "--policy", "my_policies:VALUE"], "is not callable"),
+        (
+            ["--env", "CartPole-v1", "--policy", "my_policies:right"],
+            "the environment refused the action 2 at step 0 (2 (<class 'int'>) invalid); expected an action of "
+            "Discrete(2)",
+        ),
         (["--env", "CartPole-v1", "--policy", "no_module_here:act"], "cannot import module 'no_module_here'"),
         (["--env", "CartPole-v1", "--policy", "my_policies"], "expected 'module:callable'"),
         (["--env", "CartPole-v1", "--policy", "my_policies:balance", "--name", "my task"], "name: expected letters"),
