@@ -65,9 +65,10 @@ class EvaluationConfig:
             logits are computed in float32 either way; bf16 chose the same greedy action as float32 for 98.4% of
             held-out action tokens (BENCHMARKS.md, "bf16 on the CPU").
         progress: show progress bars (the main process's).
-        env / env_kwargs: the gymnasium id (and its ``gym.make`` arguments, a JSON object) to play a task in that the
-            suite does not know but the model does (its ``task_specs.json``); default: the id its spec stores. With
-            ``tasks`` left at its default, ``env`` alone evaluates the model's tasks recorded in that id.
+        env: the gymnasium id to play a task in that the suite does not know but the model does (its
+            ``task_specs.json``); default: the id its spec stores. With ``tasks`` left at its default, ``env`` alone
+            evaluates the model's tasks recorded in that id.
+        env_kwargs: the ``gym.make`` arguments of ``env``'s environments, a JSON object (e.g. ``{"g": 9.81}``).
     """
 
     model: str
