@@ -382,8 +382,9 @@ def generate(
     """
     if episodes_per_task < 1:
         raise ValueError(f"episodes_per_task: expected ≥ 1, got {episodes_per_task}")
-    if workers < 1 or chunk_episodes < 1:
-        raise ValueError(f"workers and chunk_episodes: expected ≥ 1, got {workers} and {chunk_episodes}")
+    for name, value in (("workers", workers), ("chunk_episodes", chunk_episodes)):
+        if value < 1:
+            raise ValueError(f"{name}: expected ≥ 1, got {value}")
     task_list = resolve_tasks(tasks) if isinstance(tasks, str) else list(tasks)
     for task in task_list:  # before any work: a bad value would otherwise fail inside a worker
         check_action_noise(task.spec, action_noise)

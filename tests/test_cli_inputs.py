@@ -241,3 +241,10 @@ def test_every_command_refuses_with_one_line_and_status_2(error, capsys):
     # One helper prints every command's refusal: the command, then the message (a KeyError's without its quotes).
     assert refuse("gato train", error) == 2
     assert capsys.readouterr().err == "gato train: task_weights: no dataset named ['cartpol']\n"
+
+
+def test_data_generate_with_no_workers_names_only_the_flag_that_was_given(tmp_path, capsys):
+    argv = ["data", "generate", "--tasks", "cartpole", "--episodes-per-task", "1", "--out", str(tmp_path / "d")]
+    assert main([*argv, "--workers", "0"]) == 2
+    assert _error_line(capsys) == "gato data generate: workers: expected ≥ 1, got 0"
+    assert not (tmp_path / "d").exists()
