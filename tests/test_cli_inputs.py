@@ -248,3 +248,12 @@ def test_data_generate_with_no_workers_names_only_the_flag_that_was_given(tmp_pa
     assert main([*argv, "--workers", "0"]) == 2
     assert _error_line(capsys) == "gato data generate: workers: expected ≥ 1, got 0"
     assert not (tmp_path / "d").exists()
+
+
+def test_data_generate_with_empty_tasks_is_refused_not_read_as_the_default_suite(tmp_path, capsys):
+    argv = ["data", "generate", "--tasks", " ", "--episodes-per-task", "1", "--out", str(tmp_path / "d")]
+    assert main(argv) == 2
+    assert _error_line(capsys) == (
+        "gato data generate: tasks (--tasks): expected a suite, a domain or task names, got an empty string"
+    )
+    assert not (tmp_path / "d").exists()

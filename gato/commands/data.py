@@ -155,6 +155,8 @@ def generate_command(args: argparse.Namespace) -> int:
     config = config_from_flags(GenerateConfig(), args, _GENERATE_FLAGS)
     try:
         _check_paths(config)
+        if config.tasks is not None and not config.tasks.strip():  # `--tasks ""` (an unset shell variable)
+            raise ValueError("tasks (--tasks): expected a suite, a domain or task names, got an empty string")
     except ValueError as error:
         return refuse("gato data generate", error)
     set_threads(config.threads)
