@@ -54,11 +54,11 @@ def config_from_args(args: argparse.Namespace) -> MainJobConfig:
             data = dataclasses.replace(base.data, episodes_per_task=None, captions=None, text=None)
             base = dataclasses.replace(base, data=data)
     config = config_from_flags(base, args, _FLAGS)
-    config.validate()
     writable_folder(config.output_dir, "the Hub-ready output folder")
     writable_folder(config.data_path, "the data folder")
-    if config.train.training_config:
+    if config.train.training_config:  # read here first, so that a bad file is named as such, not by its parser
         yaml_mapping(config.train.training_config, "a YAML file of TrainingConfig fields")
+    config.validate()
     return config
 
 
