@@ -3,6 +3,7 @@
 import copy
 import dataclasses
 import difflib
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +49,9 @@ except ImportError:  # a remote-code folder (``write_remote_code``), loaded wher
 # Fields of earlier versions that nothing read (the text and continuous-value ranges are the processor's, in
 # `token_layout.py`): dropped when an old config.json is loaded.
 RETIRED_FIELDS: tuple[str, ...] = ("text_vocab_size", "continuous_offset", "continuous_bins")
+
+# Keywords PreTrainedConfig takes without a field of that name (it keeps them under a private one).
+_INIT_ONLY_KEYWORDS = ("attn_implementation", "experts_implementation")
 
 # GATO_SPEC.md section 6 (appendix C.1), plus a tiny shape for tests and CPU smoke runs.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -201,7 +205,14 @@ class GatoConfig(PreTrainedConfig):
     def check_fields(cls, values: Mapping[str, Any]) -> None:
         """Refuse names that are not fields of the config, naming them: a config takes any keyword and keeps it, so
         a typo (``hidden_sise=64``) would build the preset's size and save the typo beside it."""
-        known = {field.name for field in dataclasses.fields(cls)}
+        known = {field.name for field in dataclasses.fields(cls)} | set(_INIT_ONLY_KEYWORDS)
+        known |= {  # settable properties of PreTrainedConfig (output_attentions, num_labels, …)
+            name
+            for name in dir(cls)
+            if not name.startswith("_")
+            and isinstance(attribute := inspect.getattr_static(cls, name, None), property)
+            and attribute.fset is not None
+        }
         unknown = sorted(set(values) - known)
         if unknown:
             hints = [
