@@ -224,9 +224,7 @@ class MainJobConfig:
         self.task_names()  # an unknown --tasks name is refused before any work
         self.training().check_model_settings()  # as are a preset, a model field or a value training would refuse
         if self.train.task_weights is not None:
-            present = {*self.task_names(), *self._datasets_on_disk()}
-            present |= {"captions"} if plan.captions else set()
-            present |= {"text"} if plan.text else set()
+            present = {*self._generated_datasets(), *self._datasets_on_disk()}
             unknown = sorted(set(self.train.task_weights) - present)
             if unknown:
                 raise ValueError(
@@ -278,9 +276,13 @@ class MainJobConfig:
         tasks, ``captions`` and ``text`` when generated), as the mixture refuses weights of absent datasets."""
         if self.train.task_weights is not None:
             return dict(self.train.task_weights)
-        plan = self.data_plan()
-        present = {*self.task_names(), *(["captions"] if plan.captions else []), *(["text"] if plan.text else [])}
+        present = self._generated_datasets()
         return {name: weight for name, weight in DEFAULT_TASK_WEIGHTS.items() if name in present}
+
+    def _generated_datasets(self) -> set[str]:
+        """The datasets the data stage writes: the tasks, and ``captions`` / ``text`` when the plan asks for them."""
+        plan = self.data_plan()
+        return {*self.task_names(), *(["captions"] if plan.captions else []), *(["text"] if plan.text else [])}
 
     @property
     def data_path(self) -> Path:
